@@ -1,0 +1,126 @@
+// `cvnode bench PROBLEM.h5`: one gradient of a ../shared/bench problem, timed, compared with its
+// reference, printed as the JSON line that ../shared/bench/README.md describes.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "cvnode/batch.h"
+#include "cvnode/bench_problem.h"
+#include "cvnode/errors.h"
+
+namespace cvnode::app {
+
+namespace {
+
+struct BenchArgs {
+  std::string file;
+  std::string method = "adams";
+  std::string linear_solver = "dense";
+  double rtol = 1e-6;
+  double atol = -1;
+  int repeats = 5;
+  int threads = 1;
+  int checkpoint_steps = 100;
+  bool polynomial = false;
+  bool no_quad_errcon = false;
+  bool json = false;
+};
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+void run(const BenchArgs& a) {
+  const BenchProblem p = BenchProblem::load(a.file);
+  const Mlp mlp(p.spec);
+  SolverOptions opt;
+  opt.method = parse_method(a.method);
+  if (a.linear_solver == "gmres") opt.linear_solver = LinearSolver::Gmres;
+  else if (a.linear_solver != "dense")
+    throw OptionsError("--linear-solver = '" + a.linear_solver + "' (expected dense or gmres)");
+  opt.rtol = a.rtol;
+  opt.atol = a.atol > 0 ? a.atol : a.rtol;
+  opt.checkpoint_steps = a.checkpoint_steps;
+  opt.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
+  opt.quadrature_error_control = !a.no_quad_errcon;
+  if (a.repeats < 1) throw OptionsError("--repeats = " + std::to_string(a.repeats) + " must be >= 1");
+  BatchSolver solver(mlp, opt, a.threads);
+
+  std::vector<double> ms;
+  BatchGradient g;
+  for (int r = 0; r < a.repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    g = solver.gradient(p.theta, p.trajectories, p.loss);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                          : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+  const double grad_err = (g.theta - p.ref_grad).norm() / p.ref_grad.norm();
+  const double loss_err = std::abs(g.loss - p.ref_loss) / std::abs(p.ref_loss);
+
+  nlohmann::json j;
+  j["problem"] = p.name;
+  j["method"] = a.method;
+  j["linear_solver"] = a.linear_solver;
+  j["rtol"] = opt.rtol;
+  j["atol"] = opt.atol;
+  j["threads"] = solver.threads();
+  j["runs"] = a.repeats;
+  j["ms_median"] = median;
+  j["ms_min"] = sorted.front();
+  j["nfe_fwd"] = g.nfe_forward;
+  j["nfe_bwd"] = g.nfe_backward;
+  j["steps_fwd"] = g.forward.steps;
+  j["steps_bwd"] = g.backward.steps;
+  j["loss"] = g.loss;
+  j["ref_loss"] = p.ref_loss;
+  j["loss_rel_err"] = loss_err;
+  j["grad_rel_err"] = grad_err;
+  j["checkpoint_steps"] = opt.checkpoint_steps;
+  j["quad_errcon"] = opt.quadrature_error_control;
+  j["peak_rss_mb"] = peak_rss_mb();
+  if (a.json) {
+    std::cout << j.dump() << std::endl;
+    return;
+  }
+  std::cout << p.name << " (" << p.about << ")\n"
+            << "  method " << a.method << ", rtol " << opt.rtol << ", atol " << opt.atol << ", "
+            << solver.threads() << " thread(s)\n"
+            << "  loss " << g.loss << " (reference " << p.ref_loss << ", relative error " << loss_err << ")\n"
+            << "  gradient relative error against the reference: " << grad_err << "\n"
+            << "  time per gradient: median " << median << " ms, min " << sorted.front() << " ms over "
+            << a.repeats << " runs\n"
+            << "  NFE forward " << g.nfe_forward << ", backward " << g.nfe_backward << "\n";
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Gradient of a benchmark problem against its reference");
+  cmd->add_option("problem", args->file, "Problem file (../shared/bench/B1.h5 ...)")->required();
+  cmd->add_option("--method", args->method, "adams or bdf")->check(CLI::IsMember({"adams", "bdf"}))->capture_default_str();
+  cmd->add_option("--linear-solver", args->linear_solver, "dense or gmres (Newton iteration)")
+      ->check(CLI::IsMember({"dense", "gmres"}))->capture_default_str();
+  cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str();
+  cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)");
+  cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();
+  cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str();
+  cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");
+  cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");
+  cmd->add_flag("--json", args->json, "Print one JSON line");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace cvnode::app

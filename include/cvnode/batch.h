@@ -1,0 +1,51 @@
+// Gradients of a batch of trajectories, in parallel over OpenMP threads, summed in series order
+// so that the result is bit-identical for every thread count.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cvnode/solver.h"
+
+namespace cvnode {
+
+struct SeriesFailure {
+  int series;       // index in the batch
+  int flag;         // CVODES flag (0 for a non-solver error)
+  double time;      // time reached
+  std::string message;
+};
+
+struct BatchGradient {
+  double loss = 0;
+  Vector theta;                // summed over the series that succeeded
+  std::vector<Vector> z0;      // per series (empty vector for a failed one)
+  std::vector<Matrix> states;  // per series predictions at its observation times
+  std::vector<double> series_loss;
+  SolverStats forward, backward;
+  long nfe_forward = 0, nfe_backward = 0;
+  std::vector<SeriesFailure> failures;
+};
+
+class BatchSolver {
+ public:
+  // threads <= 0: OpenMP's default.
+  BatchSolver(const Dynamics& dynamics, const SolverOptions& options, int threads = 1);
+  ~BatchSolver();
+  int threads() const { return static_cast<int>(solvers_.size()); }
+
+  // With skip_failures false the first failing series (in series order) is rethrown; with true,
+  // failures are listed and left out of the sums.
+  BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                         const Loss& loss, const RunningCost* running_cost = nullptr,
+                         bool skip_failures = false);
+
+  // Per-series forward solves at the series' own observation times (plus t_end if later).
+  std::vector<Solution> solve(ConstVectorRef theta, const std::vector<Trajectory>& batch);
+
+ private:
+  std::vector<std::unique_ptr<Solver>> solvers_;
+};
+
+}  // namespace cvnode

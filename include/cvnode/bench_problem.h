@@ -1,0 +1,28 @@
+// A gradient benchmark problem of ../shared/bench (one HDF5 file): network, initial states,
+// observation times, targets, loss, and an independent reference loss and gradient.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cvnode/loss.h"
+#include "cvnode/mlp.h"
+#include "cvnode/observations.h"
+
+namespace cvnode {
+
+struct BenchProblem {
+  std::string name, about, reference;
+  std::string loss_name;
+  MlpSpec spec;
+  Vector theta;                          // [W1 row-major, b1, W2 row-major, b2, ...]
+  std::vector<Trajectory> trajectories;  // one per initial state; t[0] is t0 and observed
+  Loss loss;
+  double ref_loss = 0;
+  Vector ref_grad;
+
+  // Throws DataError naming the file and the field for anything missing or inconsistent.
+  static BenchProblem load(const std::string& path);
+};
+
+}  // namespace cvnode

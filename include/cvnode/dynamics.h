@@ -1,0 +1,51 @@
+// The one interface every right-hand side implements: neural networks, known physics, hybrids
+// and a user's own C++ models alike. The solver layer sees nothing else of a model.
+#pragma once
+
+#include <Eigen/Core>
+
+namespace cvnode {
+
+using Vector = Eigen::VectorXd;
+using Matrix = Eigen::MatrixXd;
+using VectorRef = Eigen::Ref<Eigen::VectorXd>;
+using ConstVectorRef = Eigen::Ref<const Eigen::VectorXd>;
+using MatrixRef = Eigen::Ref<Eigen::MatrixXd>;
+
+// dz/dt = f(t, z; theta) with its first derivatives.
+//
+// Contract for implementations:
+//  * Every method is const and thread-safe: one Dynamics is shared by all threads, and the
+//    parameters theta are passed in, never stored, so an optimizer can update them between calls.
+//  * Scratch memory belongs to the caller: `work` holds at least workspace_size() doubles and is
+//    never shared between concurrent calls. No method allocates on the heap.
+//  * Outputs are overwritten, never accumulated into.
+class Dynamics {
+ public:
+  virtual ~Dynamics() = default;
+
+  virtual int state_size() const = 0;
+  virtual int param_size() const = 0;
+  // Doubles of scratch memory each call needs.
+  virtual int workspace_size() const = 0;
+
+  // f = f(t, z; theta).
+  virtual void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f,
+                   VectorRef work) const = 0;
+
+  // Vector-Jacobian products: a_dfdz = (df/dz)^T a and a_dfdtheta = (df/dtheta)^T a.
+  // An a_dfdtheta of size 0 asks for the state part only (the Krylov and Jacobian-free paths
+  // of the backward problem need no parameter part).
+  virtual void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a,
+                   VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const = 0;
+
+  // Dense Jacobian J = df/dz (state_size x state_size), for Newton's method in BDF.
+  virtual void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J,
+                        VectorRef work) const = 0;
+
+  // Jacobian-vector product Jv = (df/dz) v, for matrix-free Krylov solvers.
+  virtual void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v,
+                   VectorRef Jv, VectorRef work) const = 0;
+};
+
+}  // namespace cvnode

@@ -1,0 +1,77 @@
+// Multilayer perceptron dynamics: f(t, z) = W_L s(... s(W_1 [z; t] + b_1) ...) + b_L - k .* z.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cvnode/activation.h"
+#include "cvnode/dynamics.h"
+
+namespace cvnode {
+
+struct MlpSpec {
+  // Widths from input to output, e.g. {2, 50, 2}. The first and last equal the state size
+  // (the first does not count the time input).
+  std::vector<int> layers;
+  // Applied after every hidden layer, never after the last one.
+  Activation activation = Activation::Tanh;
+  // Feed t to the first layer as an extra input (W_1 then has layers[0] + 1 columns).
+  bool time_input = false;
+  // Optional fixed elementwise linear decay k (size state_size, or empty for none): the
+  // dynamics become MLP(z) - k .* z, a stiff term the network need not learn.
+  Vector k_diag;
+
+  // Empty when valid, else a readable reason.
+  std::string validate() const;
+};
+
+enum class Init {
+  Glorot,      // uniform in +-sqrt(6 / (fan_in + fan_out)), zero biases
+  He,          // normal with std sqrt(2 / fan_in), zero biases
+  PyTorch,     // uniform in +-1/sqrt(fan_in) for weights and biases (torch.nn.Linear)
+  SmallOutput  // Glorot, then the last layer scaled by 0.1: starts near f = 0
+};
+
+class Mlp final : public Dynamics {
+ public:
+  // Throws std::invalid_argument with the reason from MlpSpec::validate().
+  explicit Mlp(MlpSpec spec);
+
+  const MlpSpec& spec() const { return spec_; }
+  int state_size() const override { return spec_.layers.front(); }
+  int param_size() const override { return n_params_; }
+  int workspace_size() const override { return n_work_; }
+
+  // theta = [W_1 row-major, b_1, W_2 row-major, b_2, ...], the layout of torch's state_dict
+  // and of ../shared/bench. Deterministic for a given seed.
+  Vector initial_parameters(Init scheme, std::uint64_t seed) const;
+  // Offset of W_l (l = 0 for the first layer) and of b_l in theta.
+  int weight_offset(int layer) const { return w_off_[layer]; }
+  int bias_offset(int layer) const { return b_off_[layer]; }
+
+  void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f,
+           VectorRef work) const override;
+  void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+           VectorRef a_dfdtheta, VectorRef work) const override;
+  void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J,
+                VectorRef work) const override;
+  void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+           VectorRef work) const override;
+
+ private:
+  // Runs the layers, leaving pre-activations u_l and outputs x_l in work; returns nothing since
+  // the caller reads the last layer's output from work.
+  void forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work) const;
+
+  MlpSpec spec_;
+  int n_in_ = 0;  // first layer's input width: state size, plus one with time input
+  int n_params_ = 0;
+  int n_work_ = 0;
+  std::vector<int> w_off_, b_off_;  // parameter offsets per layer
+  std::vector<int> x_off_, u_off_;  // workspace offsets: x_0 (input) .. x_L, u_1 .. u_L
+  int g_off_ = 0, g2_off_ = 0;      // two backward buffers of the widest layer
+  int m_off_ = 0, m2_off_ = 0;      // two (widest x n) buffers for the Jacobian
+};
+
+}  // namespace cvnode

@@ -1,0 +1,30 @@
+// One series to fit: its initial condition and its measurements at irregular times.
+#pragma once
+
+#include <limits>
+#include <string>
+
+#include "cvnode/dynamics.h"
+
+namespace cvnode {
+
+struct Trajectory {
+  double t0 = 0;
+  Vector z0;
+  // Strictly increasing observation times, each >= t0. An observation at t0 compares z0 itself.
+  Vector times;
+  // values(k, i): measurement of state component i at times[k]. Its columns are the first
+  // values.cols() state components (the others, e.g. augmented dimensions, are unobserved).
+  Matrix values;
+  // Optional, same shape as values: 1 = observed, 0 = missing. Empty means all observed.
+  Matrix mask;
+  // End of the running-cost integral; NaN means the last observation time (or t0 if none).
+  double t_end = std::numeric_limits<double>::quiet_NaN();
+
+  int observed_entries() const;  // entries that enter the loss
+  double horizon() const;        // max(t_end, last time)
+  // Empty when consistent with a state of size n, else a readable reason.
+  std::string validate(int state_size) const;
+};
+
+}  // namespace cvnode

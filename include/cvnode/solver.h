@@ -1,0 +1,61 @@
+// Forward solves and adjoint gradients of one trajectory at a time, on CVODES.
+//
+// A Solver owns one CVODES instance (solver memory, vectors, linear solver, checkpoint store)
+// sized for its Dynamics and reuses it from call to call; it is not thread-safe, so give each
+// thread its own (BatchSolver does). The Dynamics is shared and must outlive the Solver.
+#pragma once
+
+#include <memory>
+
+#include "cvnode/dynamics.h"
+#include "cvnode/loss.h"
+#include "cvnode/observations.h"
+#include "cvnode/running_cost.h"
+#include "cvnode/solver_options.h"
+#include "cvnode/solver_stats.h"
+
+namespace cvnode {
+
+struct Solution {
+  Vector times;
+  Matrix states;  // states.row(k) = z(times[k])
+  SolverStats stats;
+  long nfe = 0;   // right-hand-side calls
+};
+
+struct Gradient {
+  double loss = 0;        // sum of the observation terms plus the running-cost integral
+  Vector theta;           // dLoss/dtheta
+  Vector z0;              // dLoss/dz0
+  Matrix states;          // z at the trajectory's observation times (rows), as predicted
+  SolverStats forward, backward;
+  long nfe_forward = 0;   // right-hand-side calls, including recomputation between checkpoints
+  long nfe_backward = 0;  // vector-Jacobian products of the backward pass
+};
+
+class Solver {
+ public:
+  // Throws OptionsError if the options do not fit the dynamics.
+  Solver(const Dynamics& dynamics, const SolverOptions& options);
+  ~Solver();
+  Solver(const Solver&) = delete;
+  Solver& operator=(const Solver&) = delete;
+
+  const SolverOptions& options() const;
+
+  // States at `times` (non-decreasing, each >= t0; a time equal to t0 returns z0).
+  Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times);
+
+  // Loss and its gradient by the CVODES adjoint method: forward with checkpoints to the last
+  // time, then backward, adding dl_k/dz(t_k) to the adjoint at every observation time; the
+  // theta-gradient is a backward quadrature. `scale` multiplies every observation term (the mean
+  // losses pass 1 / observed entries of the whole batch). Throws SolverError on solver failure.
+  Gradient gradient(ConstVectorRef theta, const Trajectory& trajectory, const Loss& loss,
+                    double scale = 1.0, const RunningCost* running_cost = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cvnode

@@ -1,0 +1,73 @@
+// How CVODES integrates the forward and the adjoint problem. Every field has a documented
+// default; validate() says in words what is wrong before any solve starts.
+#pragma once
+
+#include <string>
+
+#include "cvnode/dynamics.h"
+
+namespace cvnode {
+
+enum class Method {
+  Adams,  // variable-order Adams-Moulton (orders 1-12): non-stiff problems, cheapest per step
+  Bdf     // backward differentiation formulas (orders 1-5): stiff problems, needs a linear solver
+};
+
+enum class NonlinearSolver {
+  Auto,        // fixed point for Adams, Newton for BDF: the textbook pairing
+  Newton,      // Newton iteration with the linear solver below
+  FixedPoint   // functional iteration, no Jacobian: only for non-stiff problems
+};
+
+enum class LinearSolver {
+  Dense,  // dense LU of I - gamma J with the analytic Jacobian of the Dynamics
+  Gmres   // matrix-free GMRES with exact Jacobian-vector products: large states
+};
+
+enum class Interpolation {
+  Hermite,    // cubic Hermite between checkpointed steps: cheap, the SUNDIALS default
+  Polynomial  // the forward method's own polynomial: more memory, no better here (FACTS.md)
+};
+
+struct SolverOptions {
+  Method method = Method::Adams;
+  NonlinearSolver nonlinear_solver = NonlinearSolver::Auto;
+  LinearSolver linear_solver = LinearSolver::Dense;
+  int gmres_max_krylov = 0;  // Krylov dimension; 0 = SUNDIALS' default (5)
+
+  double rtol = 1e-6;
+  double atol = 1e-8;      // scalar absolute tolerance, used when atol_vector is empty
+  Vector atol_vector;      // per-component absolute tolerance (state_size), optional
+  // Absolute tolerance of the adjoint a = dLoss/dz; < 0 means "same as atol" (scalar).
+  double adjoint_atol = -1;
+  // Whether the theta-gradient quadrature enters the backward error test. Measured with a plain
+  // CVODES prototype: on the stiff B3 problem the gradient was ~500 times, on B1 ~4 times more
+  // accurate at the same rtol, for ~2% more backward evaluations. Off is cheaper per step but
+  // then the gradient's accuracy is not controlled at all.
+  bool quadrature_error_control = true;
+  double quadrature_rtol = -1;  // < 0 means "same as rtol"
+  double quadrature_atol = -1;  // < 0 means "same as atol" (scalar)
+
+  long max_steps = 100000;  // per output interval (between two observation times)
+  double initial_step = 0;  // 0 = CVODES estimates it
+  double max_step = 0;      // 0 = unbounded
+  double min_step = 0;
+  int max_order = 0;        // 0 = the method's maximum (Adams 12, BDF 5)
+
+  // Steps between two checkpoints of the forward solution, for the adjoint pass. More saves
+  // memory (each checkpoint is a few KiB); fewer saves recomputation. 10 made a long backward
+  // pass 2.7 times slower than 100 in a plain prototype.
+  int checkpoint_steps = 100;
+  Interpolation interpolation = Interpolation::Hermite;
+
+  // Empty when valid, else one sentence naming the option and its value.
+  // state_size > 0 also checks atol_vector's length.
+  std::string validate(int state_size = 0) const;
+  // validate(), throwing cvnode::OptionsError with the reason.
+  void check(int state_size = 0) const;
+};
+
+const char* method_name(Method m);
+Method parse_method(const std::string& name);  // "adams" | "bdf"; throws OptionsError
+
+}  // namespace cvnode

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages cvnode builds, tests and plots with. Idempotent: installs only
+# what is missing, so a second run costs a dpkg query and nothing else.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  libsundials-dev libeigen3-dev libhdf5-dev hdf5-tools
+  libboost-test-dev libopenmpi-dev openmpi-bin
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
+  gnuplot-nox
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,17 @@
+// Elementwise activation kernels over Eigen arrays: values and derivatives, no allocation.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "cvnode/activation.h"
+
+namespace cvnode::detail {
+
+using ArrayMap = Eigen::Map<Eigen::ArrayXd>;
+
+// x = s(u).
+void activate(Activation a, const ArrayMap& u, ArrayMap x);
+// d = s'(u), given u and x = s(u).
+void activate_derivative(Activation a, const ArrayMap& u, const ArrayMap& x, ArrayMap d);
+
+}  // namespace cvnode::detail

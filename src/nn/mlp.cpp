@@ -1,0 +1,231 @@
+#include "cvnode/mlp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "nn/activation_kernels.h"
+#include "nn/random.h"
+
+namespace cvnode {
+
+namespace {
+using RowMajorMap = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using RowMajorMapMut = Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using VecMap = Eigen::Map<Eigen::VectorXd>;
+using detail::ArrayMap;
+}  // namespace
+
+std::string MlpSpec::validate() const {
+  if (layers.size() < 2) return "an MLP needs at least an input and an output width (layers = [n, ..., n])";
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i] < 1) return "layer width " + std::to_string(i) + " is " + std::to_string(layers[i]) + "; widths must be >= 1";
+  if (layers.front() != layers.back())
+    return "first and last widths must both equal the state size: got " + std::to_string(layers.front()) +
+           " and " + std::to_string(layers.back());
+  if (k_diag.size() != 0 && k_diag.size() != layers.front())
+    return "k_diag has " + std::to_string(k_diag.size()) + " entries, the state has " + std::to_string(layers.front());
+  if (k_diag.size() != 0 && !k_diag.allFinite()) return "k_diag is not finite";
+  return {};
+}
+
+Mlp::Mlp(MlpSpec spec) : spec_(std::move(spec)) {
+  if (std::string why = spec_.validate(); !why.empty()) throw std::invalid_argument(why);
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = spec_.layers.front();
+  n_in_ = n + (spec_.time_input ? 1 : 0);
+  int off = 0, wmax = n_in_;
+  for (int l = 0; l < L; ++l) {
+    const int in = l == 0 ? n_in_ : spec_.layers[l];
+    const int out = spec_.layers[l + 1];
+    w_off_.push_back(off);
+    off += in * out;
+    b_off_.push_back(off);
+    off += out;
+    wmax = std::max(wmax, out);
+  }
+  n_params_ = off;
+  // Workspace: x_0, then (u_l, x_l) per layer, then two width buffers and two Jacobian buffers.
+  int w = 0;
+  x_off_.push_back(w);
+  w += n_in_;
+  u_off_.push_back(-1);
+  for (int l = 1; l <= L; ++l) {
+    u_off_.push_back(w);
+    w += spec_.layers[l];
+    x_off_.push_back(w);
+    w += spec_.layers[l];
+  }
+  g_off_ = w;
+  w += wmax;
+  g2_off_ = w;
+  w += wmax;
+  m_off_ = w;
+  w += wmax * n;
+  m2_off_ = w;
+  w += wmax * n;
+  n_work_ = w;
+}
+
+Vector Mlp::initial_parameters(Init scheme, std::uint64_t seed) const {
+  detail::Rng rng(seed);
+  Vector theta = Vector::Zero(n_params_);
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  for (int l = 0; l < L; ++l) {
+    const int in = l == 0 ? n_in_ : spec_.layers[l];
+    const int out = spec_.layers[l + 1];
+    double* W = theta.data() + w_off_[l];
+    double* b = theta.data() + b_off_[l];
+    switch (scheme) {
+      case Init::Glorot:
+      case Init::SmallOutput: {
+        const double r = std::sqrt(6.0 / (in + out));
+        const double s = (scheme == Init::SmallOutput && l == L - 1) ? 0.1 : 1.0;
+        for (int i = 0; i < in * out; ++i) W[i] = s * r * (2 * rng.uniform() - 1);
+        break;
+      }
+      case Init::He: {
+        const double sd = std::sqrt(2.0 / in);
+        for (int i = 0; i < in * out; ++i) W[i] = sd * rng.normal();
+        break;
+      }
+      case Init::PyTorch: {
+        const double r = 1.0 / std::sqrt(static_cast<double>(in));
+        for (int i = 0; i < in * out; ++i) W[i] = r * (2 * rng.uniform() - 1);
+        for (int i = 0; i < out; ++i) b[i] = r * (2 * rng.uniform() - 1);
+        break;
+      }
+    }
+  }
+  return theta;
+}
+
+void Mlp::forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  VecMap x0(work + x_off_[0], n_in_);
+  x0.head(n) = z;
+  if (spec_.time_input) x0[n] = t;
+  for (int l = 1; l <= L; ++l) {
+    const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    Eigen::Map<const Eigen::VectorXd> b(theta.data() + b_off_[l - 1], out);
+    VecMap xin(work + x_off_[l - 1], in);
+    VecMap u(work + u_off_[l], out);
+    u.noalias() = W * xin;
+    u += b;
+    if (l < L) detail::activate(spec_.activation, ArrayMap(u.data(), out), ArrayMap(work + x_off_[l], out));
+  }
+}
+
+void Mlp::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  forward(t, z, theta, work.data());
+  f = VecMap(work.data() + u_off_[L], state_size());
+  if (spec_.k_diag.size() > 0) f.array() -= spec_.k_diag.array() * z.array();
+}
+
+void Mlp::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+              VectorRef a_dfdtheta, VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  const bool want_theta = a_dfdtheta.size() > 0;
+  double* w = work.data();
+  forward(t, z, theta, w);
+  double* g = w + g_off_;   // dLoss/du_l for the current layer
+  double* g2 = w + g2_off_;
+  VecMap(g, n) = a;
+  for (int l = L; l >= 1; --l) {
+    const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    VecMap gl(g, out);
+    if (want_theta) {
+      RowMajorMapMut dW(a_dfdtheta.data() + w_off_[l - 1], out, in);
+      dW.noalias() = gl * VecMap(w + x_off_[l - 1], in).transpose();
+      VecMap(a_dfdtheta.data() + b_off_[l - 1], out) = gl;
+    }
+    if (l > 1) {
+      VecMap gin(g2, in);
+      gin.noalias() = W.transpose() * gl;
+      ArrayMap d(g, in);  // g is free now: reuse it for s'(u_{l-1})
+      detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1], in),
+                                  ArrayMap(w + x_off_[l - 1], in), d);
+      gin.array() *= d;
+      std::swap(g, g2);
+    } else {
+      a_dfdz.noalias() = W.leftCols(n).transpose() * gl;
+    }
+  }
+  if (spec_.k_diag.size() > 0) a_dfdz.array() -= spec_.k_diag.array() * a.array();
+}
+
+void Mlp::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  double* w = work.data();
+  forward(t, z, theta, w);
+  // Forward accumulation: M_l = d u_l / d z, M_1 = W_1[:, :n], M_l = W_l diag(s'(u_{l-1})) M_{l-1}.
+  double* m = w + m_off_;
+  double* m2 = w + m2_off_;
+  {
+    RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
+    if (L == 1) {
+      J = W1.leftCols(n);
+    } else {
+      Eigen::Map<Eigen::MatrixXd>(m, spec_.layers[1], n) = W1.leftCols(n);
+    }
+  }
+  for (int l = 2; l <= L; ++l) {
+    const int in = spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    ArrayMap d(w + g_off_, in);
+    detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1], in),
+                                ArrayMap(w + x_off_[l - 1], in), d);
+    Eigen::Map<Eigen::MatrixXd> M(m, in, n);
+    M.array().colwise() *= d;
+    if (l == L) {
+      J.noalias() = W * M;
+    } else {
+      Eigen::Map<Eigen::MatrixXd>(m2, out, n).noalias() = W * M;
+      std::swap(m, m2);
+    }
+  }
+  if (spec_.k_diag.size() > 0) J.diagonal() -= spec_.k_diag;
+}
+
+void Mlp::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+              VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  double* w = work.data();
+  forward(t, z, theta, w);
+  double* g = w + g_off_;
+  double* g2 = w + g2_off_;
+  RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
+  if (L == 1) {
+    Jv.noalias() = W1.leftCols(n) * v;
+  } else {
+    VecMap(g, spec_.layers[1]).noalias() = W1.leftCols(n) * v;
+  }
+  for (int l = 2; l <= L; ++l) {
+    const int in = spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    ArrayMap d(g2, in);
+    detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1], in),
+                                ArrayMap(w + x_off_[l - 1], in), d);
+    VecMap(g, in).array() *= d;
+    if (l == L) {
+      Jv.noalias() = W * VecMap(g, in);
+    } else {
+      VecMap(g2, out).noalias() = W * VecMap(g, in);
+      std::swap(g, g2);
+    }
+  }
+  if (spec_.k_diag.size() > 0) Jv.array() -= spec_.k_diag.array() * v.array();
+}
+
+}  // namespace cvnode

@@ -1,0 +1,448 @@
+// The CVODES forward problem and the adjoint (backward) problem of one trajectory.
+//
+// Sign conventions (checked against torchdiffeq and finite differences, ../shared/FACTS.md):
+//   backward state      da/dt = -(df/dz)^T a - (dg/dz)^T
+//   backward quadrature dq/dt = -(df/dtheta)^T a - (dg/dtheta)^T,  q(t_last) = 0
+// Integrated from the last time back to t0, q(t0) = dLoss/dtheta and a(t0) = dLoss/dz0, with
+// dl_k/dz(t_k) added to a at every observation time t_k.
+#include "cvnode/solver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <sundials/sundials_nvector.h>
+#include <sunlinsol/sunlinsol_dense.h>
+#include <sunlinsol/sunlinsol_spgmr.h>
+#include <sunmatrix/sunmatrix_dense.h>
+#include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
+
+#include "cvnode/errors.h"
+#include "ode/sundials_raii.h"
+
+namespace cvnode {
+
+using detail::view;
+
+struct Solver::Impl {
+  const Dynamics& dyn;
+  SolverOptions opt;
+  int n, P;
+
+  detail::Context ctx;
+  detail::NVectorPtr y, yB, qB, q, atolv;
+  detail::MatrixPtr A, AB;
+  detail::LinSolPtr LS, LSB;
+  detail::NonlinSolPtr NLS, NLSB;
+  detail::CvodeMemPtr mem;
+
+  // Per-call state read by the callbacks.
+  const double* theta = nullptr;
+  const RunningCost* rc = nullptr;
+  Vector work, rc_work, scratch_n, scratch_p;
+  Vector empty;  // size 0: "no parameter part" for vjp
+
+  bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
+  int which = -1;
+  long n_rhs = 0, n_vjp = 0;
+  double nonfinite_t = NAN;   // time of the last non-finite right-hand side, for messages
+  std::string last_message;   // last message of CVODES' error handler
+
+  Impl(const Dynamics& d, const SolverOptions& o)
+      : dyn(d), opt(o), n(d.state_size()), P(d.param_size()) {
+    opt.check(n);
+    work.setZero(dyn.workspace_size());
+    scratch_n.setZero(n);
+    scratch_p.setZero(P);
+    y = detail::make_vector(n, ctx);
+    mem.reset(CVodeCreate(opt.method == Method::Adams ? CV_ADAMS : CV_BDF, ctx));
+    if (!mem) throw std::bad_alloc();
+    // Before anything else, and before CVodeCreateB copies it: SUNDIALS prints nothing.
+    CVodeSetErrHandlerFn(mem.get(), &Impl::on_error, this);
+    check(CVodeInit(mem.get(), &Impl::f, 0.0, y.get()), "CVodeInit");
+    check(CVodeSetUserData(mem.get(), this), "CVodeSetUserData");
+    if (opt.atol_vector.size() > 0) {
+      atolv = detail::make_vector(n, ctx);
+      view(atolv.get()) = opt.atol_vector;
+      check(CVodeSVtolerances(mem.get(), opt.rtol, atolv.get()), "CVodeSVtolerances");
+    } else {
+      check(CVodeSStolerances(mem.get(), opt.rtol, opt.atol), "CVodeSStolerances");
+    }
+    check(CVodeSetMaxNumSteps(mem.get(), opt.max_steps), "CVodeSetMaxNumSteps");
+    if (opt.initial_step > 0) check(CVodeSetInitStep(mem.get(), opt.initial_step), "CVodeSetInitStep");
+    if (opt.max_step > 0) check(CVodeSetMaxStep(mem.get(), opt.max_step), "CVodeSetMaxStep");
+    if (opt.min_step > 0) check(CVodeSetMinStep(mem.get(), opt.min_step), "CVodeSetMinStep");
+    if (opt.max_order > 0) check(CVodeSetMaxOrd(mem.get(), opt.max_order), "CVodeSetMaxOrd");
+    if (fixed_point()) {
+      NLS.reset(SUNNonlinSol_FixedPoint(y.get(), 0, ctx));
+      check(CVodeSetNonlinearSolver(mem.get(), NLS.get()), "CVodeSetNonlinearSolver");
+    } else if (opt.linear_solver == LinearSolver::Dense) {
+      A.reset(SUNDenseMatrix(n, n, ctx));
+      LS.reset(SUNLinSol_Dense(y.get(), A.get(), ctx));
+      check(CVodeSetLinearSolver(mem.get(), LS.get(), A.get()), "CVodeSetLinearSolver");
+      check(CVodeSetJacFn(mem.get(), &Impl::jac), "CVodeSetJacFn");
+    } else {
+      LS.reset(SUNLinSol_SPGMR(y.get(), SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
+      check(CVodeSetLinearSolver(mem.get(), LS.get(), nullptr), "CVodeSetLinearSolver");
+      check(CVodeSetJacTimes(mem.get(), nullptr, &Impl::jtv), "CVodeSetJacTimes");
+    }
+  }
+
+  bool fixed_point() const {
+    return opt.nonlinear_solver == NonlinearSolver::FixedPoint ||
+           (opt.nonlinear_solver == NonlinearSolver::Auto && opt.method == Method::Adams);
+  }
+  Eigen::Map<const Vector> th() const { return {theta, P}; }
+
+  // ---- callbacks: no allocation, errors become return codes ----
+  static void on_error(int code, const char* module, const char* function, char* msg, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    s->last_message = std::string(function ? function : "") + ": " + (msg ? msg : "");
+  }
+  // A non-finite value is a recoverable failure: CVODES retries with a smaller step and only
+  // gives up (CV_REPTD_RHSFUNC_ERR / CV_FIRST_RHSFUNC_ERR) if that does not help.
+  int nonfinite(double t) {
+    nonfinite_t = t;
+    return 1;
+  }
+  static int f(realtype t, N_Vector y, N_Vector ydot, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    ++s->n_rhs;
+    auto out = view(ydot);
+    s->dyn.rhs(t, view(y), s->th(), out, s->work);
+    return out.allFinite() ? 0 : s->nonfinite(t);
+  }
+  static int jac(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
+                 N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    auto Jm = view(J);
+    s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
+    return Jm.allFinite() ? 0 : s->nonfinite(t);
+  }
+  static int jtv(N_Vector v, N_Vector Jv, realtype t, N_Vector y, N_Vector, void* data, N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    s->dyn.jvp(t, view(y), s->th(), view(v), view(Jv), s->work);
+    return 0;
+  }
+  static int fq(realtype t, N_Vector y, N_Vector qdot, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    NV_Ith_S(qdot, 0) = s->rc->value(t, view(y), s->th(), s->rc_work);
+    return std::isfinite(NV_Ith_S(qdot, 0)) ? 0 : s->nonfinite(t);
+  }
+  static int fB(realtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    ++s->n_vjp;
+    auto out = view(yBdot);
+    s->dyn.vjp(t, view(y), s->th(), view(yB), out, s->empty, s->work);
+    if (s->rc) {
+      s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
+      out += s->scratch_n;
+    }
+    out = -out;
+    return out.allFinite() ? 0 : s->nonfinite(t);
+  }
+  static int fQB(realtype t, N_Vector y, N_Vector yB, N_Vector qBdot, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    ++s->n_vjp;
+    auto out = view(qBdot);
+    s->dyn.vjp(t, view(y), s->th(), view(yB), s->scratch_n, out, s->work);
+    if (s->rc) {
+      s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
+      out += s->scratch_p;
+    }
+    out = -out;
+    return out.allFinite() ? 0 : s->nonfinite(t);
+  }
+  static int jacB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
+                  N_Vector, N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    auto Jm = view(JB);
+    s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
+    Jm.transposeInPlace();
+    Jm = -Jm;
+    return Jm.allFinite() ? 0 : s->nonfinite(t);
+  }
+  static int jtvB(N_Vector v, N_Vector Jv, realtype t, N_Vector y, N_Vector, N_Vector, void* data,
+                  N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    ++s->n_vjp;
+    auto out = view(Jv);
+    s->dyn.vjp(t, view(y), s->th(), view(v), out, s->empty, s->work);
+    out = -out;
+    return 0;
+  }
+
+  // ---- errors ----
+  void check(int flag, const char* where) {
+    if (flag >= 0) return;
+    double t = NAN;
+    CVodeGetCurrentTime(mem.get(), &t);
+    fail(where, flag, t);
+  }
+  [[noreturn]] void fail(const char* where, int flag, double t) {
+    std::string detail = last_message;
+    if (std::isfinite(nonfinite_t) &&
+        (flag == CV_REPTD_RHSFUNC_ERR || flag == CV_FIRST_RHSFUNC_ERR || flag == CV_RHSFUNC_FAIL ||
+         flag == CV_UNREC_RHSFUNC_ERR || flag == CV_QRHSFUNC_FAIL || flag == CV_REPTD_QRHSFUNC_ERR ||
+         flag == CV_FIRST_QRHSFUNC_ERR || flag == CV_LSETUP_FAIL || flag == CV_CONV_FAILURE ||
+         flag == CV_ERR_FAILURE)) {
+      detail += (detail.empty() ? "" : "; ") + std::string("the right-hand side was not finite at t = ") +
+                std::to_string(nonfinite_t);
+    }
+    throw SolverError(where, flag, detail::flag_name(flag), t, detail);
+  }
+  void backward_check(int flag, const char* where) {
+    if (flag >= 0) return;
+    double t = NAN;
+    void* bmem = CVodeGetAdjCVodeBmem(mem.get(), which);
+    if (bmem) CVodeGetCurrentTime(bmem, &t);
+    fail(where, flag, t);
+  }
+
+  void reset_call(ConstVectorRef theta_in, const RunningCost* cost) {
+    if (theta_in.size() != P)
+      throw OptionsError("theta has " + std::to_string(theta_in.size()) +
+                         " entries but the dynamics have " + std::to_string(P) + " parameters");
+    theta = theta_in.data();
+    rc = cost;
+    if (rc && rc_work.size() < rc->workspace_size()) rc_work.setZero(rc->workspace_size());
+    nonfinite_t = NAN;
+    last_message.clear();
+    n_rhs = n_vjp = 0;
+  }
+
+  void restart(double t0, ConstVectorRef z0) {
+    if (z0.size() != n)
+      throw OptionsError("z0 has " + std::to_string(z0.size()) + " entries but the state has " +
+                         std::to_string(n));
+    if (!z0.allFinite()) throw OptionsError("z0 is not finite");
+    view(y.get()) = z0;
+    check(CVodeReInit(mem.get(), t0, y.get()), "CVodeReInit");
+  }
+
+  SolverStats forward_stats(void* m) {
+    SolverStats s;
+    CVodeGetNumSteps(m, &s.steps);
+    CVodeGetNumRhsEvals(m, &s.rhs_evals);
+    CVodeGetNumErrTestFails(m, &s.err_test_fails);
+    CVodeGetNumNonlinSolvIters(m, &s.nonlin_iters);
+    CVodeGetNumNonlinSolvConvFails(m, &s.nonlin_conv_fails);
+    if (!fixed_point()) {
+      CVodeGetNumLinSolvSetups(m, &s.lin_setups);
+      if (opt.linear_solver == LinearSolver::Dense) {
+        CVodeGetNumJacEvals(m, &s.jac_evals);
+      } else {
+        CVodeGetNumLinIters(m, &s.lin_iters);
+        CVodeGetNumJtimesEvals(m, &s.jtimes_evals);
+      }
+    }
+    return s;
+  }
+
+  void setup_backward(double tB) {
+    void* m = mem.get();
+    if (backward_ready) {
+      backward_check(CVodeReInitB(m, which, tB, yB.get()), "CVodeReInitB");
+      return;
+    }
+    if (!yB) yB = detail::make_vector(n, ctx);
+    qB = detail::make_vector(std::max(P, 1), ctx);
+    check(CVodeCreateB(m, opt.method == Method::Adams ? CV_ADAMS : CV_BDF, &which), "CVodeCreateB");
+    backward_check(CVodeInitB(m, which, &Impl::fB, tB, yB.get()), "CVodeInitB");
+    const double atolB = opt.adjoint_atol > 0 ? opt.adjoint_atol : opt.atol;
+    backward_check(CVodeSStolerancesB(m, which, opt.rtol, atolB), "CVodeSStolerancesB");
+    backward_check(CVodeSetUserDataB(m, which, this), "CVodeSetUserDataB");
+    backward_check(CVodeSetMaxNumStepsB(m, which, opt.max_steps), "CVodeSetMaxNumStepsB");
+    if (opt.max_step > 0) backward_check(CVodeSetMaxStepB(m, which, opt.max_step), "CVodeSetMaxStepB");
+    if (opt.min_step > 0) backward_check(CVodeSetMinStepB(m, which, opt.min_step), "CVodeSetMinStepB");
+    if (opt.max_order > 0) backward_check(CVodeSetMaxOrdB(m, which, opt.max_order), "CVodeSetMaxOrdB");
+    if (fixed_point()) {
+      NLSB.reset(SUNNonlinSol_FixedPoint(yB.get(), 0, ctx));
+      backward_check(CVodeSetNonlinearSolverB(m, which, NLSB.get()), "CVodeSetNonlinearSolverB");
+    } else if (opt.linear_solver == LinearSolver::Dense) {
+      AB.reset(SUNDenseMatrix(n, n, ctx));
+      LSB.reset(SUNLinSol_Dense(yB.get(), AB.get(), ctx));
+      backward_check(CVodeSetLinearSolverB(m, which, LSB.get(), AB.get()), "CVodeSetLinearSolverB");
+      backward_check(CVodeSetJacFnB(m, which, &Impl::jacB), "CVodeSetJacFnB");
+    } else {
+      LSB.reset(SUNLinSol_SPGMR(yB.get(), SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
+      backward_check(CVodeSetLinearSolverB(m, which, LSB.get(), nullptr), "CVodeSetLinearSolverB");
+      backward_check(CVodeSetJacTimesB(m, which, nullptr, &Impl::jtvB), "CVodeSetJacTimesB");
+    }
+    if (P > 0) {
+      N_VConst(0.0, qB.get());
+      backward_check(CVodeQuadInitB(m, which, &Impl::fQB, qB.get()), "CVodeQuadInitB");
+      if (opt.quadrature_error_control) {
+        backward_check(CVodeSetQuadErrConB(m, which, SUNTRUE), "CVodeSetQuadErrConB");
+        backward_check(CVodeQuadSStolerancesB(m, which, quad_rtol(), quad_atol()),
+                       "CVodeQuadSStolerancesB");
+      }
+      bquad_ready = true;
+    }
+    backward_ready = true;
+  }
+  double quad_rtol() const { return opt.quadrature_rtol > 0 ? opt.quadrature_rtol : opt.rtol; }
+  double quad_atol() const { return opt.quadrature_atol > 0 ? opt.quadrature_atol : opt.atol; }
+
+  void setup_forward_quadrature() {
+    if (!q) q = detail::make_vector(1, ctx);
+    N_VConst(0.0, q.get());
+    if (fquad_ready) {
+      check(CVodeQuadReInit(mem.get(), q.get()), "CVodeQuadReInit");
+      return;
+    }
+    check(CVodeQuadInit(mem.get(), &Impl::fq, q.get()), "CVodeQuadInit");
+    check(CVodeSetQuadErrCon(mem.get(), SUNTRUE), "CVodeSetQuadErrCon");
+    check(CVodeQuadSStolerances(mem.get(), quad_rtol(), quad_atol()), "CVodeQuadSStolerances");
+    fquad_ready = true;
+  }
+
+  SolverStats backward_segment_stats() {
+    void* bmem = CVodeGetAdjCVodeBmem(mem.get(), which);
+    SolverStats s = forward_stats(bmem);
+    if (bquad_ready) CVodeGetQuadNumRhsEvals(bmem, &s.quad_evals);
+    return s;
+  }
+};
+
+Solver::Solver(const Dynamics& dynamics, const SolverOptions& options)
+    : impl_(std::make_unique<Impl>(dynamics, options)) {}
+Solver::~Solver() = default;
+const SolverOptions& Solver::options() const { return impl_->opt; }
+
+Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
+  Impl& s = *impl_;
+  s.reset_call(theta, nullptr);
+  for (Eigen::Index k = 0; k < times.size(); ++k) {
+    if (!std::isfinite(times[k]) || times[k] < t0 || (k > 0 && times[k] < times[k - 1]))
+      throw OptionsError("output times must be finite, >= t0 = " + std::to_string(t0) +
+                         " and non-decreasing; times[" + std::to_string(k) +
+                         "] = " + std::to_string(times[k]));
+  }
+  s.restart(t0, z0);
+  Solution out;
+  out.times = times;
+  out.states.resize(times.size(), s.n);
+  double t = t0;
+  for (Eigen::Index k = 0; k < times.size(); ++k) {
+    if (times[k] > t) {
+      double tret = t;
+      int flag = CVode(s.mem.get(), times[k], s.y.get(), &tret, CV_NORMAL);
+      if (flag < 0) s.fail("CVode", flag, tret);
+      t = times[k];
+    }
+    out.states.row(k) = view(s.y.get()).transpose();
+  }
+  if (times.size() > 0 && times[times.size() - 1] > t0) out.stats = s.forward_stats(s.mem.get());
+  out.nfe = s.n_rhs;
+  return out;
+}
+
+Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss,
+                          double scale, const RunningCost* running_cost) {
+  Impl& s = *impl_;
+  const int n = s.n;
+  if (std::string why = tr.validate(n); !why.empty()) throw OptionsError(why);
+  if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
+    throw OptionsError(why);
+  s.reset_call(theta, running_cost);
+
+  const auto T = tr.times.size();
+  const double t0 = tr.t0, t_last = tr.horizon();
+  Gradient g;
+  g.theta.setZero(s.P);
+  g.z0.setZero(n);
+  g.states.resize(T, n);
+
+  // ---- forward, with checkpoints ----
+  s.restart(t0, tr.z0);
+  const bool integrate = t_last > t0;
+  if (integrate) {
+    if (running_cost) s.setup_forward_quadrature();
+    if (!s.adjoint_ready) {
+      s.check(CVodeAdjInit(s.mem.get(), s.opt.checkpoint_steps,
+                           s.opt.interpolation == Interpolation::Hermite ? CV_HERMITE
+                                                                         : CV_POLYNOMIAL),
+              "CVodeAdjInit");
+      s.adjoint_ready = true;
+    } else {
+      s.check(CVodeAdjReInit(s.mem.get()), "CVodeAdjReInit");
+    }
+  }
+  int ncheck = 0;
+  double t = t0;
+  auto advance = [&](double target) {
+    double tret = t;
+    int flag = CVodeF(s.mem.get(), target, s.y.get(), &tret, CV_NORMAL, &ncheck);
+    if (flag < 0) s.fail("CVodeF", flag, tret);
+    t = target;
+  };
+  for (Eigen::Index k = 0; k < T; ++k) {
+    if (tr.times[k] > t) advance(tr.times[k]);
+    g.states.row(k) = view(s.y.get()).transpose();
+  }
+  if (t_last > t) advance(t_last);
+
+  // ---- loss and its jumps dl_k/dz(t_k) ----
+  Matrix jumps = Matrix::Zero(T, n);
+  const bool masked = tr.mask.size() > 0;
+  for (Eigen::Index k = 0; k < T; ++k) {
+    for (Eigen::Index i = 0; i < tr.values.cols(); ++i) {
+      if (masked && tr.mask(k, i) == 0) continue;
+      double d = 0;
+      g.loss += loss.term(g.states(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
+      jumps(k, i) = d;
+    }
+  }
+  if (!integrate) {  // only observations at t0: no dynamics involved
+    for (Eigen::Index k = 0; k < T; ++k) g.z0 += jumps.row(k).transpose();
+    return g;
+  }
+  if (running_cost) {
+    double tq = t;
+    s.check(CVodeGetQuad(s.mem.get(), &tq, s.q.get()), "CVodeGetQuad");
+    g.loss += NV_Ith_S(s.q.get(), 0);
+  }
+  g.forward = s.forward_stats(s.mem.get());
+  g.forward.checkpoints = ncheck;
+
+  // ---- backward, from t_last to t0 through every observation time ----
+  Eigen::Index k = T - 1;
+  auto yBv = [&] { return view(s.yB.get()); };
+  // Observations at t_last start the adjoint; later ones are added as CVodeB passes them.
+  if (!s.yB) s.yB = detail::make_vector(n, s.ctx);
+  yBv().setZero();
+  if (k >= 0 && tr.times[k] == t_last) yBv() = jumps.row(k--).transpose();
+  s.setup_backward(t_last);
+  if (s.bquad_ready) {
+    N_VConst(0.0, s.qB.get());
+    s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
+  }
+  double tb = t_last;
+  while (true) {
+    // Next stop: the next observation time strictly after t0, else t0 itself.
+    const bool at_obs = k >= 0 && tr.times[k] > t0;
+    const double target = at_obs ? tr.times[k] : t0;
+    int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
+    if (flag < 0) s.backward_check(flag, "CVodeB");
+    double tret = target;
+    s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
+    if (s.bquad_ready)
+      s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
+    g.backward += s.backward_segment_stats();  // ReInitB resets the counters
+    tb = target;
+    if (!at_obs) break;
+    yBv() += jumps.row(k--).transpose();
+    s.backward_check(CVodeReInitB(s.mem.get(), s.which, tb, s.yB.get()), "CVodeReInitB");
+    if (s.bquad_ready)
+      s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
+  }
+  g.z0 = yBv();
+  for (; k >= 0; --k) g.z0 += jumps.row(k).transpose();  // observations at t0
+  if (s.P > 0) g.theta = view(s.qB.get()).head(s.P);
+  g.nfe_forward = s.n_rhs;
+  g.nfe_backward = s.n_vjp;
+  return g;
+}
+
+}  // namespace cvnode

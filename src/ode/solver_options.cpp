@@ -1,0 +1,69 @@
+#include "cvnode/solver_options.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "cvnode/errors.h"
+
+namespace cvnode {
+
+namespace {
+std::string num(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+}  // namespace
+
+std::string SolverOptions::validate(int state_size) const {
+  auto bad = [](const char* name, const std::string& value, const char* why) {
+    return std::string("solver option ") + name + " = " + value + " " + why;
+  };
+  if (!(rtol > 0) || !std::isfinite(rtol) || rtol >= 1) return bad("rtol", num(rtol), "must lie in (0, 1)");
+  if (rtol < 1e-15) return bad("rtol", num(rtol), "is below double precision (>= 1e-15)");
+  if (!(atol >= 0) || !std::isfinite(atol)) return bad("atol", num(atol), "must be finite and >= 0");
+  if (atol_vector.size() > 0) {
+    if (state_size > 0 && atol_vector.size() != state_size)
+      return bad("atol_vector", "of length " + std::to_string(atol_vector.size()),
+                 ("must have one entry per state component (" + std::to_string(state_size) + ")").c_str());
+    for (Eigen::Index i = 0; i < atol_vector.size(); ++i)
+      if (!(atol_vector[i] >= 0) || !std::isfinite(atol_vector[i]))
+        return bad("atol_vector", "[" + std::to_string(i) + "] = " + num(atol_vector[i]), "must be finite and >= 0");
+  }
+  if (atol == 0 && atol_vector.size() == 0)
+    return bad("atol", "0", "leaves components near zero without any tolerance; give atol > 0");
+  if (std::isnan(adjoint_atol) || adjoint_atol == 0)
+    return bad("adjoint_atol", num(adjoint_atol), "must be > 0, or < 0 for 'same as atol'");
+  if (std::isnan(quadrature_atol) || quadrature_atol == 0)
+    return bad("quadrature_atol", num(quadrature_atol), "must be > 0, or < 0 for 'same as atol'");
+  if (std::isnan(quadrature_rtol) || quadrature_rtol == 0 || quadrature_rtol >= 1)
+    return bad("quadrature_rtol", num(quadrature_rtol), "must lie in (0, 1), or < 0 for 'same as rtol'");
+  if (max_steps < 1) return bad("max_steps", std::to_string(max_steps), "must be >= 1");
+  if (!(initial_step >= 0) || !std::isfinite(initial_step)) return bad("initial_step", num(initial_step), "must be >= 0 (0 = automatic)");
+  if (!(max_step >= 0) || !std::isfinite(max_step)) return bad("max_step", num(max_step), "must be >= 0 (0 = unbounded)");
+  if (!(min_step >= 0) || !std::isfinite(min_step)) return bad("min_step", num(min_step), "must be >= 0");
+  if (max_step > 0 && min_step > max_step) return bad("min_step", num(min_step), "exceeds max_step");
+  const int order_cap = method == Method::Adams ? 12 : 5;
+  if (max_order < 0 || max_order > order_cap)
+    return bad("max_order", std::to_string(max_order),
+               (std::string("must lie in [1, ") + std::to_string(order_cap) + "] for " + method_name(method) + " (0 = maximum)").c_str());
+  if (gmres_max_krylov < 0) return bad("gmres_max_krylov", std::to_string(gmres_max_krylov), "must be >= 0 (0 = default 5)");
+  if (checkpoint_steps < 1) return bad("checkpoint_steps", std::to_string(checkpoint_steps), "must be >= 1");
+  if (method == Method::Bdf && nonlinear_solver == NonlinearSolver::FixedPoint)
+    return bad("nonlinear_solver", "fixed_point", "with BDF defeats its purpose: stiff problems need Newton");
+  return {};
+}
+
+void SolverOptions::check(int state_size) const {
+  if (std::string why = validate(state_size); !why.empty()) throw OptionsError(why);
+}
+
+const char* method_name(Method m) { return m == Method::Adams ? "adams" : "bdf"; }
+
+Method parse_method(const std::string& name) {
+  if (name == "adams") return Method::Adams;
+  if (name == "bdf") return Method::Bdf;
+  throw OptionsError("unknown method '" + name + "' (expected adams or bdf)");
+}
+
+}  // namespace cvnode
