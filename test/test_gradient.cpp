@@ -1,0 +1,199 @@
+// Adjoint gradients (theta and z0) against fourth-order central differences of the loss, for
+// Adams, BDF with the dense Jacobian and BDF with GMRES, every activation, 1, 2 and 7 irregular
+// observation times, with and without masks, every loss, and a running cost.
+#define BOOST_TEST_MODULE gradient
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "cvnode/cvnode.h"
+#include "test_util.h"
+
+using namespace cvnode;
+using cvnode::test::fd_gradient;
+using cvnode::test::random_vector;
+using cvnode::test::rel_err;
+
+namespace {
+
+struct Config {
+  const char* name;
+  Method method;
+  LinearSolver ls;
+};
+const Config kSolvers[] = {{"adams", Method::Adams, LinearSolver::Dense},
+                           {"bdf-dense", Method::Bdf, LinearSolver::Dense},
+                           {"bdf-gmres", Method::Bdf, LinearSolver::Gmres}};
+
+SolverOptions options(const Config& c, double rtol) {
+  SolverOptions o;
+  o.method = c.method;
+  o.linear_solver = c.ls;
+  o.rtol = rtol;
+  o.atol = rtol * 1e-2;
+  return o;
+}
+
+Trajectory make_trajectory(int n, int T, bool masked, bool obs_at_t0, std::uint64_t seed) {
+  Trajectory tr;
+  tr.t0 = 0.1;
+  tr.z0 = random_vector(n, seed, 1.0);
+  tr.times.resize(T);
+  // Irregular times in (t0, t0 + 1.5]; optionally the first one at t0 itself.
+  Vector gaps = random_vector(T, seed + 1).array().abs() + 0.05;
+  double t = tr.t0;
+  for (int k = 0; k < T; ++k) {
+    t += (k == 0 && obs_at_t0) ? 0.0 : 1.5 * gaps[k] / gaps.sum();
+    tr.times[k] = t;
+  }
+  tr.values = random_vector(T * n, seed + 2, 0.8).reshaped(T, n);
+  if (masked) {
+    tr.mask = Matrix::Ones(T, n);
+    for (int k = 0; k < T; ++k) tr.mask(k, (k + 1) % n) = 0;  // one channel missing each time
+    tr.values(0, 1 % n) = NAN;                                 // a masked NaN must be harmless
+  }
+  return tr;
+}
+
+// The gradient check itself, for several solver configurations against one finite-difference
+// reference. The reference solves at rtol 1e-13, so the loss noise (~1e-13 relative) over the
+// step h = 1e-4 stays near 1e-9 of the gradient; the fourth-order stencil's truncation at that
+// h is ~1e-16. Both are far below the 1e-6 bound the adjoint must meet at rtol 1e-10.
+void check_gradient(const Dynamics& dyn, const Vector& theta, const Trajectory& tr, const Loss& loss,
+                    const std::vector<SolverOptions>& configs, const RunningCost* rc = nullptr,
+                    double bound = 1e-6) {
+  SolverOptions tight;
+  tight.method = Method::Bdf;
+  tight.rtol = 1e-13;
+  tight.atol = 1e-15;
+  Solver ref(dyn, tight);
+  auto loss_theta = [&](const Vector& th) { return ref.gradient(th, tr, loss, 1.0, rc).loss; };
+  auto loss_z0 = [&](const Vector& z0) {
+    Trajectory t2 = tr;
+    t2.z0 = z0;
+    return ref.gradient(theta, t2, loss, 1.0, rc).loss;
+  };
+  const double h = 1e-4;
+  const Vector g_theta = fd_gradient(loss_theta, theta, h);
+  const Vector g_z0 = fd_gradient(loss_z0, tr.z0, h);
+  const double L = loss_theta(theta);
+  for (const SolverOptions& opt : configs) {
+    BOOST_TEST_CONTEXT("method " << method_name(opt.method) << " gmres "
+                                 << (opt.linear_solver == LinearSolver::Gmres)) {
+      Solver solver(dyn, opt);
+      const Gradient g = solver.gradient(theta, tr, loss, 1.0, rc);
+      BOOST_TEST(std::abs(g.loss - L) <= 1e-8 * std::abs(L));
+      BOOST_TEST(rel_err(g.theta, g_theta) < bound);
+      BOOST_TEST(rel_err(g.z0, g_z0) < bound);
+      BOOST_TEST(g.nfe_forward > 0);
+      BOOST_TEST(g.nfe_backward > 0);
+    }
+  }
+}
+
+std::vector<SolverOptions> all_solvers(double rtol) {
+  std::vector<SolverOptions> out;
+  for (const Config& c : kSolvers) out.push_back(options(c, rtol));
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_activation_and_solver_with_masks) {
+  std::uint64_t seed = 100;
+  for (Activation a : {Activation::Identity, Activation::Tanh, Activation::Relu, Activation::Softplus,
+                       Activation::Sigmoid, Activation::Silu, Activation::Elu}) {
+    MlpSpec s;
+    s.layers = {3, 6, 3};
+    s.activation = a;
+    const Mlp mlp(s);
+    const Vector theta = mlp.initial_parameters(Init::Glorot, seed) + random_vector(mlp.param_size(), seed, 0.1);
+    for (bool masked : {false, true}) {
+      BOOST_TEST_CONTEXT(activation_name(a) << " masked " << masked) {
+        const Trajectory tr = make_trajectory(3, 7, masked, false, seed += 3);
+        check_gradient(mlp, theta, tr, Loss{}, all_solvers(1e-10));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_two_and_seven_observations_including_t0) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  s.time_input = true;
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 7);
+  std::uint64_t seed = 500;
+  for (int T : {1, 2, 7}) {
+    for (bool at_t0 : {false, true}) {
+      if (T == 1 && at_t0) continue;  // a lone observation at t0 involves no dynamics (below)
+      BOOST_TEST_CONTEXT(T << " observations, first at t0 " << at_t0) {
+        check_gradient(mlp, theta, make_trajectory(2, T, T > 1, at_t0, seed += 3), Loss{}, all_solvers(1e-10));
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(every_loss) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 3);
+  Loss nll = Loss::parse("gaussian_nll");
+  nll.sigma = (Vector(2) << 0.5, 2.0).finished();
+  for (Loss loss : {Loss::parse("half_sse"), Loss::parse("mse_mean"), Loss::parse("l1_mean"), nll}) {
+    BOOST_TEST_CONTEXT("loss kind " << static_cast<int>(loss.kind)) {
+      check_gradient(mlp, theta, make_trajectory(2, 5, true, true, 77), loss, {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10)});
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(running_cost_kinetic_energy) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 11);
+  const KineticEnergy ke(mlp, 0.3);
+  Trajectory tr = make_trajectory(2, 4, false, false, 31);
+  tr.t_end = tr.times[3] + 0.5;  // the running cost continues past the last observation
+  check_gradient(mlp, theta, tr, Loss{}, all_solvers(1e-10), &ke);
+}
+
+BOOST_AUTO_TEST_CASE(observation_only_at_t0_needs_no_solve) {
+  MlpSpec s;
+  s.layers = {2, 4, 2};
+  const Mlp mlp(s);
+  Solver solver(mlp, SolverOptions{});
+  Trajectory tr;
+  tr.z0 = Vector::Constant(2, 1.0);
+  tr.times = Vector::Zero(1);
+  tr.values = Matrix::Zero(1, 2);
+  const Gradient g = solver.gradient(mlp.initial_parameters(Init::Glorot, 1), tr, Loss{});
+  BOOST_TEST(g.loss == 1.0);  // 0.5 * (1 + 1)
+  BOOST_TEST(g.z0[0] == 1.0);
+  BOOST_TEST(g.theta.norm() == 0.0);
+  BOOST_TEST(g.nfe_forward == 0);
+}
+
+BOOST_AUTO_TEST_CASE(batch_is_bit_identical_for_one_and_two_threads) {
+  MlpSpec s;
+  s.layers = {2, 16, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 5);
+  std::vector<Trajectory> batch;
+  for (int b = 0; b < 9; ++b) batch.push_back(make_trajectory(2, 6, b % 2 == 0, false, 1000 + 10 * b));
+  SolverOptions opt;
+  opt.rtol = 1e-7;
+  BatchSolver one(mlp, opt, 1), two(mlp, opt, 2);
+  const Loss loss = Loss::parse("mse_mean");
+  const BatchGradient g1 = one.gradient(theta, batch, loss), g2 = two.gradient(theta, batch, loss);
+  BOOST_TEST(g1.loss == g2.loss);
+  BOOST_TEST((g1.theta - g2.theta).cwiseAbs().maxCoeff() == 0.0);
+  // And the batch sum equals the per-series gradients with the batch-wide mean scale.
+  int entries = 0;
+  for (auto& tr : batch) entries += tr.observed_entries();
+  Solver single(mlp, opt);
+  Vector sum = Vector::Zero(theta.size());
+  for (auto& tr : batch) sum += single.gradient(theta, tr, loss, 1.0 / entries).theta;
+  BOOST_TEST((sum - g1.theta).norm() <= 1e-14 * sum.norm());
+}

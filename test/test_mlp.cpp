@@ -1,0 +1,167 @@
+// Mlp: analytic VJP, Jacobian and JVP against central finite differences of the right-hand side,
+// for every activation, with and without time input and the linear decay term.
+#define BOOST_TEST_MODULE mlp
+#include <boost/test/unit_test.hpp>
+
+#include "cvnode/mlp.h"
+#include "test_util.h"
+
+using namespace cvnode;
+using cvnode::test::random_vector;
+
+namespace {
+
+const Activation kAll[] = {Activation::Identity, Activation::Tanh,    Activation::Relu, Activation::Softplus,
+                           Activation::Sigmoid,  Activation::Silu,    Activation::Elu};
+
+struct Case {
+  Mlp mlp;
+  Vector theta, z;
+  double t = 0.37;
+  Vector work;
+  explicit Case(MlpSpec spec, std::uint64_t seed)
+      : mlp(std::move(spec)),
+        theta(mlp.initial_parameters(Init::Glorot, seed) + random_vector(mlp.param_size(), seed + 1, 0.2)),
+        z(random_vector(mlp.state_size(), seed + 2, 1.5)),
+        work(Vector::Zero(mlp.workspace_size())) {}
+  Vector f(const Vector& zz, const Vector& th) {
+    Vector out(mlp.state_size());
+    mlp.rhs(t, zz, th, out, work);
+    return out;
+  }
+};
+
+MlpSpec spec(Activation a, bool time_input, bool decay, std::vector<int> layers = {3, 7, 5, 3}) {
+  MlpSpec s;
+  s.layers = std::move(layers);
+  s.activation = a;
+  s.time_input = time_input;
+  if (decay) s.k_diag = (Vector(s.layers.front()) << 1.0, 10.0, 100.0).finished();
+  return s;
+}
+
+// Central differences with h = 1e-6 have truncation ~h^2 |f'''| ~ 1e-12 and rounding
+// ~eps/h ~ 1e-10 relative; 1e-7 leaves room for both and still catches any wrong term.
+constexpr double kTol = 1e-7;
+constexpr double kH = 1e-6;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(derivatives_match_finite_differences_for_every_activation) {
+  std::uint64_t seed = 10;
+  for (Activation a : kAll) {
+    for (bool time_input : {false, true}) {
+      for (bool decay : {false, true}) {
+        BOOST_TEST_CONTEXT("activation " << activation_name(a) << " time_input " << time_input << " decay " << decay) {
+          Case c(spec(a, time_input, decay), seed += 7);
+          const int n = c.mlp.state_size(), P = c.mlp.param_size();
+          // Jacobian by central differences, column by column.
+          Matrix J_fd(n, n);
+          for (int j = 0; j < n; ++j) {
+            Vector zp = c.z, zm = c.z;
+            zp[j] += kH;
+            zm[j] -= kH;
+            J_fd.col(j) = (c.f(zp, c.theta) - c.f(zm, c.theta)) / (2 * kH);
+          }
+          Matrix J(n, n);
+          c.mlp.jacobian(c.t, c.z, c.theta, J, c.work);
+          BOOST_TEST((J - J_fd).norm() / J_fd.norm() < kTol);
+
+          // VJP: state and parameter parts.
+          const Vector a_vec = random_vector(n, seed + 3);
+          Vector a_dz(n), a_dth(P);
+          c.mlp.vjp(c.t, c.z, c.theta, a_vec, a_dz, a_dth, c.work);
+          BOOST_TEST((a_dz - J_fd.transpose() * a_vec).norm() / (J_fd.transpose() * a_vec).norm() < kTol);
+          Vector dth_fd(P);
+          for (int p = 0; p < P; ++p) {
+            Vector tp = c.theta, tm = c.theta;
+            tp[p] += kH;
+            tm[p] -= kH;
+            dth_fd[p] = a_vec.dot(c.f(c.z, tp) - c.f(c.z, tm)) / (2 * kH);
+          }
+          BOOST_TEST((a_dth - dth_fd).norm() / dth_fd.norm() < kTol);
+
+          // The state-only VJP gives the same state part.
+          Vector a_dz2(n), none(0);
+          c.mlp.vjp(c.t, c.z, c.theta, a_vec, a_dz2, none, c.work);
+          BOOST_TEST((a_dz2 - a_dz).norm() <= 1e-14 * a_dz.norm());
+
+          // JVP.
+          const Vector v = random_vector(n, seed + 4);
+          Vector Jv(n);
+          c.mlp.jvp(c.t, c.z, c.theta, v, Jv, c.work);
+          BOOST_TEST((Jv - J_fd * v).norm() / (J_fd * v).norm() < kTol);
+        }
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(single_layer_and_deep_networks) {
+  for (std::vector<int> layers : {std::vector<int>{2, 2}, std::vector<int>{2, 16, 16, 16, 2}}) {
+    MlpSpec s;
+    s.layers = layers;
+    s.activation = Activation::Tanh;
+    Case c(s, 99);
+    const int n = c.mlp.state_size();
+    Matrix J_fd(n, n);
+    for (int j = 0; j < n; ++j) {
+      Vector zp = c.z, zm = c.z;
+      zp[j] += kH;
+      zm[j] -= kH;
+      J_fd.col(j) = (c.f(zp, c.theta) - c.f(zm, c.theta)) / (2 * kH);
+    }
+    Matrix J(n, n);
+    c.mlp.jacobian(c.t, c.z, c.theta, J, c.work);
+    BOOST_TEST((J - J_fd).norm() / J_fd.norm() < kTol);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(parameter_layout_is_row_major_weights_then_bias) {
+  // f(z) = W2 tanh(W1 z + b1) + b2 written out by hand for a 2-3-2 network.
+  MlpSpec s;
+  s.layers = {2, 3, 2};
+  Mlp mlp(s);
+  BOOST_TEST(mlp.param_size() == 6 + 3 + 6 + 2);
+  Vector theta = random_vector(mlp.param_size(), 5);
+  Eigen::Matrix<double, 3, 2, Eigen::RowMajor> W1(theta.data());
+  Eigen::Vector3d b1(theta.data() + 6);
+  Eigen::Matrix<double, 2, 3, Eigen::RowMajor> W2(theta.data() + 9);
+  Eigen::Vector2d b2(theta.data() + 15);
+  Eigen::Vector2d z(0.3, -0.8);
+  Eigen::Vector2d expected = W2 * (W1 * z + b1).array().tanh().matrix() + b2;
+  Vector f(2), work(mlp.workspace_size());
+  mlp.rhs(0.0, z, theta, f, work);
+  BOOST_TEST((f - expected).norm() < 1e-15);
+}
+
+BOOST_AUTO_TEST_CASE(initialisation_is_reproducible_from_the_seed) {
+  MlpSpec s;
+  s.layers = {2, 50, 2};
+  Mlp mlp(s);
+  for (Init scheme : {Init::Glorot, Init::He, Init::PyTorch, Init::SmallOutput}) {
+    const Vector a = mlp.initial_parameters(scheme, 42), b = mlp.initial_parameters(scheme, 42);
+    const Vector c = mlp.initial_parameters(scheme, 43);
+    BOOST_TEST((a - b).norm() == 0.0);
+    BOOST_TEST((a - c).norm() > 0.1);
+  }
+  // Glorot bounds: |W1| <= sqrt(6 / (2 + 50)).
+  const Vector g = mlp.initial_parameters(Init::Glorot, 1);
+  BOOST_TEST(g.head(100).cwiseAbs().maxCoeff() <= std::sqrt(6.0 / 52));
+  BOOST_TEST(g.head(100).cwiseAbs().maxCoeff() > 0.8 * std::sqrt(6.0 / 52));
+}
+
+BOOST_AUTO_TEST_CASE(invalid_specs_are_rejected_with_a_reason) {
+  MlpSpec s;
+  s.layers = {2, 8, 3};
+  BOOST_CHECK_EXCEPTION(Mlp{s}, std::invalid_argument, [](const std::invalid_argument& e) {
+    return std::string(e.what()).find("first and last widths") != std::string::npos;
+  });
+  s.layers = {2};
+  BOOST_CHECK_THROW(Mlp{s}, std::invalid_argument);
+  s.layers = {2, 0, 2};
+  BOOST_CHECK_THROW(Mlp{s}, std::invalid_argument);
+  BOOST_CHECK_EXCEPTION(parse_activation("gelu"), std::invalid_argument, [](const std::invalid_argument& e) {
+    return std::string(e.what()).find("'gelu'") != std::string::npos;
+  });
+}

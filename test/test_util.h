@@ -1,0 +1,49 @@
+// Helpers shared by the test suites: seeded random data and finite-difference references.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+
+#include <Eigen/Core>
+
+namespace cvnode::test {
+
+inline Eigen::VectorXd random_vector(int n, std::uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 g(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Eigen::VectorXd v(n);
+  for (int i = 0; i < n; ++i) v[i] = scale * u(g);
+  return v;
+}
+
+// Fourth-order central difference of a scalar function along direction v:
+// (-F(2h) + 8 F(h) - 8 F(-h) + F(-2h)) / 12h, truncation error O(h^4).
+inline double directional_fd(const std::function<double(const Eigen::VectorXd&)>& F,
+                             const Eigen::VectorXd& x, const Eigen::VectorXd& v, double h) {
+  return (-F(x + 2 * h * v) + 8 * F(x + h * v) - 8 * F(x - h * v) + F(x - 2 * h * v)) / (12 * h);
+}
+
+// Full gradient by fourth-order central differences, one coordinate at a time.
+inline Eigen::VectorXd fd_gradient(const std::function<double(const Eigen::VectorXd&)>& F,
+                                   const Eigen::VectorXd& x, double h) {
+  Eigen::VectorXd g(x.size());
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    Eigen::VectorXd e = Eigen::VectorXd::Zero(x.size());
+    e[i] = 1.0;
+    g[i] = directional_fd(F, x, e, h);
+  }
+  return g;
+}
+
+inline double rel_err(const Eigen::VectorXd& a, const Eigen::VectorXd& ref) {
+  return (a - ref).norm() / ref.norm();
+}
+
+#ifndef CVNODE_SHARED_DIR
+#define CVNODE_SHARED_DIR "../shared"
+#endif
+inline std::string shared_path(const std::string& rel) { return std::string(CVNODE_SHARED_DIR) + "/" + rel; }
+
+}  // namespace cvnode::test
