@@ -23,7 +23,7 @@
 //
 // Cost per call: rhs one evaluation in double; jacobian and state-only vjp one evaluation with
 // N derivative directions; vjp with parameters N + P directions; jvp one direction. Fine for
-// the small state of a physics term; write derivatives by hand (see robertson.h) when it is not.
+// the small state of a physics term; write derivatives by hand (see Robertson in physics.h) when it is not.
 #pragma once
 
 #include <utility>
@@ -63,7 +63,9 @@ class AutoDiffDynamics final : public Dynamics {
     StateT<double> ff;
     ff.resize(n_);
     f_(t, zz, pp, ff);
-    f = ff;
+    // Element by element: GCC 12 warns (-Warray-bounds, a false positive) on Eigen's vectorised
+    // copy of a tiny fixed vector into a Ref.
+    for (int i = 0; i < n_; ++i) f[i] = ff[i];
   }
 
   void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef) const override {

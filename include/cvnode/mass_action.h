@@ -64,4 +64,9 @@ class MassAction final : public Dynamics {
   std::vector<Term> terms_;
 };
 
+// Robertson's kinetics (cvnode::Robertson in physics.h, parameter order of SUNDIALS' cvsRoberts)
+// as three mass-action reactions over species (y1, y2, y3):
+//   y1 -> y2 (p1 = 0.04),  y2 + y3 -> y1 + y3 (p2 = 1e4),  2 y2 -> y2 + y3 (p3 = 3e7).
+MassActionSpec robertson_mass_action();
+
 }  // namespace cvnode

@@ -169,4 +169,8 @@ void MassAction::jvp(double, ConstVectorRef z, ConstVectorRef k, ConstVectorRef 
   Jv.noalias() = net_t_ * dv;
 }
 
+MassActionSpec robertson_mass_action() {
+  return MassActionSpec::parse({"y1", "y2", "y3"}, {"y1 -> y2", "y2 + y3 -> y1 + y3", "2 y2 -> y2 + y3"});
+}
+
 }  // namespace cvnode
