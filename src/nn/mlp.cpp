@@ -186,10 +186,12 @@ void Mlp::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J
                                 ArrayMap(w + x_off_[l - 1], in), d);
     Eigen::Map<Eigen::MatrixXd> M(m, in, n);
     M.array().colwise() *= d;
+    // lazyProduct: Eigen's blocked GEMM would malloc packing buffers above 128 KiB (a 256-wide
+    // layer); the coefficient-based product needs none, and the Jacobian is evaluated rarely.
     if (l == L) {
-      J.noalias() = W * M;
+      J.noalias() = W.lazyProduct(M);
     } else {
-      Eigen::Map<Eigen::MatrixXd>(m2, out, n).noalias() = W * M;
+      Eigen::Map<Eigen::MatrixXd>(m2, out, n).noalias() = W.lazyProduct(M);
       std::swap(m, m2);
     }
   }

@@ -99,14 +99,19 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     s->last_message = std::string(function ? function : "") + ": " + (msg ? msg : "");
   }
-  // A non-finite value is a recoverable failure: CVODES retries with a smaller step and only
-  // gives up (CV_REPTD_RHSFUNC_ERR / CV_FIRST_RHSFUNC_ERR) if that does not help.
+  // A non-finite value stops the solve at once (an unrecoverable flag): treated as recoverable,
+  // CVODES would shrink the step towards the singularity until max_steps ran out, spending the
+  // whole step budget to report a less telling CV_TOO_MUCH_WORK.
+  // The failure is also sticky for the rest of the call: CVODES' fixed-point iteration treats a
+  // failed evaluation as a convergence failure and would otherwise creep up to the singularity.
   int nonfinite(double t) {
     nonfinite_t = t;
-    return 1;
+    return -1;
   }
+  bool poisoned() const { return !std::isnan(nonfinite_t); }
   static int f(realtype t, N_Vector y, N_Vector ydot, void* data) {
     auto* s = static_cast<Impl*>(data);
+    if (s->poisoned()) return -1;
     ++s->n_rhs;
     auto out = view(ydot);
     s->dyn.rhs(t, view(y), s->th(), out, s->work);
@@ -181,11 +186,7 @@ struct Solver::Impl {
   }
   [[noreturn]] void fail(const char* where, int flag, double t) {
     std::string detail = last_message;
-    if (std::isfinite(nonfinite_t) &&
-        (flag == CV_REPTD_RHSFUNC_ERR || flag == CV_FIRST_RHSFUNC_ERR || flag == CV_RHSFUNC_FAIL ||
-         flag == CV_UNREC_RHSFUNC_ERR || flag == CV_QRHSFUNC_FAIL || flag == CV_REPTD_QRHSFUNC_ERR ||
-         flag == CV_FIRST_QRHSFUNC_ERR || flag == CV_LSETUP_FAIL || flag == CV_CONV_FAILURE ||
-         flag == CV_ERR_FAILURE)) {
+    if (std::isfinite(nonfinite_t)) {
       detail += (detail.empty() ? "" : "; ") + std::string("the right-hand side was not finite at t = ") +
                 std::to_string(nonfinite_t);
     }

@@ -24,8 +24,8 @@ std::string SolverOptions::validate(int state_size) const {
   if (!(atol >= 0) || !std::isfinite(atol)) return bad("atol", num(atol), "must be finite and >= 0");
   if (atol_vector.size() > 0) {
     if (state_size > 0 && atol_vector.size() != state_size)
-      return bad("atol_vector", "of length " + std::to_string(atol_vector.size()),
-                 ("must have one entry per state component (" + std::to_string(state_size) + ")").c_str());
+      return "solver option atol_vector has " + std::to_string(atol_vector.size()) +
+             " entries but the state has " + std::to_string(state_size);
     for (Eigen::Index i = 0; i < atol_vector.size(); ++i)
       if (!(atol_vector[i] >= 0) || !std::isfinite(atol_vector[i]))
         return bad("atol_vector", "[" + std::to_string(i) + "] = " + num(atol_vector[i]), "must be finite and >= 0");

@@ -1,0 +1,97 @@
+// No heap allocation inside a right-hand side, VJP, Jacobian or JVP call: malloc is interposed
+// in this test binary and counted while the Dynamics is evaluated (Eigen allocates through
+// malloc, operator new too, so every heap allocation passes through here).
+#define BOOST_TEST_MODULE no_alloc
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "cvnode/cvnode.h"
+#include "test_util.h"
+
+extern "C" void* __libc_malloc(size_t);
+extern "C" void* __libc_calloc(size_t, size_t);
+extern "C" void* __libc_realloc(void*, size_t);
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> allocations{0};
+}  // namespace
+
+extern "C" void* malloc(size_t n) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return __libc_malloc(n);
+}
+extern "C" void* calloc(size_t a, size_t b) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return __libc_calloc(a, b);
+}
+extern "C" void* realloc(void* p, size_t n) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return __libc_realloc(p, n);
+}
+
+using namespace cvnode;
+
+namespace {
+template <class F>
+long count_allocations(F&& f) {
+  allocations = 0;
+  counting = true;
+  f();
+  counting = false;
+  return allocations.load();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(interposition_works) {
+  // Guards the guard: if malloc were not interposed, every count below would be 0 trivially.
+  const long n = count_allocations([] {
+    Vector v(1000);
+    v.setOnes();
+    BOOST_TEST(v.sum() == 1000.0);
+  });
+  BOOST_TEST(n >= 1);
+}
+
+BOOST_AUTO_TEST_CASE(mlp_calls_do_not_allocate) {
+  for (Activation a : {Activation::Identity, Activation::Tanh, Activation::Relu, Activation::Softplus,
+                       Activation::Sigmoid, Activation::Silu, Activation::Elu}) {
+    for (std::vector<int> layers : {std::vector<int>{2, 50, 2}, std::vector<int>{16, 256, 256, 16}}) {
+      MlpSpec s;
+      s.layers = layers;
+      s.activation = a;
+      s.time_input = layers.size() == 3;
+      s.k_diag = Vector::Ones(layers.front());
+      const Mlp mlp(s);
+      const int n = mlp.state_size(), P = mlp.param_size();
+      const Vector theta = mlp.initial_parameters(Init::Glorot, 1);
+      const Vector z = test::random_vector(n, 2), v = test::random_vector(n, 3);
+      Vector f(n), az(n), ath(P), work(mlp.workspace_size()), none(0);
+      Matrix J(n, n);
+      const long count = count_allocations([&] {
+        mlp.rhs(0.5, z, theta, f, work);
+        mlp.vjp(0.5, z, theta, v, az, ath, work);
+        mlp.vjp(0.5, z, theta, v, az, none, work);
+        mlp.jacobian(0.5, z, theta, J, work);
+        mlp.jvp(0.5, z, theta, v, f, work);
+      });
+      BOOST_TEST(count == 0, activation_name(a) << " layers " << layers.size() << ": " << count << " allocations");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(kinetic_energy_does_not_allocate) {
+  MlpSpec s;
+  s.layers = {3, 32, 3};
+  const Mlp mlp(s);
+  const KineticEnergy ke(mlp, 0.1);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 1), z = test::random_vector(3, 2);
+  Vector dz(3), dth(mlp.param_size()), work(ke.workspace_size());
+  const long count = count_allocations([&] {
+    ke.value(0.0, z, theta, work);
+    ke.gradient(0.0, z, theta, dz, dth, work);
+  });
+  BOOST_TEST(count == 0);
+}
