@@ -1,0 +1,90 @@
+// The whole `cvnode fit` pipeline as a library call, shared by the command line and the tests:
+// configuration -> dataset (split, normalised on the training series) -> model -> Trainer, with
+// the latest and the best checkpoint (HDF5, atomic) and metrics.csv written after every epoch.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cvnode/checkpoint.h"
+#include "cvnode/config.h"
+#include "cvnode/dataset.h"
+#include "cvnode/model.h"
+#include "cvnode/trainer.h"
+
+namespace cvnode {
+
+// The data of a fit, in the model's (normalised) units.
+struct FitData {
+  std::vector<Trajectory> train, val, test;  // observed series (not lifted)
+  std::vector<std::string> train_ids, val_ids, test_ids;
+  Normalization normalization;               // empty when data.normalize = false
+  std::vector<std::string> channel_names;
+  int channels = 0;
+  Vector data_std;  // per-channel std of the training series in data units (for reports)
+};
+
+// Reads data.file, splits it with data.split_seed and normalises with the training statistics.
+FitData load_fit_data(const Config& config);
+
+// The model's identity stored in checkpoints and compared on load (JSON).
+std::string model_spec(const Model& model);
+
+// TrainState <-> Checkpoint.
+Checkpoint to_checkpoint(const TrainState& state, const Model& model, const Config& config,
+                         const Normalization& normalization);
+TrainState from_checkpoint(const Checkpoint& checkpoint);
+
+struct FitOptions {
+  std::string out_dir;       // created if missing: latest.h5, best.h5, metrics.csv, config.toml
+  std::string resume;        // checkpoint to continue from ("" = start fresh)
+  int stop_after_epoch = 0;  // stop after this epoch as if interrupted (tests, time slicing)
+  bool quiet = false;        // no progress lines
+  std::function<void(const std::string&)> log;  // default std::cerr
+};
+
+struct FitResult {
+  TrainState state;
+  Evaluation best_val;      // the best parameters on the validation split (model units)
+  double seconds = 0;
+};
+
+FitResult run_fit(const Config& config, const FitOptions& options);
+
+// A trained model restored from a checkpoint: its configuration (with overrides applied), the
+// model, network parameters (best or latest, whichever file is given) and normalisation.
+struct TrainedModel {
+  Config config;
+  std::unique_ptr<Model> model;
+  Vector theta;
+  Normalization normalization;
+  Checkpoint checkpoint;
+  std::vector<std::string> channel_names;
+};
+TrainedModel load_trained(const std::string& checkpoint_path,
+                          const std::vector<std::string>& overrides = {});
+
+// Observed channels of model-unit values back in data units (identity without normalisation).
+Matrix to_data_units(const Matrix& values, const Normalization& n);
+
+// Trajectories of a trained model for observed series (lifted by the model's initial-state rule;
+// learned initial states fall back to the first observation) at `times` per series, in data
+// units, each with the NFE its solve used. Failed solves have empty values and an error.
+struct Prediction {
+  std::string id;
+  Vector times;
+  Matrix values;  // times x observed channels
+  long nfe = 0;
+  std::string error;
+};
+std::vector<Prediction> predict(const TrainedModel& model, const std::vector<Trajectory>& series,
+                                const std::vector<std::string>& ids,
+                                const std::vector<Vector>& times, const SolverOptions& options,
+                                int threads);
+// The series of a split of the model's dataset ("train", "val", "test" or "all").
+void split_series(const FitData& data, const std::string& split, std::vector<Trajectory>& series,
+                  std::vector<std::string>& ids);
+
+}  // namespace cvnode

@@ -1,0 +1,71 @@
+// The model a fit trains: Mlp dynamics on the observed channels plus optional augmented
+// dimensions (Dupont et al. 2019), optional time input, and the rule that gives each series its
+// initial state. Observations always cover the first `observed` state components.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cvnode/mlp.h"
+#include "cvnode/observations.h"
+
+namespace cvnode {
+
+enum class InitialState {
+  FirstObservation,  // z0 = first observation (t0 moved to its time), augmented dims 0
+  Given,             // z0 = the series' stored initial state at its t0, augmented dims 0
+  Learned            // one free z0 per training series, started from the first observation
+};
+InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned
+const char* initial_state_name(InitialState s);
+
+struct ModelOptions {
+  std::vector<int> hidden = {32, 32};  // hidden layer widths (empty: one linear layer)
+  Activation activation = Activation::Tanh;
+  int augment = 0;           // extra zero-initialised state dimensions
+  bool time_input = false;   // feed t to the first layer
+  bool bias = true;          // false: every bias is frozen at zero (e.g. a pure linear system)
+  Init init = Init::SmallOutput;  // starts near f = 0, which keeps the first solves cheap
+  std::uint64_t seed = 1;    // initial parameters
+  InitialState initial_state = InitialState::FirstObservation;
+
+  std::string validate() const;  // empty when valid
+};
+Init parse_init(const std::string& name);  // glorot|he|pytorch|small_output
+const char* init_name(Init i);
+
+class Model {
+ public:
+  // `observed` = number of data channels (the first state components).
+  Model(const ModelOptions& options, int observed);
+
+  const ModelOptions& options() const { return o_; }
+  const Mlp& mlp() const { return *mlp_; }
+  int observed() const { return observed_; }
+  int state_size() const { return observed_ + o_.augment; }
+  int network_params() const { return mlp_->param_size(); }
+
+  // Network parameters from the options' init scheme and seed (biases zeroed when bias = false).
+  Vector initial_parameters() const;
+  // 1 where a network parameter is trained, 0 where frozen (biases when bias = false).
+  Vector trainable_mask() const;
+  // 1 on weights (where weight decay applies), 0 on biases.
+  Vector decay_mask() const;
+
+  // The series in state space: values/mask untouched, z0 per the initial-state rule, padded with
+  // zeros to state_size(). `obs.z0` is the given initial state (channels long) for Given and is
+  // ignored otherwise. Throws DataError naming `id` when the rule cannot be applied.
+  Trajectory lift(const Trajectory& obs, const std::string& id) const;
+
+  // One line: "mlp 2-32-32-2 tanh, augment 0, time_input false, bias true, z0 first_observation".
+  std::string describe() const;
+
+ private:
+  ModelOptions o_;
+  int observed_;
+  std::unique_ptr<Mlp> mlp_;
+};
+
+}  // namespace cvnode

@@ -1,0 +1,175 @@
+// The training loop: epochs of shuffled minibatches of series, adjoint gradients summed in series
+// order (bit-identical for any thread count), an optimizer step with clipping and weight decay,
+// a learning-rate schedule, validation, early stopping, and a back-off that survives solver
+// failures. Everything the loop needs to continue is in TrainState, which a checkpoint stores.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cvnode/batch.h"
+#include "cvnode/loss.h"
+#include "cvnode/model.h"
+#include "cvnode/optimizer.h"
+#include "cvnode/schedule.h"
+#include "cvnode/solver_options.h"
+
+namespace cvnode {
+
+// Where the gradient of a minibatch is computed and reduced. The reduction must be a sum in
+// series order so that results do not depend on how the work was spread. ThreadBackend does it
+// with OpenMP threads in one process; an MPI backend would give each rank a slice of the series
+// and gather the per-series results to sum them in the same order.
+class GradientBackend {
+ public:
+  virtual ~GradientBackend() = default;
+  // Failures are listed (series = index in `batch`) and left out of the sums, never thrown.
+  virtual BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                                 const Loss& loss, const RunningCost* running_cost) = 0;
+  virtual int workers() const = 0;
+};
+
+class ThreadBackend final : public GradientBackend {
+ public:
+  ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads);
+  BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                         const Loss& loss, const RunningCost* running_cost) override;
+  int workers() const override { return solver_.threads(); }
+
+ private:
+  BatchSolver solver_;
+};
+
+struct TrainOptions {
+  int epochs = 100;
+  int batch_size = 16;      // series per minibatch (the last of an epoch may be smaller)
+  int threads = 1;          // OpenMP threads over the series of a minibatch (0 = all cores)
+  std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)
+  int val_every = 1;        // validate every N epochs (and at the last one)
+  int early_stop_patience = 0;  // validations without improvement before stopping (0 = never)
+  double kinetic_weight = 0;    // kinetic-energy regulariser lambda * int ||f||^2 dt (Finlay 2020)
+  // A step is "bad" when its loss or gradient is not finite or more than this fraction of its
+  // series failed to solve; bad steps change nothing. Single failing series are only excluded.
+  double failure_fraction = 0.5;
+  int failure_patience = 3;       // consecutive bad steps before rolling back
+  double failure_lr_factor = 0.5; // learning-rate factor applied at each rollback
+  int max_rollbacks = 20;         // then the fit stops with an error
+
+  std::string validate() const;
+};
+
+struct TrainerSettings {
+  SolverOptions solver;
+  Loss loss = Loss::parse("mse_mean");
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  TrainOptions run;
+};
+
+// One row of the metrics history (metrics.csv and the checkpoint).
+struct EpochMetrics {
+  int epoch = 0;
+  double lr = 0;
+  double train_loss = 0;   // entry-weighted mean of the minibatch losses (sum for sum losses)
+  double val_loss = std::numeric_limits<double>::quiet_NaN();  // NaN when not validated
+  double val_rmse = std::numeric_limits<double>::quiet_NaN();  // over all observed entries
+  double nfe_forward = 0;  // per series per gradient, averaged over the epoch
+  double nfe_backward = 0;
+  double grad_norm = 0;    // mean over the epoch's steps, before clipping
+  long failures = 0;       // failed series solves in this epoch
+  double seconds = 0;      // wall time of the epoch (the only non-deterministic column)
+
+  static const char* csv_header();
+  std::string csv_row() const;
+  static std::vector<std::string> names();  // column names, for checkpoints
+  std::vector<double> values() const;
+  static EpochMetrics from_values(const std::vector<double>& v);
+};
+
+// Everything needed to continue a run exactly.
+struct TrainState {
+  int epoch = 0;                  // epochs completed
+  long step = 0;                  // optimizer steps taken
+  Vector params;                  // [network theta | learned z0 of each training series]
+  Vector opt_m, opt_v;            // optimizer moments
+  long opt_steps = 0;
+  Schedule::State schedule;
+  double best_val = std::numeric_limits<double>::infinity();
+  int best_epoch = 0;
+  Vector best_params;
+  int stale_validations = 0;      // early stopping counter
+  Vector good_params, good_m, good_v;  // last parameters after a good step (rollback target)
+  long good_opt_steps = 0;
+  int bad_steps = 0, rollbacks = 0;
+  long failures_total = 0;
+  bool stopped_early = false;
+  std::vector<EpochMetrics> history;
+};
+
+// Loss, errors and cost of a model on a set of series (validation, eval, predict).
+struct Evaluation {
+  double loss = 0;         // the training loss over all series (mean losses: over all entries)
+  Vector rmse, mae;        // per channel, over observed entries
+  double rmse_all = 0;     // over all observed entries
+  long nfe = 0;            // right-hand-side calls of all forward solves
+  std::vector<long> series_nfe;  // per series
+  int series = 0, failures = 0;
+  std::vector<Matrix> predictions;  // per series, observed channels at its times (empty if failed)
+  std::vector<SeriesFailure> failed;
+};
+
+// Forward solves of `series` (already lifted to state space) in parallel, reduced in order.
+Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
+                    const std::vector<Trajectory>& series, const SolverOptions& options,
+                    const Loss& loss, int threads);
+
+class Trainer {
+ public:
+  // `train` and `val` are observed series (Model::lift is applied here); ids name them in reports.
+  Trainer(const Model& model, const std::vector<Trajectory>& train,
+          const std::vector<std::string>& train_ids, const std::vector<Trajectory>& val,
+          const std::vector<std::string>& val_ids, const TrainerSettings& settings);
+  ~Trainer();
+
+  // Called after every epoch (the place to write checkpoints and metrics).
+  std::function<void(const TrainState&)> on_epoch;
+  // Progress lines and failure reports (default: std::cerr).
+  std::function<void(const std::string&)> log;
+
+  const TrainState& state() const { return st_; }
+  // Continue from a checkpointed state (checked against the model's sizes).
+  void restore(const TrainState& state);
+  // Trains until settings.run.epochs, early stopping, or `stop_after_epoch` (> 0) is reached.
+  void run(int stop_after_epoch = 0);
+  bool finished() const;
+
+  int param_size() const { return static_cast<int>(st_.params.size()); }
+  // The network part of a parameter vector.
+  Vector network(const Vector& params) const { return params.head(model_.network_params()); }
+  const std::vector<Trajectory>& train_series() const { return train_; }
+  const std::vector<Trajectory>& val_series() const { return val_; }
+  // Training series with the learned initial states of `params` (if any).
+  std::vector<Trajectory> train_with_z0(const Vector& params) const;
+
+ private:
+  const Model& model_;
+  std::vector<Trajectory> train_, val_;
+  std::vector<std::string> train_ids_, val_ids_;
+  TrainerSettings s_;
+  TrainState st_;
+  Vector trainable_, decay_;
+  std::unique_ptr<GradientBackend> backend_;
+  std::unique_ptr<RunningCost> running_cost_;
+  Optimizer opt_;
+  Schedule sched_;
+
+  void emit(const std::string& line) const;
+  void run_epoch(int epoch, EpochMetrics& m);
+  void rollback(int epoch);
+};
+
+}  // namespace cvnode

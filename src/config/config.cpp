@@ -1,0 +1,418 @@
+#include "cvnode/config.h"
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "cvnode/errors.h"
+
+namespace cvnode {
+
+namespace {
+
+std::string fmt_double(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  // Shortest text that reads back to the same double: the printed config is exact.
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  else if (s.find('.') == std::string::npos) {  // TOML needs "1.0e-06", not "1e-06"
+    const auto e = s.find_first_of("eE");
+    s.insert(e, ".0");
+  }
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o + "\"";
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+struct Bad {
+  std::string what;
+};
+
+double as_double(const toml::node& n) {
+  if (auto v = n.as_floating_point()) return v->get();
+  if (auto v = n.as_integer()) return static_cast<double>(v->get());
+  throw Bad{std::string("expected a number, got ") + type_name(n)};
+}
+long long as_int(const toml::node& n) {
+  if (auto v = n.as_integer()) return v->get();
+  if (auto v = n.as_floating_point()) {
+    const double d = v->get();
+    if (std::floor(d) == d && std::abs(d) < 9e15) return static_cast<long long>(d);
+  }
+  throw Bad{std::string("expected an integer, got ") + type_name(n)};
+}
+bool as_bool(const toml::node& n) {
+  if (auto v = n.as_boolean()) return v->get();
+  throw Bad{std::string("expected true or false, got ") + type_name(n)};
+}
+std::string as_string(const toml::node& n) {
+  if (auto v = n.as_string()) return v->get();
+  throw Bad{std::string("expected a string, got ") + type_name(n)};
+}
+int as_int32(const toml::node& n) {
+  const long long v = as_int(n);
+  if (v < -2147483647LL || v > 2147483647LL) throw Bad{"integer out of range"};
+  return static_cast<int>(v);
+}
+std::vector<double> as_doubles(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a) throw Bad{std::string("expected an array of numbers, got ") + type_name(n)};
+  std::vector<double> out;
+  for (const auto& e : *a) out.push_back(as_double(e));
+  return out;
+}
+std::vector<int> as_ints(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a) throw Bad{std::string("expected an array of integers, got ") + type_name(n)};
+  std::vector<int> out;
+  for (const auto& e : *a) out.push_back(as_int32(e));
+  return out;
+}
+
+struct Entry {
+  std::string key;
+  std::function<void(Config&, const toml::node&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+template <class T>
+using Acc = T& (*)(Config&);
+
+Entry num(const char* key, Acc<double> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_double(n); },
+          [acc](const Config& c) { return fmt_double(acc(const_cast<Config&>(c))); }};
+}
+Entry integer(const char* key, Acc<int> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_int32(n); },
+          [acc](const Config& c) { return std::to_string(acc(const_cast<Config&>(c))); }};
+}
+Entry long_int(const char* key, Acc<long> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = static_cast<long>(as_int(n)); },
+          [acc](const Config& c) { return std::to_string(acc(const_cast<Config&>(c))); }};
+}
+Entry seed(const char* key, Acc<std::uint64_t> acc) {
+  return {key,
+          [acc](Config& c, const toml::node& n) {
+            const long long v = as_int(n);
+            if (v < 0) throw Bad{"a seed must be >= 0"};
+            acc(c) = static_cast<std::uint64_t>(v);
+          },
+          [acc](const Config& c) { return std::to_string(acc(const_cast<Config&>(c))); }};
+}
+Entry boolean(const char* key, Acc<bool> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_bool(n); },
+          [acc](const Config& c) { return std::string(acc(const_cast<Config&>(c)) ? "true" : "false"); }};
+}
+Entry text(const char* key, Acc<std::string> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_string(n); },
+          [acc](const Config& c) { return quote(acc(const_cast<Config&>(c))); }};
+}
+// An enum stored as its name: the parser's own message (listing the choices) is kept.
+template <class E>
+Entry choice(const char* key, Acc<E> acc, E (*parse)(const std::string&), const char* (*name)(E)) {
+  return {key,
+          [acc, parse](Config& c, const toml::node& n) {
+            try {
+              acc(c) = parse(as_string(n));
+            } catch (const std::invalid_argument& e) {
+              throw Bad{e.what()};
+            }
+          },
+          [acc, name](const Config& c) { return quote(name(acc(const_cast<Config&>(c)))); }};
+}
+
+const char* method_str(Method m) { return method_name(m); }
+LinearSolver parse_linear_solver(const std::string& s) {
+  if (s == "dense") return LinearSolver::Dense;
+  if (s == "gmres") return LinearSolver::Gmres;
+  throw OptionsError("unknown linear solver '" + s + "' (expected dense or gmres)");
+}
+const char* linear_solver_name(LinearSolver l) { return l == LinearSolver::Dense ? "dense" : "gmres"; }
+const char* loss_name(LossKind k) {
+  switch (k) {
+    case LossKind::HalfSumSquares: return "half_sse";
+    case LossKind::MeanSquared: return "mse_mean";
+    case LossKind::MeanAbsolute: return "l1_mean";
+    case LossKind::GaussianNll: return "gaussian_nll";
+  }
+  return "?";
+}
+LossKind parse_loss_kind(const std::string& s) { return Loss::parse(s).kind; }
+
+std::string list_str(const std::vector<int>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> e = {
+      text("data.file", [](Config& c) -> std::string& { return c.data.file; }),
+      num("data.train_fraction", [](Config& c) -> double& { return c.data.train_fraction; }),
+      num("data.val_fraction", [](Config& c) -> double& { return c.data.val_fraction; }),
+      seed("data.split_seed", [](Config& c) -> std::uint64_t& { return c.data.split_seed; }),
+      boolean("data.normalize", [](Config& c) -> bool& { return c.data.normalize; }),
+      integer("data.max_series", [](Config& c) -> int& { return c.data.max_series; }),
+
+      {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
+       [](const Config& c) { return list_str(c.model.hidden); }},
+      choice<Activation>("model.activation", [](Config& c) -> Activation& { return c.model.activation; },
+                         parse_activation, activation_name),
+      integer("model.augment", [](Config& c) -> int& { return c.model.augment; }),
+      boolean("model.time_input", [](Config& c) -> bool& { return c.model.time_input; }),
+      boolean("model.bias", [](Config& c) -> bool& { return c.model.bias; }),
+      choice<Init>("model.init", [](Config& c) -> Init& { return c.model.init; }, parse_init, init_name),
+      seed("model.seed", [](Config& c) -> std::uint64_t& { return c.model.seed; }),
+      choice<InitialState>("model.initial_state",
+                           [](Config& c) -> InitialState& { return c.model.initial_state; },
+                           parse_initial_state, initial_state_name),
+
+      choice<Method>("solver.method", [](Config& c) -> Method& { return c.train.solver.method; },
+                     parse_method, method_str),
+      choice<LinearSolver>("solver.linear_solver",
+                           [](Config& c) -> LinearSolver& { return c.train.solver.linear_solver; },
+                           parse_linear_solver, linear_solver_name),
+      num("solver.rtol", [](Config& c) -> double& { return c.train.solver.rtol; }),
+      num("solver.atol", [](Config& c) -> double& { return c.train.solver.atol; }),
+      long_int("solver.max_steps", [](Config& c) -> long& { return c.train.solver.max_steps; }),
+      num("solver.max_step", [](Config& c) -> double& { return c.train.solver.max_step; }),
+      integer("solver.checkpoint_steps", [](Config& c) -> int& { return c.train.solver.checkpoint_steps; }),
+      boolean("solver.quadrature_error_control",
+              [](Config& c) -> bool& { return c.train.solver.quadrature_error_control; }),
+
+      choice<LossKind>("loss.kind", [](Config& c) -> LossKind& { return c.train.loss.kind; },
+                       parse_loss_kind, loss_name),
+      {"loss.sigma",
+       [](Config& c, const toml::node& n) {
+         const auto v = as_doubles(n);
+         c.train.loss.sigma = Eigen::Map<const Vector>(v.data(), static_cast<Eigen::Index>(v.size()));
+       },
+       [](const Config& c) {
+         std::string s = "[";
+         for (Eigen::Index i = 0; i < c.train.loss.sigma.size(); ++i)
+           s += (i ? ", " : "") + fmt_double(c.train.loss.sigma[i]);
+         return s + "]";
+       }},
+      num("loss.kinetic_weight", [](Config& c) -> double& { return c.train.run.kinetic_weight; }),
+
+      choice<OptimizerKind>("optimizer.name",
+                            [](Config& c) -> OptimizerKind& { return c.train.optimizer.kind; },
+                            parse_optimizer, optimizer_name),
+      num("optimizer.lr", [](Config& c) -> double& { return c.train.optimizer.lr; }),
+      num("optimizer.beta1", [](Config& c) -> double& { return c.train.optimizer.beta1; }),
+      num("optimizer.beta2", [](Config& c) -> double& { return c.train.optimizer.beta2; }),
+      num("optimizer.eps", [](Config& c) -> double& { return c.train.optimizer.eps; }),
+      num("optimizer.momentum", [](Config& c) -> double& { return c.train.optimizer.momentum; }),
+      boolean("optimizer.nesterov", [](Config& c) -> bool& { return c.train.optimizer.nesterov; }),
+      num("optimizer.weight_decay", [](Config& c) -> double& { return c.train.optimizer.weight_decay; }),
+      num("optimizer.clip_norm", [](Config& c) -> double& { return c.train.optimizer.clip_norm; }),
+
+      choice<ScheduleKind>("schedule.kind", [](Config& c) -> ScheduleKind& { return c.train.schedule.kind; },
+                           parse_schedule, schedule_name),
+      integer("schedule.step_epochs", [](Config& c) -> int& { return c.train.schedule.step_epochs; }),
+      num("schedule.gamma", [](Config& c) -> double& { return c.train.schedule.gamma; }),
+      num("schedule.min_lr", [](Config& c) -> double& { return c.train.schedule.min_lr; }),
+      integer("schedule.warmup_epochs", [](Config& c) -> int& { return c.train.schedule.warmup_epochs; }),
+      integer("schedule.plateau_patience", [](Config& c) -> int& { return c.train.schedule.plateau_patience; }),
+      num("schedule.plateau_factor", [](Config& c) -> double& { return c.train.schedule.plateau_factor; }),
+      num("schedule.plateau_threshold", [](Config& c) -> double& { return c.train.schedule.plateau_threshold; }),
+
+      integer("run.epochs", [](Config& c) -> int& { return c.train.run.epochs; }),
+      integer("run.batch_size", [](Config& c) -> int& { return c.train.run.batch_size; }),
+      integer("run.threads", [](Config& c) -> int& { return c.train.run.threads; }),
+      seed("run.seed", [](Config& c) -> std::uint64_t& { return c.train.run.seed; }),
+      integer("run.val_every", [](Config& c) -> int& { return c.train.run.val_every; }),
+      integer("run.early_stop_patience", [](Config& c) -> int& { return c.train.run.early_stop_patience; }),
+      num("run.failure_fraction", [](Config& c) -> double& { return c.train.run.failure_fraction; }),
+      integer("run.failure_patience", [](Config& c) -> int& { return c.train.run.failure_patience; }),
+      num("run.failure_lr_factor", [](Config& c) -> double& { return c.train.run.failure_lr_factor; }),
+      integer("run.max_rollbacks", [](Config& c) -> int& { return c.train.run.max_rollbacks; }),
+
+      integer("plot.series", [](Config& c) -> int& { return c.plot.series; }),
+      num("plot.extrapolate", [](Config& c) -> double& { return c.plot.extrapolate; }),
+      integer("plot.points", [](Config& c) -> int& { return c.plot.points; }),
+  };
+  return e;
+}
+
+const Entry* find(const std::string& key) {
+  for (const auto& e : entries())
+    if (e.key == key) return &e;
+  return nullptr;
+}
+
+std::string unknown_key(const std::string& where, const std::string& key) {
+  // Name the keys of the same section, which is where a typo usually belongs.
+  const std::string section = key.substr(0, key.find('.'));
+  std::string known;
+  for (const auto& e : entries())
+    if (e.key.compare(0, section.size() + 1, section + ".") == 0)
+      known += (known.empty() ? "" : ", ") + e.key.substr(section.size() + 1);
+  std::string msg = where + ": unknown key '" + key + "'";
+  if (!known.empty()) msg += " (section [" + section + "] has: " + known + ")";
+  else msg += " (sections: data, model, solver, loss, optimizer, schedule, run, plot)";
+  return msg;
+}
+
+void apply(Config& c, const std::string& where, const std::string& key, const toml::node& n) {
+  const Entry* e = find(key);
+  if (!e) throw ConfigError(unknown_key(where, key));
+  try {
+    e->set(c, n);
+  } catch (const Bad& b) {
+    throw ConfigError(where + ": key '" + key + "': " + b.what);
+  }
+}
+
+void apply_table(Config& c, const std::string& where, const toml::table& root) {
+  for (const auto& [k, v] : root) {
+    const std::string section(k.str());
+    const auto* t = v.as_table();
+    if (!t) throw ConfigError(unknown_key(where, section));
+    for (const auto& [k2, v2] : *t) apply(c, where, section + "." + std::string(k2.str()), v2);
+  }
+}
+
+void apply_override(Config& c, const std::string& ov) {
+  const auto eq = ov.find('=');
+  const std::string where = "--set " + ov;
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(where + ": expected section.key=value");
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  if (!find(key)) throw ConfigError(unknown_key("--set", key));
+  toml::table t;
+  try {
+    t = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    // Bare words (--set solver.method=bdf) are strings.
+    t = toml::parse("v = " + quote(value));
+  }
+  apply(c, "--set", key, *t.get("v"));
+}
+
+void finish(Config& c, const std::vector<std::string>& overrides) {
+  for (const auto& ov : overrides) apply_override(c, ov);
+  const std::string why = c.validate();
+  if (!why.empty()) throw ConfigError(c.source + ": " + why);
+}
+
+}  // namespace
+
+std::string DataOptions::validate() const {
+  std::ostringstream o;
+  if (file.empty()) o << "data.file is empty: name the HDF5 dataset to fit";
+  else if (!(train_fraction > 0 && train_fraction <= 1)) o << "data.train_fraction = " << train_fraction << " must lie in (0, 1]";
+  else if (!(val_fraction >= 0 && train_fraction + val_fraction <= 1 + 1e-12))
+    o << "data.val_fraction = " << val_fraction << " must be >= 0 with train_fraction + val_fraction <= 1";
+  else if (max_series < 0) o << "data.max_series = " << max_series << " must be >= 0 (0 = all)";
+  return o.str();
+}
+
+std::string Config::validate() const {
+  std::string why = data.validate();
+  if (why.empty()) why = model.validate();
+  if (why.empty()) {
+    why = train.solver.validate();
+    if (!why.empty()) why = "[solver] " + why;
+  }
+  if (why.empty()) why = train.optimizer.validate();
+  if (why.empty()) why = train.schedule.validate();
+  if (why.empty()) why = train.run.validate();
+  if (why.empty() && train.loss.kind == LossKind::GaussianNll && train.loss.sigma.size() == 0)
+    why = "loss.kind = \"gaussian_nll\" needs loss.sigma (one per channel)";
+  if (why.empty() && plot.series < 0) why = "plot.series = " + std::to_string(plot.series) + " must be >= 0";
+  if (why.empty() && !(plot.extrapolate >= 0)) why = "plot.extrapolate must be >= 0";
+  if (why.empty() && plot.points < 2) why = "plot.points = " + std::to_string(plot.points) + " must be >= 2";
+  return why;
+}
+
+Config Config::parse(const std::string& text, const std::string& name,
+                     const std::vector<std::string>& overrides) {
+  Config c;
+  c.source = name;
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream o;
+    o << name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+      << e.description();
+    throw ConfigError(o.str());
+  }
+  apply_table(c, name, root);
+  finish(c, overrides);
+  return c;
+}
+
+Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+  Config c;
+  c.source = path;
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream o;
+    o << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+      << e.description();
+    throw ConfigError(o.str());
+  }
+  apply_table(c, path, root);
+  // A relative data path is relative to the config file, so a config works from any directory;
+  // the resolved (absolute) path is what checkpoints store.
+  namespace fs = std::filesystem;
+  if (!c.data.file.empty() && fs::path(c.data.file).is_relative())
+    c.data.file = fs::weakly_canonical(fs::absolute(path).parent_path() / c.data.file).string();
+  finish(c, overrides);
+  return c;
+}
+
+void Config::set(const std::string& key, const std::string& value) {
+  apply_override(*this, key + "=" + value);
+}
+
+std::string Config::to_toml() const {
+  std::string out, section;
+  for (const auto& e : entries()) {
+    const std::string s = e.key.substr(0, e.key.find('.'));
+    if (s != section) {
+      out += (section.empty() ? "" : "\n") + std::string("[") + s + "]\n";
+      section = s;
+    }
+    out += e.key.substr(s.size() + 1) + " = " + e.get(*this) + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> Config::keys() {
+  std::vector<std::string> k;
+  for (const auto& e : entries()) k.push_back(e.key);
+  return k;
+}
+
+}  // namespace cvnode

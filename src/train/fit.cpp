@@ -1,0 +1,307 @@
+#include "cvnode/fit.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cvnode/errors.h"
+
+namespace cvnode {
+
+namespace fs = std::filesystem;
+
+FitData load_fit_data(const Config& config) {
+  Dataset ds = Dataset::read(config.data.file);
+  if (config.data.max_series > 0 && static_cast<std::size_t>(config.data.max_series) < ds.size()) {
+    std::vector<std::size_t> first(config.data.max_series);
+    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+    ds = ds.subset(first);
+  }
+  const Split split = ds.split(config.data.train_fraction, config.data.val_fraction, config.data.split_seed);
+  if (split.train.empty())
+    throw DataError(config.data.file + ": the training split is empty (" + std::to_string(ds.size()) +
+                    " series, data.train_fraction = " + std::to_string(config.data.train_fraction) + ")");
+  FitData d;
+  d.channels = ds.channels();
+  d.channel_names = ds.channel_names();
+  const Normalization stats = ds.compute_normalization(split.train);
+  d.data_std = stats.std;
+  if (config.data.normalize) {
+    ds.normalize(stats);
+    d.normalization = stats;
+  }
+  auto take = [&](const std::vector<std::size_t>& idx, std::vector<Trajectory>& out,
+                  std::vector<std::string>& ids) {
+    for (std::size_t i : idx) {
+      Trajectory tr = ds.trajectory(i, ds.channels());
+      // The dataset fills z0 with the first observation when no initial state is stored; keep
+      // z0 only when one is (Model::lift decides what to do with it).
+      if (ds.initial_state_size() == 0) tr.z0.resize(0);
+      else tr.z0 = ds.series(i).initial_state.head(ds.channels());
+      if (config.data.normalize && ds.initial_state_size() > 0)
+        tr.z0 = ((tr.z0 - stats.mean).array() / stats.std.array()).matrix();
+      out.push_back(std::move(tr));
+      ids.push_back(ds.id(i));
+    }
+  };
+  take(split.train, d.train, d.train_ids);
+  take(split.validation, d.val, d.val_ids);
+  take(split.test, d.test, d.test_ids);
+  return d;
+}
+
+std::string model_spec(const Model& model) {
+  nlohmann::json j;
+  const auto& o = model.options();
+  j["type"] = "mlp";
+  j["layers"] = model.mlp().spec().layers;
+  j["activation"] = activation_name(o.activation);
+  j["observed"] = model.observed();
+  j["augment"] = o.augment;
+  j["time_input"] = o.time_input;
+  j["bias"] = o.bias;
+  j["initial_state"] = initial_state_name(o.initial_state);
+  j["network_params"] = model.network_params();
+  return j.dump();
+}
+
+namespace {
+
+// Names of the TrainState scalars in the checkpoint's optimizer_scalars.
+struct ScalarField {
+  const char* name;
+  double (*get)(const TrainState&);
+  void (*set)(TrainState&, double);
+};
+const ScalarField kScalars[] = {
+    {"opt_steps", [](const TrainState& s) { return double(s.opt_steps); }, [](TrainState& s, double v) { s.opt_steps = long(v); }},
+    {"good_opt_steps", [](const TrainState& s) { return double(s.good_opt_steps); }, [](TrainState& s, double v) { s.good_opt_steps = long(v); }},
+    {"schedule_scale", [](const TrainState& s) { return s.schedule.scale; }, [](TrainState& s, double v) { s.schedule.scale = v; }},
+    {"schedule_best", [](const TrainState& s) { return s.schedule.best; }, [](TrainState& s, double v) { s.schedule.best = v; }},
+    {"schedule_bad", [](const TrainState& s) { return double(s.schedule.bad); }, [](TrainState& s, double v) { s.schedule.bad = int(v); }},
+    {"best_val", [](const TrainState& s) { return s.best_val; }, [](TrainState& s, double v) { s.best_val = v; }},
+    {"best_epoch", [](const TrainState& s) { return double(s.best_epoch); }, [](TrainState& s, double v) { s.best_epoch = int(v); }},
+    {"stale_validations", [](const TrainState& s) { return double(s.stale_validations); }, [](TrainState& s, double v) { s.stale_validations = int(v); }},
+    {"bad_steps", [](const TrainState& s) { return double(s.bad_steps); }, [](TrainState& s, double v) { s.bad_steps = int(v); }},
+    {"rollbacks", [](const TrainState& s) { return double(s.rollbacks); }, [](TrainState& s, double v) { s.rollbacks = int(v); }},
+    {"failures_total", [](const TrainState& s) { return double(s.failures_total); }, [](TrainState& s, double v) { s.failures_total = long(v); }},
+    {"stopped_early", [](const TrainState& s) { return s.stopped_early ? 1.0 : 0.0; }, [](TrainState& s, double v) { s.stopped_early = v != 0; }},
+};
+
+void write_metrics_csv(const std::string& path, const std::vector<EpochMetrics>& history) {
+  // Rewritten whole after every epoch through a temporary file, so that it always matches the
+  // latest checkpoint (a resumed run continues it without duplicate rows).
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw DataError(path + ": cannot write");
+    f << EpochMetrics::csv_header() << "\n";
+    for (const auto& m : history) f << m.csv_row() << "\n";
+    if (!f) throw DataError(path + ": write failed");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+Checkpoint to_checkpoint(const TrainState& s, const Model& model, const Config& config,
+                         const Normalization& normalization) {
+  Checkpoint c;
+  c.model_spec = model_spec(model);
+  c.parameters = s.params;
+  c.optimizer_vectors["m"] = s.opt_m;
+  c.optimizer_vectors["v"] = s.opt_v;
+  c.optimizer_vectors["best_params"] = s.best_params;
+  c.optimizer_vectors["good_params"] = s.good_params;
+  c.optimizer_vectors["good_m"] = s.good_m;
+  c.optimizer_vectors["good_v"] = s.good_v;
+  for (const auto& f : kScalars) c.optimizer_scalars[f.name] = f.get(s);
+  c.epoch = s.epoch;
+  c.step = s.step;
+  // Minibatch order is a pure function of (run.seed, epoch); the seed is the whole RNG state.
+  c.rng_state = {config.train.run.seed};
+  c.config = config.to_toml();
+  c.normalization = normalization;
+  const auto names = EpochMetrics::names();
+  for (const auto& n : names) c.metrics[n];
+  for (const auto& m : s.history) {
+    const auto v = m.values();
+    for (std::size_t i = 0; i < names.size(); ++i) c.metrics[names[i]].push_back(v[i]);
+  }
+  return c;
+}
+
+TrainState from_checkpoint(const Checkpoint& c) {
+  TrainState s;
+  s.params = c.parameters;
+  auto vec = [&](const char* name) -> Vector {
+    auto it = c.optimizer_vectors.find(name);
+    if (it == c.optimizer_vectors.end()) throw DataError(std::string("checkpoint: optimizer vector '") + name + "' is missing");
+    return it->second;
+  };
+  s.opt_m = vec("m");
+  s.opt_v = vec("v");
+  s.best_params = vec("best_params");
+  s.good_params = vec("good_params");
+  s.good_m = vec("good_m");
+  s.good_v = vec("good_v");
+  for (const auto& f : kScalars) {
+    auto it = c.optimizer_scalars.find(f.name);
+    if (it == c.optimizer_scalars.end()) throw DataError(std::string("checkpoint: scalar '") + f.name + "' is missing");
+    f.set(s, it->second);
+  }
+  s.epoch = static_cast<int>(c.epoch);
+  s.step = c.step;
+  const auto names = EpochMetrics::names();
+  const auto& first = c.metrics.at(names[0]);
+  for (std::size_t r = 0; r < first.size(); ++r) {
+    std::vector<double> row;
+    for (const auto& n : names) {
+      auto it = c.metrics.find(n);
+      if (it == c.metrics.end() || it->second.size() != first.size())
+        throw DataError("checkpoint: metrics column '" + n + "' is missing or has the wrong length");
+      row.push_back(it->second[r]);
+    }
+    s.history.push_back(EpochMetrics::from_values(row));
+  }
+  return s;
+}
+
+FitResult run_fit(const Config& config, const FitOptions& options) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  auto log = options.log ? options.log : [](const std::string& s) { std::cerr << s << std::endl; };
+  if (options.out_dir.empty()) throw OptionsError("fit: an output directory (--out) is needed");
+  fs::create_directories(options.out_dir);
+  const std::string latest = (fs::path(options.out_dir) / "latest.h5").string();
+  const std::string best = (fs::path(options.out_dir) / "best.h5").string();
+  const std::string metrics = (fs::path(options.out_dir) / "metrics.csv").string();
+  {
+    std::ofstream f(fs::path(options.out_dir) / "config.toml");
+    f << "# resolved configuration of this run (cvnode fit)\n" << config.to_toml();
+  }
+  if (!options.quiet) log("cvnode fit: resolved configuration (" + config.source + ")\n" + config.to_toml());
+
+  const FitData data = load_fit_data(config);
+  Model model(config.model, data.channels);
+  Trainer trainer(model, data.train, data.train_ids, data.val, data.val_ids, config.train);
+  trainer.log = options.quiet ? std::function<void(const std::string&)>([](const std::string&) {}) : log;
+  if (!options.quiet) {
+    char buf[300];
+    std::snprintf(buf, sizeof buf, "data: %s, %zu train / %zu validation / %zu test series, %d channels",
+                  config.data.file.c_str(), data.train.size(), data.val.size(), data.test.size(), data.channels);
+    log(buf);
+    log("model: " + model.describe());
+  }
+  if (!options.resume.empty()) {
+    const Checkpoint ck = Checkpoint::read(options.resume, model_spec(model));
+    trainer.restore(from_checkpoint(ck));
+    if (!options.quiet)
+      log("resumed from " + options.resume + " after epoch " + std::to_string(ck.epoch));
+  }
+  trainer.on_epoch = [&](const TrainState& s) {
+    to_checkpoint(s, model, config, data.normalization).write(latest);
+    if (s.best_epoch == s.epoch) {
+      TrainState b = s;
+      b.params = s.best_params;
+      to_checkpoint(b, model, config, data.normalization).write(best);
+    }
+    write_metrics_csv(metrics, s.history);
+  };
+  trainer.run(options.stop_after_epoch);
+
+  FitResult r;
+  r.state = trainer.state();
+  if (!data.val.empty())
+    r.best_val = evaluate(model.mlp(), trainer.network(r.state.best_params), trainer.val_series(),
+                          config.train.solver, config.train.loss, config.train.run.threads);
+  r.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  return r;
+}
+
+TrainedModel load_trained(const std::string& path, const std::vector<std::string>& overrides) {
+  TrainedModel t;
+  t.checkpoint = Checkpoint::read(path);
+  t.config = Config::parse(t.checkpoint.config, path + " (stored configuration)", overrides);
+  nlohmann::json spec;
+  try {
+    spec = nlohmann::json::parse(t.checkpoint.model_spec);
+  } catch (const std::exception& e) {
+    throw DataError(path + ": model_spec is not JSON: " + e.what());
+  }
+  const int observed = spec.value("observed", 0);
+  t.model = std::make_unique<Model>(t.config.model, observed);
+  if (model_spec(*t.model) != t.checkpoint.model_spec)
+    throw DataError(path + ": the stored configuration does not give the stored model_spec " +
+                    t.checkpoint.model_spec + " (a --set changed the model?)");
+  t.theta = t.checkpoint.parameters.head(t.model->network_params());
+  t.normalization = t.checkpoint.normalization;
+  return t;
+}
+
+}  // namespace cvnode
+
+namespace cvnode {
+
+Matrix to_data_units(const Matrix& values, const Normalization& n) {
+  if (n.empty()) return values;
+  Matrix out = values;
+  for (Eigen::Index i = 0; i < out.cols() && i < n.mean.size(); ++i)
+    out.col(i) = (values.col(i).array() * n.std[i] + n.mean[i]).matrix();
+  return out;
+}
+
+std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
+                                const std::vector<std::string>& ids, const std::vector<Vector>& times,
+                                const SolverOptions& options, int threads) {
+  // Learned initial states belong to training series only; for prediction the first
+  // observation is the honest starting point for any series.
+  ModelOptions mo = tm.model->options();
+  if (mo.initial_state == InitialState::Learned) mo.initial_state = InitialState::FirstObservation;
+  const Model lift_model(mo, tm.model->observed());
+  std::vector<Prediction> out(series.size());
+  std::vector<Trajectory> lifted(series.size());
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    lifted[s] = lift_model.lift(series[s], ids[s]);
+    lifted[s].times = times[s];
+    lifted[s].values = Matrix::Zero(times[s].size(), tm.model->observed());
+    lifted[s].mask = Matrix::Zero(times[s].size(), tm.model->observed());
+  }
+  // evaluate() runs the forward solves in parallel and keeps the per-series predictions.
+  const Loss loss;
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    out[s].id = ids[s];
+    out[s].times = times[s];
+  }
+  const Evaluation ev = evaluate(tm.model->mlp(), tm.theta, lifted, options, loss, threads);
+  std::vector<std::string> err(series.size());
+  for (const auto& f : ev.failed) err[f.series] = f.message.empty() ? "failed" : f.message;
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    out[s].error = err[s];
+    out[s].nfe = ev.series_nfe[s];
+    if (err[s].empty()) out[s].values = to_data_units(ev.predictions[s], tm.normalization);
+  }
+  return out;
+}
+
+void split_series(const FitData& d, const std::string& split, std::vector<Trajectory>& series,
+                  std::vector<std::string>& ids) {
+  series.clear();
+  ids.clear();
+  auto add = [&](const std::vector<Trajectory>& t, const std::vector<std::string>& i) {
+    series.insert(series.end(), t.begin(), t.end());
+    ids.insert(ids.end(), i.begin(), i.end());
+  };
+  if (split == "train" || split == "all") add(d.train, d.train_ids);
+  if (split == "val" || split == "all") add(d.val, d.val_ids);
+  if (split == "test" || split == "all") add(d.test, d.test_ids);
+  if (split != "train" && split != "val" && split != "test" && split != "all")
+    throw OptionsError("--split = '" + split + "' (expected train, val, test or all)");
+}
+
+}  // namespace cvnode

@@ -1,0 +1,410 @@
+#include "cvnode/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include "cvnode/errors.h"
+#include "cvnode/running_cost.h"
+#include "cvnode/solver.h"
+#include "nn/random.h"
+
+namespace cvnode {
+
+// ---------------------------------------------------------------------------------------------
+ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads)
+    : solver_(dynamics, options, threads) {}
+
+BatchGradient ThreadBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                                      const Loss& loss, const RunningCost* running_cost) {
+  return solver_.gradient(theta, batch, loss, running_cost, /*skip_failures=*/true);
+}
+
+// ---------------------------------------------------------------------------------------------
+std::string TrainOptions::validate() const {
+  std::ostringstream o;
+  o.precision(17);
+  if (epochs < 1) o << "run.epochs = " << epochs << " must be >= 1";
+  else if (batch_size < 1) o << "run.batch_size = " << batch_size << " must be >= 1";
+  else if (threads < 0) o << "run.threads = " << threads << " must be >= 0 (0 = all cores)";
+  else if (val_every < 1) o << "run.val_every = " << val_every << " must be >= 1";
+  else if (early_stop_patience < 0) o << "run.early_stop_patience = " << early_stop_patience << " must be >= 0";
+  else if (!(kinetic_weight >= 0) || !std::isfinite(kinetic_weight)) o << "run.kinetic_weight = " << kinetic_weight << " must be finite and >= 0";
+  else if (!(failure_fraction >= 0 && failure_fraction <= 1)) o << "run.failure_fraction = " << failure_fraction << " must lie in [0, 1]";
+  else if (failure_patience < 1) o << "run.failure_patience = " << failure_patience << " must be >= 1";
+  else if (!(failure_lr_factor > 0 && failure_lr_factor < 1)) o << "run.failure_lr_factor = " << failure_lr_factor << " must lie in (0, 1)";
+  else if (max_rollbacks < 0) o << "run.max_rollbacks = " << max_rollbacks << " must be >= 0";
+  return o.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+const char* EpochMetrics::csv_header() {
+  return "epoch,lr,train_loss,val_loss,val_rmse,nfe_forward,nfe_backward,grad_norm,failures,seconds";
+}
+
+std::vector<std::string> EpochMetrics::names() {
+  return {"epoch", "lr", "train_loss", "val_loss", "val_rmse", "nfe_forward", "nfe_backward",
+          "grad_norm", "failures", "seconds"};
+}
+
+std::vector<double> EpochMetrics::values() const {
+  return {static_cast<double>(epoch), lr, train_loss, val_loss, val_rmse, nfe_forward,
+          nfe_backward, grad_norm, static_cast<double>(failures), seconds};
+}
+
+EpochMetrics EpochMetrics::from_values(const std::vector<double>& v) {
+  if (v.size() != names().size())
+    throw DataError("metrics row has " + std::to_string(v.size()) + " values, expected " +
+                    std::to_string(names().size()));
+  EpochMetrics m;
+  m.epoch = static_cast<int>(v[0]);
+  m.lr = v[1];
+  m.train_loss = v[2];
+  m.val_loss = v[3];
+  m.val_rmse = v[4];
+  m.nfe_forward = v[5];
+  m.nfe_backward = v[6];
+  m.grad_norm = v[7];
+  m.failures = static_cast<long>(v[8]);
+  m.seconds = v[9];
+  return m;
+}
+
+std::string EpochMetrics::csv_row() const {
+  // %.17g: the CSV carries the exact doubles, so runs can be compared bit for bit.
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%ld,%.6f", epoch, lr,
+                train_loss, val_loss, val_rmse, nfe_forward, nfe_backward, grad_norm, failures,
+                seconds);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
+                    const std::vector<Trajectory>& series, const SolverOptions& options,
+                    const Loss& loss, int threads) {
+  if (threads <= 0) threads = omp_get_max_threads();
+  const int S = static_cast<int>(series.size());
+  std::vector<std::unique_ptr<Solver>> solvers;
+  for (int i = 0; i < std::max(1, std::min(threads, S)); ++i)
+    solvers.push_back(std::make_unique<Solver>(dynamics, options));
+  std::vector<Solution> sol(S);
+  std::vector<std::exception_ptr> err(S);
+  const Vector th = theta;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(solvers.size()))
+  for (int s = 0; s < S; ++s) {
+    try {
+      sol[s] = solvers[omp_get_thread_num()]->solve(th, series[s].t0, series[s].z0, series[s].times);
+      if (!sol[s].states.allFinite())
+        throw SolverError("evaluate", 0, "NON_FINITE", series[s].t0, "the solution is not finite");
+    } catch (...) {
+      err[s] = std::current_exception();
+    }
+  }
+  // Reduced in series order: the same bits for every thread count.
+  Evaluation ev;
+  ev.series = S;
+  const int C = S > 0 ? static_cast<int>(series[0].values.cols()) : 0;
+  Vector se = Vector::Zero(C), ae = Vector::Zero(C), cnt = Vector::Zero(C);
+  long entries = 0;
+  for (const auto& tr : series) entries += tr.observed_entries();
+  const double scale = loss.is_mean() ? (entries > 0 ? 1.0 / entries : 0.0) : 1.0;
+  ev.predictions.resize(S);
+  ev.series_nfe.assign(S, 0);
+  for (int s = 0; s < S; ++s) {
+    if (err[s]) {
+      SeriesFailure f{s, 0, 0.0, ""};
+      try {
+        std::rethrow_exception(err[s]);
+      } catch (const SolverError& e) {
+        f.flag = e.flag();
+        f.time = e.time_reached();
+        f.message = e.what();
+      } catch (const std::exception& e) {
+        f.message = e.what();
+      }
+      ev.failed.push_back(f);
+      ++ev.failures;
+      continue;
+    }
+    const Trajectory& tr = series[s];
+    ev.nfe += sol[s].nfe;
+    ev.series_nfe[s] = sol[s].nfe;
+    ev.predictions[s] = sol[s].states.leftCols(C);
+    for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+      for (int i = 0; i < C; ++i) {
+        if (tr.mask.size() && tr.mask(k, i) == 0) continue;
+        const double z = sol[s].states(k, i), y = tr.values(k, i), r = z - y;
+        double d;
+        ev.loss += loss.term(z, y, i, scale, &d);
+        se[i] += r * r;
+        ae[i] += std::abs(r);
+        cnt[i] += 1;
+      }
+  }
+  ev.rmse = (se.array() / cnt.array().max(1.0)).sqrt();
+  ev.mae = ae.array() / cnt.array().max(1.0);
+  ev.rmse_all = std::sqrt(se.sum() / std::max(1.0, cnt.sum()));
+  if (ev.failures > 0) ev.loss = std::numeric_limits<double>::infinity();
+  return ev;
+}
+
+// ---------------------------------------------------------------------------------------------
+Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
+                 const std::vector<std::string>& train_ids, const std::vector<Trajectory>& val,
+                 const std::vector<std::string>& val_ids, const TrainerSettings& settings)
+    : model_(model),
+      train_ids_(train_ids),
+      val_ids_(val_ids),
+      s_(settings),
+      opt_(settings.optimizer,
+           model.network_params() +
+               (model.options().initial_state == InitialState::Learned
+                    ? static_cast<int>(train.size()) * model.state_size()
+                    : 0)),
+      sched_(settings.schedule, settings.optimizer.lr, settings.run.epochs) {
+  std::string why = s_.run.validate();
+  if (why.empty()) why = s_.solver.validate(model.state_size());
+  if (why.empty()) why = s_.loss.validate(model.observed());
+  if (!why.empty()) throw OptionsError(why);
+  if (train.empty()) throw DataError("the training split has no series");
+  if (train_ids_.size() != train.size() || val_ids_.size() != val.size())
+    throw OptionsError("Trainer: one id per series is needed");
+  for (std::size_t i = 0; i < train.size(); ++i) train_.push_back(model.lift(train[i], train_ids_[i]));
+  for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
+
+  const int P = model.network_params();
+  const int total = opt_.m().size();
+  st_.params.resize(total);
+  st_.params.head(P) = model.initial_parameters();
+  trainable_ = Vector::Ones(total);
+  decay_ = Vector::Zero(total);
+  trainable_.head(P) = model.trainable_mask();
+  decay_.head(P) = model.decay_mask();
+  const int N = model.state_size();
+  for (std::size_t i = 0; P + static_cast<int>(i) * N < total; ++i)
+    st_.params.segment(P + i * N, N) = train_[i].z0;
+  st_.opt_m = opt_.m();
+  st_.opt_v = opt_.v();
+  st_.good_params = st_.params;
+  st_.good_m = st_.opt_m;
+  st_.good_v = st_.opt_v;
+  st_.best_params = st_.params;
+
+  backend_ = std::make_unique<ThreadBackend>(model.mlp(), s_.solver, s_.run.threads);
+  if (s_.run.kinetic_weight > 0)
+    running_cost_ = std::make_unique<KineticEnergy>(model.mlp(), s_.run.kinetic_weight);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::emit(const std::string& line) const {
+  if (log) log(line);
+  else std::cerr << line << std::endl;
+}
+
+void Trainer::restore(const TrainState& state) {
+  if (state.params.size() != st_.params.size())
+    throw DataError("the checkpoint has " + std::to_string(state.params.size()) +
+                    " parameters, this model and data need " + std::to_string(st_.params.size()));
+  st_ = state;
+  opt_.set_state(st_.opt_m, st_.opt_v, st_.opt_steps);
+  sched_.set_state(st_.schedule);
+}
+
+bool Trainer::finished() const { return st_.stopped_early || st_.epoch >= s_.run.epochs; }
+
+std::vector<Trajectory> Trainer::train_with_z0(const Vector& params) const {
+  std::vector<Trajectory> out = train_;
+  if (model_.options().initial_state != InitialState::Learned) return out;
+  const int P = model_.network_params(), N = model_.state_size();
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].z0 = params.segment(P + i * N, N);
+  return out;
+}
+
+void Trainer::rollback(int epoch) {
+  ++st_.rollbacks;
+  if (st_.rollbacks > s_.run.max_rollbacks)
+    throw SolverError("training", 0, "TOO_MANY_ROLLBACKS", 0.0,
+                      "more than run.max_rollbacks = " + std::to_string(s_.run.max_rollbacks) +
+                          " rollbacks after repeated solver failures; loosen the tolerances, raise "
+                          "solver.max_steps or lower optimizer.lr");
+  st_.params = st_.good_params;
+  opt_.set_state(st_.good_m, st_.good_v, st_.good_opt_steps);
+  sched_.reduce(s_.run.failure_lr_factor);
+  st_.bad_steps = 0;
+  std::ostringstream o;
+  o << "epoch " << epoch << ": " << s_.run.failure_patience
+    << " bad steps in a row: rolled back to the last good parameters, learning rate x"
+    << sched_.scale() << " of the schedule (rollback " << st_.rollbacks << ")";
+  emit(o.str());
+}
+
+void Trainer::run_epoch(int epoch, EpochMetrics& m) {
+  const int S = static_cast<int>(train_.size());
+  const int P = model_.network_params(), N = model_.state_size();
+  const bool learned = model_.options().initial_state == InitialState::Learned;
+  // Minibatch order is a pure function of (seed, epoch): a resumed run draws the same batches.
+  std::vector<int> order(S);
+  std::iota(order.begin(), order.end(), 0);
+  detail::Rng rng(s_.run.seed ^ (0xD1B54A32D192ED03ULL * static_cast<std::uint64_t>(epoch)));
+  for (int i = S - 1; i > 0; --i) std::swap(order[i], order[static_cast<int>(rng.next() % (i + 1))]);
+
+  const double lr = sched_.lr(epoch);
+  m.lr = lr;
+  double loss_weighted = 0, weight = 0;
+  long solved = 0, steps = 0;
+  double grad_norm_sum = 0;
+  for (int first = 0; first < S; first += s_.run.batch_size) {
+    const int B = std::min(s_.run.batch_size, S - first);
+    std::vector<Trajectory> batch(B);
+    long entries = 0;
+    for (int b = 0; b < B; ++b) {
+      const int s = order[first + b];
+      batch[b] = train_[s];
+      if (learned) batch[b].z0 = st_.params.segment(P + s * N, N);
+      entries += batch[b].observed_entries();
+    }
+    const Vector theta = st_.params.head(P);
+    BatchGradient g = backend_->gradient(theta, batch, s_.loss, running_cost_.get());
+    for (const auto& f : g.failures) {
+      std::ostringstream o;
+      o.precision(6);
+      o << "epoch " << epoch << " step " << st_.step + 1 << ": series '" << train_ids_[order[first + f.series]]
+        << "' failed (flag " << f.flag << ", t = " << f.time << "): " << f.message
+        << "; left out of this step";
+      emit(o.str());
+    }
+    const int failed = static_cast<int>(g.failures.size());
+    m.failures += failed;
+    st_.failures_total += failed;
+    solved += B - failed;
+    m.nfe_forward += g.nfe_forward;
+    m.nfe_backward += g.nfe_backward;
+
+    Vector grad = Vector::Zero(st_.params.size());
+    grad.head(P) = g.theta;
+    if (learned)
+      for (int b = 0; b < B; ++b)
+        if (g.z0[b].size() == N) grad.segment(P + order[first + b] * N, N) = g.z0[b];
+    bool bad = failed == B || failed > s_.run.failure_fraction * B || !std::isfinite(g.loss) ||
+               !grad.allFinite();
+    Vector next = st_.params;
+    double norm = 0;
+    if (!bad) {
+      norm = clip_gradient(grad, s_.optimizer.clip_norm);
+      opt_.step(next, grad, lr * 1.0, trainable_, decay_);
+      // A non-finite update never reaches the parameters.
+      if (!next.allFinite()) {
+        bad = true;
+        opt_.set_state(st_.opt_m, st_.opt_v, st_.opt_steps);
+      }
+    }
+    if (bad) {
+      std::ostringstream o;
+      o << "epoch " << epoch << ": bad step (" << failed << " of " << B
+        << " series failed, loss " << g.loss << "); parameters unchanged";
+      emit(o.str());
+      if (++st_.bad_steps >= s_.run.failure_patience) rollback(epoch);
+      continue;
+    }
+    ++st_.step;
+    ++steps;
+    grad_norm_sum += norm;
+    st_.params = next;
+    st_.opt_m = opt_.m();
+    st_.opt_v = opt_.v();
+    st_.opt_steps = opt_.steps();
+    // After a clean step these are the rollback target; a step with excluded series is kept
+    // but not trusted as a target.
+    st_.bad_steps = 0;
+    if (failed == 0) {
+      st_.good_params = st_.params;
+      st_.good_m = st_.opt_m;
+      st_.good_v = st_.opt_v;
+      st_.good_opt_steps = st_.opt_steps;
+    }
+    // Mean losses are per entry of the batch: weight them by its entries for the epoch mean.
+    if (s_.loss.is_mean()) {
+      loss_weighted += g.loss * entries;
+      weight += entries;
+    } else {
+      loss_weighted += g.loss;
+      weight = 1;
+    }
+  }
+  m.train_loss = weight > 0 ? loss_weighted / weight : std::numeric_limits<double>::quiet_NaN();
+  m.nfe_forward /= std::max<long>(1, solved);
+  m.nfe_backward /= std::max<long>(1, solved);
+  m.grad_norm = steps > 0 ? grad_norm_sum / steps : 0;
+}
+
+void Trainer::run(int stop_after_epoch) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const int first_epoch = st_.epoch + 1;
+  while (!finished()) {
+    const int epoch = st_.epoch + 1;
+    const auto t0 = clock::now();
+    EpochMetrics m;
+    m.epoch = epoch;
+    run_epoch(epoch, m);
+
+    const bool validate = epoch % s_.run.val_every == 0 || epoch == s_.run.epochs;
+    if (validate) {
+      const bool have_val = !val_.empty();
+      const std::vector<Trajectory> no_z0;
+      const Evaluation ev = have_val
+          ? evaluate(model_.mlp(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
+          : Evaluation{};
+      for (const auto& f : ev.failed) {
+        std::ostringstream o;
+        o << "epoch " << epoch << ": validation series '" << val_ids_[f.series] << "' failed (flag "
+          << f.flag << "): " << f.message;
+        emit(o.str());
+      }
+      // Without a validation split the training loss stands in (early stopping, plateau, best).
+      m.val_loss = have_val ? ev.loss : m.train_loss;
+      m.val_rmse = have_val ? ev.rmse_all : std::numeric_limits<double>::quiet_NaN();
+      if (m.val_loss < st_.best_val) {
+        st_.best_val = m.val_loss;
+        st_.best_epoch = epoch;
+        st_.best_params = st_.params;
+        st_.stale_validations = 0;
+      } else if (++st_.stale_validations >= s_.run.early_stop_patience &&
+                 s_.run.early_stop_patience > 0) {
+        st_.stopped_early = true;
+      }
+      sched_.observe(m.val_loss);
+    }
+    m.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    st_.schedule = sched_.state();
+    st_.epoch = epoch;
+    st_.history.push_back(m);
+
+    const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
+    const double eta = elapsed / (epoch - first_epoch + 1) * (s_.run.epochs - epoch);
+    char line[400];
+    std::snprintf(line, sizeof line,
+                  "epoch %4d/%d  train %.4e  val %.4e  rmse %.4e  nfe/series fwd %.0f bwd %.0f  "
+                  "lr %.2e  %.2fs  ETA %.0fs%s",
+                  epoch, s_.run.epochs, m.train_loss, m.val_loss, m.val_rmse, m.nfe_forward,
+                  m.nfe_backward, m.lr, m.seconds, eta,
+                  m.failures ? ("  failures " + std::to_string(m.failures)).c_str() : "");
+    emit(line);
+    if (st_.stopped_early)
+      emit("early stopping: no validation improvement for " +
+           std::to_string(s_.run.early_stop_patience) + " validations (best epoch " +
+           std::to_string(st_.best_epoch) + ")");
+    if (on_epoch) on_epoch(st_);
+    if (stop_after_epoch > 0 && epoch >= stop_after_epoch) break;
+  }
+}
+
+}  // namespace cvnode
