@@ -28,6 +28,8 @@
 
 #include <utility>
 
+// Eigen 3.4's unsupported/Eigen/AutoDiff does not include Eigen/Core itself: Core must come first.
+#include <Eigen/Core>
 #include <unsupported/Eigen/AutoDiff>
 
 #include "cvnode/dynamics.h"
