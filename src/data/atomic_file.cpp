@@ -110,7 +110,18 @@ void AtomicWrite::commit() {
   put_u64(header + 24, sum);
   if (::pwrite(f.fd, header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
     throw bad("cannot seal " + temp_ + ": " + sys_error());
-  if (::fsync(f.fd) != 0) throw bad("fsync of " + temp_ + " failed: " + sys_error());
+  publish(f.fd);
+}
+
+void AtomicWrite::commit_unsealed() {
+  Fd f(::open(temp_.c_str(), O_RDWR));
+  if (f.fd < 0) throw DataError(final_ + ": cannot write: temporary file " + temp_ + ": " + sys_error());
+  publish(f.fd);
+}
+
+void AtomicWrite::publish(int fd) {
+  auto bad = [&](const std::string& what) { return DataError(final_ + ": cannot write: " + what); };
+  if (::fsync(fd) != 0) throw bad("fsync of " + temp_ + " failed: " + sys_error());
   if (::rename(temp_.c_str(), final_.c_str()) != 0) throw bad("rename of " + temp_ + " failed: " + sys_error());
   done_ = true;
   // Make the rename itself durable.

@@ -27,8 +27,11 @@ class AtomicWrite {
   // folder. Throws DataError naming the destination on any failure (the destination is then
   // untouched).
   void commit();
+  // The same for a file that is not HDF5 (a CSV): fsync, rename, fsync the folder, no seal.
+  void commit_unsealed();
 
  private:
+  void publish(int fd);
   std::string final_, temp_;
   bool done_ = false;
 };

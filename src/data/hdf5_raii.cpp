@@ -283,6 +283,15 @@ std::vector<std::uint8_t> File::read_uint8_rows(const std::string& dataset, hsiz
   return out;
 }
 
+std::vector<std::uint64_t> File::read_uint64_rows(const std::string& dataset, hsize_t first, long count) const {
+  Slab s = select_rows(dataset, first, count);
+  Handle type(H5Dget_type(s.dataset));
+  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
+  std::vector<std::uint64_t> out(s.rows * s.cols);
+  read_slab(dataset, s, H5T_NATIVE_UINT64, out.data());
+  return out;
+}
+
 std::vector<std::string> File::read_string_rows(const std::string& dataset, hsize_t first, long count) const {
   Slab s = select_rows(dataset, first, count);
   Handle type(H5Dget_type(s.dataset));
@@ -304,13 +313,13 @@ std::vector<std::string> File::read_string_rows(const std::string& dataset, hsiz
 }
 
 void File::write_string_attribute(const std::string& name, const std::string& value) const {
+  // Null-terminated, as C and h5py write them (and as string_attribute reads them).
   Handle type(H5Tcopy(H5T_C_S1));
-  H5Tset_size(type, std::max<size_t>(1, value.size()));
-  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  H5Tset_size(type, value.size() + 1);
+  H5Tset_strpad(type, H5T_STR_NULLTERM);
   Handle space(H5Screate(H5S_SCALAR));
   Handle a(H5Acreate2(h_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-  std::string v = value.empty() ? std::string(1, '\0') : value;
-  if (!a.valid() || H5Awrite(a, type, v.data()) < 0) fail("attribute '" + name + "'", "cannot be written");
+  if (!a.valid() || H5Awrite(a, type, value.c_str()) < 0) fail("attribute '" + name + "'", "cannot be written");
 }
 
 void File::write_string_array_attribute(const std::string& name, const std::vector<std::string>& values) const {
@@ -339,7 +348,9 @@ void File::write_array(const std::string& dataset, hid_t memtype, hid_t filetype
   if (dims.empty() || dims.size() > 2) fail("dataset '" + dataset + "'", "rank must be 1 or 2");
   const int rank = static_cast<int>(dims.size());
   const hsize_t cols = rank == 2 ? dims[1] : 1;
-  Handle space(H5Screate_simple(rank, dims.data(), nullptr));
+  // An empty dataset's first dimension is left extendible: a chunk may not exceed a fixed extent.
+  const hsize_t maxdims[2] = {dims[0] == 0 ? H5S_UNLIMITED : dims[0], cols};
+  Handle space(H5Screate_simple(rank, dims.data(), maxdims));
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
   hsize_t chunk[2] = {chunk_rows(dims[0], cols * H5Tget_size(filetype)), std::max<hsize_t>(1, cols)};
   // Chunking needs non-zero chunk dimensions; an empty dataset still gets its filters so that
@@ -360,6 +371,10 @@ void File::write_doubles(const std::string& dataset, const double* data, std::ve
 
 void File::write_int64(const std::string& dataset, const std::int64_t* data, hsize_t n) const {
   write_array(dataset, H5T_NATIVE_INT64, H5T_STD_I64LE, data, {n});
+}
+
+void File::write_uint64(const std::string& dataset, const std::uint64_t* data, hsize_t n) const {
+  write_array(dataset, H5T_NATIVE_UINT64, H5T_STD_U64LE, data, {n});
 }
 
 void File::write_uint8(const std::string& dataset, const std::uint8_t* data, std::vector<hsize_t> dims) const {

@@ -77,6 +77,7 @@ class File {
   std::vector<double> read_double_rows(const std::string& dataset, hsize_t first, long count = -1) const;
   std::vector<std::int64_t> read_int64_rows(const std::string& dataset, hsize_t first, long count = -1) const;
   std::vector<std::uint8_t> read_uint8_rows(const std::string& dataset, hsize_t first, long count = -1) const;
+  std::vector<std::uint64_t> read_uint64_rows(const std::string& dataset, hsize_t first, long count = -1) const;
   std::vector<std::string> read_string_rows(const std::string& dataset, hsize_t first, long count = -1) const;
 
   // Writers. Datasets are chunked along the first dimension, shuffled, deflate-compressed and
@@ -86,6 +87,7 @@ class File {
   void write_int_attribute(const std::string& name, long value) const;
   void write_doubles(const std::string& dataset, const double* data, std::vector<hsize_t> dims) const;
   void write_int64(const std::string& dataset, const std::int64_t* data, hsize_t n) const;
+  void write_uint64(const std::string& dataset, const std::uint64_t* data, hsize_t n) const;
   void write_uint8(const std::string& dataset, const std::uint8_t* data, std::vector<hsize_t> dims) const;
   void write_strings(const std::string& dataset, const std::vector<std::string>& values) const;
  private:

@@ -1,0 +1,48 @@
+// Everything needed to resume or reproduce a training run, in one HDF5 file written atomically:
+// a crash at any instant leaves either the previous checkpoint or the new one, never a torn file.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cvnode/dataset.h"
+#include "cvnode/dynamics.h"
+
+namespace cvnode {
+
+// Version of the checkpoint layout (docs/dataset-format.md, "Checkpoints") this library writes;
+// it reads this version and older ones.
+constexpr int kCheckpointFormatVersion = 1;
+
+struct Checkpoint {
+  // The model as a JSON or TOML text: what the parameter vector means. Compared on load so that
+  // weights are never poured into a different architecture.
+  std::string model_spec;
+  Vector parameters;
+  // Optimizer state: named vectors (e.g. Adam's "m", "v") and named scalars ("lr", "beta1_pow").
+  std::map<std::string, Vector> optimizer_vectors;
+  std::map<std::string, double> optimizer_scalars;
+  std::int64_t epoch = 0, step = 0;
+  // Random generator state(s), so a resumed run draws the same minibatches.
+  std::vector<std::uint64_t> rng_state;
+  // The full resolved configuration (file plus overrides), as text.
+  std::string config;
+  // Per-channel statistics the model was trained on (empty if none).
+  Normalization normalization;
+  // Metrics history: named columns (e.g. "epoch", "train_loss", "val_loss"); lengths may differ.
+  std::map<std::string, std::vector<double>> metrics;
+
+  // Temporary file in the same folder, flush, close, seal, fsync, rename, fsync the folder.
+  // Throws DataError naming the file; `path` is then untouched.
+  void write(const std::string& path) const;
+
+  // Verifies the file's seal, the format and its version, and every field's shape. If
+  // `expected_model_spec` is not empty it must equal the stored one (as JSON values when both
+  // parse as JSON, so whitespace and key order do not matter; else as text). Throws DataError
+  // naming the file and the field.
+  static Checkpoint read(const std::string& path, const std::string& expected_model_spec = "");
+};
+
+}  // namespace cvnode
