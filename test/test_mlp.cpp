@@ -165,3 +165,33 @@ BOOST_AUTO_TEST_CASE(invalid_specs_are_rejected_with_a_reason) {
     return std::string(e.what()).find("'gelu'") != std::string::npos;
   });
 }
+
+BOOST_AUTO_TEST_CASE(batched_forms_equal_column_by_column_evaluation) {
+  for (Activation a : kAll) {
+    for (bool time_input : {false, true}) {
+      BOOST_TEST_CONTEXT(activation_name(a) << " time_input " << time_input) {
+        const Mlp mlp(spec(a, time_input, true));
+        const int n = mlp.state_size(), P = mlp.param_size(), B = 5;
+        const Vector theta = mlp.initial_parameters(Init::Glorot, 3);
+        const Matrix Z = random_vector(n * B, 4).reshaped(n, B), A = random_vector(n * B, 5).reshaped(n, B);
+        Vector work(mlp.batch_workspace_size(B)), w1(mlp.workspace_size());
+        Matrix F(n, B), AZ(n, B), JV(n, B);
+        Vector ath(P);
+        mlp.rhs_batch(0.3, Z, theta, F, work);
+        mlp.vjp_batch(0.3, Z, theta, A, AZ, ath, work);
+        mlp.jvp_batch(0.3, Z, theta, A, JV, work);
+        Vector f(n), az(n), th(P), th_sum = Vector::Zero(P), jv(n);
+        for (int b = 0; b < B; ++b) {
+          mlp.rhs(0.3, Z.col(b), theta, f, w1);
+          BOOST_TEST((F.col(b) - f).norm() <= 1e-13 * (1 + f.norm()));
+          mlp.vjp(0.3, Z.col(b), theta, A.col(b), az, th, w1);
+          BOOST_TEST((AZ.col(b) - az).norm() <= 1e-13 * (1 + az.norm()));
+          th_sum += th;
+          mlp.jvp(0.3, Z.col(b), theta, A.col(b), jv, w1);
+          BOOST_TEST((JV.col(b) - jv).norm() <= 1e-13 * (1 + jv.norm()));
+        }
+        BOOST_TEST((ath - th_sum).norm() <= 1e-13 * (1 + th_sum.norm()));
+      }
+    }
+  }
+}
