@@ -1,6 +1,8 @@
 #include "data/hdf5_raii.h"
 
+#include <algorithm>
 #include <mutex>
+#include <cstring>
 
 #include "cvnode/errors.h"
 
@@ -48,6 +50,28 @@ File File::create(const std::string& path) {
   f.h_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   if (!f.h_.valid()) throw DataError(path + ": cannot create HDF5 file");
   return f;
+}
+
+File File::create_checked(const std::string& path, hsize_t userblock) {
+  silence_errors();
+  File f;
+  f.path_ = path;
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  if (!fcpl.valid() || !fapl.valid() || (userblock > 0 && H5Pset_userblock(fcpl, userblock) < 0) ||
+      H5Pset_obj_track_times(fcpl, false) < 0 ||
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
+    throw DataError(path + ": cannot set up HDF5 file properties");
+  f.h_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl));
+  if (!f.h_.valid()) throw DataError(path + ": cannot create HDF5 file");
+  return f;
+}
+
+void File::close() {
+  if (!h_.valid()) return;
+  const bool flushed = H5Fflush(h_, H5F_SCOPE_GLOBAL) >= 0;
+  h_.reset();
+  if (!flushed) fail("(file)", "flush failed (disk full or I/O error?)");
 }
 
 void File::flush() const {
@@ -131,6 +155,226 @@ double File::read_scalar(const std::string& dataset) const {
   auto v = read_doubles(dataset);
   if (v.size() != 1) fail("dataset '" + dataset + "'", "is not a scalar (" + std::to_string(v.size()) + " values)");
   return v[0];
+}
+
+namespace {
+
+herr_t collect_attribute(hid_t, const char* name, const H5A_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+  return 0;
+}
+
+herr_t collect_link(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+  return 0;
+}
+
+// Rows per chunk: about 256 KiB of data a chunk, never more rows than there are.
+hsize_t chunk_rows(hsize_t rows, hsize_t row_bytes) {
+  const hsize_t target = std::max<hsize_t>(1, (256 * 1024) / std::max<hsize_t>(1, row_bytes));
+  return std::max<hsize_t>(1, std::min(rows, target));
+}
+
+}  // namespace
+
+std::vector<std::string> File::attribute_names() const {
+  std::vector<std::string> out;
+  hsize_t idx = 0;
+  if (H5Aiterate2(h_, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attribute, &out) < 0)
+    fail("(root attributes)", "cannot be listed (corrupted file)");
+  return out;
+}
+
+std::vector<std::string> File::link_names() const {
+  std::vector<std::string> out;
+  hsize_t idx = 0;
+  if (H5Literate(h_, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, &out) < 0)
+    fail("(root group)", "cannot be listed (corrupted file)");
+  return out;
+}
+
+long File::int_attribute(const std::string& name) const {
+  const auto v = int_array_attribute(name);
+  if (v.size() != 1) fail("attribute '" + name + "'", "is not a single integer (" + std::to_string(v.size()) + " values)");
+  return v[0];
+}
+
+std::vector<std::string> File::string_array_attribute(const std::string& name) const {
+  if (!has_attribute(name)) fail("attribute '" + name + "'", "missing");
+  Handle a(H5Aopen(h_, name.c_str(), H5P_DEFAULT));
+  if (!a.valid()) fail("attribute '" + name + "'", "cannot be opened");
+  Handle type(H5Aget_type(a));
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0)
+    fail("attribute '" + name + "'", "is not an array of fixed-length strings");
+  Handle space(H5Aget_space(a));
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const size_t w = H5Tget_size(type);
+  if (n < 0 || n > (1 << 20) || w == 0 || w > 4096 || static_cast<size_t>(n) * w > (64u << 20))
+    fail("attribute '" + name + "'", "has an implausible size");
+  std::string buf(static_cast<size_t>(n) * w, '\0');
+  Handle mem(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mem, w);
+  H5Tset_strpad(mem, H5T_STR_NULLPAD);
+  if (n > 0 && H5Aread(a, mem, buf.data()) < 0) fail("attribute '" + name + "'", "cannot be read");
+  std::vector<std::string> out;
+  for (hssize_t i = 0; i < n; ++i) {
+    std::string v = buf.substr(static_cast<size_t>(i) * w, w);
+    out.push_back(v.substr(0, v.find('\0')));
+  }
+  return out;
+}
+
+File::Slab File::select_rows(const std::string& dataset, hsize_t first, long count) const {
+  if (!has(dataset)) fail("dataset '" + dataset + "'", "missing");
+  Slab s;
+  s.dataset = Handle(H5Dopen2(h_, dataset.c_str(), H5P_DEFAULT));
+  if (!s.dataset.valid()) fail("dataset '" + dataset + "'", "cannot be opened (corrupted file)");
+  s.file_space = Handle(H5Dget_space(s.dataset));
+  const int rank = s.file_space.valid() ? H5Sget_simple_extent_ndims(s.file_space) : -1;
+  if (rank != 1 && rank != 2) fail("dataset '" + dataset + "'", "has rank " + std::to_string(rank) + ", expected 1 or 2");
+  hsize_t dims[2] = {0, 1};
+  H5Sget_simple_extent_dims(s.file_space, dims, nullptr);
+  if (first > dims[0]) fail("dataset '" + dataset + "'", "has " + std::to_string(dims[0]) + " rows, fewer than the first requested row " + std::to_string(first));
+  const hsize_t rows = count < 0 ? dims[0] - first : static_cast<hsize_t>(count);
+  if (first + rows > dims[0])
+    fail("dataset '" + dataset + "'", "has " + std::to_string(dims[0]) + " rows, rows " + std::to_string(first) +
+                                          " to " + std::to_string(first + rows) + " were requested");
+  s.rows = rows;
+  s.cols = rank == 2 ? dims[1] : 1;
+  if (s.cols > 0 && s.rows > (hsize_t(1) << 40) / s.cols) fail("dataset '" + dataset + "'", "has an implausible size");
+  const hsize_t start[2] = {first, 0}, n[2] = {rows, s.cols};
+  if (H5Sselect_hyperslab(s.file_space, H5S_SELECT_SET, start, nullptr, n, nullptr) < 0)
+    fail("dataset '" + dataset + "'", "rows cannot be selected");
+  s.mem_space = Handle(H5Screate_simple(rank, n, nullptr));
+  return s;
+}
+
+void File::read_slab(const std::string& dataset, const Slab& s, hid_t memtype, void* out) const {
+  if (s.rows * s.cols == 0) return;
+  if (H5Dread(s.dataset, memtype, s.mem_space, s.file_space, H5P_DEFAULT, out) < 0)
+    fail("dataset '" + dataset + "'", "cannot be read (corrupted or truncated file)");
+}
+
+std::vector<double> File::read_double_rows(const std::string& dataset, hsize_t first, long count) const {
+  Slab s = select_rows(dataset, first, count);
+  Handle type(H5Dget_type(s.dataset));
+  if (H5Tget_class(type) != H5T_FLOAT && H5Tget_class(type) != H5T_INTEGER)
+    fail("dataset '" + dataset + "'", "is not numeric");
+  std::vector<double> out(s.rows * s.cols);
+  read_slab(dataset, s, H5T_NATIVE_DOUBLE, out.data());
+  return out;
+}
+
+std::vector<std::int64_t> File::read_int64_rows(const std::string& dataset, hsize_t first, long count) const {
+  Slab s = select_rows(dataset, first, count);
+  Handle type(H5Dget_type(s.dataset));
+  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
+  std::vector<std::int64_t> out(s.rows * s.cols);
+  read_slab(dataset, s, H5T_NATIVE_INT64, out.data());
+  return out;
+}
+
+std::vector<std::uint8_t> File::read_uint8_rows(const std::string& dataset, hsize_t first, long count) const {
+  Slab s = select_rows(dataset, first, count);
+  Handle type(H5Dget_type(s.dataset));
+  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
+  std::vector<std::uint8_t> out(s.rows * s.cols);
+  read_slab(dataset, s, H5T_NATIVE_UINT8, out.data());
+  return out;
+}
+
+std::vector<std::string> File::read_string_rows(const std::string& dataset, hsize_t first, long count) const {
+  Slab s = select_rows(dataset, first, count);
+  Handle type(H5Dget_type(s.dataset));
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0)
+    fail("dataset '" + dataset + "'", "is not an array of fixed-length strings");
+  const size_t w = H5Tget_size(type);
+  if (w == 0 || w > 4096 || s.cols != 1) fail("dataset '" + dataset + "'", "has an implausible string width");
+  std::string buf(s.rows * w, '\0');
+  Handle mem(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mem, w);
+  H5Tset_strpad(mem, H5T_STR_NULLPAD);
+  read_slab(dataset, s, mem, buf.data());
+  std::vector<std::string> out(s.rows);
+  for (hsize_t i = 0; i < s.rows; ++i) {
+    const char* p = buf.data() + i * w;
+    out[i].assign(p, strnlen(p, w));
+  }
+  return out;
+}
+
+void File::write_string_attribute(const std::string& name, const std::string& value) const {
+  Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type, std::max<size_t>(1, value.size()));
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  Handle space(H5Screate(H5S_SCALAR));
+  Handle a(H5Acreate2(h_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
+  std::string v = value.empty() ? std::string(1, '\0') : value;
+  if (!a.valid() || H5Awrite(a, type, v.data()) < 0) fail("attribute '" + name + "'", "cannot be written");
+}
+
+void File::write_string_array_attribute(const std::string& name, const std::vector<std::string>& values) const {
+  size_t w = 1;
+  for (const auto& v : values) w = std::max(w, v.size());
+  std::string buf(values.size() * w, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), buf.begin() + i * w);
+  Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type, w);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  const hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr));
+  Handle a(H5Acreate2(h_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.valid() || (n > 0 && H5Awrite(a, type, buf.data()) < 0))
+    fail("attribute '" + name + "'", "cannot be written");
+}
+
+void File::write_int_attribute(const std::string& name, long value) const {
+  Handle space(H5Screate(H5S_SCALAR));
+  Handle a(H5Acreate2(h_, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.valid() || H5Awrite(a, H5T_NATIVE_LONG, &value) < 0) fail("attribute '" + name + "'", "cannot be written");
+}
+
+void File::write_array(const std::string& dataset, hid_t memtype, hid_t filetype, const void* data,
+                       std::vector<hsize_t> dims) const {
+  if (dims.empty() || dims.size() > 2) fail("dataset '" + dataset + "'", "rank must be 1 or 2");
+  const int rank = static_cast<int>(dims.size());
+  const hsize_t cols = rank == 2 ? dims[1] : 1;
+  Handle space(H5Screate_simple(rank, dims.data(), nullptr));
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  hsize_t chunk[2] = {chunk_rows(dims[0], cols * H5Tget_size(filetype)), std::max<hsize_t>(1, cols)};
+  // Chunking needs non-zero chunk dimensions; an empty dataset still gets its filters so that
+  // every dataset in the file is checksummed alike.
+  if (!dcpl.valid() || H5Pset_obj_track_times(dcpl, false) < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 ||
+      H5Pset_fletcher32(dcpl) < 0 || H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, 4) < 0)
+    fail("dataset '" + dataset + "'", "cannot set up chunking and compression");
+  if (rank == 2 && dims[1] == 0) fail("dataset '" + dataset + "'", "has zero columns");
+  Handle d(H5Dcreate2(h_, dataset.c_str(), filetype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+  if (!d.valid()) fail("dataset '" + dataset + "'", "cannot be created");
+  if (dims[0] * cols > 0 && H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail("dataset '" + dataset + "'", "cannot be written (disk full?)");
+}
+
+void File::write_doubles(const std::string& dataset, const double* data, std::vector<hsize_t> dims) const {
+  write_array(dataset, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, data, std::move(dims));
+}
+
+void File::write_int64(const std::string& dataset, const std::int64_t* data, hsize_t n) const {
+  write_array(dataset, H5T_NATIVE_INT64, H5T_STD_I64LE, data, {n});
+}
+
+void File::write_uint8(const std::string& dataset, const std::uint8_t* data, std::vector<hsize_t> dims) const {
+  write_array(dataset, H5T_NATIVE_UINT8, H5T_STD_U8LE, data, std::move(dims));
+}
+
+void File::write_strings(const std::string& dataset, const std::vector<std::string>& values) const {
+  size_t w = 1;
+  for (const auto& v : values) w = std::max(w, v.size());
+  std::string buf(values.size() * w, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), buf.begin() + i * w);
+  Handle type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type, w);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  write_array(dataset, type, type, buf.data(), {values.size()});
 }
 
 }  // namespace cvnode::h5

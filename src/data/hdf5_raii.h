@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,13 @@ class File {
   static File open_read(const std::string& path);
   // Creates (truncates) a file for writing.
   static File create(const std::string& path);
+  // Creates (truncates) a file in the newest format of the installed library (v1.10): every
+  // metadata block carries a checksum, so corruption is reported instead of misread. No
+  // timestamps are stored, so the same content gives the same bytes. `userblock` bytes (0 or a
+  // power of two >= 512) are reserved at the start for cvnode's whole-file seal.
+  static File create_checked(const std::string& path, hsize_t userblock);
+  // Closes the file now (reporting a failure), instead of at destruction.
+  void close();
   const std::string& path() const { return path_; }
   hid_t id() const { return h_.get(); }
   void flush() const;
@@ -58,10 +66,41 @@ class File {
   std::vector<double> read_doubles(const std::string& dataset, int rank = -1) const;
   double read_scalar(const std::string& dataset) const;
 
+  // Names of the root group's attributes and links, in name order.
+  std::vector<std::string> attribute_names() const;
+  std::vector<std::string> link_names() const;
+  long int_attribute(const std::string& name) const;
+  std::vector<std::string> string_array_attribute(const std::string& name) const;
+
+  // Hyperslab readers over the first dimension: rows [first, first + count) of a dataset of rank
+  // 1 or 2 (count = -1: to the end), flat row-major. Only those rows' chunks are read.
+  std::vector<double> read_double_rows(const std::string& dataset, hsize_t first, long count = -1) const;
+  std::vector<std::int64_t> read_int64_rows(const std::string& dataset, hsize_t first, long count = -1) const;
+  std::vector<std::uint8_t> read_uint8_rows(const std::string& dataset, hsize_t first, long count = -1) const;
+  std::vector<std::string> read_string_rows(const std::string& dataset, hsize_t first, long count = -1) const;
+
+  // Writers. Datasets are chunked along the first dimension, shuffled, deflate-compressed and
+  // Fletcher-32 checksummed; `dims` has rank 1 or 2 (row-major data).
+  void write_string_attribute(const std::string& name, const std::string& value) const;
+  void write_string_array_attribute(const std::string& name, const std::vector<std::string>& values) const;
+  void write_int_attribute(const std::string& name, long value) const;
+  void write_doubles(const std::string& dataset, const double* data, std::vector<hsize_t> dims) const;
+  void write_int64(const std::string& dataset, const std::int64_t* data, hsize_t n) const;
+  void write_uint8(const std::string& dataset, const std::uint8_t* data, std::vector<hsize_t> dims) const;
+  void write_strings(const std::string& dataset, const std::vector<std::string>& values) const;
  private:
   std::string path_;
   Handle h_;
   [[noreturn]] void fail(const std::string& field, const std::string& what) const;
+  // The selection of rows [first, first + count) of a rank-1 or rank-2 dataset.
+  struct Slab {
+    Handle dataset, file_space, mem_space;
+    hsize_t rows = 0, cols = 1;
+  };
+  Slab select_rows(const std::string& dataset, hsize_t first, long count) const;
+  void read_slab(const std::string& dataset, const Slab& s, hid_t memtype, void* out) const;
+  void write_array(const std::string& dataset, hid_t memtype, hid_t filetype, const void* data,
+                   std::vector<hsize_t> dims) const;
 };
 
 }  // namespace cvnode::h5

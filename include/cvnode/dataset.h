@@ -1,0 +1,149 @@
+// Time-series datasets: many series, each measured at its own irregular times with missing
+// entries, stored in HDF5 (docs/dataset-format.md) and turned into Trajectory objects for the
+// solver. Everything is deterministic for a given seed, so a run can be repeated exactly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cvnode/dynamics.h"
+#include "cvnode/observations.h"
+
+namespace cvnode {
+
+// Version of docs/dataset-format.md this library writes; it reads this version and older ones.
+constexpr int kDatasetFormatVersion = 1;
+
+// One series, as a user builds or inspects it. Rows of `values` and `mask` follow `times`.
+struct Series {
+  std::string id;       // unique within a dataset (a subject, an experiment, a sensor)
+  double t0 = 0;        // initial time of the model; <= times[0]
+  Vector times;         // strictly increasing, finite, at least one
+  Matrix values;        // times x channels; masked entries are ignored (stored as NaN)
+  Matrix mask;          // same shape, 1 = observed, 0 = missing; empty means all observed
+  Vector initial_state; // known initial state z(t0), or empty (only if no series has one)
+  Vector covariates;    // static per-series covariates, or empty (only if no series has any)
+  // Control inputs u(t): rows of control_values follow control_times. Empty if none.
+  Vector control_times;
+  Matrix control_values;
+};
+
+// Per-channel affine normalisation y' = (y - mean) / std. Computed on the training series only,
+// so that validation and test data never leak into the model's inputs.
+struct Normalization {
+  Vector mean, std;
+  bool empty() const { return mean.size() == 0; }
+};
+
+// Indices of series in each part of a split.
+struct Split {
+  std::vector<std::size_t> train, validation, test;
+};
+
+class Dataset {
+ public:
+  // Names and units label channels; they also fix the channel count.
+  Dataset() = default;
+  Dataset(std::vector<std::string> channel_names, std::vector<std::string> channel_units);
+
+  // --- building -------------------------------------------------------------------------------
+  // Appends a series; throws DataError naming the series and the field if it is inconsistent
+  // (shapes, non-finite or non-increasing times, unmasked NaN/Inf, duplicate id ...).
+  void add(const Series& s);
+  // Names of the covariates and controls (default "covariate_0", "control_0" ... at write time).
+  void set_covariate_names(std::vector<std::string> names) { covariate_names_ = std::move(names); }
+  void set_control_names(std::vector<std::string> names) { control_names_ = std::move(names); }
+  // "piecewise_constant" (u(t) = value at the last control time <= t) or "linear".
+  void set_control_interpolation(std::string how);
+  void set_provenance(std::string text) { provenance_ = std::move(text); }  // free form (JSON)
+  void set_normalization(const Normalization& n);  // stored with the data; does not apply it
+
+  // --- files ------------------------------------------------------------------------------------
+  // Reads the whole file. `verify` checks the file's seal (a whole-file checksum) first.
+  // Throws DataError naming the file, the series and the field for anything invalid.
+  static Dataset read(const std::string& path, bool verify = true);
+  // Reads series [first, first + count) only: their rows of the concatenated arrays are read as
+  // hyperslabs, the rest of the file is never touched (one MPI rank's shard). HDF5's own
+  // per-chunk and per-metadata checksums still guard what is read.
+  static Dataset read_range(const std::string& path, std::size_t first, std::size_t count);
+  // Number of series in a file, reading only the offsets' shape.
+  static std::size_t count_series(const std::string& path);
+  // Writes atomically (temporary file, seal, fsync, rename): `path` is either its previous
+  // content or the complete new one.
+  void write(const std::string& path) const;
+
+  // --- access ---------------------------------------------------------------------------------
+  std::size_t size() const { return ids_.size(); }
+  int channels() const { return static_cast<int>(channel_names_.size()); }
+  std::size_t observations() const { return times_.size(); }  // rows over all series
+  Series series(std::size_t i) const;
+  const std::string& id(std::size_t i) const { return ids_.at(i); }
+  std::size_t series_length(std::size_t i) const { return offsets_.at(i + 1) - offsets_.at(i); }
+  const std::vector<std::string>& channel_names() const { return channel_names_; }
+  const std::vector<std::string>& channel_units() const { return channel_units_; }
+  std::vector<std::string> covariate_names() const;
+  std::vector<std::string> control_names() const;
+  const std::string& control_interpolation() const { return control_interpolation_; }
+  const std::string& provenance() const { return provenance_; }
+  const Normalization& normalization() const { return normalization_; }
+  int initial_state_size() const { return state_dim_ > 0 ? state_dim_ : 0; }  // 0: none
+  int covariate_count() const { return cov_dim_ > 0 ? cov_dim_ : 0; }
+  int control_count() const { return ctrl_dim_ > 0 ? ctrl_dim_ : 0; }
+  // Whether values currently hold normalised numbers (normalize() was applied).
+  bool normalized() const { return normalized_; }
+  // Fraction of missing entries of each channel over all series.
+  Vector missing_fraction() const;
+
+  // --- splitting and batching -----------------------------------------------------------------
+  // Shuffles the series with `seed` and cuts train / validation / test by the given fractions
+  // (test gets the rest). Same seed and size, same split, on every platform.
+  Split split(double train_fraction, double validation_fraction, std::uint64_t seed) const;
+  // A new dataset with the given series in the given order; metadata is copied.
+  Dataset subset(const std::vector<std::size_t>& indices) const;
+  // Minibatches of series indices for one epoch: `indices` shuffled with (seed, epoch), cut into
+  // batches of `batch_size` (the last one may be smaller).
+  static std::vector<std::vector<std::size_t>> minibatches(const std::vector<std::size_t>& indices,
+                                                           std::size_t batch_size, std::uint64_t seed,
+                                                           std::uint64_t epoch);
+
+  // --- normalisation --------------------------------------------------------------------------
+  // Mean and standard deviation of each channel over the observed entries of the given series
+  // (a channel with zero spread gets std 1). Throws DataError if a channel has no observation.
+  Normalization compute_normalization(const std::vector<std::size_t>& series) const;
+  // Apply / undo on values and on the first `channels()` components of the initial states.
+  // The statistics are recorded as this dataset's normalization. Throws DataError if the sizes
+  // do not match or the values are already normalised.
+  void normalize(const Normalization& n);
+  void denormalize();  // no-op when not normalised
+
+  // --- to the solver --------------------------------------------------------------------------
+  // The series as the solver's Trajectory for a state of `state_size` >= channels(): z0 is the
+  // stored initial state if there is one, else the first observation row (missing entries 0)
+  // at t0, padded with zeros; values and mask are the channels.
+  Trajectory trajectory(std::size_t i, int state_size) const;
+  std::vector<Trajectory> trajectories(const std::vector<std::size_t>& indices, int state_size) const;
+
+ private:
+  friend struct DatasetIo;
+  std::vector<std::string> channel_names_, channel_units_, covariate_names_, control_names_;
+  std::string control_interpolation_ = "piecewise_constant";
+  std::string provenance_;
+  Normalization normalization_;
+  bool normalized_ = false;
+  // Widths fixed by the first series added; -1 while there is none.
+  int state_dim_ = -1, cov_dim_ = -1, ctrl_dim_ = -1;
+  std::vector<std::string> ids_;
+  std::vector<double> t0_;
+  std::vector<std::size_t> offsets_{0};   // series i has rows [offsets_[i], offsets_[i+1])
+  std::vector<double> times_;
+  std::vector<double> values_;            // rows x channels, row-major; NaN where missing
+  std::vector<std::uint8_t> mask_;        // rows x channels, row-major
+  std::vector<double> initial_states_;    // series x state_dim_
+  std::vector<double> covariates_;        // series x covariate_count()
+  std::vector<std::size_t> control_offsets_{0};
+  std::vector<double> control_times_;
+  std::vector<double> control_values_;    // control rows x control_count()
+};
+
+}  // namespace cvnode

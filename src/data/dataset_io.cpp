@@ -1,0 +1,290 @@
+// The HDF5 dataset format of docs/dataset-format.md: concatenated ragged arrays with per-series
+// offsets, read whole or as a contiguous range of series (hyperslabs), written atomically.
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <unordered_set>
+
+#include "cvnode/dataset.h"
+#include "cvnode/errors.h"
+#include "data/atomic_file.h"
+#include "data/hdf5_raii.h"
+#include "data/series_check.h"
+
+namespace cvnode {
+
+namespace {
+
+const char* const kFormatName = "cvnode-dataset";
+const std::set<std::string> kAttributes = {"format", "format_version", "channel_names", "channel_units",
+                                           "covariate_names", "control_names", "control_interpolation",
+                                           "provenance", "normalized"};
+const std::set<std::string> kDatasets = {"series_id", "t0", "offsets", "times", "values", "mask",
+                                         "initial_state", "covariates", "control_offsets", "control_times",
+                                         "control_values", "normalization_mean", "normalization_std"};
+
+std::string shape_text(const std::vector<hsize_t>& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? " x " : "") + std::to_string(s[i]);
+  return s.empty() ? "scalar" : out;
+}
+
+}  // namespace
+
+// Reads and writes the private arrays of Dataset.
+struct DatasetIo {
+  const h5::File& f;
+  [[noreturn]] void fail(const std::string& what) const { throw DataError(f.path() + ": " + what); }
+
+  // Checks that `name` has the given shape (a dimension < 0 is free) and returns it.
+  std::vector<hsize_t> expect_shape(const std::string& name, std::vector<long> want, const char* meaning) const {
+    const auto got = f.shape(name);
+    bool ok = got.size() == want.size();
+    for (std::size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || static_cast<long>(got[i]) == want[i];
+    if (!ok) {
+      std::string w;
+      for (std::size_t i = 0; i < want.size(); ++i)
+        w += (i ? " x " : "") + (want[i] < 0 ? std::string("any") : std::to_string(want[i]));
+      fail("dataset '" + name + "': shape " + shape_text(got) + ", expected " + w + " (" + meaning + ")");
+    }
+    return got;
+  }
+
+  void check_header() const {
+    for (const auto& a : f.attribute_names())
+      if (!kAttributes.count(a)) fail("attribute '" + a + "': unknown attribute (not part of format version " +
+                                      std::to_string(kDatasetFormatVersion) + ")");
+    for (const auto& l : f.link_names())
+      if (!kDatasets.count(l)) fail("dataset '" + l + "': unknown dataset (not part of format version " +
+                                    std::to_string(kDatasetFormatVersion) + ")");
+    if (!f.has_attribute("format")) fail("attribute 'format': missing (not a cvnode dataset file)");
+    const std::string format = f.string_attribute("format");
+    if (format != kFormatName) fail("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
+    if (!f.has_attribute("format_version")) fail("attribute 'format_version': missing");
+    const long version = f.int_attribute("format_version");
+    if (version > kDatasetFormatVersion)
+      fail("attribute 'format_version': " + std::to_string(version) + " is newer than this cvnode reads (" +
+           std::to_string(kDatasetFormatVersion) + "); upgrade cvnode");
+    if (version < 1) fail("attribute 'format_version': " + std::to_string(version) + " is not a valid version");
+    for (const char* need : {"channel_names", "channel_units"})
+      if (!f.has_attribute(need)) fail(std::string("attribute '") + need + "': missing");
+    for (const char* need : {"series_id", "t0", "offsets", "times", "values", "mask"})
+      if (!f.has(need)) fail(std::string("dataset '") + need + "': missing");
+  }
+
+  Dataset read(std::size_t first, long count_in) const {
+    check_header();
+    Dataset d(f.string_array_attribute("channel_names"), f.string_array_attribute("channel_units"));
+    const long C = d.channels();
+    if (static_cast<long>(d.channel_units_.size()) != C) fail("attribute 'channel_units': one unit per channel expected");
+    const auto oshape = expect_shape("offsets", {-1}, "series + 1");
+    if (oshape[0] < 1) fail("dataset 'offsets': empty, needs series + 1 entries");
+    const long S = static_cast<long>(oshape[0]) - 1;
+    const long N = static_cast<long>(expect_shape("times", {-1}, "observations")[0]);
+    expect_shape("series_id", {S}, "series");
+    expect_shape("t0", {S}, "series");
+    expect_shape("values", {N, C}, "observations x channels");
+    expect_shape("mask", {N, C}, "observations x channels");
+    if (first > static_cast<std::size_t>(S) || (count_in >= 0 && first + count_in > static_cast<std::size_t>(S)))
+      fail("series " + std::to_string(first) + " to " + std::to_string(first + std::max(count_in, 0L)) +
+           " requested, the file has " + std::to_string(S));
+    const std::size_t count = count_in < 0 ? S - first : static_cast<std::size_t>(count_in);
+
+    // Optional parts: their shapes against the series count.
+    const bool has_z0 = f.has("initial_state"), has_cov = f.has("covariates");
+    const bool has_ctrl = f.has("control_offsets") || f.has("control_times") || f.has("control_values");
+    long D = 0, K = 0, U = 0, M = 0;
+    if (has_z0) D = static_cast<long>(expect_shape("initial_state", {S, -1}, "series x state")[1]);
+    if (has_cov) {
+      K = static_cast<long>(expect_shape("covariates", {S, -1}, "series x covariates")[1]);
+      if (!f.has_attribute("covariate_names")) fail("attribute 'covariate_names': missing (the file has covariates)");
+      d.covariate_names_ = f.string_array_attribute("covariate_names");
+      if (static_cast<long>(d.covariate_names_.size()) != K)
+        fail("attribute 'covariate_names': " + std::to_string(d.covariate_names_.size()) + " names for " +
+             std::to_string(K) + " covariates");
+    } else if (f.has_attribute("covariate_names")) {
+      fail("attribute 'covariate_names': present but there is no 'covariates' dataset");
+    }
+    if (has_ctrl) {
+      for (const char* need : {"control_offsets", "control_times", "control_values"})
+        if (!f.has(need)) fail(std::string("dataset '") + need + "': missing (the file has other control datasets)");
+      expect_shape("control_offsets", {S + 1}, "series + 1");
+      M = static_cast<long>(expect_shape("control_times", {-1}, "control rows")[0]);
+      U = static_cast<long>(expect_shape("control_values", {M, -1}, "control rows x controls")[1]);
+      if (!f.has_attribute("control_names")) fail("attribute 'control_names': missing (the file has controls)");
+      d.control_names_ = f.string_array_attribute("control_names");
+      if (static_cast<long>(d.control_names_.size()) != U)
+        fail("attribute 'control_names': " + std::to_string(d.control_names_.size()) + " names for " +
+             std::to_string(U) + " controls");
+      if (f.has_attribute("control_interpolation")) {
+        const std::string how = f.string_attribute("control_interpolation");
+        if (how != "piecewise_constant" && how != "linear")
+          fail("attribute 'control_interpolation': '" + how + "' (expected piecewise_constant or linear)");
+        d.control_interpolation_ = how;
+      }
+    } else {
+      for (const char* a : {"control_names", "control_interpolation"})
+        if (f.has_attribute(a)) fail(std::string("attribute '") + a + "': present but the file has no controls");
+    }
+    if (f.has_attribute("provenance")) d.provenance_ = f.string_attribute("provenance");
+    if (f.has("normalization_mean") != f.has("normalization_std"))
+      fail("dataset 'normalization_mean' and 'normalization_std': only one of the two is present");
+    if (f.has("normalization_mean")) {
+      expect_shape("normalization_mean", {C}, "channels");
+      expect_shape("normalization_std", {C}, "channels");
+      Normalization n;
+      auto m = f.read_double_rows("normalization_mean", 0), s = f.read_double_rows("normalization_std", 0);
+      n.mean = Eigen::Map<Vector>(m.data(), C);
+      n.std = Eigen::Map<Vector>(s.data(), C);
+      try {
+        d.set_normalization(n);
+      } catch (const DataError& e) {
+        fail(std::string("dataset 'normalization_mean'/'normalization_std': ") + e.what());
+      }
+    }
+    if (f.has_attribute("normalized")) {
+      const long v = f.int_attribute("normalized");
+      if (v != 0 && v != 1) fail("attribute 'normalized': " + std::to_string(v) + " (expected 0 or 1)");
+      if (v == 1 && d.normalization_.empty()) fail("attribute 'normalized': 1 but the file has no normalization");
+      d.normalized_ = v == 1;
+    }
+
+    // Offsets of the requested series; the first and last entries of the whole array bound them.
+    auto off = f.read_int64_rows("offsets", first, static_cast<long>(count) + 1);
+    const auto head = f.read_int64_rows("offsets", 0, 1), tail = f.read_int64_rows("offsets", S, 1);
+    if (head[0] != 0) fail("dataset 'offsets': offsets[0] = " + std::to_string(head[0]) + ", expected 0");
+    if (tail[0] != N) fail("dataset 'offsets': offsets[" + std::to_string(S) + "] = " + std::to_string(tail[0]) +
+                           ", expected the number of observations " + std::to_string(N));
+    for (std::size_t i = 0; i <= count; ++i)
+      if (off[i] < 0 || off[i] > N || (i > 0 && off[i] < off[i - 1]))
+        fail("dataset 'offsets': offsets[" + std::to_string(first + i) + "] = " + std::to_string(off[i]) +
+             " is out of order or outside [0, " + std::to_string(N) + "]");
+    const auto a = static_cast<hsize_t>(off.front());
+    const long rows = static_cast<long>(off.back() - off.front());
+
+    d.ids_ = f.read_string_rows("series_id", first, static_cast<long>(count));
+    d.t0_ = f.read_double_rows("t0", first, static_cast<long>(count));
+    d.times_ = f.read_double_rows("times", a, rows);
+    d.values_ = f.read_double_rows("values", a, rows);
+    d.mask_ = f.read_uint8_rows("mask", a, rows);
+    d.offsets_.resize(count + 1);
+    for (std::size_t i = 0; i <= count; ++i) d.offsets_[i] = static_cast<std::size_t>(off[i] - off[0]);
+    d.state_dim_ = static_cast<int>(D);
+    d.cov_dim_ = static_cast<int>(K);
+    d.ctrl_dim_ = static_cast<int>(U);
+    if (has_z0) d.initial_states_ = f.read_double_rows("initial_state", first, static_cast<long>(count));
+    if (has_cov) d.covariates_ = f.read_double_rows("covariates", first, static_cast<long>(count));
+    d.control_offsets_.assign(count + 1, 0);
+    if (has_ctrl) {
+      auto coff = f.read_int64_rows("control_offsets", first, static_cast<long>(count) + 1);
+      const auto chead = f.read_int64_rows("control_offsets", 0, 1), ctail = f.read_int64_rows("control_offsets", S, 1);
+      if (chead[0] != 0 || ctail[0] != M)
+        fail("dataset 'control_offsets': must start at 0 and end at the number of control rows " + std::to_string(M));
+      for (std::size_t i = 0; i <= count; ++i)
+        if (coff[i] < 0 || coff[i] > M || (i > 0 && coff[i] < coff[i - 1]))
+          fail("dataset 'control_offsets': control_offsets[" + std::to_string(first + i) + "] = " +
+               std::to_string(coff[i]) + " is out of order or outside [0, " + std::to_string(M) + "]");
+      const auto ca = static_cast<hsize_t>(coff.front());
+      const long crows = static_cast<long>(coff.back() - coff.front());
+      d.control_times_ = f.read_double_rows("control_times", ca, crows);
+      d.control_values_ = f.read_double_rows("control_values", ca, crows);
+      for (std::size_t i = 0; i <= count; ++i) d.control_offsets_[i] = static_cast<std::size_t>(coff[i] - coff[0]);
+    }
+
+    // Per-series rules, with the series named in the message.
+    std::unordered_set<std::string> ids;
+    ids.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::string who = detail::series_label(d.ids_[i], first + i) + ": ";
+      if (d.ids_[i].empty()) fail(who + "field 'series_id': empty id");
+      if (!ids.insert(d.ids_[i]).second) fail(who + "field 'series_id': duplicate id");
+      const std::size_t o = d.offsets_[i], n = d.offsets_[i + 1] - o;
+      if (std::string why = detail::check_series_rows(d.t0_[i], d.times_.data() + o, n, d.values_.data() + o * C,
+                                                      d.mask_.data() + o * C, static_cast<int>(C));
+          !why.empty())
+        fail(who + why);
+      for (long j = 0; j < D; ++j)
+        if (!std::isfinite(d.initial_states_[i * D + j]))
+          fail(who + "field 'initial_state': entry " + std::to_string(j) + " = " +
+               std::to_string(d.initial_states_[i * D + j]) + " is not finite");
+      for (long j = 0; j < K; ++j)
+        if (!std::isfinite(d.covariates_[i * K + j]))
+          fail(who + "field 'covariates': entry " + std::to_string(j) + " is not finite");
+      const std::size_t co = d.control_offsets_[i], cn = d.control_offsets_[i + 1] - co;
+      if (std::string why = detail::check_control_rows(d.control_times_.data() + co, cn,
+                                                       d.control_values_.data() + co * U, static_cast<int>(U));
+          !why.empty())
+        fail(who + why);
+    }
+    return d;
+  }
+
+  static void write(const Dataset& d, const h5::File& f) {
+    const hsize_t S = d.size(), N = d.observations(), C = d.channels();
+    f.write_string_attribute("format", kFormatName);
+    f.write_int_attribute("format_version", kDatasetFormatVersion);
+    f.write_string_array_attribute("channel_names", d.channel_names_);
+    f.write_string_array_attribute("channel_units", d.channel_units_);
+    if (!d.provenance_.empty()) f.write_string_attribute("provenance", d.provenance_);
+    std::vector<std::int64_t> off(d.offsets_.begin(), d.offsets_.end());
+    f.write_strings("series_id", d.ids_);
+    f.write_doubles("t0", d.t0_.data(), {S});
+    f.write_int64("offsets", off.data(), off.size());
+    f.write_doubles("times", d.times_.data(), {N});
+    f.write_doubles("values", d.values_.data(), {N, C});
+    f.write_uint8("mask", d.mask_.data(), {N, C});
+    if (d.initial_state_size() > 0)
+      f.write_doubles("initial_state", d.initial_states_.data(), {S, static_cast<hsize_t>(d.initial_state_size())});
+    if (d.covariate_count() > 0) {
+      f.write_string_array_attribute("covariate_names", d.covariate_names());
+      f.write_doubles("covariates", d.covariates_.data(), {S, static_cast<hsize_t>(d.covariate_count())});
+    }
+    if (d.control_count() > 0) {
+      f.write_string_array_attribute("control_names", d.control_names());
+      f.write_string_attribute("control_interpolation", d.control_interpolation_);
+      std::vector<std::int64_t> coff(d.control_offsets_.begin(), d.control_offsets_.end());
+      f.write_int64("control_offsets", coff.data(), coff.size());
+      f.write_doubles("control_times", d.control_times_.data(), {d.control_times_.size()});
+      f.write_doubles("control_values", d.control_values_.data(),
+                      {d.control_times_.size(), static_cast<hsize_t>(d.control_count())});
+    }
+    if (!d.normalization_.empty()) {
+      f.write_doubles("normalization_mean", d.normalization_.mean.data(), {C});
+      f.write_doubles("normalization_std", d.normalization_.std.data(), {C});
+      f.write_int_attribute("normalized", d.normalized_ ? 1 : 0);
+    }
+  }
+};
+
+Dataset Dataset::read(const std::string& path, bool verify) {
+  if (verify) io::verify_seal(path);
+  const h5::File f = h5::File::open_read(path);
+  return DatasetIo{f}.read(0, -1);
+}
+
+Dataset Dataset::read_range(const std::string& path, std::size_t first, std::size_t count) {
+  const h5::File f = h5::File::open_read(path);
+  return DatasetIo{f}.read(first, static_cast<long>(count));
+}
+
+std::size_t Dataset::count_series(const std::string& path) {
+  const h5::File f = h5::File::open_read(path);
+  DatasetIo io{f};
+  io.check_header();
+  const auto s = io.expect_shape("offsets", {-1}, "series + 1");
+  if (s[0] < 1) io.fail("dataset 'offsets': empty, needs series + 1 entries");
+  return static_cast<std::size_t>(s[0] - 1);
+}
+
+void Dataset::write(const std::string& path) const {
+  if (channels() == 0) throw DataError(path + ": cannot write a dataset without channels");
+  io::AtomicWrite out(path);
+  {
+    h5::File f = h5::File::create_checked(out.temp_path(), io::kSealBytes);
+    DatasetIo::write(*this, f);
+    f.close();
+  }
+  out.commit();
+}
+
+}  // namespace cvnode
