@@ -4,6 +4,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include "cvnode/mlp.h"
+#include "nn/activation_kernels.h"
+
+#include <cmath>
+#include <cstring>
 #include "test_util.h"
 
 using namespace cvnode;
@@ -194,4 +198,34 @@ BOOST_AUTO_TEST_CASE(batched_forms_equal_column_by_column_evaluation) {
       }
     }
   }
+}
+
+namespace {
+// Distance in units in the last place between two finite doubles of the same sign.
+long ulps(double a, double b) {
+  if (a == b) return 0;
+  long ia, ib;
+  std::memcpy(&ia, &a, 8);
+  std::memcpy(&ib, &b, 8);
+  return std::labs(ia - ib);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(vectorised_tanh_is_within_a_few_ulps) {
+  // Logarithmic sweep from 1e-300 to 800 on both sides, plus the switch point and zero.
+  std::vector<double> xs = {0.0, -0.0, 0.625, -0.625, std::nextafter(0.625, 0.0), 20.0, 400.0, 800.0};
+  for (double e = -300; e <= 2.9; e += 0.001) xs.push_back(std::pow(10.0, e)), xs.push_back(-std::pow(10.0, e));
+  Eigen::ArrayXd u = Eigen::Map<Eigen::ArrayXd>(xs.data(), xs.size()), x(u.size());
+  cvnode::detail::fast_tanh(cvnode::detail::ArrayMap(u.data(), u.size()), cvnode::detail::ArrayMap(x.data(), x.size()));
+  long worst = 0;
+  double at = 0;
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    const long d = ulps(x[i], std::tanh(u[i]));
+    if (d > worst) worst = d, at = u[i];
+  }
+  BOOST_TEST_MESSAGE("fast_tanh: worst " << worst << " ulps at " << at);
+  BOOST_TEST(worst <= 4, "worst " << worst << " ulps at x = " << at);
+  Eigen::ArrayXd nan = Eigen::ArrayXd::Constant(1, NAN), out(1);
+  cvnode::detail::fast_tanh(cvnode::detail::ArrayMap(nan.data(), 1), cvnode::detail::ArrayMap(out.data(), 1));
+  BOOST_TEST(std::isnan(out[0]));
 }
