@@ -27,6 +27,8 @@ struct BenchArgs {
   int repeats = 5;
   int threads = 1;
   int checkpoint_steps = 100;
+  std::string mode = "per-series";
+  int stack_size = 32;
   bool polynomial = false;
   bool no_quad_errcon = false;
   bool json = false;
@@ -52,7 +54,11 @@ void run(const BenchArgs& a) {
   opt.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
   opt.quadrature_error_control = !a.no_quad_errcon;
   if (a.repeats < 1) throw OptionsError("--repeats = " + std::to_string(a.repeats) + " must be >= 1");
-  BatchSolver solver(mlp, opt, a.threads);
+  BatchOptions bo;
+  bo.threads = a.threads;
+  bo.mode = a.mode == "stacked" ? BatchMode::Stacked : a.mode == "auto" ? BatchMode::Auto : BatchMode::PerSeries;
+  bo.stack_size = a.stack_size;
+  BatchSolver solver(mlp, opt, bo);
 
   std::vector<double> ms;
   BatchGradient g;
@@ -75,6 +81,8 @@ void run(const BenchArgs& a) {
   j["rtol"] = opt.rtol;
   j["atol"] = opt.atol;
   j["threads"] = solver.threads();
+  j["mode"] = a.mode;
+  j["stack_size"] = a.stack_size;
   j["runs"] = a.repeats;
   j["ms_median"] = median;
   j["ms_min"] = sorted.front();
@@ -116,6 +124,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)");
   cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();
+  cmd->add_option("--mode", args->mode, "per-series, stacked or auto")
+      ->check(CLI::IsMember({"per-series", "stacked", "auto"}))->capture_default_str();
+  cmd->add_option("--stack-size", args->stack_size, "Series per stacked ODE")->capture_default_str();
   cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str();
   cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");
   cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");

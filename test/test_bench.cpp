@@ -11,7 +11,7 @@ using namespace cvnode;
 
 namespace {
 
-void check_problem(const std::string& name, Method method, int threads = 2) {
+void check_problem(const std::string& name, Method method, BatchMode mode = BatchMode::PerSeries) {
   const BenchProblem p = BenchProblem::load(test::shared_path("bench/" + name + ".h5"));
   BOOST_TEST(p.name == name);
   const Mlp mlp(p.spec);
@@ -19,7 +19,10 @@ void check_problem(const std::string& name, Method method, int threads = 2) {
   opt.method = method;
   opt.rtol = 1e-10;
   opt.atol = 1e-10;
-  BatchSolver solver(mlp, opt, threads);
+  BatchOptions bo;
+  bo.threads = 2;
+  bo.mode = mode;
+  BatchSolver solver(mlp, opt, bo);
   const BatchGradient g = solver.gradient(p.theta, p.trajectories, p.loss);
   const double loss_err = std::abs(g.loss - p.ref_loss) / std::abs(p.ref_loss);
   const double grad_err = test::rel_err(g.theta, p.ref_grad);
@@ -33,6 +36,10 @@ void check_problem(const std::string& name, Method method, int threads = 2) {
 BOOST_AUTO_TEST_CASE(b1_spiral_l1) { check_problem("B1", Method::Adams); }
 BOOST_AUTO_TEST_CASE(b1l_long_horizon) { check_problem("B1L", Method::Adams); }
 BOOST_AUTO_TEST_CASE(b3_stiff_bdf) { check_problem("B3", Method::Bdf); }
+// B2's 128 series share their time grid: stacked 32 at a time, the wide network runs as
+// matrix-matrix products (per series, this check takes minutes instead of seconds).
+BOOST_AUTO_TEST_CASE(b2_wide_network_stacked) { check_problem("B2", Method::Adams, BatchMode::Stacked); }
+BOOST_AUTO_TEST_CASE(b1_stacked) { check_problem("B1", Method::Adams, BatchMode::Stacked); }
 
 BOOST_AUTO_TEST_CASE(missing_and_malformed_problem_files) {
   BOOST_CHECK_EXCEPTION(BenchProblem::load("/nonexistent/B9.h5"), DataError, [](const DataError& e) {

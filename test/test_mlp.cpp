@@ -4,6 +4,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include "cvnode/mlp.h"
+#include "nn/activation_kernels.h"
+
+#include <cmath>
+#include <cstring>
 #include "test_util.h"
 
 using namespace cvnode;
@@ -164,4 +168,64 @@ BOOST_AUTO_TEST_CASE(invalid_specs_are_rejected_with_a_reason) {
   BOOST_CHECK_EXCEPTION(parse_activation("gelu"), std::invalid_argument, [](const std::invalid_argument& e) {
     return std::string(e.what()).find("'gelu'") != std::string::npos;
   });
+}
+
+BOOST_AUTO_TEST_CASE(batched_forms_equal_column_by_column_evaluation) {
+  for (Activation a : kAll) {
+    for (bool time_input : {false, true}) {
+      BOOST_TEST_CONTEXT(activation_name(a) << " time_input " << time_input) {
+        const Mlp mlp(spec(a, time_input, true));
+        const int n = mlp.state_size(), P = mlp.param_size(), B = 5;
+        const Vector theta = mlp.initial_parameters(Init::Glorot, 3);
+        const Matrix Z = random_vector(n * B, 4).reshaped(n, B), A = random_vector(n * B, 5).reshaped(n, B);
+        Vector work(mlp.batch_workspace_size(B)), w1(mlp.workspace_size());
+        Matrix F(n, B), AZ(n, B), JV(n, B);
+        Vector ath(P);
+        mlp.rhs_batch(0.3, Z, theta, F, work);
+        mlp.vjp_batch(0.3, Z, theta, A, AZ, ath, work);
+        mlp.jvp_batch(0.3, Z, theta, A, JV, work);
+        Vector f(n), az(n), th(P), th_sum = Vector::Zero(P), jv(n);
+        for (int b = 0; b < B; ++b) {
+          mlp.rhs(0.3, Z.col(b), theta, f, w1);
+          BOOST_TEST((F.col(b) - f).norm() <= 1e-13 * (1 + f.norm()));
+          mlp.vjp(0.3, Z.col(b), theta, A.col(b), az, th, w1);
+          BOOST_TEST((AZ.col(b) - az).norm() <= 1e-13 * (1 + az.norm()));
+          th_sum += th;
+          mlp.jvp(0.3, Z.col(b), theta, A.col(b), jv, w1);
+          BOOST_TEST((JV.col(b) - jv).norm() <= 1e-13 * (1 + jv.norm()));
+        }
+        BOOST_TEST((ath - th_sum).norm() <= 1e-13 * (1 + th_sum.norm()));
+      }
+    }
+  }
+}
+
+namespace {
+// Distance in units in the last place between two finite doubles of the same sign.
+long ulps(double a, double b) {
+  if (a == b) return 0;
+  long ia, ib;
+  std::memcpy(&ia, &a, 8);
+  std::memcpy(&ib, &b, 8);
+  return std::labs(ia - ib);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(vectorised_tanh_is_within_a_few_ulps) {
+  // Logarithmic sweep from 1e-300 to 800 on both sides, plus the switch point and zero.
+  std::vector<double> xs = {0.0, -0.0, 0.625, -0.625, std::nextafter(0.625, 0.0), 20.0, 400.0, 800.0};
+  for (double e = -300; e <= 2.9; e += 0.001) xs.push_back(std::pow(10.0, e)), xs.push_back(-std::pow(10.0, e));
+  Eigen::ArrayXd u = Eigen::Map<Eigen::ArrayXd>(xs.data(), xs.size()), x(u.size());
+  cvnode::detail::fast_tanh(cvnode::detail::ArrayMap(u.data(), u.size()), cvnode::detail::ArrayMap(x.data(), x.size()));
+  long worst = 0;
+  double at = 0;
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    const long d = ulps(x[i], std::tanh(u[i]));
+    if (d > worst) worst = d, at = u[i];
+  }
+  BOOST_TEST_MESSAGE("fast_tanh: worst " << worst << " ulps at " << at);
+  BOOST_TEST(worst <= 4, "worst " << worst << " ulps at x = " << at);
+  Eigen::ArrayXd nan = Eigen::ArrayXd::Constant(1, NAN), out(1);
+  cvnode::detail::fast_tanh(cvnode::detail::ArrayMap(nan.data(), 1), cvnode::detail::ArrayMap(out.data(), 1));
+  BOOST_TEST(std::isnan(out[0]));
 }

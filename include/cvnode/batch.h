@@ -28,9 +28,26 @@ struct BatchGradient {
   std::vector<SeriesFailure> failures;
 };
 
+enum class BatchMode {
+  PerSeries,  // one CVODES solve per series: its own steps and observation times (default)
+  Stacked,    // stack_size series as one ODE on the union of their times: one solve, and the
+              // network runs as matrix-matrix products; series must share t0
+  Auto        // Stacked where it fits (shared t0, union grid at most 1.5x the longest series,
+              // no running cost, Adams or GMRES or a small dense system), else PerSeries
+};
+
+struct BatchOptions {
+  int threads = 1;  // <= 0: OpenMP's default
+  BatchMode mode = BatchMode::PerSeries;
+  // Series per stacked ODE. Fixed rather than derived from the thread count so that results do
+  // not depend on the number of threads.
+  int stack_size = 32;
+};
+
 class BatchSolver {
  public:
-  // threads <= 0: OpenMP's default.
+  BatchSolver(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch);
+  // Per-series mode with `threads` threads (<= 0: OpenMP's default).
   BatchSolver(const Dynamics& dynamics, const SolverOptions& options, int threads = 1);
   ~BatchSolver();
   int threads() const { return static_cast<int>(solvers_.size()); }
@@ -45,7 +62,16 @@ class BatchSolver {
   std::vector<Solution> solve(ConstVectorRef theta, const std::vector<Trajectory>& batch);
 
  private:
-  std::vector<std::unique_ptr<Solver>> solvers_;
+  struct StackedSolver;
+  bool use_stacked(const std::vector<Trajectory>& batch, size_t begin, size_t end,
+                   const RunningCost* running_cost) const;
+  StackedSolver& stacked_solver(int thread, int copies);
+
+  const Dynamics& dynamics_;
+  SolverOptions options_;
+  BatchOptions batch_options_;
+  std::vector<std::unique_ptr<Solver>> solvers_;  // one per thread, per-series mode
+  std::vector<std::vector<std::unique_ptr<StackedSolver>>> stacked_;  // per thread, by size
 };
 
 }  // namespace cvnode

@@ -12,3 +12,4 @@
 #include "cvnode/solver.h"
 #include "cvnode/solver_options.h"
 #include "cvnode/solver_stats.h"
+#include "cvnode/stacked.h"

@@ -11,6 +11,7 @@ using Matrix = Eigen::MatrixXd;
 using VectorRef = Eigen::Ref<Eigen::VectorXd>;
 using ConstVectorRef = Eigen::Ref<const Eigen::VectorXd>;
 using MatrixRef = Eigen::Ref<Eigen::MatrixXd>;
+using ConstMatrixRef = Eigen::Ref<const Eigen::MatrixXd>;
 
 // dz/dt = f(t, z; theta) with its first derivatives.
 //
@@ -46,6 +47,23 @@ class Dynamics {
   // Jacobian-vector product Jv = (df/dz) v, for matrix-free Krylov solvers.
   virtual void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v,
                    VectorRef Jv, VectorRef work) const = 0;
+
+  // ---- Batched evaluation: B states side by side as the columns of an n x B matrix ----
+  // Used by the stacked-batch mode (one ODE for B series). The defaults loop over columns;
+  // networks override them with matrix-matrix products, which is where stacking pays off.
+
+  // Doubles of scratch memory a batched call over `batch` columns needs.
+  virtual int batch_workspace_size(int batch) const { return workspace_size() + param_size(); }
+  // F.col(b) = f(t, Z.col(b); theta).
+  virtual void rhs_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, MatrixRef F,
+                         VectorRef work) const;
+  // A_dfdz.col(b) = (df/dz)^T A.col(b) at Z.col(b); a_dfdtheta = sum over b of (df/dtheta)^T
+  // A.col(b) (size 0: skipped).
+  virtual void vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
+                         MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const;
+  // JV.col(b) = (df/dz at Z.col(b)) V.col(b).
+  virtual void jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef V,
+                         MatrixRef JV, VectorRef work) const;
 };
 
 }  // namespace cvnode

@@ -59,7 +59,20 @@ class Mlp final : public Dynamics {
   void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
            VectorRef work) const override;
 
+  // Batched forms: the layers run as matrix-matrix products over the B columns.
+  int batch_workspace_size(int batch) const override;
+  void rhs_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, MatrixRef F,
+                 VectorRef work) const override;
+  void vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
+                 MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const override;
+  void jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef V, MatrixRef JV,
+                 VectorRef work) const override;
+
  private:
+  // Batched forward pass; the workspace layout is the single-state one scaled by B columns.
+  void forward_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, double* work) const;
+  int max_width() const;
+
   // Runs the layers, leaving pre-activations u_l and outputs x_l in work; returns nothing since
   // the caller reads the last layer's output from work.
   void forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work) const;

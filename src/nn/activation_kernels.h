@@ -9,6 +9,9 @@ namespace cvnode::detail {
 
 using ArrayMap = Eigen::Map<Eigen::ArrayXd>;
 
+// x = tanh(u), vectorised (see the .cpp for the method and its accuracy).
+void fast_tanh(const ArrayMap& u, ArrayMap x);
+
 // x = s(u).
 void activate(Activation a, const ArrayMap& u, ArrayMap x);
 // d = s'(u), given u and x = s(u).

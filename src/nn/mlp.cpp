@@ -230,4 +230,113 @@ void Mlp::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v
   if (spec_.k_diag.size() > 0) Jv.array() -= spec_.k_diag.array() * v.array();
 }
 
+// ---- batched: B columns at once ----
+// Workspace layout for B columns: the single-state layout with every offset scaled by B (x_0,
+// then u_l and x_l per layer, then two width x B buffers); the Jacobian buffers are not used.
+
+int Mlp::max_width() const {
+  int w = n_in_;
+  for (int x : spec_.layers) w = std::max(w, x);
+  return w;
+}
+
+int Mlp::batch_workspace_size(int batch) const { return g_off_ * batch + 2 * max_width() * batch; }
+
+void Mlp::forward_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, double* work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  const Eigen::Index B = Z.cols();
+  Eigen::Map<Eigen::MatrixXd> X0(work + x_off_[0] * B, n_in_, B);
+  X0.topRows(n) = Z;
+  if (spec_.time_input) X0.row(n).setConstant(t);
+  for (int l = 1; l <= L; ++l) {
+    const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    Eigen::Map<const Eigen::VectorXd> b(theta.data() + b_off_[l - 1], out);
+    Eigen::Map<Eigen::MatrixXd> U(work + u_off_[l] * B, out, B);
+    U.noalias() = W * Eigen::Map<Eigen::MatrixXd>(work + x_off_[l - 1] * B, in, B);
+    U.colwise() += b;
+    if (l < L)
+      detail::activate(spec_.activation, ArrayMap(U.data(), out * B), ArrayMap(work + x_off_[l] * B, out * B));
+  }
+}
+
+void Mlp::rhs_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, MatrixRef F, VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const Eigen::Index B = Z.cols();
+  forward_batch(t, Z, theta, work.data());
+  F = Eigen::Map<Eigen::MatrixXd>(work.data() + u_off_[L] * B, state_size(), B);
+  if (spec_.k_diag.size() > 0) F.array() -= Z.array().colwise() * spec_.k_diag.array();
+}
+
+void Mlp::vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfdz,
+                    VectorRef a_dfdtheta, VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  const Eigen::Index B = Z.cols();
+  const bool want_theta = a_dfdtheta.size() > 0;
+  double* w = work.data();
+  forward_batch(t, Z, theta, w);
+  double* g = w + g_off_ * B;
+  double* g2 = g + max_width() * B;
+  Eigen::Map<Eigen::MatrixXd>(g, n, B) = A;
+  for (int l = L; l >= 1; --l) {
+    const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    Eigen::Map<Eigen::MatrixXd> G(g, out, B);
+    if (want_theta) {
+      RowMajorMapMut dW(a_dfdtheta.data() + w_off_[l - 1], out, in);
+      dW.noalias() = G * Eigen::Map<Eigen::MatrixXd>(w + x_off_[l - 1] * B, in, B).transpose();
+      VecMap(a_dfdtheta.data() + b_off_[l - 1], out) = G.rowwise().sum();
+    }
+    if (l > 1) {
+      Eigen::Map<Eigen::MatrixXd> Gin(g2, in, B);
+      Gin.noalias() = W.transpose() * G;
+      ArrayMap d(g, in * B);
+      detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1] * B, in * B),
+                                  ArrayMap(w + x_off_[l - 1] * B, in * B), d);
+      ArrayMap(g2, in * B) *= d;
+      std::swap(g, g2);
+    } else {
+      A_dfdz.noalias() = W.leftCols(n).transpose() * G;
+    }
+  }
+  if (spec_.k_diag.size() > 0) A_dfdz.array() -= A.array().colwise() * spec_.k_diag.array();
+}
+
+void Mlp::jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef V, MatrixRef JV,
+                    VectorRef work) const {
+  const int L = static_cast<int>(spec_.layers.size()) - 1;
+  const int n = state_size();
+  const Eigen::Index B = Z.cols();
+  double* w = work.data();
+  forward_batch(t, Z, theta, w);
+  double* g = w + g_off_ * B;
+  double* g2 = g + max_width() * B;
+  RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
+  if (L == 1) {
+    JV.noalias() = W1.leftCols(n) * V;
+  } else {
+    Eigen::Map<Eigen::MatrixXd>(g, spec_.layers[1], B).noalias() = W1.leftCols(n) * V;
+  }
+  for (int l = 2; l <= L; ++l) {
+    const int in = spec_.layers[l - 1];
+    const int out = spec_.layers[l];
+    RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
+    ArrayMap d(g2, in * B);
+    detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1] * B, in * B),
+                                ArrayMap(w + x_off_[l - 1] * B, in * B), d);
+    ArrayMap(g, in * B) *= d;
+    if (l == L) {
+      JV.noalias() = W * Eigen::Map<Eigen::MatrixXd>(g, in, B);
+    } else {
+      Eigen::Map<Eigen::MatrixXd>(g2, out, B).noalias() = W * Eigen::Map<Eigen::MatrixXd>(g, in, B);
+      std::swap(g, g2);
+    }
+  }
+  if (spec_.k_diag.size() > 0) JV.array() -= V.array().colwise() * spec_.k_diag.array();
+}
+
 }  // namespace cvnode
