@@ -74,9 +74,15 @@ struct DatasetIo {
 
   Dataset read(std::size_t first, long count_in) const {
     check_header();
-    Dataset d(f.string_array_attribute("channel_names"), f.string_array_attribute("channel_units"));
+    Dataset d;
+    try {
+      d = Dataset(f.string_array_attribute("channel_names"), f.string_array_attribute("channel_units"));
+    } catch (const DataError& e) {
+      const std::string why = e.what();
+      if (why.rfind(f.path(), 0) == 0) throw;
+      fail("attributes 'channel_names'/'channel_units': " + why.substr(why.find(": ") + 2));
+    }
     const long C = d.channels();
-    if (static_cast<long>(d.channel_units_.size()) != C) fail("attribute 'channel_units': one unit per channel expected");
     const auto oshape = expect_shape("offsets", {-1}, "series + 1");
     if (oshape[0] < 1) fail("dataset 'offsets': empty, needs series + 1 entries");
     const long S = static_cast<long>(oshape[0]) - 1;
