@@ -63,11 +63,15 @@ class Checksum {
   int fill_ = 0;
 };
 
-// Reads [kSealBytes, size) and returns its checksum.
+// Bytes of the seal itself: magic, length, checksum. Everything after it is checksummed,
+// including the unused rest of the user block.
+constexpr std::uint64_t kHeaderBytes = 32;
+
+// Reads [kHeaderBytes, size) and returns its checksum.
 bool checksum_body(int fd, std::uint64_t size, std::uint64_t* out) {
   Checksum c;
   std::vector<unsigned char> buf(1 << 20);
-  std::uint64_t pos = kSealBytes;
+  std::uint64_t pos = kHeaderBytes;
   while (pos < size) {
     const size_t want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), size - pos));
     const ssize_t got = ::pread(fd, buf.data(), want, static_cast<off_t>(pos));
@@ -104,7 +108,7 @@ void AtomicWrite::commit() {
   const auto size = static_cast<std::uint64_t>(end);
   std::uint64_t sum = 0;
   if (!checksum_body(f.fd, size, &sum)) throw bad("cannot read back " + temp_ + ": " + sys_error());
-  unsigned char header[32];
+  unsigned char header[kHeaderBytes];
   std::memcpy(header, kMagic, 16);
   put_u64(header + 16, size);
   put_u64(header + 24, sum);
@@ -132,7 +136,7 @@ void AtomicWrite::publish(int fd) {
 SealState verify_seal(const std::string& path) {
   Fd f(::open(path.c_str(), O_RDONLY));
   if (f.fd < 0) throw DataError(path + ": cannot open: " + sys_error());
-  unsigned char header[32];
+  unsigned char header[kHeaderBytes];
   if (::pread(f.fd, header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) ||
       std::memcmp(header, kMagic, 16) != 0)
     return SealState::Absent;

@@ -1,7 +1,7 @@
 // Whole-file integrity for everything cvnode writes (datasets, checkpoints): files are written
 // under a temporary name in the destination's folder, sealed, synced and renamed over the
 // destination, so a reader or a crash at any instant sees the old file or the new one, never a
-// part. The seal (length and checksum of every byte after the HDF5 user block) lets a reader
+// part. The seal (length and checksum of every byte after the seal itself) lets a reader
 // reject a truncated or corrupted file before HDF5 parses a single byte of it.
 #pragma once
 
