@@ -1,0 +1,168 @@
+// The fit pipeline end to end on a small generated Lotka-Volterra dataset: bit-identical results
+// for 1 and 2 threads, --resume after stopping equals an uninterrupted run, checkpoints carry the
+// configuration, a series that makes the solver fail is reported and skipped, and configuration
+// errors name the key and the file.
+#define BOOST_TEST_MODULE train_fit
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "cvnode/checkpoint.h"
+#include "cvnode/config.h"
+#include "cvnode/fit.h"
+#include "cvnode/generators.h"
+
+using namespace cvnode;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& tag) {
+  std::string t = (fs::temp_directory_path() / ("cvnode_fit_" + tag + "_XXXXXX")).string();
+  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
+  return t;
+}
+
+// 16 short series keep each epoch around a tenth of a second.
+const std::string& dataset() {
+  static const std::string path = [] {
+    const std::string dir = temp_dir("data");
+    GeneratorOptions g;
+    g.system = "lotka_volterra";
+    g.series = 16;
+    g.observations = 12;
+    g.t_end = 4;
+    g.noise = 0.01;
+    g.seed = 11;
+    const std::string p = dir + "/lv.h5";
+    generate(g).write(p);
+    return p;
+  }();
+  return path;
+}
+
+std::string config_text(const std::string& data, int threads) {
+  return "[data]\nfile = \"" + data + "\"\ntrain_fraction = 0.75\nval_fraction = 0.25\n"
+         "[model]\nhidden = [16]\nseed = 4\n"
+         "[solver]\nrtol = 1e-6\natol = 1e-8\n"
+         "[optimizer]\nlr = 0.02\nclip_norm = 10.0\n"
+         "[schedule]\nkind = \"cosine\"\n"
+         "[run]\nepochs = 5\nbatch_size = 4\nthreads = " + std::to_string(threads) + "\n";
+}
+
+FitResult fit(const Config& c, const std::string& out, int stop = 0, const std::string& resume = "") {
+  FitOptions fo;
+  fo.out_dir = out;
+  fo.quiet = true;
+  fo.stop_after_epoch = stop;
+  fo.resume = resume;
+  return run_fit(c, fo);
+}
+
+void expect_identical(const TrainState& a, const TrainState& b) {
+  BOOST_TEST_REQUIRE(a.history.size() == b.history.size());
+  for (std::size_t e = 0; e < a.history.size(); ++e) {
+    // Exact comparisons: the claim is bit-identical, not close.
+    BOOST_TEST(a.history[e].train_loss == b.history[e].train_loss);
+    BOOST_TEST(a.history[e].val_loss == b.history[e].val_loss);
+    BOOST_TEST(a.history[e].nfe_forward == b.history[e].nfe_forward);
+  }
+  BOOST_TEST((a.params.array() == b.params.array()).all());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(threads_and_resume_are_bit_identical) {
+  const Config c1 = Config::parse(config_text(dataset(), 1), "test1");
+  const Config c2 = Config::parse(config_text(dataset(), 2), "test2");
+  const FitResult one = fit(c1, temp_dir("t1"));
+  const FitResult two = fit(c2, temp_dir("t2"));
+  BOOST_TEST_MESSAGE("5 epochs: train loss " << one.state.history.front().train_loss << " -> "
+                     << one.state.history.back().train_loss << ", " << one.seconds << " s (1 thread), "
+                     << two.seconds << " s (2 threads)");
+  // The fit learns something (the losses fall) and the threads do not change a bit.
+  BOOST_TEST(one.state.history.back().train_loss < 0.8 * one.state.history.front().train_loss);
+  expect_identical(one.state, two.state);
+
+  // Stop after epoch 2, then continue from the checkpoint with its stored configuration.
+  const std::string dir = temp_dir("resume");
+  const FitResult part = fit(c2, dir, 2);
+  BOOST_TEST(part.state.epoch == 2);
+  const Checkpoint ck = Checkpoint::read(dir + "/latest.h5");
+  BOOST_TEST(ck.epoch == 2);
+  const Config stored = Config::parse(ck.config, "checkpoint");
+  BOOST_TEST(stored.to_toml() == c2.to_toml());
+  const FitResult rest = fit(stored, dir, 0, dir + "/latest.h5");
+  expect_identical(one.state, rest.state);
+  // metrics.csv continues without duplicates: a header and 5 rows.
+  std::ifstream f(dir + "/metrics.csv");
+  int lines = 0;
+  for (std::string l; std::getline(f, l);) ++lines;
+  BOOST_TEST(lines == 6);
+}
+
+BOOST_AUTO_TEST_CASE(failing_series_is_reported_and_skipped) {
+  // A copy of the data plus one series whose single long interval exceeds solver.max_steps.
+  Dataset ds = Dataset::read(dataset());
+  Series bad = ds.series(0);
+  bad.id = "runaway";
+  bad.times = Vector::LinSpaced(3, 0.5, 2000.0);
+  bad.values = bad.values.topRows(3).eval();
+  bad.mask.resize(0, 0);
+  ds.add(bad);
+  const std::string dir = temp_dir("fail");
+  ds.write(dir + "/lv_bad.h5");
+  Config c = Config::parse(config_text(dir + "/lv_bad.h5", 2), "fail",
+                           {"data.train_fraction=1.0", "data.val_fraction=0.0", "solver.max_steps=500",
+                            "run.epochs=4"});
+  FitOptions fo;
+  fo.out_dir = dir + "/run";
+  std::vector<std::string> lines;
+  fo.log = [&](const std::string& l) { lines.push_back(l); };
+  const FitResult r = run_fit(c, fo);
+  int reports = 0;
+  for (const auto& l : lines)
+    if (l.find("series 'runaway' failed") != std::string::npos) ++reports;
+  // In the training split every epoch: one failure, one report, per epoch.
+  BOOST_TEST(r.state.failures_total == 4);
+  BOOST_TEST(reports == 4);
+  BOOST_TEST(r.state.rollbacks == 0);
+  for (const auto& m : r.state.history) BOOST_TEST(std::isfinite(m.train_loss));
+  BOOST_TEST(r.state.history.back().train_loss < r.state.history.front().train_loss);
+}
+
+BOOST_AUTO_TEST_CASE(config_errors_name_the_key) {
+  auto message = [](const std::string& text, std::vector<std::string> ov = {}) -> std::string {
+    try {
+      Config::parse(text, "my.toml", ov);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string base = "[data]\nfile = \"x.h5\"\n";
+  std::string m = message(base + "[solver]\nrtoll = 1e-6\n");
+  BOOST_TEST(m.find("my.toml") != std::string::npos);
+  BOOST_TEST(m.find("solver.rtoll") != std::string::npos);
+  m = message(base + "[solver]\nrtol = \"tight\"\n");
+  BOOST_TEST(m.find("solver.rtol") != std::string::npos);
+  m = message(base + "[solver]\nrtol = -1.0\n");
+  BOOST_TEST(m.find("rtol") != std::string::npos);
+  m = message(base + "[model]\nactivation = \"tanhh\"\n");
+  BOOST_TEST(m.find("model.activation") != std::string::npos);
+  m = message(base, {"optimizer.lr=0"});
+  BOOST_TEST(m.find("optimizer.lr") != std::string::npos);
+  m = message(base, {"optimizer.learning_rate=0.1"});
+  BOOST_TEST(m.find("optimizer.learning_rate") != std::string::npos);
+  // Overrides apply, bare words are strings, and the printed config reads back identically.
+  const Config c = Config::parse(base, "my.toml", {"solver.rtol=1e-7", "solver.method=bdf", "model.hidden=[8, 8]"});
+  BOOST_TEST(c.train.solver.rtol == 1e-7);
+  BOOST_TEST(std::string(method_name(c.train.solver.method)) == "bdf");
+  BOOST_TEST(c.model.hidden.size() == 2u);
+  BOOST_TEST(Config::parse(c.to_toml(), "again").to_toml() == c.to_toml());
+}
