@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "cvnode/dynamics.h"
@@ -134,6 +135,7 @@ class Dataset {
   // Widths fixed by the first series added; -1 while there is none.
   int state_dim_ = -1, cov_dim_ = -1, ctrl_dim_ = -1;
   std::vector<std::string> ids_;
+  std::unordered_set<std::string> id_set_;  // for the uniqueness check of add()
   std::vector<double> t0_;
   std::vector<std::size_t> offsets_{0};   // series i has rows [offsets_[i], offsets_[i+1])
   std::vector<double> times_;

@@ -75,7 +75,7 @@ void Dataset::add(const Series& s) {
   if (C == 0) throw DataError(who + "the dataset has no channels (construct it with channel names)");
   if (s.id.empty()) throw DataError(who + "field 'id': empty series id");
   if (s.id.find('\0') != std::string::npos) throw DataError(who + "field 'id': contains a NUL byte");
-  if (std::find(ids_.begin(), ids_.end(), s.id) != ids_.end())
+  if (id_set_.count(s.id))
     throw DataError(who + "field 'id': the id is already used by another series");
   const auto n = static_cast<std::size_t>(s.times.size());
   if (static_cast<std::size_t>(s.values.rows()) != n || s.values.cols() != C)
@@ -126,6 +126,7 @@ void Dataset::add(const Series& s) {
   cov_dim_ = K;
   ctrl_dim_ = U;
   ids_.push_back(s.id);
+  id_set_.insert(s.id);
   t0_.push_back(s.t0);
   times_.insert(times_.end(), s.times.data(), s.times.data() + n);
   values_.insert(values_.end(), vals.begin(), vals.end());
@@ -215,6 +216,7 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
                                      std::to_string(size()) + " series)");
     if (!seen.insert(i).second) throw DataError("subset: series index " + std::to_string(i) + " appears twice");
     d.ids_.push_back(ids_[i]);
+    d.id_set_.insert(ids_[i]);
     d.t0_.push_back(t0_[i]);
     const std::size_t a = offsets_[i], b = offsets_[i + 1];
     d.times_.insert(d.times_.end(), times_.begin() + a, times_.begin() + b);

@@ -198,7 +198,7 @@ struct DatasetIo {
     }
 
     // Per-series rules, with the series named in the message.
-    std::unordered_set<std::string> ids;
+    std::unordered_set<std::string>& ids = d.id_set_;
     ids.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
       const std::string who = detail::series_label(d.ids_[i], first + i) + ": ";
