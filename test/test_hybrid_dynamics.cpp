@@ -397,6 +397,57 @@ BOOST_AUTO_TEST_CASE(hybrid_couplings) {
   BOOST_CHECK_THROW(Hybrid(std::make_shared<Robertson>(), small_mlp(2, 3, false)), OptionsError);
 }
 
+// The rate of one reaction as a term: r(y2) = k y2^2 for 2 y2 -> y2 + y3 (a network would
+// stand here in a fit; this Dynamics of one state computes the exact rate).
+struct SecondOrderRate {
+  template <class T>
+  void operator()(T, const Eigen::Matrix<T, 1, 1>& y, const Eigen::Matrix<T, 1, 1>& k, Eigen::Matrix<T, 1, 1>& r) const {
+    r[0] = k[0] * y[0] * y[0];
+  }
+};
+
+BOOST_AUTO_TEST_CASE(reaction_replaced_through_output_matrix) {
+  // Robertson = reactions 1 and 2 as mass action + reaction 3's rate entering through its net
+  // stoichiometry column S = (0, -1, 1): f += S r(y2).
+  auto two = std::make_shared<MassAction>(MassActionSpec::parse({"y1", "y2", "y3"}, {"y1 -> y2", "y2 + y3 -> y1 + y3"}));
+  auto rate = std::make_shared<AutoDiffDynamics<SecondOrderRate, 1, 1>>();
+  HybridCoupling c;
+  c.input_indices = {1};
+  c.output_matrix = (Matrix(3, 1) << 0, -1, 1).finished();
+  const Hybrid h(two, rate, c);
+  BOOST_TEST(h.output_indices().empty());
+  const Vector p = Robertson::default_parameters();  // [k1, k2 | k3]: the same layout as Robertson's
+  BOOST_TEST(check_dynamics("hybrid output_matrix (reaction 3)", h, 0, kYRob, p, 1e-3, 1e-1).allocs == 0);
+  const Robertson rob;
+  const Vector a = random_vector(3, 8);
+  Vector f(3), fr(3), az(3), azr(3), ap(3), apr(3), w(h.workspace_size()), w0(1);
+  Matrix J(3, 3), Jr(3, 3);
+  h.rhs(0, kYRob, p, f, w);
+  rob.rhs(0, kYRob, p, fr, w0);
+  h.jacobian(0, kYRob, p, J, w);
+  rob.jacobian(0, kYRob, p, Jr, w0);
+  h.vjp(0, kYRob, p, a, az, ap, w);
+  rob.vjp(0, kYRob, p, a, azr, apr, w0);
+  BOOST_TEST(rel(f, fr) < 1e-15);
+  BOOST_TEST(rel(J, Jr) < 1e-15);
+  BOOST_TEST(rel(az, azr) < 1e-15);
+  BOOST_TEST(rel(ap, apr) < 1e-15);
+  // With a learned network in its place: an Mlp of one input and one output, scaled input.
+  MlpSpec s;
+  s.layers = {1, 6, 1};
+  auto mlp = std::make_shared<Mlp>(s);
+  c.input_scale = Vector::Constant(1, 1e4);  // y2 ~ 1e-5 -> O(0.1) for the network
+  const Hybrid hn(two, mlp, c);
+  const Vector th = (Vector(hn.param_size()) << 0.04, 1e4, mlp->initial_parameters(Init::Glorot, 6)).finished();
+  // FD floor 1e-5: the network sees 1e4 y2, so the y2 step must stay well below 1e-4.
+  BOOST_TEST(check_dynamics("hybrid output_matrix + mlp", hn, 0, kYRob, th, 1e-3, 1e-5).allocs == 0);
+  c.output_indices = {2};
+  BOOST_CHECK_THROW(Hybrid(two, rate, c), OptionsError);  // output_matrix and output_indices
+  c.output_indices.clear();
+  c.output_matrix = Matrix::Ones(2, 1);
+  BOOST_CHECK_THROW(Hybrid(two, rate, c), OptionsError);  // wrong shape
+}
+
 BOOST_AUTO_TEST_CASE(mlp_is_allocation_free_too) {
   // Not this suite's code, but Hybrid's promise rests on it.
   auto mlp = small_mlp(4, 16, true);

@@ -157,6 +157,35 @@ BOOST_AUTO_TEST_CASE(robertson_log_time_grid_rates_only) {
   }
 }
 
+// Issue 5's variant (b): reaction 3 of Robertson (2 y2 -> y2 + y3) replaced by a network rate
+// r(1e4 y2) entering through the stoichiometry column 0.03 (0, -1, 1); rates 1 and 2 stay
+// mass-action physics with log rate constants.
+BOOST_AUTO_TEST_CASE(robertson_reaction_replaced_by_network) {
+  auto physics = std::make_shared<TransformedParameters>(
+      std::make_shared<MassAction>(MassActionSpec::parse({"y1", "y2", "y3"}, {"y1 -> y2", "y2 + y3 -> y1 + y3"})),
+      ParamBound::log());
+  MlpSpec s;
+  s.layers = {1, 5, 1};
+  auto mlp = std::make_shared<Mlp>(s);
+  HybridCoupling c;
+  c.input_indices = {1};
+  c.input_scale = Vector::Constant(1, 1e4);
+  c.output_matrix = (Matrix(3, 1) << 0, -0.03, 0.03).finished();
+  const Hybrid hybrid(physics, mlp, c);
+  Vector theta = (Vector(hybrid.param_size()) << physics->to_internal((Vector(2) << 0.05, 2e4).finished()),
+                  mlp->initial_parameters(Init::Glorot, 31)).finished();
+  // The network's output bias at 1.5 keeps the learned rate positive, as a rate must be: y3 has
+  // no other source, and a negative y3 makes y2 grow without bound through -k2 y2 y3.
+  theta[theta.size() - 1] = 1.5;
+  Trajectory tr;
+  tr.z0 = (Vector(3) << 1.0, 3e-3, 0.0).finished();
+  tr.times = (Vector(5) << 0.05, 0.8, 3.1, 9.0, 25.0).finished();
+  tr.values = random_vector(15, 55, 0.5).reshaped(5, 3).array().abs();
+  // z0 step 1e-5: the network sees 1e4 y2(0), so a larger step probes its curvature (3e-4 gave
+  // 1.3e-4 of stencil truncation), a smaller one the reference's noise (1e-6 gave 1.3e-6).
+  check("robertson reaction 3 = mlp", hybrid, theta, tr, 1e-14, 1e-5);
+}
+
 // Stiff linear decay with learnable log rates (1 .. 3000) plus a network on the whole state:
 // the B3 shape (stiffness ratio 1e3) at a size where the finite differences are cheap.
 BOOST_AUTO_TEST_CASE(log_decay_plus_network) {

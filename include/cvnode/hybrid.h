@@ -3,7 +3,8 @@
 // where g is a physics Dynamics with its own learnable parameters p (rate constants, ...), N a
 // network (an Mlp or any Dynamics) that sees the selected components z[in] scaled by D =
 // diag(input_scale), and S scatters N's outputs, each multiplied by its output_mask weight, into
-// the selected components out of f. Gradients flow to both p and theta.
+// the selected components out of f (or, in general, S is a dense n x m matrix, e.g. a
+// stoichiometry column). Gradients flow to both p and theta.
 //
 // Parameter layout: theta_hybrid = [p (physics.param_size()), theta (network.param_size())].
 #pragma once
@@ -31,6 +32,10 @@ struct HybridCoupling {
   // Per-input factors (size m): the network sees input_scale .* z[in], e.g. 1/typical magnitude
   // of each species for concentrations spanning orders of magnitude. Empty: all ones.
   Vector input_scale;
+  // General output map S (n x m): f += S N. Replaces output_indices and output_mask (leave
+  // those empty). Its use: a network standing for one reaction's rate r, entering every species
+  // by the reaction's net stoichiometry, e.g. for 2 y2 -> y2 + y3 the column (0, -1, 1).
+  Matrix output_matrix;
 };
 
 class Hybrid final : public Dynamics {
@@ -46,7 +51,8 @@ class Hybrid final : public Dynamics {
   int physics_param_size() const { return pg_; }  // p = theta.head(physics_param_size())
   int network_param_size() const { return pn_; }  // theta_N = theta.tail(network_param_size())
   const std::vector<int>& input_indices() const { return in_; }
-  const std::vector<int>& output_indices() const { return out_; }
+  const std::vector<int>& output_indices() const { return out_; }  // empty with an output_matrix
+  const Matrix& output_matrix() const { return S_; }                // empty without one
 
   int state_size() const override { return n_; }
   int param_size() const override { return pg_ + pn_; }
@@ -62,11 +68,14 @@ class Hybrid final : public Dynamics {
  private:
   // Writes input_scale .* z[in] into the network-input buffer of work.
   void gather_input(ConstVectorRef z, double* zin) const;
+  // f += S y: the network's outputs y (m) into the state's rate of change.
+  void scatter(const double* y, VectorRef f) const;
 
   std::shared_ptr<const Dynamics> physics_, network_;
   int n_ = 0, m_ = 0, pg_ = 0, pn_ = 0;
   std::vector<int> in_, out_;
   Vector mask_, scale_;
+  Matrix S_;  // the general output map, if given (then out_ and mask_ are unused)
   // Workspace: [x (m) | y (m) | Jn (m*m) | sub-workspace shared by physics and network].
   int x_off_ = 0, y_off_ = 0, jn_off_ = 0, sub_off_ = 0, sub_size_ = 0, n_work_ = 0;
 };

@@ -33,15 +33,25 @@ Hybrid::Hybrid(std::shared_ptr<const Dynamics> physics, std::shared_ptr<const Dy
   if (network_) {
     m_ = network_->state_size();
     in_ = c.input_indices.empty() ? iota(n_) : c.input_indices;
-    out_ = c.output_indices.empty() ? in_ : c.output_indices;
+    if (c.output_matrix.size() > 0) {
+      if (!c.output_indices.empty() || c.output_mask.size() > 0)
+        throw OptionsError("Hybrid: give either output_matrix or output_indices/output_mask, not both");
+      if (c.output_matrix.rows() != n_ || c.output_matrix.cols() != m_)
+        throw OptionsError("Hybrid: output_matrix is " + std::to_string(c.output_matrix.rows()) + "x" +
+                           std::to_string(c.output_matrix.cols()) + ", expected state x network = " +
+                           std::to_string(n_) + "x" + std::to_string(m_));
+      if (!c.output_matrix.allFinite()) throw OptionsError("Hybrid: output_matrix is not finite");
+      S_ = c.output_matrix;
+    }
+    if (S_.size() == 0) out_ = c.output_indices.empty() ? in_ : c.output_indices;
     if (static_cast<int>(in_.size()) != m_)
       throw OptionsError("Hybrid: the network has state size " + std::to_string(m_) + " but reads " +
                          std::to_string(in_.size()) + " components (input_indices)");
-    if (static_cast<int>(out_.size()) != m_)
+    if (S_.size() == 0 && static_cast<int>(out_.size()) != m_)
       throw OptionsError("Hybrid: the network has " + std::to_string(m_) + " outputs but output_indices has " +
                          std::to_string(out_.size()));
     check_indices(in_, n_, "input_indices");
-    check_indices(out_, n_, "output_indices");
+    if (S_.size() == 0) check_indices(out_, n_, "output_indices");
     mask_ = c.output_mask.size() ? c.output_mask : Vector::Ones(m_);
     scale_ = c.input_scale.size() ? c.input_scale : Vector::Ones(m_);
     if (mask_.size() != m_)
@@ -52,7 +62,8 @@ Hybrid::Hybrid(std::shared_ptr<const Dynamics> physics, std::shared_ptr<const Dy
                          std::to_string(m_) + " network inputs");
     if (!mask_.allFinite() || !scale_.allFinite()) throw OptionsError("Hybrid: output_mask or input_scale is not finite");
     sub = std::max(sub, network_->workspace_size());
-  } else if (!c.input_indices.empty() || !c.output_indices.empty() || c.output_mask.size() || c.input_scale.size()) {
+  } else if (!c.input_indices.empty() || !c.output_indices.empty() || c.output_mask.size() || c.input_scale.size() ||
+             c.output_matrix.size()) {
     throw OptionsError("Hybrid: a coupling was given but there is no network");
   }
   x_off_ = 0;
@@ -67,6 +78,14 @@ void Hybrid::gather_input(ConstVectorRef z, double* zin) const {
   for (int j = 0; j < m_; ++j) zin[j] = scale_[j] * z[in_[j]];
 }
 
+void Hybrid::scatter(const double* y, VectorRef f) const {
+  if (S_.size()) {
+    f.noalias() += S_ * Eigen::Map<const Vector>(y, m_);
+    return;
+  }
+  for (int i = 0; i < m_; ++i) f[out_[i]] += mask_[i] * y[i];
+}
+
 void Hybrid::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const {
   auto sub = work.segment(sub_off_, sub_size_);
   if (physics_) physics_->rhs(t, z, theta.head(pg_), f, sub);
@@ -76,7 +95,7 @@ void Hybrid::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, 
   double* y = work.data() + y_off_;
   gather_input(z, x);
   network_->rhs(t, VecMap(x, m_), theta.tail(pn_), VecMap(y, m_), sub);
-  for (int i = 0; i < m_; ++i) f[out_[i]] += mask_[i] * y[i];
+  scatter(y, f);
 }
 
 void Hybrid::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
@@ -92,7 +111,9 @@ void Hybrid::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRe
   double* y = work.data() + y_off_;
   double* aN = work.data() + jn_off_;  // the Jacobian buffer is free during a VJP (m*m >= m)
   gather_input(z, x);
-  for (int i = 0; i < m_; ++i) aN[i] = mask_[i] * a[out_[i]];
+  if (S_.size()) VecMap(aN, m_).noalias() = S_.transpose() * a;
+  else
+    for (int i = 0; i < m_; ++i) aN[i] = mask_[i] * a[out_[i]];
   network_->vjp(t, VecMap(x, m_), theta.tail(pn_), VecMap(aN, m_), VecMap(y, m_),
                 a_dfdtheta.tail(want_theta ? pn_ : 0), sub);
   for (int j = 0; j < m_; ++j) a_dfdz[in_[j]] += scale_[j] * y[j];
@@ -107,8 +128,17 @@ void Hybrid::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRe
   gather_input(z, x);
   Eigen::Map<Matrix> Jn(work.data() + jn_off_, m_, m_);
   network_->jacobian(t, VecMap(x, m_), theta.tail(pn_), Jn, sub);
-  for (int j = 0; j < m_; ++j)
-    for (int i = 0; i < m_; ++i) J(out_[i], in_[j]) += mask_[i] * Jn(i, j) * scale_[j];
+  if (S_.size()) {
+    // Column in_[j] of J gains S Jn(:, j) scale_j; y (m) holds one column at a time.
+    double* y = work.data() + y_off_;
+    for (int j = 0; j < m_; ++j) {
+      for (int i = 0; i < m_; ++i) y[i] = Jn(i, j) * scale_[j];
+      J.col(in_[j]).noalias() += S_ * VecMap(y, m_);
+    }
+  } else {
+    for (int j = 0; j < m_; ++j)
+      for (int i = 0; i < m_; ++i) J(out_[i], in_[j]) += mask_[i] * Jn(i, j) * scale_[j];
+  }
 }
 
 void Hybrid::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
@@ -123,7 +153,7 @@ void Hybrid::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRe
   gather_input(z, x);
   for (int j = 0; j < m_; ++j) vin[j] = scale_[j] * v[in_[j]];
   network_->jvp(t, VecMap(x, m_), theta.tail(pn_), VecMap(vin, m_), VecMap(y, m_), sub);
-  for (int i = 0; i < m_; ++i) Jv[out_[i]] += mask_[i] * y[i];
+  scatter(y, Jv);
 }
 
 }  // namespace cvnode
