@@ -68,6 +68,29 @@ BOOST_AUTO_TEST_CASE(robertson_kind_and_defaults) {
   BOOST_TEST((m.physical(m.initial) - Robertson::default_parameters()).norm() <= 1e-6);
 }
 
+BOOST_AUTO_TEST_CASE(per_parameter_bounds_and_reaction_network_term) {
+  // Variant (b) of the Robertson experiment as a description: reactions 1 and 2 as physics (one
+  // log rate, one bounded), reaction 3's rate a network entering by its stoichiometry column.
+  HybridModelSpec s;
+  s.physics.kind = "mass_action";
+  s.physics.species = {"y1", "y2", "y3"};
+  s.physics.reactions = {"y1 -> y2", "y2 + y3 -> y1 + y3"};
+  s.physics.bounds = {ParamBound::log(), ParamBound::log_bounded(1e2, 1e6)};
+  s.physics.initial = (Vector(2) << 0.4, 1e5).finished();
+  MlpSpec net;
+  net.layers = {1, 8, 1};
+  s.network = net;
+  s.coupling.input_indices = {1};
+  s.coupling.input_scale = Vector::Constant(1, 1e4);
+  s.coupling.output_matrix = (Matrix(3, 1) << 0, -1, 1).finished();
+  const HybridModel m = build_hybrid(s);
+  BOOST_TEST((m.physics->bounds()[1].kind == ParamTransform::LogBounded));
+  BOOST_TEST((m.physical(m.initial) - s.physics.initial).norm() <= 1e-9 * 1e5);
+  BOOST_TEST(m.dynamics->param_size() == 2 + m.network->param_size());
+  s.physics.bounds.pop_back();
+  BOOST_CHECK_THROW(build_hybrid(s), OptionsError);  // one bound for two parameters
+}
+
 BOOST_AUTO_TEST_CASE(b3_description) {
   // B3: fixed decay (no physics parameters) plus an 8-32-8 network.
   HybridModelSpec s;

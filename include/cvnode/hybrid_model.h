@@ -39,6 +39,9 @@ struct PhysicsSpec {
   // "identity" | "log" (p > 0) | "bounded" | "log_bounded" (lower < p < upper).
   std::string transform = "identity";
   double lower = 0, upper = 0;
+  // One bound per parameter instead (e.g. log for two rates, bounded for a third); when given,
+  // transform/lower/upper are ignored.
+  std::vector<ParamBound> bounds;
   // Initial physical values (one per parameter). Empty: Robertson's (0.04, 1e4, 3e7), ones for
   // linear decay and mass action.
   Vector initial;

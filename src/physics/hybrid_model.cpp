@@ -23,11 +23,16 @@ std::string HybridModelSpec::validate() const {
   if (network) {
     if (std::string why = network->validate(); !why.empty()) return "network: " + why;
   }
-  try {
-    ParamBound b{parse_param_transform(physics.transform), physics.lower, physics.upper};
-    if (std::string why = b.validate(); !why.empty()) return "physics.transform: " + why;
-  } catch (const OptionsError& e) {
-    return e.what();
+  for (size_t i = 0; i < physics.bounds.size(); ++i)
+    if (std::string why = physics.bounds[i].validate(); !why.empty())
+      return "physics.bounds[" + std::to_string(i) + "]: " + why;
+  if (physics.bounds.empty()) {
+    try {
+      ParamBound b{parse_param_transform(physics.transform), physics.lower, physics.upper};
+      if (std::string why = b.validate(); !why.empty()) return "physics.transform: " + why;
+    } catch (const OptionsError& e) {
+      return e.what();
+    }
   }
   return {};
 }
@@ -65,8 +70,15 @@ HybridModel build_hybrid(const HybridModelSpec& spec) {
                            std::to_string(raw->param_size()) + " parameters");
       p0 = ps.initial;
     }
-    const ParamBound bound{parse_param_transform(ps.transform), ps.lower, ps.upper};
-    m.physics = std::make_shared<TransformedParameters>(raw, bound);
+    if (!ps.bounds.empty()) {
+      if (static_cast<int>(ps.bounds.size()) != raw->param_size())
+        throw OptionsError("physics.bounds has " + std::to_string(ps.bounds.size()) + " entries for " +
+                           std::to_string(raw->param_size()) + " parameters");
+      m.physics = std::make_shared<TransformedParameters>(raw, ps.bounds);
+    } else {
+      const ParamBound bound{parse_param_transform(ps.transform), ps.lower, ps.upper};
+      m.physics = std::make_shared<TransformedParameters>(raw, bound);
+    }
   }
   if (spec.network) m.network = std::make_shared<Mlp>(*spec.network);
   m.dynamics = std::make_shared<Hybrid>(m.physics, m.network, spec.coupling);
