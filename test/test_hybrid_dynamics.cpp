@@ -322,7 +322,9 @@ BOOST_AUTO_TEST_CASE(parameter_transforms) {
   auto rob = std::make_shared<Robertson>();
   const TransformedParameters logrob(rob, ParamBound::log());
   const Vector q = logrob.to_internal(Robertson::default_parameters());
-  BOOST_TEST(rel(q, Robertson::default_parameters().array().log().matrix()) < 1e-15);
+  const Vector p0 = Robertson::default_parameters();
+  // Scalar std::log: Eigen's vectorised log trips a GCC 12 -Wuninitialized false positive (AVX-512).
+  BOOST_TEST(rel(q, (Vector(3) << std::log(p0[0]), std::log(p0[1]), std::log(p0[2])).finished()) < 1e-15);
   BOOST_TEST(check_dynamics("robertson log rates", logrob, 0, kYRob, q, 1e-3, 1e-1).allocs == 0);
   // Mixed transforms on a mass-action network.
   auto ma = std::make_shared<MassAction>(robertson_mass_action());
