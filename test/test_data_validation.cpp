@@ -234,3 +234,41 @@ BOOST_AUTO_TEST_CASE(csv_bad_rows_name_the_line) {
   w.wide = true;
   expect_error([&] { import_csv(p, w); }, {p + ":", "series 'v'", "empty series"});
 }
+
+// Variable-length strings, as h5py writes them, are read like fixed-length ones.
+BOOST_AUTO_TEST_CASE(variable_length_strings_are_accepted) {
+  Raw r;
+  r.ids = {"x"};  // placeholder, replaced below
+  r.t0 = {0};
+  r.offsets = {0, 5};
+  r.times = {0.5, 1, 2, 3, 4};
+  const std::string path = temp_dir() + "/vlen.h5";
+  {
+    h5::File f = h5::File::create_checked(path, 0);
+    f.write_string_attribute("format", "cvnode-dataset");
+    f.write_int_attribute("format_version", 1);
+    h5::Handle str(H5Tcopy(H5T_C_S1));
+    H5Tset_size(str, H5T_VARIABLE);
+    const char* names[] = {"speed", "angle"};
+    const char* units[] = {"m/s", "rad"};
+    const hsize_t two = 2, one = 1;
+    h5::Handle space2(H5Screate_simple(1, &two, nullptr)), space1(H5Screate_simple(1, &one, nullptr));
+    h5::Handle an(H5Acreate2(f.id(), "channel_names", str, space2, H5P_DEFAULT, H5P_DEFAULT));
+    H5Awrite(an, str, names);
+    h5::Handle au(H5Acreate2(f.id(), "channel_units", str, space2, H5P_DEFAULT, H5P_DEFAULT));
+    H5Awrite(au, str, units);
+    const char* ids[] = {"run-001"};
+    h5::Handle ds(H5Dcreate2(f.id(), "series_id", str, space1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Dwrite(ds, str, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids);
+    f.write_doubles("t0", r.t0.data(), {1});
+    f.write_int64("offsets", r.offsets.data(), 2);
+    f.write_doubles("times", r.times.data(), {5});
+    f.write_doubles("values", r.values.data(), {5, 2});
+    f.write_uint8("mask", r.mask.data(), {5, 2});
+  }
+  const Dataset d = Dataset::read(path);
+  BOOST_CHECK_EQUAL(d.id(0), "run-001");
+  BOOST_CHECK(d.channel_names() == (std::vector<std::string>{"speed", "angle"}));
+  BOOST_CHECK_EQUAL(d.channel_units()[1], "rad");
+  BOOST_CHECK_EQUAL(d.series(0).values(4, 1), 10.0);
+}

@@ -204,10 +204,20 @@ std::vector<std::string> File::string_array_attribute(const std::string& name) c
   Handle a(H5Aopen(h_, name.c_str(), H5P_DEFAULT));
   if (!a.valid()) fail("attribute '" + name + "'", "cannot be opened");
   Handle type(H5Aget_type(a));
-  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0)
-    fail("attribute '" + name + "'", "is not an array of fixed-length strings");
+  if (H5Tget_class(type) != H5T_STRING) fail("attribute '" + name + "'", "is not an array of strings");
   Handle space(H5Aget_space(a));
   const hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (H5Tis_variable_str(type) > 0) {  // as h5py writes them
+    if (n < 0 || n > (1 << 20)) fail("attribute '" + name + "'", "has an implausible size");
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+    Handle mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem, H5T_VARIABLE);
+    if (n > 0 && H5Aread(a, mem, ptrs.data()) < 0) fail("attribute '" + name + "'", "cannot be read");
+    std::vector<std::string> out;
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    if (n > 0) H5Dvlen_reclaim(mem, space, H5P_DEFAULT, ptrs.data());
+    return out;
+  }
   const size_t w = H5Tget_size(type);
   if (n < 0 || n > (1 << 20) || w == 0 || w > 4096 || static_cast<size_t>(n) * w > (64u << 20))
     fail("attribute '" + name + "'", "has an implausible size");
@@ -295,8 +305,18 @@ std::vector<std::uint64_t> File::read_uint64_rows(const std::string& dataset, hs
 std::vector<std::string> File::read_string_rows(const std::string& dataset, hsize_t first, long count) const {
   Slab s = select_rows(dataset, first, count);
   Handle type(H5Dget_type(s.dataset));
-  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0)
-    fail("dataset '" + dataset + "'", "is not an array of fixed-length strings");
+  if (H5Tget_class(type) != H5T_STRING) fail("dataset '" + dataset + "'", "is not an array of strings");
+  if (H5Tis_variable_str(type) > 0) {  // as h5py writes them
+    if (s.cols != 1) fail("dataset '" + dataset + "'", "is not a one-dimensional array of strings");
+    std::vector<char*> ptrs(s.rows, nullptr);
+    Handle mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem, H5T_VARIABLE);
+    read_slab(dataset, s, mem, ptrs.data());
+    std::vector<std::string> out;
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    if (s.rows > 0) H5Dvlen_reclaim(mem, s.mem_space, H5P_DEFAULT, ptrs.data());
+    return out;
+  }
   const size_t w = H5Tget_size(type);
   if (w == 0 || w > 4096 || s.cols != 1) fail("dataset '" + dataset + "'", "has an implausible string width");
   std::string buf(s.rows * w, '\0');
