@@ -27,6 +27,10 @@ struct DataOptions {
   std::uint64_t split_seed = 0;
   bool normalize = true;         // per-channel mean/std of the training series
   int max_series = 0;            // use only the first N series of the file (0 = all)
+  // Train on windows of this many consecutive observations of each training series, each
+  // starting from its own first observation (0 = whole series). Short windows make the early
+  // gradients informative and cheap for oscillating data; validation still uses whole series.
+  int window = 0;
 
   std::string validate() const;
 };

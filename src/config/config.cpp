@@ -179,6 +179,7 @@ const std::vector<Entry>& entries() {
       seed("data.split_seed", [](Config& c) -> std::uint64_t& { return c.data.split_seed; }),
       boolean("data.normalize", [](Config& c) -> bool& { return c.data.normalize; }),
       integer("data.max_series", [](Config& c) -> int& { return c.data.max_series; }),
+      integer("data.window", [](Config& c) -> int& { return c.data.window; }),
 
       {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
        [](const Config& c) { return list_str(c.model.hidden); }},
@@ -331,6 +332,7 @@ std::string DataOptions::validate() const {
   else if (!(val_fraction >= 0 && train_fraction + val_fraction <= 1 + 1e-12))
     o << "data.val_fraction = " << val_fraction << " must be >= 0 with train_fraction + val_fraction <= 1";
   else if (max_series < 0) o << "data.max_series = " << max_series << " must be >= 0 (0 = all)";
+  else if (window < 0 || window == 1) o << "data.window = " << window << " must be 0 (whole series) or >= 2";
   return o.str();
 }
 

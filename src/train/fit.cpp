@@ -41,15 +41,41 @@ FitData load_fit_data(const Config& config) {
       Trajectory tr = ds.trajectory(i, ds.channels());
       // The dataset fills z0 with the first observation when no initial state is stored; keep
       // z0 only when one is (Model::lift decides what to do with it).
+      // (Dataset::normalize already normalised the stored initial states.)
       if (ds.initial_state_size() == 0) tr.z0.resize(0);
-      else tr.z0 = ds.series(i).initial_state.head(ds.channels());
-      if (config.data.normalize && ds.initial_state_size() > 0)
-        tr.z0 = ((tr.z0 - stats.mean).array() / stats.std.array()).matrix();
+      else tr.z0 = tr.z0.head(ds.channels()).eval();
       out.push_back(std::move(tr));
       ids.push_back(ds.id(i));
     }
   };
   take(split.train, d.train, d.train_ids);
+  if (config.data.window >= 2) {
+    // Consecutive windows sharing their end points, each starting at its first observation.
+    const int K = config.data.window;
+    std::vector<Trajectory> windows;
+    std::vector<std::string> ids;
+    for (std::size_t s = 0; s < d.train.size(); ++s) {
+      const Trajectory& tr = d.train[s];
+      const int T = static_cast<int>(tr.times.size());
+      for (int a = 0, w = 0; a < T - 1 || (T == 1 && a == 0); a += K - 1, ++w) {
+        const int n = std::min(K, T - a);
+        Trajectory win;
+        win.times = tr.times.segment(a, n);
+        win.t0 = win.times[0];
+        win.values = tr.values.middleRows(a, n);
+        if (tr.mask.size()) win.mask = tr.mask.middleRows(a, n);
+        win.z0 = win.values.row(0).transpose();
+        if (win.mask.size())
+          for (Eigen::Index i = 0; i < win.z0.size(); ++i)
+            if (win.mask(0, i) == 0) win.z0[i] = 0;  // missing: the normalised mean
+        windows.push_back(std::move(win));
+        ids.push_back(d.train_ids[s] + "[" + std::to_string(w) + "]");
+        if (T == 1) break;
+      }
+    }
+    d.train = std::move(windows);
+    d.train_ids = std::move(ids);
+  }
   take(split.validation, d.val, d.val_ids);
   take(split.test, d.test, d.test_ids);
   return d;
