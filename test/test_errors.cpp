@@ -175,6 +175,9 @@ BOOST_AUTO_TEST_CASE(invalid_options_name_the_option_and_value) {
       {[](SolverOptions& o) { o.atol_vector = Vector::Ones(3); }, "atol_vector has 3 entries but the state has 2"},
       {[](SolverOptions& o) { o.method = Method::Bdf; o.nonlinear_solver = NonlinearSolver::FixedPoint; }, "nonlinear_solver"},
       {[](SolverOptions& o) { o.max_step = 1; o.min_step = 2; }, "min_step = 2"},
+      {[](SolverOptions& o) { o.method = Method::Bdf; o.linear_solver = LinearSolver::Band; }, "band_upper/band_lower = -1/-1"},
+      {[](SolverOptions& o) { o.preconditioner = Preconditioner::BlockJacobi; }, "preconditioner = block_jacobi needs linear_solver = gmres"},
+      {[](SolverOptions& o) { o.linear_solver = LinearSolver::Gmres; o.preconditioner = Preconditioner::BlockJacobi; o.preconditioner_block = 3; }, "preconditioner_block = 3"},
   };
   MlpSpec s;
   s.layers = {2, 4, 2};

@@ -21,7 +21,18 @@ enum class NonlinearSolver {
 
 enum class LinearSolver {
   Dense,  // dense LU of I - gamma J with the analytic Jacobian of the Dynamics
+  Band,   // banded LU (band_upper / band_lower): O(n w^2) instead of O(n^3) for banded J
   Gmres   // matrix-free GMRES with exact Jacobian-vector products: large states
+};
+
+enum class Preconditioner {
+  None,
+  // GMRES only: left preconditioning with the block-diagonal part of I - gamma J, blocks of
+  // preconditioner_block components. Exact for stacked batches (their Jacobian is block
+  // diagonal), so GMRES converges in one iteration without ever forming the full matrix. The
+  // blocks are found with preconditioner_block Jacobian-vector products (one per column
+  // position, all blocks at once), so any Dynamics qualifies.
+  BlockJacobi
 };
 
 enum class Interpolation {
@@ -34,6 +45,9 @@ struct SolverOptions {
   NonlinearSolver nonlinear_solver = NonlinearSolver::Auto;
   LinearSolver linear_solver = LinearSolver::Dense;
   int gmres_max_krylov = 0;  // Krylov dimension; 0 = SUNDIALS' default (5)
+  int band_upper = -1, band_lower = -1;  // half-bandwidths of df/dz, for LinearSolver::Band
+  Preconditioner preconditioner = Preconditioner::None;
+  int preconditioner_block = 0;  // block size; 0 = the whole state (one dense block)
 
   double rtol = 1e-6;
   double atol = 1e-8;      // scalar absolute tolerance, used when atol_vector is empty

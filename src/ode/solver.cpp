@@ -12,12 +12,15 @@
 #include <string>
 
 #include <sundials/sundials_nvector.h>
+#include <sunlinsol/sunlinsol_band.h>
 #include <sunlinsol/sunlinsol_dense.h>
+#include <sunmatrix/sunmatrix_band.h>
 #include <sunlinsol/sunlinsol_spgmr.h>
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
 #include "cvnode/errors.h"
+#include "ode/block_jacobi.h"
 #include "ode/sundials_raii.h"
 
 namespace cvnode {
@@ -41,6 +44,8 @@ struct Solver::Impl {
   const RunningCost* rc = nullptr;
   Vector work, rc_work, scratch_n, scratch_p;
   Vector empty;  // size 0: "no parameter part" for vjp
+  Matrix dense_J;  // band solver: the Jacobian before its band is copied out
+  detail::BlockJacobi pre, preB;  // block-Jacobi preconditioners, forward and backward
 
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
   int which = -1;
@@ -81,10 +86,21 @@ struct Solver::Impl {
       LS.reset(SUNLinSol_Dense(y.get(), A.get(), ctx));
       check(CVodeSetLinearSolver(mem.get(), LS.get(), A.get()), "CVodeSetLinearSolver");
       check(CVodeSetJacFn(mem.get(), &Impl::jac), "CVodeSetJacFn");
+    } else if (opt.linear_solver == LinearSolver::Band) {
+      dense_J.setZero(n, n);
+      A.reset(SUNBandMatrix(n, opt.band_upper, opt.band_lower, ctx));
+      LS.reset(SUNLinSol_Band(y.get(), A.get(), ctx));
+      check(CVodeSetLinearSolver(mem.get(), LS.get(), A.get()), "CVodeSetLinearSolver");
+      check(CVodeSetJacFn(mem.get(), &Impl::jac_band), "CVodeSetJacFn");
     } else {
-      LS.reset(SUNLinSol_SPGMR(y.get(), SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
+      const bool precond = opt.preconditioner == Preconditioner::BlockJacobi;
+      LS.reset(SUNLinSol_SPGMR(y.get(), precond ? SUN_PREC_LEFT : SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
       check(CVodeSetLinearSolver(mem.get(), LS.get(), nullptr), "CVodeSetLinearSolver");
       check(CVodeSetJacTimes(mem.get(), nullptr, &Impl::jtv), "CVodeSetJacTimes");
+      if (precond) {
+        pre.resize(n, opt.preconditioner_block);
+        check(CVodeSetPreconditioner(mem.get(), &Impl::psetup, &Impl::psolve), "CVodeSetPreconditioner");
+      }
     }
   }
 
@@ -128,6 +144,57 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     s->dyn.jvp(t, view(y), s->th(), view(v), view(Jv), s->work);
     return 0;
+  }
+  static int jac_band(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
+                      N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
+    return s->copy_band(J, false) ? 0 : s->nonfinite(t);
+  }
+  // Copies the band of dense_J (or of -dense_J^T for the backward problem) into J.
+  bool copy_band(SUNMatrix J, bool backward_transpose) {
+    const sunindextype mu = SM_UBAND_B(J), ml = SM_LBAND_B(J);
+    for (sunindextype j = 0; j < n; ++j)
+      for (sunindextype i = std::max<sunindextype>(0, j - mu); i <= std::min<sunindextype>(n - 1, j + ml); ++i)
+        SM_ELEMENT_B(J, i, j) = backward_transpose ? -dense_J(j, i) : dense_J(i, j);
+    return dense_J.allFinite();
+  }
+  static int psetup(realtype t, N_Vector y, N_Vector, booleantype jok, booleantype* jcur, realtype gamma,
+                    void* data) {
+    auto* s = static_cast<Impl*>(data);
+    if (!jok) {
+      auto z = view(y);
+      s->pre.sample([&](const Vector& v, Vector& out) { s->dyn.jvp(t, z, s->th(), v, out, s->work); });
+    }
+    *jcur = jok ? SUNFALSE : SUNTRUE;
+    return s->pre.factor(gamma, -1.0) ? 0 : 1;  // singular block: recoverable, CVODES retries
+  }
+  static int psolve(realtype, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int, void* data) {
+    static_cast<Impl*>(data)->pre.solve(N_VGetArrayPointer(r), N_VGetArrayPointer(z));
+    return 0;
+  }
+  // Backward: the Jacobian of the adjoint is -J^T, so P_B = I + gamma_B J^T (blocks of J^T
+  // sampled with vector-Jacobian products).
+  static int psetupB(realtype t, N_Vector y, N_Vector, N_Vector, booleantype jok, booleantype* jcur,
+                     realtype gamma, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    if (!jok) {
+      auto z = view(y);
+      s->preB.sample([&](const Vector& v, Vector& out) { s->dyn.vjp(t, z, s->th(), v, out, s->empty, s->work); });
+    }
+    *jcur = jok ? SUNFALSE : SUNTRUE;
+    return s->preB.factor(gamma, +1.0) ? 0 : 1;
+  }
+  static int psolveB(realtype, N_Vector, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int,
+                     void* data) {
+    static_cast<Impl*>(data)->preB.solve(N_VGetArrayPointer(r), N_VGetArrayPointer(z));
+    return 0;
+  }
+  static int jac_bandB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
+                       N_Vector, N_Vector) {
+    auto* s = static_cast<Impl*>(data);
+    s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
+    return s->copy_band(JB, true) ? 0 : s->nonfinite(t);
   }
   static int fq(realtype t, N_Vector y, N_Vector qdot, void* data) {
     auto* s = static_cast<Impl*>(data);
@@ -230,7 +297,7 @@ struct Solver::Impl {
     CVodeGetNumNonlinSolvConvFails(m, &s.nonlin_conv_fails);
     if (!fixed_point()) {
       CVodeGetNumLinSolvSetups(m, &s.lin_setups);
-      if (opt.linear_solver == LinearSolver::Dense) {
+      if (opt.linear_solver != LinearSolver::Gmres) {
         CVodeGetNumJacEvals(m, &s.jac_evals);
       } else {
         CVodeGetNumLinIters(m, &s.lin_iters);
@@ -265,10 +332,21 @@ struct Solver::Impl {
       LSB.reset(SUNLinSol_Dense(yB.get(), AB.get(), ctx));
       backward_check(CVodeSetLinearSolverB(m, which, LSB.get(), AB.get()), "CVodeSetLinearSolverB");
       backward_check(CVodeSetJacFnB(m, which, &Impl::jacB), "CVodeSetJacFnB");
+    } else if (opt.linear_solver == LinearSolver::Band) {
+      // -J^T has the bandwidths of J swapped.
+      AB.reset(SUNBandMatrix(n, opt.band_lower, opt.band_upper, ctx));
+      LSB.reset(SUNLinSol_Band(yB.get(), AB.get(), ctx));
+      backward_check(CVodeSetLinearSolverB(m, which, LSB.get(), AB.get()), "CVodeSetLinearSolverB");
+      backward_check(CVodeSetJacFnB(m, which, &Impl::jac_bandB), "CVodeSetJacFnB");
     } else {
-      LSB.reset(SUNLinSol_SPGMR(yB.get(), SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
+      const bool precond = opt.preconditioner == Preconditioner::BlockJacobi;
+      LSB.reset(SUNLinSol_SPGMR(yB.get(), precond ? SUN_PREC_LEFT : SUN_PREC_NONE, opt.gmres_max_krylov, ctx));
       backward_check(CVodeSetLinearSolverB(m, which, LSB.get(), nullptr), "CVodeSetLinearSolverB");
       backward_check(CVodeSetJacTimesB(m, which, nullptr, &Impl::jtvB), "CVodeSetJacTimesB");
+      if (precond) {
+        preB.resize(n, opt.preconditioner_block);
+        backward_check(CVodeSetPreconditionerB(m, which, &Impl::psetupB, &Impl::psolveB), "CVodeSetPreconditionerB");
+      }
     }
     if (P > 0) {
       N_VConst(0.0, qB.get());

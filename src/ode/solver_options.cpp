@@ -48,6 +48,19 @@ std::string SolverOptions::validate(int state_size) const {
     return bad("max_order", std::to_string(max_order),
                (std::string("must lie in [1, ") + std::to_string(order_cap) + "] for " + method_name(method) + " (0 = maximum)").c_str());
   if (gmres_max_krylov < 0) return bad("gmres_max_krylov", std::to_string(gmres_max_krylov), "must be >= 0 (0 = default 5)");
+  if (linear_solver == LinearSolver::Band) {
+    if (band_upper < 0 || band_lower < 0)
+      return bad("band_upper/band_lower", std::to_string(band_upper) + "/" + std::to_string(band_lower),
+                 "must both be >= 0 for the band linear solver");
+    if (state_size > 0 && (band_upper >= state_size || band_lower >= state_size))
+      return bad("band_upper/band_lower", std::to_string(band_upper) + "/" + std::to_string(band_lower),
+                 "must be below the state size");
+  }
+  if (preconditioner != Preconditioner::None && linear_solver != LinearSolver::Gmres)
+    return bad("preconditioner", "block_jacobi", "needs linear_solver = gmres");
+  if (preconditioner_block < 0 || (state_size > 0 && preconditioner_block > 0 && state_size % preconditioner_block != 0))
+    return bad("preconditioner_block", std::to_string(preconditioner_block),
+               ("must divide the state size " + std::to_string(state_size)).c_str());
   if (checkpoint_steps < 1) return bad("checkpoint_steps", std::to_string(checkpoint_steps), "must be >= 1");
   if (method == Method::Bdf && nonlinear_solver == NonlinearSolver::FixedPoint)
     return bad("nonlinear_solver", "fixed_point", "with BDF defeats its purpose: stiff problems need Newton");

@@ -1,0 +1,34 @@
+"""Work-precision plot of bench/run.sh's JSON lines with gnuplot: one panel per problem, one
+curve per method and batch mode, gradient error against milliseconds per gradient."""
+import json
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+curves = defaultdict(list)
+for r in rows:
+    curves[(r["problem"], f'{r["method"]} {r.get("mode", "per-series")}')].append((r["ms_min"], r["grad_rel_err"]))
+problems = sorted({p for p, _ in curves})
+tmp = tempfile.mkdtemp()
+script = [
+    "set terminal pngcairo size 1400,1000 font ',11'",
+    f"set output '{sys.argv[2]}'",
+    f"set multiplot layout 2,{(len(problems) + 1) // 2} title 'cvnode work-precision (../shared/bench)'",
+    "set logscale xy", "set format y '10^{%T}'", "set xlabel 'ms per gradient (min)'",
+    "set ylabel 'gradient relative error'", "set key bottom left", "set grid",
+]
+for p in problems:
+    plots = []
+    for (prob, label), pts in sorted(curves.items()):
+        if prob != p:
+            continue
+        path = f"{tmp}/{p}_{label.replace(' ', '_')}.dat"
+        with open(path, "w") as f:
+            for x, y in sorted(pts):
+                f.write(f"{x} {max(y, 1e-16)}\n")
+        plots.append(f"'{path}' using 1:2 with linespoints title '{label}'")
+    script += [f"set title '{p}'", "plot " + ", ".join(plots)]
+script.append("unset multiplot")
+subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
