@@ -10,6 +10,11 @@ rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 curves = defaultdict(list)
 for r in rows:
     curves[(r["problem"], f'{r["method"]} {r.get("mode", "per-series")}')].append((r["ms_min"], r["grad_rel_err"]))
+# The peer (torchdiffeq, float64, one thread, dopri5), from ../shared/bench/README.md and
+# issue 6: (ms per gradient, grad_rel_err) where both are stated.
+PEER = {"B1": [(60.0, 3e-7, "torchdiffeq adjoint"), (11.0, 1.3e-5, "torchdiffeq backprop")],
+        "B1L": [(1200.0, 1.6e-5, "torchdiffeq adjoint")],
+        "B2": [(9400.0, 4e-8, "torchdiffeq adjoint")]}
 problems = sorted({p for p, _ in curves})
 tmp = tempfile.mkdtemp()
 script = [
@@ -29,6 +34,11 @@ for p in problems:
             for x, y in sorted(pts):
                 f.write(f"{x} {max(y, 1e-16)}\n")
         plots.append(f"'{path}' using 1:2 with linespoints title '{label}'")
+    for i, (ms, err, label) in enumerate(PEER.get(p, [])):
+        path = f"{tmp}/{p}_peer{i}.dat"
+        with open(path, "w") as f:
+            f.write(f"{ms} {err}\n")
+        plots.append(f"'{path}' using 1:2 with points pt 7 ps 2 title '{label}'")
     script += [f"set title '{p}'", "plot " + ", ".join(plots)]
 script.append("unset multiplot")
 subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
