@@ -67,7 +67,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   const int C = data.channels;
   std::ofstream gp(fs::path(dir) / "plots.gp");
   const bool cairo = std::system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
-  const std::string term = cairo ? "pngcairo enhanced font 'sans,10'" : "png";
+  const std::string term = cairo ? "pngcairo noenhanced font 'sans,10'" : "png noenhanced";
   std::vector<std::string> pngs;
 
   // Trajectories: one panel per series, lines = model, points = data, dashed line = last
