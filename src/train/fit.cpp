@@ -57,7 +57,15 @@ FitData load_fit_data(const Config& config) {
     for (std::size_t s = 0; s < d.train.size(); ++s) {
       const Trajectory& tr = d.train[s];
       const int T = static_cast<int>(tr.times.size());
-      for (int a = 0, w = 0; a < T - 1 || (T == 1 && a == 0); a += K - 1, ++w) {
+      auto complete = [&](int k) {
+        return tr.mask.size() == 0 || (tr.mask.row(k).array() != 0).all();
+      };
+      // A window starts at a fully observed row: its first observation is its initial state,
+      // and a missing entry there would have to be guessed.
+      int w = 0;
+      for (int a = 0; a < T;) {
+        while (a < T && !complete(a)) ++a;
+        if (a >= T || (a == T - 1 && w > 0)) break;
         const int n = std::min(K, T - a);
         Trajectory win;
         win.times = tr.times.segment(a, n);
@@ -65,12 +73,10 @@ FitData load_fit_data(const Config& config) {
         win.values = tr.values.middleRows(a, n);
         if (tr.mask.size()) win.mask = tr.mask.middleRows(a, n);
         win.z0 = win.values.row(0).transpose();
-        if (win.mask.size())
-          for (Eigen::Index i = 0; i < win.z0.size(); ++i)
-            if (win.mask(0, i) == 0) win.z0[i] = 0;  // missing: the normalised mean
         windows.push_back(std::move(win));
-        ids.push_back(d.train_ids[s] + "[" + std::to_string(w) + "]");
-        if (T == 1) break;
+        ids.push_back(d.train_ids[s] + "[" + std::to_string(w++) + "]");
+        if (n == 1) break;
+        a += n - 1;
       }
     }
     d.train = std::move(windows);
