@@ -166,3 +166,26 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_key) {
   BOOST_TEST(c.model.hidden.size() == 2u);
   BOOST_TEST(Config::parse(c.to_toml(), "again").to_toml() == c.to_toml());
 }
+
+BOOST_AUTO_TEST_CASE(augmented_learned_z0_time_input) {
+  // Two augmented dimensions, time input and one learned initial state per training series:
+  // the parameter vector is the network plus 12 x 4 initial states, which the checkpoint keeps,
+  // and training lowers the loss.
+  const Config c = Config::parse(config_text(dataset(), 2), "aug",
+                                 {"model.augment=2", "model.time_input=true",
+                                  "model.initial_state=learned", "run.epochs=6"});
+  const std::string dir = temp_dir("aug");
+  const FitResult r = fit(c, dir);
+  const Model m(c.model, 2);
+  BOOST_TEST(m.state_size() == 4);
+  BOOST_TEST(r.state.params.size() == m.network_params() + 12 * 4);
+  const Checkpoint ck = Checkpoint::read(dir + "/latest.h5");
+  BOOST_TEST(ck.parameters.size() == r.state.params.size());
+  // The learned initial states moved away from their start (first observation, zeros).
+  const FitData d = load_fit_data(c);
+  const Trajectory first = m.lift(d.train[0], d.train_ids[0]);
+  const Vector z0 = r.state.params.segment(m.network_params(), 4);
+  BOOST_TEST((z0 - first.z0).norm() > 1e-4);
+  BOOST_TEST(r.state.history.back().train_loss < 0.9 * r.state.history.front().train_loss);
+  BOOST_TEST(std::isfinite(r.state.history.back().val_loss));
+}
