@@ -56,7 +56,8 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   std::vector<std::string> sel_ids(ids.begin(), ids.begin() + count);
   std::vector<Vector> grids;
   for (const auto& tr : sel) {
-    const bool from_first = tm.config.model.initial_state != InitialState::Given;
+    const bool from_first = tm.config.model.initial_state == InitialState::FirstObservation ||
+                            tr.z0.size() == 0;
     const double a = from_first ? tr.times[0] : tr.t0, b = tr.times[tr.times.size() - 1];
     const double end = b + tm.config.plot.extrapolate * (b - a);
     grids.push_back(Vector::LinSpaced(tm.config.plot.points, a, end));

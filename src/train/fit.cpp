@@ -291,10 +291,9 @@ Matrix to_data_units(const Matrix& values, const Normalization& n) {
 std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids, const std::vector<Vector>& times,
                                 const SolverOptions& options, int threads) {
-  // Learned initial states belong to training series only; for prediction the first
-  // observation is the honest starting point for any series.
+  // Learned initial states belong to training series only: a series to predict starts from its
+  // stored initial state if it has one, else from its first observation (Model::lift).
   ModelOptions mo = tm.model->options();
-  if (mo.initial_state == InitialState::Learned) mo.initial_state = InitialState::FirstObservation;
   const Model lift_model(mo, tm.model->observed());
   std::vector<Prediction> out(series.size());
   std::vector<Trajectory> lifted(series.size());
