@@ -27,7 +27,6 @@ void run(const EvalArgs& a) {
   split_series(data, a.split, series, ids);
   if (series.empty()) throw DataError("eval: the '" + a.split + "' split has no series");
   ModelOptions mo = tm.model->options();
-  if (mo.initial_state == InitialState::Learned) mo.initial_state = InitialState::FirstObservation;
   const Model lift(mo, tm.model->observed());
   std::vector<Trajectory> lifted;
   for (std::size_t s = 0; s < series.size(); ++s) lifted.push_back(lift.lift(series[s], ids[s]));

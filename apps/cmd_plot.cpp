@@ -56,7 +56,8 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   std::vector<std::string> sel_ids(ids.begin(), ids.begin() + count);
   std::vector<Vector> grids;
   for (const auto& tr : sel) {
-    const bool from_first = tm.config.model.initial_state != InitialState::Given;
+    const bool from_first = tm.config.model.initial_state == InitialState::FirstObservation ||
+                            tr.z0.size() == 0;
     const double a = from_first ? tr.times[0] : tr.t0, b = tr.times[tr.times.size() - 1];
     const double end = b + tm.config.plot.extrapolate * (b - a);
     grids.push_back(Vector::LinSpaced(tm.config.plot.points, a, end));
@@ -67,7 +68,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   const int C = data.channels;
   std::ofstream gp(fs::path(dir) / "plots.gp");
   const bool cairo = std::system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
-  const std::string term = cairo ? "pngcairo enhanced font 'sans,10'" : "png";
+  const std::string term = cairo ? "pngcairo noenhanced font 'sans,10'" : "png noenhanced";
   std::vector<std::string> pngs;
 
   // Trajectories: one panel per series, lines = model, points = data, dashed line = last

@@ -40,7 +40,8 @@ void run(const PredictArgs& a) {
 
   std::vector<Vector> grids;
   for (const auto& tr : series) {
-    const bool from_first = tm.config.model.initial_state != InitialState::Given;
+    const bool from_first = tm.config.model.initial_state == InitialState::FirstObservation ||
+                            tr.z0.size() == 0;
     const double start = from_first ? tr.times[0] : tr.t0, last = tr.times[tr.times.size() - 1];
     if (!a.times.empty()) {
       double t0, t1;

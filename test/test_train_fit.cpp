@@ -166,3 +166,44 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_key) {
   BOOST_TEST(c.model.hidden.size() == 2u);
   BOOST_TEST(Config::parse(c.to_toml(), "again").to_toml() == c.to_toml());
 }
+
+BOOST_AUTO_TEST_CASE(augmented_learned_z0_time_input) {
+  // Two augmented dimensions, time input and one learned initial state per training series:
+  // the parameter vector is the network plus 12 x 4 initial states, which the checkpoint keeps,
+  // and training lowers the loss.
+  const Config c = Config::parse(config_text(dataset(), 2), "aug",
+                                 {"model.augment=2", "model.time_input=true",
+                                  "model.initial_state=learned", "run.epochs=6"});
+  const std::string dir = temp_dir("aug");
+  const FitResult r = fit(c, dir);
+  const Model m(c.model, 2);
+  BOOST_TEST(m.state_size() == 4);
+  BOOST_TEST(r.state.params.size() == m.network_params() + 12 * 4);
+  const Checkpoint ck = Checkpoint::read(dir + "/latest.h5");
+  BOOST_TEST(ck.parameters.size() == r.state.params.size());
+  // The learned initial states moved away from their start (first observation, zeros).
+  const FitData d = load_fit_data(c);
+  const Trajectory first = m.lift(d.train[0], d.train_ids[0]);
+  const Vector z0 = r.state.params.segment(m.network_params(), 4);
+  BOOST_TEST((z0 - first.z0).norm() > 1e-4);
+  BOOST_TEST(r.state.history.back().train_loss < 0.9 * r.state.history.front().train_loss);
+  BOOST_TEST(std::isfinite(r.state.history.back().val_loss));
+}
+
+BOOST_AUTO_TEST_CASE(window_curriculum_resumes_bit_identically) {
+  // Windows of 4 observations for 2 epochs, then whole series: stopping before and after the
+  // switch and resuming gives the uninterrupted run's bits.
+  const Config c = Config::parse(config_text(dataset(), 2), "curriculum",
+                                 {"data.window=4", "data.window_epochs=2", "run.epochs=4",
+                                  "model.initial_state=given"});
+  const FitResult full = fit(c, temp_dir("cur_full"));
+  BOOST_TEST(full.state.epoch == 4);
+  for (int stop : {1, 3}) {
+    const std::string dir = temp_dir("cur_" + std::to_string(stop));
+    fit(c, dir, stop);
+    const FitResult rest = fit(c, dir, 0, dir + "/latest.h5");
+    expect_identical(full.state, rest.state);
+  }
+  // Windowed epochs see more, shorter trajectories: fewer forward evaluations per trajectory.
+  BOOST_TEST(full.state.history[1].nfe_forward < full.state.history[2].nfe_forward);
+}

@@ -165,3 +165,34 @@ BOOST_AUTO_TEST_CASE(schedules) {
   BOOST_TEST(pl.observe(1.0));    // second: reduce
   BOOST_TEST(std::abs(pl.lr(4) - 0.1) < 1e-16);
 }
+
+BOOST_AUTO_TEST_CASE(repeated_failures_roll_back_then_stop) {
+  // Every solve fails (two steps per observation interval are far too few), so every step is
+  // bad: after failure_patience bad steps the trainer rolls back and halves the learning rate,
+  // and after max_rollbacks it stops with a SolverError. The parameters never change.
+  const auto data = linear_data(4, 8, 2);
+  const std::vector<std::string> ids = {"a", "b", "c", "d"};
+  ModelOptions mo;
+  mo.hidden = {};
+  mo.activation = Activation::Identity;
+  const Model model(mo, 2);
+  TrainerSettings ts;
+  ts.solver.max_steps = 2;
+  ts.run.epochs = 10;
+  ts.run.batch_size = 1;
+  ts.run.failure_patience = 2;
+  ts.run.max_rollbacks = 2;
+  Trainer trainer(model, data, ids, {}, {}, ts);
+  const Vector start = trainer.state().params;
+  int rollbacks = 0, reports = 0;
+  trainer.log = [&](const std::string& l) {
+    if (l.find("rolled back") != std::string::npos) ++rollbacks;
+    if (l.find("failed (flag -1") != std::string::npos) ++reports;  // CV_TOO_MUCH_WORK = -1
+  };
+  BOOST_CHECK_THROW(trainer.run(), SolverError);
+  BOOST_TEST(rollbacks == 2);
+  // 3 rounds of 2 bad steps, one failing series each, each reported with its flag.
+  BOOST_TEST(reports == 6);
+  BOOST_TEST(trainer.state().failures_total == 6);
+  BOOST_TEST((trainer.state().params.array() == start.array()).all());
+}

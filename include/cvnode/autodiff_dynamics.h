@@ -2,7 +2,7 @@
 // (rhs, dense Jacobian, VJP with respect to z and p, JVP) from Eigen's forward-mode AutoDiff
 // (unsupported/Eigen/AutoDiff). Header-only.
 //
-//   struct Decay2 {  // dz/dt = -p0 z0 + p1 z1, dz1/dt = -p1 z1
+//   struct Decay2 {  // dz0/dt = -p0 z0 + p1 z1, dz1/dt = -p1 z1
 //     template <class T>
 //     void operator()(T t, const Eigen::Matrix<T, 2, 1>& z, const Eigen::Matrix<T, 2, 1>& p,
 //                     Eigen::Matrix<T, 2, 1>& f) const {
@@ -19,11 +19,13 @@
 // (Eigen::Matrix<double, K, 1> with K = N, N + P or 1), lives on the stack: no call allocates.
 // With N or P = Eigen::Dynamic (sizes given to the constructor; the functor then takes
 // Eigen::Matrix<T, -1, 1>) the derivative vectors are heap-allocated: several mallocs per call,
-// convenient for prototyping, too slow for production.
+// convenient for prototyping, too slow for production. Stack use of the fixed variant is about
+// (2N + P)(N + P + 1) doubles per vjp call: keep N + P to a few dozen.
 //
 // Cost per call: rhs one evaluation in double; jacobian and state-only vjp one evaluation with
 // N derivative directions; vjp with parameters N + P directions; jvp one direction. Fine for
-// the small state of a physics term; write derivatives by hand (see Robertson in physics.h) when it is not.
+// the small state of a physics term; write derivatives by hand (see Robertson in physics.h)
+// when it is not.
 #pragma once
 
 #include <utility>

@@ -31,6 +31,10 @@ struct DataOptions {
   // starting from its own first observation (0 = whole series). Short windows make the early
   // gradients informative and cheap for oscillating data; validation still uses whole series.
   int window = 0;
+  // With window >= 2: train on windows for this many epochs, then on whole series (a curriculum:
+  // windows learn the vector field cheaply, whole series then correct the long-horizon phase).
+  // 0 = windows for the whole run. Not with model.initial_state = learned (one z0 per window).
+  int window_epochs = 0;
 
   std::string validate() const;
 };

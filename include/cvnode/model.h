@@ -16,7 +16,9 @@ namespace cvnode {
 enum class InitialState {
   FirstObservation,  // z0 = first observation (t0 moved to its time), augmented dims 0
   Given,             // z0 = the series' stored initial state at its t0, augmented dims 0
-  Learned            // one free z0 per training series, started from the first observation
+  Learned            // one free z0 per training series (or window), started from the stored
+                     // initial state if there is one, else the first observation; other series
+                     // (validation, prediction) start from those without learning
 };
 InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned
 const char* initial_state_name(InitialState s);

@@ -180,6 +180,7 @@ const std::vector<Entry>& entries() {
       boolean("data.normalize", [](Config& c) -> bool& { return c.data.normalize; }),
       integer("data.max_series", [](Config& c) -> int& { return c.data.max_series; }),
       integer("data.window", [](Config& c) -> int& { return c.data.window; }),
+      integer("data.window_epochs", [](Config& c) -> int& { return c.data.window_epochs; }),
 
       {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
        [](const Config& c) { return list_str(c.model.hidden); }},
@@ -333,11 +334,17 @@ std::string DataOptions::validate() const {
     o << "data.val_fraction = " << val_fraction << " must be >= 0 with train_fraction + val_fraction <= 1";
   else if (max_series < 0) o << "data.max_series = " << max_series << " must be >= 0 (0 = all)";
   else if (window < 0 || window == 1) o << "data.window = " << window << " must be 0 (whole series) or >= 2";
+  else if (window_epochs < 0) o << "data.window_epochs = " << window_epochs << " must be >= 0";
   return o.str();
 }
 
 std::string Config::validate() const {
   std::string why = data.validate();
+  if (why.empty() && data.window_epochs > 0 && data.window < 2)
+    why = "data.window_epochs = " + std::to_string(data.window_epochs) + " needs data.window >= 2";
+  if (why.empty() && data.window_epochs > 0 && model.initial_state == InitialState::Learned)
+    why = "data.window_epochs > 0 cannot be combined with model.initial_state = \"learned\" "
+          "(windows and whole series have different initial states to learn)";
   if (why.empty()) why = model.validate();
   if (why.empty()) {
     why = train.solver.validate();

@@ -57,7 +57,15 @@ FitData load_fit_data(const Config& config) {
     for (std::size_t s = 0; s < d.train.size(); ++s) {
       const Trajectory& tr = d.train[s];
       const int T = static_cast<int>(tr.times.size());
-      for (int a = 0, w = 0; a < T - 1 || (T == 1 && a == 0); a += K - 1, ++w) {
+      auto complete = [&](int k) {
+        return tr.mask.size() == 0 || (tr.mask.row(k).array() != 0).all();
+      };
+      // A window starts at a fully observed row: its first observation is its initial state,
+      // and a missing entry there would have to be guessed.
+      int w = 0;
+      for (int a = 0; a < T;) {
+        while (a < T && !complete(a)) ++a;
+        if (a >= T || (a == T - 1 && w > 0)) break;
         const int n = std::min(K, T - a);
         Trajectory win;
         win.times = tr.times.segment(a, n);
@@ -65,12 +73,10 @@ FitData load_fit_data(const Config& config) {
         win.values = tr.values.middleRows(a, n);
         if (tr.mask.size()) win.mask = tr.mask.middleRows(a, n);
         win.z0 = win.values.row(0).transpose();
-        if (win.mask.size())
-          for (Eigen::Index i = 0; i < win.z0.size(); ++i)
-            if (win.mask(0, i) == 0) win.z0[i] = 0;  // missing: the normalised mean
         windows.push_back(std::move(win));
-        ids.push_back(d.train_ids[s] + "[" + std::to_string(w) + "]");
-        if (T == 1) break;
+        ids.push_back(d.train_ids[s] + "[" + std::to_string(w++) + "]");
+        if (n == 1) break;
+        a += n - 1;
       }
     }
     d.train = std::move(windows);
@@ -215,36 +221,73 @@ FitResult run_fit(const Config& config, const FitOptions& options) {
 
   const FitData data = load_fit_data(config);
   Model model(config.model, data.channels);
-  Trainer trainer(model, data.train, data.train_ids, data.val, data.val_ids, config.train);
-  trainer.log = options.quiet ? std::function<void(const std::string&)>([](const std::string&) {}) : log;
+  // The curriculum's second phase trains on whole series: same model, same parameter layout.
+  const bool curriculum = config.data.window >= 2 && config.data.window_epochs > 0;
+  FitData whole;
+  if (curriculum) {
+    Config c = config;
+    c.data.window = 0;
+    whole = load_fit_data(c);
+  }
+  auto quiet_log = std::function<void(const std::string&)>([](const std::string&) {});
+  auto make = [&](const FitData& d) {
+    auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, d.val, d.val_ids, config.train);
+    t->log = options.quiet ? quiet_log : log;
+    t->on_epoch = [&](const TrainState& s) {
+      to_checkpoint(s, model, config, data.normalization).write(latest);
+      if (s.best_epoch == s.epoch) {
+        TrainState b = s;
+        b.params = s.best_params;
+        to_checkpoint(b, model, config, data.normalization).write(best);
+      }
+      write_metrics_csv(metrics, s.history);
+    };
+    return t;
+  };
   if (!options.quiet) {
-    char buf[300];
-    std::snprintf(buf, sizeof buf, "data: %s, %zu train / %zu validation / %zu test series, %d channels",
-                  config.data.file.c_str(), data.train.size(), data.val.size(), data.test.size(), data.channels);
+    char buf[400];
+    std::snprintf(buf, sizeof buf, "data: %s, %zu train %s / %zu validation / %zu test series, %d channels",
+                  config.data.file.c_str(), data.train.size(), config.data.window >= 2 ? "windows" : "series",
+                  data.val.size(), data.test.size(), data.channels);
     log(buf);
     log("model: " + model.describe());
   }
+  TrainState resumed_state;
+  bool resumed = false;
   if (!options.resume.empty()) {
     const Checkpoint ck = Checkpoint::read(options.resume, model_spec(model));
-    trainer.restore(from_checkpoint(ck));
+    resumed_state = from_checkpoint(ck);
+    resumed = true;
     if (!options.quiet)
       log("resumed from " + options.resume + " after epoch " + std::to_string(ck.epoch));
   }
-  trainer.on_epoch = [&](const TrainState& s) {
-    to_checkpoint(s, model, config, data.normalization).write(latest);
-    if (s.best_epoch == s.epoch) {
-      TrainState b = s;
-      b.params = s.best_params;
-      to_checkpoint(b, model, config, data.normalization).write(best);
+  const bool windows_phase = !curriculum || !resumed || resumed_state.epoch < config.data.window_epochs;
+  std::unique_ptr<Trainer> trainer = make(windows_phase ? data : whole);
+  if (resumed) trainer->restore(resumed_state);
+  if (curriculum && windows_phase) {
+    const int stop = options.stop_after_epoch > 0
+                         ? std::min(options.stop_after_epoch, config.data.window_epochs)
+                         : config.data.window_epochs;
+    trainer->run(stop);
+    const bool interrupted = options.stop_after_epoch > 0 && trainer->state().epoch >= options.stop_after_epoch;
+    if (!trainer->finished() && !interrupted) {
+      if (!options.quiet)
+        log("curriculum: windows of " + std::to_string(config.data.window) +
+            " observations until epoch " + std::to_string(config.data.window_epochs) +
+            ", whole series from here on");
+      const TrainState s = trainer->state();
+      trainer = make(whole);
+      trainer->restore(s);
+      trainer->run(options.stop_after_epoch);
     }
-    write_metrics_csv(metrics, s.history);
-  };
-  trainer.run(options.stop_after_epoch);
+  } else {
+    trainer->run(options.stop_after_epoch);
+  }
 
   FitResult r;
-  r.state = trainer.state();
+  r.state = trainer->state();
   if (!data.val.empty())
-    r.best_val = evaluate(model.mlp(), trainer.network(r.state.best_params), trainer.val_series(),
+    r.best_val = evaluate(model.mlp(), trainer->network(r.state.best_params), trainer->val_series(),
                           config.train.solver, config.train.loss, config.train.run.threads);
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
   return r;
@@ -285,10 +328,9 @@ Matrix to_data_units(const Matrix& values, const Normalization& n) {
 std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids, const std::vector<Vector>& times,
                                 const SolverOptions& options, int threads) {
-  // Learned initial states belong to training series only; for prediction the first
-  // observation is the honest starting point for any series.
+  // Learned initial states belong to training series only: a series to predict starts from its
+  // stored initial state if it has one, else from its first observation (Model::lift).
   ModelOptions mo = tm.model->options();
-  if (mo.initial_state == InitialState::Learned) mo.initial_state = InitialState::FirstObservation;
   const Model lift_model(mo, tm.model->observed());
   std::vector<Prediction> out(series.size());
   std::vector<Trajectory> lifted(series.size());

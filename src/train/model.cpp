@@ -89,7 +89,11 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
     throw DataError("series '" + id + "' has " + std::to_string(obs.values.cols()) +
                     " channels, the model observes " + std::to_string(c));
   tr.z0 = Vector::Zero(n);
-  if (o_.initial_state == InitialState::Given) {
+  // Learned initial states start from the given one when the series has it (a window of a
+  // series, or a validation series with a stored z(t0)), else from the first observation.
+  const bool given = o_.initial_state == InitialState::Given ||
+                     (o_.initial_state == InitialState::Learned && obs.z0.size() >= c);
+  if (given) {
     if (obs.z0.size() < c)
       throw DataError("series '" + id + "' has no initial state (model.initial_state = given)");
     tr.z0.head(c) = obs.z0.head(c);
