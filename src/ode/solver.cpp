@@ -285,6 +285,10 @@ struct Solver::Impl {
                          std::to_string(n));
     if (!z0.allFinite()) throw OptionsError("z0 is not finite");
     view(y.get()) = z0;
+    // CVODES' adjoint module sets the initial step (CVodeSetInitStep) when it recomputes from a
+    // checkpoint, and that survives CVodeReInit: without this reset a series' result would
+    // depend on the series this Solver solved before it (and so on the thread schedule).
+    check(CVodeSetInitStep(mem.get(), opt.initial_step), "CVodeSetInitStep");
     check(CVodeReInit(mem.get(), t0, y.get()), "CVodeReInit");
   }
 
