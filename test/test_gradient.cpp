@@ -141,7 +141,9 @@ BOOST_AUTO_TEST_CASE(every_loss) {
   const Vector theta = mlp.initial_parameters(Init::Glorot, 3);
   Loss nll = Loss::parse("gaussian_nll");
   nll.sigma = (Vector(2) << 0.5, 2.0).finished();
-  for (Loss loss : {Loss::parse("half_sse"), Loss::parse("mse_mean"), Loss::parse("l1_mean"), nll}) {
+  Loss weighted = Loss::parse("half_sse");
+  weighted.weight = (Vector(2) << 1e4, 0.5).finished();  // channels on very different scales
+  for (Loss loss : {Loss::parse("half_sse"), Loss::parse("mse_mean"), Loss::parse("l1_mean"), nll, weighted}) {
     BOOST_TEST_CONTEXT("loss kind " << static_cast<int>(loss.kind)) {
       check_gradient(mlp, theta, make_trajectory(2, 5, true, true, 77), loss, {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10)});
     }
@@ -157,6 +159,18 @@ BOOST_AUTO_TEST_CASE(running_cost_kinetic_energy) {
   Trajectory tr = make_trajectory(2, 4, false, false, 31);
   tr.t_end = tr.times[3] + 0.5;  // the running cost continues past the last observation
   check_gradient(mlp, theta, tr, Loss{}, all_solvers(1e-10), &ke);
+}
+
+BOOST_AUTO_TEST_CASE(channel_weights_scale_each_term) {
+  Loss l = Loss::parse("mse_mean");
+  l.weight = (Vector(2) << 4.0, 0.0).finished();
+  double d = 0;
+  BOOST_TEST(l.term(3.0, 1.0, 0, 0.5, &d) == 0.5 * 4.0 * 4.0);
+  BOOST_TEST(d == 0.5 * 4.0 * 4.0);
+  BOOST_TEST(l.term(3.0, 1.0, 1, 0.5, &d) == 0.0);
+  BOOST_TEST(l.validate(3).find("one entry per observed channel") != std::string::npos);
+  l.weight[1] = -1;
+  BOOST_TEST(l.validate(2).find("weight[1] = -1") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(observation_only_at_t0_needs_no_solve) {

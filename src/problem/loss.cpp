@@ -19,6 +19,7 @@ Loss Loss::parse(const std::string& name) {
 }
 
 double Loss::term(double z, double y, int channel, double scale, double* dterm) const {
+  if (weight.size() > 0) scale *= weight[channel];
   const double r = z - y;
   switch (kind) {
     case LossKind::HalfSumSquares:
@@ -41,6 +42,14 @@ double Loss::term(double z, double y, int channel, double scale, double* dterm) 
 }
 
 std::string Loss::validate(int channels) const {
+  if (weight.size() > 0) {
+    if (weight.size() != channels)
+      return "loss weight needs one entry per observed channel: got " + std::to_string(weight.size()) + " for " +
+             std::to_string(channels) + " channels";
+    for (Eigen::Index i = 0; i < weight.size(); ++i)
+      if (!(weight[i] >= 0) || !std::isfinite(weight[i]))
+        return "loss weight[" + std::to_string(i) + "] = " + std::to_string(weight[i]) + " must be finite and >= 0";
+  }
   if (kind != LossKind::GaussianNll) return {};
   if (sigma.size() != channels)
     return "gaussian_nll needs one sigma per observed channel: got " + std::to_string(sigma.size()) +
