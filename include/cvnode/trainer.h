@@ -36,6 +36,8 @@ class GradientBackend {
 class ThreadBackend final : public GradientBackend {
  public:
   ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads);
+  // With a batch mode: stacked solves several series as one ODE (BatchOptions, cvnode/batch.h).
+  ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch);
   BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                          const Loss& loss, const RunningCost* running_cost) override;
   int workers() const override { return solver_.threads(); }
@@ -48,6 +50,12 @@ struct TrainOptions {
   int epochs = 100;
   int batch_size = 16;      // series per minibatch (the last of an epoch may be smaller)
   int threads = 1;          // OpenMP threads over the series of a minibatch (0 = all cores)
+  // How a minibatch is solved: per series, or stack_size series at a time as one ODE with
+  // matrix-matrix network evaluations (needs a shared t0; windows of an autonomous model are
+  // shifted to start at t = 0), or auto (stacked where it pays). The stack size is fixed, so
+  // results stay bit-identical for any thread count.
+  BatchMode batch_mode = BatchMode::PerSeries;
+  int stack_size = 32;
   std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)
   int val_every = 1;        // validate every N epochs (and at the last one)
   int early_stop_patience = 0;  // validations without improvement before stopping (0 = never)
@@ -61,6 +69,10 @@ struct TrainOptions {
 
   std::string validate() const;
 };
+
+// "per_series", "stacked", "auto" (std::invalid_argument listing the choices otherwise).
+BatchMode parse_batch_mode(const std::string& name);
+const char* batch_mode_name(BatchMode mode);
 
 struct TrainerSettings {
   SolverOptions solver;

@@ -21,6 +21,26 @@ namespace cvnode {
 ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads)
     : solver_(dynamics, options, threads) {}
 
+ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options,
+                             const BatchOptions& batch)
+    : solver_(dynamics, options, batch) {}
+
+BatchMode parse_batch_mode(const std::string& name) {
+  if (name == "per_series") return BatchMode::PerSeries;
+  if (name == "stacked") return BatchMode::Stacked;
+  if (name == "auto") return BatchMode::Auto;
+  throw std::invalid_argument("unknown batch mode '" + name + "' (expected per_series, stacked or auto)");
+}
+
+const char* batch_mode_name(BatchMode mode) {
+  switch (mode) {
+    case BatchMode::PerSeries: return "per_series";
+    case BatchMode::Stacked: return "stacked";
+    case BatchMode::Auto: return "auto";
+  }
+  return "?";
+}
+
 BatchGradient ThreadBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                                       const Loss& loss, const RunningCost* running_cost) {
   return solver_.gradient(theta, batch, loss, running_cost, /*skip_failures=*/true);
@@ -40,6 +60,10 @@ std::string TrainOptions::validate() const {
   else if (failure_patience < 1) o << "run.failure_patience = " << failure_patience << " must be >= 1";
   else if (!(failure_lr_factor > 0 && failure_lr_factor < 1)) o << "run.failure_lr_factor = " << failure_lr_factor << " must lie in (0, 1)";
   else if (max_rollbacks < 0) o << "run.max_rollbacks = " << max_rollbacks << " must be >= 0";
+  else if (stack_size < 1) o << "run.stack_size = " << stack_size << " must be >= 1";
+  else if (batch_mode == BatchMode::Stacked && kinetic_weight > 0)
+    o << "run.batch_mode = \"stacked\" does not take loss.kinetic_weight > 0 (a running cost); use "
+         "\"per_series\" or \"auto\"";
   return o.str();
 }
 
@@ -156,6 +180,10 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
 }
 
 // ---------------------------------------------------------------------------------------------
+namespace {
+constexpr double kProgressSeconds = 5.0;  // at most this long between progress lines
+}  // namespace
+
 Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
                  const std::vector<std::string>& train_ids, const std::vector<Trajectory>& val,
                  const std::vector<std::string>& val_ids, const TrainerSettings& settings)
@@ -177,6 +205,15 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   if (train_ids_.size() != train.size() || val_ids_.size() != val.size())
     throw OptionsError("Trainer: one id per series is needed");
   for (std::size_t i = 0; i < train.size(); ++i) train_.push_back(model.lift(train[i], train_ids_[i]));
+  // Stacked solves need a shared t0. Without time input the dynamics are autonomous, so a
+  // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted.
+  if (s_.run.batch_mode != BatchMode::PerSeries && !model.options().time_input)
+    for (auto& tr : train_) {
+      if (tr.t0 == 0) continue;
+      tr.times.array() -= tr.t0;
+      if (std::isfinite(tr.t_end)) tr.t_end -= tr.t0;
+      tr.t0 = 0;
+    }
   for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
 
   const int P = model.network_params();
@@ -197,7 +234,8 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.good_v = st_.opt_v;
   st_.best_params = st_.params;
 
-  backend_ = std::make_unique<ThreadBackend>(model.mlp(), s_.solver, s_.run.threads);
+  backend_ = std::make_unique<ThreadBackend>(
+      model.mlp(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
   if (s_.run.kinetic_weight > 0)
     running_cost_ = std::make_unique<KineticEnergy>(model.mlp(), s_.run.kinetic_weight);
 }
@@ -261,8 +299,29 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
   double loss_weighted = 0, weight = 0;
   long solved = 0, steps = 0;
   double grad_norm_sum = 0;
+  using clock = std::chrono::steady_clock;
+  const auto epoch_start = clock::now();
+  auto last_line = epoch_start;
+  const int total_steps = (S + s_.run.batch_size - 1) / s_.run.batch_size;
+  int step_in_epoch = 0;
   for (int first = 0; first < S; first += s_.run.batch_size) {
     const int B = std::min(s_.run.batch_size, S - first);
+    ++step_in_epoch;
+    // A progress line every few seconds within long epochs (the per-epoch line follows).
+    const auto now = clock::now();
+    if (std::chrono::duration<double>(now - last_line).count() >= kProgressSeconds && first > 0) {
+      last_line = now;
+      const double secs = std::chrono::duration<double>(now - epoch_start).count();
+      char line[300];
+      std::snprintf(line, sizeof line,
+                    "epoch %4d/%d  step %d/%d  train %.4e  nfe/series fwd %.0f bwd %.0f  %.1fs  epoch ETA %.0fs",
+                    epoch, s_.run.epochs, step_in_epoch - 1, total_steps,
+                    weight > 0 ? loss_weighted / weight : std::numeric_limits<double>::quiet_NaN(),
+                    static_cast<double>(m.nfe_forward) / std::max<long>(1, solved),
+                    static_cast<double>(m.nfe_backward) / std::max<long>(1, solved), secs,
+                    secs / (step_in_epoch - 1) * (total_steps - step_in_epoch + 1));
+      emit(line);
+    }
     std::vector<Trajectory> batch(B);
     long entries = 0;
     for (int b = 0; b < B; ++b) {
@@ -282,6 +341,21 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
       emit(o.str());
     }
     const int failed = static_cast<int>(g.failures.size());
+    // BatchSolver scales mean losses by 1 / (observed entries of the whole batch), failed series
+    // included. Rescale to the entries of the series that were solved, so that a step with a
+    // failure is still a mean over what it saw (the same loss scale as a clean step).
+    if (s_.loss.is_mean() && failed > 0 && failed < B) {
+      long lost = 0;
+      for (const auto& f : g.failures) lost += batch[f.series].observed_entries();
+      const long kept = entries - lost;
+      if (kept > 0) {
+        const double factor = static_cast<double>(entries) / static_cast<double>(kept);
+        g.loss *= factor;
+        g.theta *= factor;
+        for (auto& z : g.z0) z *= factor;
+        entries = kept;
+      }
+    }
     m.failures += failed;
     st_.failures_total += failed;
     solved += B - failed;
