@@ -15,7 +15,7 @@ using namespace cvnode;
 // dy1/dt = -p1 y1 + p2 y2 y3
 // dy2/dt =  p1 y1 - p2 y2 y3 - p3 y2^2
 // dy3/dt =  p3 y2^2
-class Robertson final : public Dynamics {
+class RobertsonKinetics final : public Dynamics {
  public:
   int state_size() const override { return 3; }
   int param_size() const override { return 3; }
@@ -62,7 +62,7 @@ class Y3 final : public RunningCost {
 
 int main() {
   try {
-    const Robertson robertson;
+    const RobertsonKinetics robertson;  // written here as a user would; cvnode::Robertson is the built-in twin
     const Y3 y3;
     const Vector p = (Vector(3) << 0.04, 1.0e4, 3.0e7).finished();
 
