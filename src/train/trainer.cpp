@@ -235,9 +235,9 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.best_params = st_.params;
 
   backend_ = std::make_unique<ThreadBackend>(
-      model.mlp(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
+      model.dynamics(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
   if (s_.run.kinetic_weight > 0)
-    running_cost_ = std::make_unique<KineticEnergy>(model.mlp(), s_.run.kinetic_weight);
+    running_cost_ = std::make_unique<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
 }
 
 Trainer::~Trainer() = default;
@@ -435,7 +435,7 @@ void Trainer::run(int stop_after_epoch) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
       const Evaluation ev = have_val
-          ? evaluate(model_.mlp(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
+          ? evaluate(model_.dynamics(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
           : Evaluation{};
       for (const auto& f : ev.failed) {
         std::ostringstream o;
