@@ -172,6 +172,8 @@ void add_data(CLI::App& app) {
   gc->add_flag("--regular", *regular, "Evenly spaced times shared by all series (default: irregular)");
   gc->add_option("--t-end", g.t_end, "Horizon (0: the system's default)")->capture_default_str();
   gc->add_option("--noise", g.noise, "Noise std relative to each channel's RMS")->capture_default_str();
+  gc->add_flag("--relative-noise", g.relative_noise, "Noise std relative to each entry's own value (multiplicative)");
+  gc->add_option("--t-start", g.t_start, "First time of a logarithmic grid (0: t_end * 1e-8)")->capture_default_str();
   gc->add_option("--missing", g.missing, "Probability an entry is missing")->capture_default_str();
   gc->add_option("--seed", g.seed, "Random seed")->capture_default_str();
   gc->add_option("--out,-o", gen->second, "Output HDF5 file")->required();

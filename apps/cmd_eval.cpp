@@ -33,7 +33,7 @@ void run(const EvalArgs& a) {
   const Vector& std_ = data.normalization.empty() ? Vector(Vector::Ones(data.channels)) : data.normalization.std;
 
   const SolverOptions base = tm.config.train.solver;
-  const Evaluation ev = evaluate(tm.model->mlp(), tm.theta, lifted, base, tm.config.train.loss, a.threads);
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, base, tm.config.train.loss, a.threads);
   std::printf("eval: %s, split '%s', %d series (%d failed), rtol %g\n", a.checkpoint.c_str(),
               a.split.c_str(), ev.series, ev.failures, base.rtol);
   std::printf("  loss (%s units) %.6g\n", data.normalization.empty() ? "data" : "normalised", ev.loss);
@@ -59,7 +59,7 @@ void run(const EvalArgs& a) {
   SolverOptions ref_opt = base;
   ref_opt.rtol = 1e-10;
   ref_opt.atol = 1e-12;
-  const Evaluation ref = evaluate(tm.model->mlp(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads);
+  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads);
   std::printf("\n  tolerance vs NFE vs error (atol = rtol * %g; reference rtol 1e-10)\n", base.atol / base.rtol);
   std::printf("  %10s %14s %16s %18s %10s\n", "rtol", "NFE/series", "RMSE vs data", "max |z - z_ref|", "ms");
   for (double tol : tols) {
@@ -67,7 +67,7 @@ void run(const EvalArgs& a) {
     o.atol = base.atol / base.rtol * tol;
     o.rtol = tol;
     const auto t0 = std::chrono::steady_clock::now();
-    const Evaluation e = evaluate(tm.model->mlp(), tm.theta, lifted, o, tm.config.train.loss, a.threads);
+    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, lifted, o, tm.config.train.loss, a.threads);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     double maxdiff = 0;
     for (std::size_t s = 0; s < lifted.size(); ++s)

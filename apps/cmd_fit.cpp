@@ -39,6 +39,13 @@ void run(const FitArgs& a) {
   std::cout << "fit: " << s.epoch << " epochs, " << s.step << " steps, best validation loss "
             << s.best_val << " at epoch " << s.best_epoch << ", " << s.failures_total
             << " failed series solves, " << s.rollbacks << " rollbacks, " << r.seconds << " s\n";
+  if (r.physical.size() > 0) {
+    std::cout << "fit: physical parameters of the best model (" << cfg.model.physics.kind << "):";
+    std::cout.precision(8);
+    for (Eigen::Index i = 0; i < r.physical.size(); ++i) std::cout << " " << r.physical[i];
+    std::cout.precision(6);
+    std::cout << "\n";
+  }
   if (r.best_val.series > 0) {
     std::cout << "fit: best model on the validation split: RMSE per channel (normalised units)";
     for (Eigen::Index i = 0; i < r.best_val.rmse.size(); ++i) std::cout << " " << r.best_val.rmse[i];

@@ -59,6 +59,19 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     const bool from_first = tm.config.model.initial_state == InitialState::FirstObservation ||
                             tr.z0.size() == 0;
     const double a = from_first ? tr.times[0] : tr.t0, b = tr.times[tr.times.size() - 1];
+    if (tm.config.plot.log_time) {
+      // A logarithmic grid from the first positive time (t0 = 0 has no place on a log axis).
+      double lo = a > 0 ? a : 0;
+      for (Eigen::Index k = 0; k < tr.times.size() && !(lo > 0); ++k)
+        if (tr.times[k] > 0) lo = tr.times[k];
+      if (!(lo > 0) || !(b > lo))
+        throw DataError("plot.log_time: series has no positive observation times to draw on a log axis");
+      const double hi = std::exp(std::log(b) + tm.config.plot.extrapolate * (std::log(b) - std::log(lo)));
+      Vector g = Vector::LinSpaced(tm.config.plot.points, std::log(lo), std::log(hi)).array().exp();
+      g[0] = lo;
+      grids.push_back(g);
+      continue;
+    }
     const double end = b + tm.config.plot.extrapolate * (b - a);
     grids.push_back(Vector::LinSpaced(tm.config.plot.points, a, end));
   }
@@ -79,6 +92,18 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   gp << "set output " << gp_quote(traj_png) << "\n";
   gp << "set multiplot layout " << rows << "," << cols << " title 'fitted trajectories (lines) vs data (points); dashed: last observation, extrapolation to the right'\n";
   gp << "set key outside right top\nset xlabel 't'\n";
+  if (tm.config.plot.log_time) {
+    // Species spanning orders of magnitude: log time, and log concentrations when all positive.
+    bool positive = true;
+    for (const auto& tr : sel) {
+      const Matrix y = to_data_units(tr.values, tm.normalization);
+      for (Eigen::Index k = 0; k < y.rows(); ++k)
+        for (Eigen::Index i = 0; i < y.cols(); ++i)
+          if ((tr.mask.size() == 0 || tr.mask(k, i) != 0) && !(y(k, i) > 0)) positive = false;
+    }
+    gp << "set logscale x\nset format x '10^{%L}'\nset xlabel 't (log scale)'\n";
+    if (positive) gp << "set logscale y\nset format y '%.0e'\n";
+  }
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
   for (int s = 0; s < count; ++s) {
     const std::string obs = dir + "/obs_" + std::to_string(s) + ".dat";
@@ -104,7 +129,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     }
     gp << "\n";
   }
-  gp << "unset multiplot\nunset arrow\nunset title\n";
+  gp << "unset multiplot\nunset arrow\nunset title\nunset logscale\nset format x '% h'\nset format y '% h'\nset xlabel 't'\n";
   pngs.push_back(traj_png);
 
   const std::string metrics = (fs::path(checkpoint).parent_path() / "metrics.csv").string();

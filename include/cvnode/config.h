@@ -43,6 +43,7 @@ struct PlotOptions {
   int series = 4;            // fitted trajectories drawn per figure
   double extrapolate = 0.5;  // continue predictions this fraction of the series' span past its end
   int points = 200;          // prediction points per drawn series
+  bool log_time = false;     // species against a logarithmic time axis (stiff kinetics)
 };
 
 struct Config {
@@ -50,6 +51,9 @@ struct Config {
   ModelOptions model;
   TrainerSettings train;
   PlotOptions plot;
+  // loss.scale: per-channel loss weights 1/scale^2 from the training data, "std" or "max" (max
+  // |value|), or "none" (loss.weight as given). run_fit resolves it into loss.weight.
+  std::string loss_scale = "none";
   std::string source = "<defaults>";  // where it came from, for messages
 
   // Reads a TOML file and applies overrides "key=value" in order. Throws ConfigError.

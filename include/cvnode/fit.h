@@ -48,8 +48,12 @@ struct FitOptions {
 struct FitResult {
   TrainState state;
   Evaluation best_val;      // the best parameters on the validation split (model units)
+  Vector physical;          // hybrid models: the physical parameters p = T(q) of the best parameters
   double seconds = 0;
 };
+
+// loss.scale resolved into loss.weight (a copy; unchanged when loss.scale = "none").
+Config resolve_loss_scale(const Config& config);
 
 FitResult run_fit(const Config& config, const FitOptions& options);
 

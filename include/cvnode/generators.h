@@ -23,7 +23,12 @@ struct GeneratorOptions {
   // the same for every series.
   bool irregular = true;
   double t_end = 0;     // 0: the system's natural horizon (spiral 25, LV 10, oscillator 20, Robertson 1e4)
+  // First point of a logarithmic grid (Robertson); 0: t_end * 1e-8.
+  double t_start = 0;
   double noise = 0.01;  // Gaussian noise, std relative to each channel's RMS over the clean set
+  // true: the noise std is relative to each entry's own clean value instead (multiplicative
+  // noise, a fixed relative error: for species spanning orders of magnitude).
+  bool relative_noise = false;
   double missing = 0;   // probability that an entry is masked (independently per entry)
   std::uint64_t seed = 0;
 

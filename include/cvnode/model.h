@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cvnode/hybrid_model.h"
 #include "cvnode/mlp.h"
 #include "cvnode/observations.h"
 
@@ -23,6 +25,29 @@ enum class InitialState {
 InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned
 const char* initial_state_name(InitialState s);
 
+// A known physics term plus an optional network (docs/hybrid.md, the config's [physics] section):
+// maps onto HybridModelSpec. kind = "none" (the default) is the plain Mlp model. The network, when
+// on, uses ModelOptions' hidden/activation/time_input/init/seed.
+struct PhysicsOptions {
+  std::string kind = "none";           // none | linear_decay | mass_action | robertson
+  int size = 0;                        // linear_decay: state size (0 = the data's channels)
+  std::vector<std::string> species;    // mass_action: state order
+  std::vector<std::string> reactions;  // mass_action: "A + B -> C"
+  std::vector<double> initial;         // initial physical parameter values (empty: defaults)
+  std::string transform = "identity";  // identity | log | bounded | log_bounded
+  double lower = 0, upper = 0;         // bounds for bounded transforms
+  bool network = false;                // add a network term N(z)
+  std::vector<int> inputs;             // components the network reads (empty: all)
+  std::vector<int> outputs;            // components its outputs add to (empty: = inputs)
+  std::vector<double> output_mask;     // per-output weight (empty: ones)
+  std::vector<double> input_scale;     // per-input factor (empty: ones)
+  // n x m map of the network's m outputs onto the state (rows = state components); replaces
+  // outputs/output_mask. E.g. one reaction replaced by a network: its net stoichiometry column.
+  std::vector<std::vector<double>> output_matrix;
+
+  bool enabled() const { return kind != "none" || network; }
+};
+
 struct ModelOptions {
   std::vector<int> hidden = {32, 32};  // hidden layer widths (empty: one linear layer)
   Activation activation = Activation::Tanh;
@@ -32,6 +57,7 @@ struct ModelOptions {
   Init init = Init::SmallOutput;  // starts near f = 0, which keeps the first solves cheap
   std::uint64_t seed = 1;    // initial parameters
   InitialState initial_state = InitialState::FirstObservation;
+  PhysicsOptions physics;  // kind != "none" or network = true: a Hybrid instead of the plain Mlp
 
   std::string validate() const;  // empty when valid
 };
@@ -44,10 +70,16 @@ class Model {
   Model(const ModelOptions& options, int observed);
 
   const ModelOptions& options() const { return o_; }
-  const Mlp& mlp() const { return *mlp_; }
+  // The network of a plain model; of a hybrid its network term (throws without one).
+  const Mlp& mlp() const;
+  // What the solver integrates: the Mlp, or the Hybrid [physics, network].
+  const Dynamics& dynamics() const { return *dynamics_; }
+  // Non-null for a hybrid model: its parts and the map to physical parameters.
+  const HybridModel* hybrid() const { return hybrid_ ? &*hybrid_ : nullptr; }
   int observed() const { return observed_; }
   int state_size() const { return observed_ + o_.augment; }
-  int network_params() const { return mlp_->param_size(); }
+  // All parameters of the dynamics ([q physics, theta network] for a hybrid).
+  int network_params() const { return dynamics_->param_size(); }
 
   // Network parameters from the options' init scheme and seed (biases zeroed when bias = false).
   Vector initial_parameters() const;
@@ -67,7 +99,12 @@ class Model {
  private:
   ModelOptions o_;
   int observed_;
-  std::unique_ptr<Mlp> mlp_;
+  std::shared_ptr<const Mlp> mlp_;
+  std::optional<HybridModel> hybrid_;
+  std::shared_ptr<const Dynamics> dynamics_;
 };
+
+// The HybridModelSpec a model's physics options give, for `state` components (throws OptionsError).
+HybridModelSpec hybrid_spec(const ModelOptions& options, int state);
 
 }  // namespace cvnode

@@ -52,8 +52,9 @@ struct TrainOptions {
   int threads = 1;          // OpenMP threads over the series of a minibatch (0 = all cores)
   // How a minibatch is solved: per series, or stack_size series at a time as one ODE with
   // matrix-matrix network evaluations (needs a shared t0; windows of an autonomous model are
-  // shifted to start at t = 0), or auto (stacked where it pays). The stack size is fixed, so
-  // results stay bit-identical for any thread count.
+  // shifted to start at t = 0), or auto (stacked where it pays). The stack size is fixed, so the
+  // work units do not depend on the thread count (stacked results currently still differ in the
+  // last bits between thread counts: BatchSolver's per-thread stacked solvers keep state).
   BatchMode batch_mode = BatchMode::PerSeries;
   int stack_size = 32;
   std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)

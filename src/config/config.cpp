@@ -150,10 +150,55 @@ Entry choice(const char* key, Acc<E> acc, E (*parse)(const std::string&), const 
 const char* method_str(Method m) { return method_name(m); }
 LinearSolver parse_linear_solver(const std::string& s) {
   if (s == "dense") return LinearSolver::Dense;
+  if (s == "band") return LinearSolver::Band;
   if (s == "gmres") return LinearSolver::Gmres;
-  throw OptionsError("unknown linear solver '" + s + "' (expected dense or gmres)");
+  throw OptionsError("unknown linear solver '" + s + "' (expected dense, band or gmres)");
 }
-const char* linear_solver_name(LinearSolver l) { return l == LinearSolver::Dense ? "dense" : "gmres"; }
+const char* linear_solver_name(LinearSolver l) {
+  return l == LinearSolver::Dense ? "dense" : l == LinearSolver::Band ? "band" : "gmres";
+}
+Preconditioner parse_preconditioner(const std::string& s) {
+  if (s == "none") return Preconditioner::None;
+  if (s == "block_jacobi") return Preconditioner::BlockJacobi;
+  throw OptionsError("unknown preconditioner '" + s + "' (expected none or block_jacobi)");
+}
+const char* preconditioner_name(Preconditioner p) { return p == Preconditioner::None ? "none" : "block_jacobi"; }
+
+std::string doubles_str(const std::vector<double>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + fmt_double(v[i]);
+  return s + "]";
+}
+std::string vector_str(const Vector& v) {
+  return doubles_str(std::vector<double>(v.data(), v.data() + v.size()));
+}
+Vector to_vector(const std::vector<double>& v) {
+  return Eigen::Map<const Vector>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+std::vector<std::string> as_strings(const toml::node& n) {
+  const auto* a = n.as_array();
+  if (!a) throw Bad{std::string("expected an array of strings, got ") + type_name(n)};
+  std::vector<std::string> out;
+  for (const auto& e : *a) out.push_back(as_string(e));
+  return out;
+}
+std::string strings_str(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + quote(v[i]);
+  return s + "]";
+}
+Entry doubles(const char* key, Acc<std::vector<double>> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_doubles(n); },
+          [acc](const Config& c) { return doubles_str(acc(const_cast<Config&>(c))); }};
+}
+Entry strings(const char* key, Acc<std::vector<std::string>> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_strings(n); },
+          [acc](const Config& c) { return strings_str(acc(const_cast<Config&>(c))); }};
+}
+Entry eigen_vector(const char* key, Acc<Vector> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = to_vector(as_doubles(n)); },
+          [acc](const Config& c) { return vector_str(acc(const_cast<Config&>(c))); }};
+}
 const char* loss_name(LossKind k) {
   switch (k) {
     case LossKind::HalfSumSquares: return "half_sse";
@@ -169,6 +214,10 @@ std::string list_str(const std::vector<int>& v) {
   std::string s = "[";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + "]";
+}
+Entry ints(const char* key, Acc<std::vector<int>> acc) {
+  return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_ints(n); },
+          [acc](const Config& c) { return list_str(acc(const_cast<Config&>(c))); }};
 }
 
 const std::vector<Entry>& entries() {
@@ -195,6 +244,34 @@ const std::vector<Entry>& entries() {
                            [](Config& c) -> InitialState& { return c.model.initial_state; },
                            parse_initial_state, initial_state_name),
 
+      text("physics.kind", [](Config& c) -> std::string& { return c.model.physics.kind; }),
+      integer("physics.size", [](Config& c) -> int& { return c.model.physics.size; }),
+      strings("physics.species", [](Config& c) -> std::vector<std::string>& { return c.model.physics.species; }),
+      strings("physics.reactions", [](Config& c) -> std::vector<std::string>& { return c.model.physics.reactions; }),
+      doubles("physics.initial", [](Config& c) -> std::vector<double>& { return c.model.physics.initial; }),
+      text("physics.transform", [](Config& c) -> std::string& { return c.model.physics.transform; }),
+      num("physics.lower", [](Config& c) -> double& { return c.model.physics.lower; }),
+      num("physics.upper", [](Config& c) -> double& { return c.model.physics.upper; }),
+      boolean("physics.network", [](Config& c) -> bool& { return c.model.physics.network; }),
+      ints("physics.inputs", [](Config& c) -> std::vector<int>& { return c.model.physics.inputs; }),
+      ints("physics.outputs", [](Config& c) -> std::vector<int>& { return c.model.physics.outputs; }),
+      doubles("physics.output_mask", [](Config& c) -> std::vector<double>& { return c.model.physics.output_mask; }),
+      doubles("physics.input_scale", [](Config& c) -> std::vector<double>& { return c.model.physics.input_scale; }),
+      {"physics.output_matrix",
+       [](Config& c, const toml::node& n) {
+         const auto* a = n.as_array();
+         if (!a) throw Bad{std::string("expected an array of rows (arrays of numbers), got ") + type_name(n)};
+         std::vector<std::vector<double>> rows;
+         for (const auto& r : *a) rows.push_back(as_doubles(r));
+         c.model.physics.output_matrix = rows;
+       },
+       [](const Config& c) {
+         std::string s = "[";
+         const auto& m = c.model.physics.output_matrix;
+         for (std::size_t i = 0; i < m.size(); ++i) s += (i ? ", " : "") + doubles_str(m[i]);
+         return s + "]";
+       }},
+
       choice<Method>("solver.method", [](Config& c) -> Method& { return c.train.solver.method; },
                      parse_method, method_str),
       choice<LinearSolver>("solver.linear_solver",
@@ -202,6 +279,17 @@ const std::vector<Entry>& entries() {
                            parse_linear_solver, linear_solver_name),
       num("solver.rtol", [](Config& c) -> double& { return c.train.solver.rtol; }),
       num("solver.atol", [](Config& c) -> double& { return c.train.solver.atol; }),
+      eigen_vector("solver.atol_vector", [](Config& c) -> Vector& { return c.train.solver.atol_vector; }),
+      num("solver.adjoint_atol", [](Config& c) -> double& { return c.train.solver.adjoint_atol; }),
+      integer("solver.band_upper", [](Config& c) -> int& { return c.train.solver.band_upper; }),
+      integer("solver.band_lower", [](Config& c) -> int& { return c.train.solver.band_lower; }),
+      choice<Preconditioner>("solver.preconditioner",
+                             [](Config& c) -> Preconditioner& { return c.train.solver.preconditioner; },
+                             parse_preconditioner, preconditioner_name),
+      integer("solver.preconditioner_block", [](Config& c) -> int& { return c.train.solver.preconditioner_block; }),
+      integer("solver.max_order", [](Config& c) -> int& { return c.train.solver.max_order; }),
+      num("solver.initial_step", [](Config& c) -> double& { return c.train.solver.initial_step; }),
+      num("solver.min_step", [](Config& c) -> double& { return c.train.solver.min_step; }),
       long_int("solver.max_steps", [](Config& c) -> long& { return c.train.solver.max_steps; }),
       num("solver.max_step", [](Config& c) -> double& { return c.train.solver.max_step; }),
       integer("solver.checkpoint_steps", [](Config& c) -> int& { return c.train.solver.checkpoint_steps; }),
@@ -221,6 +309,8 @@ const std::vector<Entry>& entries() {
            s += (i ? ", " : "") + fmt_double(c.train.loss.sigma[i]);
          return s + "]";
        }},
+      eigen_vector("loss.weight", [](Config& c) -> Vector& { return c.train.loss.weight; }),
+      text("loss.scale", [](Config& c) -> std::string& { return c.loss_scale; }),
       num("loss.kinetic_weight", [](Config& c) -> double& { return c.train.run.kinetic_weight; }),
 
       choice<OptimizerKind>("optimizer.name",
@@ -262,6 +352,7 @@ const std::vector<Entry>& entries() {
       integer("plot.series", [](Config& c) -> int& { return c.plot.series; }),
       num("plot.extrapolate", [](Config& c) -> double& { return c.plot.extrapolate; }),
       integer("plot.points", [](Config& c) -> int& { return c.plot.points; }),
+      boolean("plot.log_time", [](Config& c) -> bool& { return c.plot.log_time; }),
   };
   return e;
 }
@@ -281,7 +372,7 @@ std::string unknown_key(const std::string& where, const std::string& key) {
       known += (known.empty() ? "" : ", ") + e.key.substr(section.size() + 1);
   std::string msg = where + ": unknown key '" + key + "'";
   if (!known.empty()) msg += " (section [" + section + "] has: " + known + ")";
-  else msg += " (sections: data, model, solver, loss, optimizer, schedule, run, plot)";
+  else msg += " (sections: data, model, physics, solver, loss, optimizer, schedule, run, plot)";
   return msg;
 }
 
@@ -349,6 +440,21 @@ std::string Config::validate() const {
     why = "data.window_epochs > 0 cannot be combined with model.initial_state = \"learned\" "
           "(windows and whole series have different initial states to learn)";
   if (why.empty()) why = model.validate();
+  if (why.empty() && loss_scale != "none" && loss_scale != "std" && loss_scale != "max")
+    why = "loss.scale = \"" + loss_scale + "\" (expected none, std or max)";
+  if (why.empty() && loss_scale != "none" && train.loss.weight.size() > 0)
+    why = "loss.scale = \"" + loss_scale + "\" computes the weights: leave loss.weight empty";
+  if (why.empty() && model.physics.enabled() && data.normalize)
+    why = "physics.kind = \"" + model.physics.kind +
+          "\" works in the data's units: set data.normalize = false";
+  if (why.empty() && model.physics.enabled()) {
+    try {
+      const std::string w = hybrid_spec(model, 1).validate();
+      if (!w.empty()) why = "[physics] " + w;
+    } catch (const OptionsError& e) {
+      why = e.what();
+    }
+  }
   if (why.empty()) {
     why = train.solver.validate();
     if (!why.empty()) why = "[solver] " + why;

@@ -120,10 +120,13 @@ Dataset generate(const GeneratorOptions& opt) {
   const int T = opt.observations, n = sys.dynamics->state_size();
   const auto S = static_cast<std::size_t>(opt.series);
 
-  // Fine grid on (0, t_end].
+  // Fine grid on (0, t_end]; a logarithmic one from t_start (default t_end * 1e-8).
+  if (opt.t_start > 0 && !(opt.t_start < t_end))
+    throw OptionsError("generator: t_start = " + std::to_string(opt.t_start) + " must be < t_end");
+  const double decades = opt.t_start > 0 ? std::log10(t_end / opt.t_start) : 8.0;
   Vector grid(G);
   for (int k = 0; k < G; ++k)
-    grid[k] = sys.log_grid ? t_end * std::pow(10.0, -8.0 * (G - 1 - k) / std::max(1, G - 1))
+    grid[k] = sys.log_grid ? t_end * std::pow(10.0, -decades * (G - 1 - k) / std::max(1, G - 1))
                            : t_end * (k + 1) / G;
 
   // Clean trajectories.
@@ -165,7 +168,7 @@ Dataset generate(const GeneratorOptions& opt) {
     s.initial_state = z0[i];
     for (int k = 0; k < T; ++k)
       for (int c = 0; c < n; ++c) {
-        s.values(k, c) += opt.noise * rms[c] * r.normal();
+        s.values(k, c) += opt.noise * (opt.relative_noise ? std::abs(clean[i](k, c)) : rms[c]) * r.normal();
         if (opt.missing > 0 && r.uniform() < opt.missing) s.mask(k, c) = 0;
       }
     d.add(s);
@@ -182,11 +185,13 @@ Dataset generate(const GeneratorOptions& opt) {
   p["irregular"] = opt.irregular;
   p["t_end"] = t_end;
   p["noise"] = opt.noise;
+  p["relative_noise"] = opt.relative_noise;
+  if (sys.log_grid) p["t_start"] = grid[0];
   p["noise_std"] = std::vector<double>(rms.data(), rms.data() + n);
   p["missing"] = opt.missing;
   p["seed"] = opt.seed;
   p["solver"] = {{"method", method_name(sys.solver.method)}, {"rtol", sys.solver.rtol}};
-  for (int c = 0; c < n; ++c) p["noise_std"][c] = opt.noise * rms[c];
+  for (int c = 0; c < n; ++c) p["noise_std"][c] = opt.relative_noise ? 0.0 : opt.noise * rms[c];
   d.set_provenance(p.dump());
   return d;
 }

@@ -90,8 +90,16 @@ FitData load_fit_data(const Config& config) {
 std::string model_spec(const Model& model) {
   nlohmann::json j;
   const auto& o = model.options();
-  j["type"] = "mlp";
-  j["layers"] = model.mlp().spec().layers;
+  j["type"] = model.hybrid() ? "hybrid" : "mlp";
+  if (const HybridModel* h = model.hybrid()) {
+    const PhysicsOptions& p = o.physics;
+    j["physics"] = {{"kind", p.kind},           {"species", p.species},     {"reactions", p.reactions},
+                    {"transform", p.transform}, {"lower", p.lower},         {"upper", p.upper},
+                    {"size", p.size},           {"inputs", p.inputs},       {"outputs", p.outputs},
+                    {"output_mask", p.output_mask}, {"input_scale", p.input_scale},
+                    {"output_matrix", p.output_matrix}, {"physics_params", h->physics_size()}};
+  }
+  if (!model.hybrid() || model.hybrid()->network) j["layers"] = model.mlp().spec().layers;
   j["activation"] = activation_name(o.activation);
   j["observed"] = model.observed();
   j["augment"] = o.augment;
@@ -204,7 +212,44 @@ TrainState from_checkpoint(const Checkpoint& c) {
   return s;
 }
 
-FitResult run_fit(const Config& config, const FitOptions& options) {
+// loss.scale = "std" | "max": per-channel loss weights 1/scale^2 from the observed entries of the
+// training series (in the units the loss sees), written into loss.weight so that the stored,
+// resolved configuration gives the same loss on its own.
+Config resolve_loss_scale(const Config& c) {
+  if (c.loss_scale == "none") return c;
+  Config r = c;
+  const FitData d = load_fit_data(c);
+  Vector w(d.channels);
+  for (int i = 0; i < d.channels; ++i) {
+    double sum = 0, sum2 = 0, maxabs = 0;
+    long count = 0;
+    for (const auto& tr : d.train)
+      for (Eigen::Index k = 0; k < tr.values.rows(); ++k) {
+        if (tr.mask.size() != 0 && tr.mask(k, i) == 0) continue;
+        const double v = tr.values(k, i);
+        if (!std::isfinite(v)) continue;
+        sum += v;
+        sum2 += v * v;
+        maxabs = std::max(maxabs, std::abs(v));
+        ++count;
+      }
+    double scale = maxabs;
+    if (c.loss_scale == "std" && count > 1) {
+      const double mean = sum / count;
+      scale = std::sqrt(std::max(0.0, (sum2 - count * mean * mean) / (count - 1)));
+    }
+    if (!(scale > 0) || !std::isfinite(scale))
+      throw DataError("loss.scale = \"" + c.loss_scale + "\": channel " + std::to_string(i) +
+                      " of the training series has scale " + std::to_string(scale) + " (no spread)");
+    w[i] = 1.0 / (scale * scale);
+  }
+  r.train.loss.weight = w;
+  r.loss_scale = "none";
+  return r;
+}
+
+FitResult run_fit(const Config& given, const FitOptions& options) {
+  const Config config = resolve_loss_scale(given);
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   auto log = options.log ? options.log : [](const std::string& s) { std::cerr << s << std::endl; };
@@ -287,8 +332,10 @@ FitResult run_fit(const Config& config, const FitOptions& options) {
   FitResult r;
   r.state = trainer->state();
   if (!data.val.empty())
-    r.best_val = evaluate(model.mlp(), trainer->network(r.state.best_params), trainer->val_series(),
+    r.best_val = evaluate(model.dynamics(), trainer->network(r.state.best_params), trainer->val_series(),
                           config.train.solver, config.train.loss, config.train.run.threads);
+  if (const HybridModel* h = model.hybrid(); h && h->physics)
+    r.physical = h->physical(r.state.best_params.head(model.network_params()));
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
   return r;
 }
@@ -346,7 +393,7 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
     out[s].id = ids[s];
     out[s].times = times[s];
   }
-  const Evaluation ev = evaluate(tm.model->mlp(), tm.theta, lifted, options, loss, threads);
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, options, loss, threads);
   std::vector<std::string> err(series.size());
   for (const auto& f : ev.failed) err[f.series] = f.message.empty() ? "failed" : f.message;
   for (std::size_t s = 0; s < series.size(); ++s) {

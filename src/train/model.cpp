@@ -51,35 +51,104 @@ std::string ModelOptions::validate() const {
   return {};
 }
 
+HybridModelSpec hybrid_spec(const ModelOptions& o, int state) {
+  const PhysicsOptions& p = o.physics;
+  HybridModelSpec s;
+  s.physics.kind = p.kind;
+  s.physics.size = p.kind == "linear_decay" && p.size == 0 ? state : p.size;
+  s.physics.species = p.species;
+  s.physics.reactions = p.reactions;
+  s.physics.transform = p.transform;
+  s.physics.lower = p.lower;
+  s.physics.upper = p.upper;
+  s.physics.initial = Eigen::Map<const Vector>(p.initial.data(), static_cast<Eigen::Index>(p.initial.size()));
+  auto& c = s.coupling;
+  c.input_indices = p.inputs;
+  c.output_indices = p.outputs;
+  c.output_mask = Eigen::Map<const Vector>(p.output_mask.data(), static_cast<Eigen::Index>(p.output_mask.size()));
+  c.input_scale = Eigen::Map<const Vector>(p.input_scale.data(), static_cast<Eigen::Index>(p.input_scale.size()));
+  if (!p.output_matrix.empty()) {
+    const std::size_t cols = p.output_matrix[0].size();
+    c.output_matrix.resize(static_cast<Eigen::Index>(p.output_matrix.size()), static_cast<Eigen::Index>(cols));
+    for (std::size_t r = 0; r < p.output_matrix.size(); ++r) {
+      if (p.output_matrix[r].size() != cols)
+        throw OptionsError("physics.output_matrix: row " + std::to_string(r) + " has " +
+                           std::to_string(p.output_matrix[r].size()) + " entries, row 0 has " +
+                           std::to_string(cols));
+      for (std::size_t k = 0; k < cols; ++k)
+        c.output_matrix(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(k)) = p.output_matrix[r][k];
+    }
+  }
+  if (p.network) {
+    const int in = p.inputs.empty() ? state : static_cast<int>(p.inputs.size());
+    const int out = !p.output_matrix.empty() ? static_cast<int>(p.output_matrix[0].size()) : in;
+    MlpSpec m;
+    m.layers.push_back(in);
+    for (int h : o.hidden) m.layers.push_back(h);
+    m.layers.push_back(out);
+    m.activation = o.activation;
+    m.time_input = o.time_input;
+    s.network = m;
+  }
+  s.network_init = o.init;
+  s.seed = o.seed;
+  return s;
+}
+
 Model::Model(const ModelOptions& options, int observed) : o_(options), observed_(observed) {
   const std::string why = o_.validate();
   if (!why.empty()) throw OptionsError(why);
   if (observed < 1) throw OptionsError("the data have " + std::to_string(observed) + " channels; need >= 1");
+  if (o_.physics.enabled()) {
+    const HybridModelSpec hs = hybrid_spec(o_, state_size());
+    if (std::string w = hs.validate(); !w.empty()) throw OptionsError("[physics] " + w);
+    hybrid_ = build_hybrid(hs);
+    if (hybrid_->dynamics->state_size() != state_size())
+      throw OptionsError("[physics] the physics has " + std::to_string(hybrid_->dynamics->state_size()) +
+                         " state components, the model " + std::to_string(state_size()) +
+                         " (data channels + model.augment)");
+    mlp_ = hybrid_->network;
+    dynamics_ = hybrid_->dynamics;
+    return;
+  }
   MlpSpec spec;
   spec.layers.push_back(state_size());
   for (int h : o_.hidden) spec.layers.push_back(h);
   spec.layers.push_back(state_size());
   spec.activation = o_.activation;
   spec.time_input = o_.time_input;
-  mlp_ = std::make_unique<Mlp>(spec);
+  mlp_ = std::make_shared<Mlp>(spec);
+  dynamics_ = mlp_;
+}
+
+const Mlp& Model::mlp() const {
+  if (!mlp_) throw OptionsError("the model has no network (physics only)");
+  return *mlp_;
 }
 
 Vector Model::initial_parameters() const {
-  Vector theta = mlp_->initial_parameters(o_.init, o_.seed);
+  Vector theta = hybrid_ ? hybrid_->initial : mlp_->initial_parameters(o_.init, o_.seed);
   if (!o_.bias) theta.array() *= trainable_mask().array();
   return theta;
 }
 
 Vector Model::decay_mask() const {
-  Vector m = Vector::Ones(mlp_->param_size());
-  const auto& layers = mlp_->spec().layers;
-  for (std::size_t l = 0; l + 1 < layers.size(); ++l)
-    m.segment(mlp_->bias_offset(static_cast<int>(l)), layers[l + 1]).setZero();
+  Vector m = Vector::Ones(dynamics_->param_size());
+  const int off = hybrid_ ? hybrid_->physics_size() : 0;
+  m.head(off).setZero();  // no weight decay on physical parameters
+  if (mlp_) {
+    const auto& layers = mlp_->spec().layers;
+    for (std::size_t l = 0; l + 1 < layers.size(); ++l)
+      m.segment(off + mlp_->bias_offset(static_cast<int>(l)), layers[l + 1]).setZero();
+  }
   return m;
 }
 
 Vector Model::trainable_mask() const {
-  return o_.bias ? Vector(Vector::Ones(mlp_->param_size())) : decay_mask();
+  if (o_.bias) return Vector::Ones(dynamics_->param_size());
+  Vector m = decay_mask();
+  if (hybrid_) m.head(hybrid_->physics_size()).setOnes();
+  return m;
 }
 
 Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
@@ -114,7 +183,14 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
 
 std::string Model::describe() const {
   std::ostringstream o;
-  o << "mlp ";
+  if (hybrid_) {
+    o << "hybrid: physics " << o_.physics.kind << " (" << hybrid_->physics_size() << " parameters, transform "
+      << o_.physics.transform << ")";
+    if (!mlp_) return o.str();
+    o << " + network ";
+  } else {
+    o << "mlp ";
+  }
   const auto& layers = mlp_->spec().layers;
   for (std::size_t i = 0; i < layers.size(); ++i) o << (i ? "-" : "") << layers[i];
   o << " " << activation_name(o_.activation) << ", " << mlp_->param_size() << " parameters, augment "

@@ -206,12 +206,17 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
     throw OptionsError("Trainer: one id per series is needed");
   for (std::size_t i = 0; i < train.size(); ++i) train_.push_back(model.lift(train[i], train_ids_[i]));
   // Stacked solves need a shared t0. Without time input the dynamics are autonomous, so a
-  // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted.
+  // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted. The
+  // shifted times are snapped to multiples of 2^-30 (moving them by < 5e-10, far below any
+  // tolerance): offsets that are equal in exact arithmetic (times on a common grid) then become
+  // equal doubles, instead of round-off neighbours that CVODES rejects (CV_TOO_CLOSE) as
+  // separate output times of one stacked solve.
   if (s_.run.batch_mode != BatchMode::PerSeries && !model.options().time_input)
     for (auto& tr : train_) {
       if (tr.t0 == 0) continue;
-      tr.times.array() -= tr.t0;
-      if (std::isfinite(tr.t_end)) tr.t_end -= tr.t0;
+      auto snap = [](double t) { return std::ldexp(std::round(std::ldexp(t, 30)), -30); };
+      for (Eigen::Index k = 0; k < tr.times.size(); ++k) tr.times[k] = snap(tr.times[k] - tr.t0);
+      if (std::isfinite(tr.t_end)) tr.t_end = snap(tr.t_end - tr.t0);
       tr.t0 = 0;
     }
   for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
@@ -235,9 +240,9 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.best_params = st_.params;
 
   backend_ = std::make_unique<ThreadBackend>(
-      model.mlp(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
+      model.dynamics(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
   if (s_.run.kinetic_weight > 0)
-    running_cost_ = std::make_unique<KineticEnergy>(model.mlp(), s_.run.kinetic_weight);
+    running_cost_ = std::make_unique<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
 }
 
 Trainer::~Trainer() = default;
@@ -435,7 +440,7 @@ void Trainer::run(int stop_after_epoch) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
       const Evaluation ev = have_val
-          ? evaluate(model_.mlp(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
+          ? evaluate(model_.dynamics(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
           : Evaluation{};
       for (const auto& f : ev.failed) {
         std::ostringstream o;

@@ -1,0 +1,148 @@
+// run.batch_mode and run.stack_size: configuration errors name the key, the keys round-trip
+// through the printed configuration, and the stacked mode (several series as one ODE) gives the
+// per-series loss and gradient to the accuracy the tolerances promise, on whole series (shared
+// t0) and on windows (each shifted to start at t = 0, the dynamics being autonomous), and a
+// stacked fit does not depend on the thread count beyond round-off (see the last case).
+#define BOOST_TEST_MODULE train_batch_mode
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cvnode/config.h"
+#include "cvnode/fit.h"
+#include "cvnode/generators.h"
+#include "cvnode/trainer.h"
+
+using namespace cvnode;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string& dataset() {
+  static const std::string path = [] {
+    std::string dir = (fs::temp_directory_path() / "cvnode_batch_mode_XXXXXX").string();
+    if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+    GeneratorOptions g;
+    g.system = "lotka_volterra";
+    g.series = 12;
+    g.observations = 12;
+    g.t_end = 4;
+    g.noise = 0.01;
+    g.seed = 5;
+    const std::string p = dir + "/lv.h5";
+    generate(g).write(p);
+    return p;
+  }();
+  return path;
+}
+
+std::string config_text(int window) {
+  return "[data]\nfile = \"" + dataset() + "\"\ntrain_fraction = 1.0\nval_fraction = 0.0\n" +
+         "window = " + std::to_string(window) + "\n" +
+         "[model]\nhidden = [16]\nseed = 3\n"
+         "[solver]\nrtol = 1e-9\natol = 1e-11\n"
+         "[run]\nthreads = 2\n";
+}
+
+std::string message(const std::string& text, const std::vector<std::string>& ov = {}) {
+  try {
+    Config::parse(text, "bm.toml", ov);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Loss and gradient of all training series of `c` as one minibatch, in `mode`.
+BatchGradient batch_gradient(const Config& c, BatchMode mode, int stack_size) {
+  const FitData d = load_fit_data(c);
+  Model model(c.model, d.channels);
+  TrainerSettings s = c.train;
+  s.run.batch_mode = mode;
+  s.run.stack_size = stack_size;
+  // The Trainer lifts the series and applies the t0 shift of the stacked modes.
+  Trainer t(model, d.train, d.train_ids, d.val, d.val_ids, s);
+  ThreadBackend backend(model.mlp(), s.solver, BatchOptions{2, mode, stack_size});
+  return backend.gradient(t.network(t.state().params), t.train_series(), s.loss, nullptr);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(batch_mode_keys_name_the_key) {
+  const std::string base = "[data]\nfile = \"x.h5\"\n";
+  std::string m = message(base + "[run]\nbatch_mode = \"stackd\"\n");
+  BOOST_TEST(m.find("bm.toml") != std::string::npos);
+  BOOST_TEST(m.find("run.batch_mode") != std::string::npos);
+  BOOST_TEST(m.find("per_series") != std::string::npos);  // the choices are listed
+  m = message(base + "[run]\nbatch_mode = 2\n");
+  BOOST_TEST(m.find("run.batch_mode") != std::string::npos);
+  m = message(base, {"run.stack_size=0"});
+  BOOST_TEST(m.find("run.stack_size") != std::string::npos);
+  m = message(base, {"run.stack_size=\"big\""});
+  BOOST_TEST(m.find("run.stack_size") != std::string::npos);
+  m = message(base, {"run.batch_mode=stacked", "loss.kinetic_weight=0.1"});
+  BOOST_TEST(m.find("run.batch_mode") != std::string::npos);
+
+  const Config c = Config::parse(base, "bm.toml", {"run.batch_mode=stacked", "run.stack_size=8"});
+  BOOST_TEST(c.train.run.stack_size == 8);
+  BOOST_TEST((c.train.run.batch_mode == BatchMode::Stacked));
+  const std::string toml = c.to_toml();
+  BOOST_TEST(toml.find("batch_mode = \"stacked\"") != std::string::npos);
+  const Config back = Config::parse(toml, "printed");
+  BOOST_TEST((back.train.run.batch_mode == BatchMode::Stacked));
+  BOOST_TEST(back.train.run.stack_size == 8);
+  BOOST_TEST((Config::parse(base, "bm.toml").train.run.batch_mode == BatchMode::PerSeries));
+}
+
+// Per-series and stacked solves take different steps (the stacked error test is a WRMS norm over
+// all stacked components), so they agree to the integration error, not bitwise. At rtol 1e-9 the
+// states agree to ~1e-8 relative; the loss (residuals ~1e-2 of the states) and the gradient
+// (an adjoint solved at the same tolerance) agree to well within 1e-5 relative.
+BOOST_AUTO_TEST_CASE(stacked_matches_per_series) {
+  for (int window : {0, 4}) {
+    const Config c = Config::parse(config_text(window), "bm.toml");
+    const BatchGradient per = batch_gradient(c, BatchMode::PerSeries, 32);
+    for (int stack : {5, 32}) {
+      const BatchGradient st = batch_gradient(c, BatchMode::Stacked, stack);
+      BOOST_TEST_CONTEXT("window " << window << ", stack " << stack) {
+        BOOST_TEST(per.failures.empty());
+        BOOST_TEST(st.failures.empty());
+        BOOST_TEST(std::abs(st.loss - per.loss) <= 1e-5 * per.loss);
+        BOOST_TEST((st.theta - per.theta).norm() <= 1e-5 * per.theta.norm());
+      }
+    }
+  }
+}
+
+// The whole fit runs in stacked mode on windows (shifted to t0 = 0), and the thread count does not
+// change the work units (the stack size decides them). Bitwise equality across thread counts does
+// NOT hold yet in stacked mode: 1 and 2 threads differ in the last bits (1.3127428350987496 vs
+// ...493 after epoch 1). The per-thread StackedSolver caches in BatchSolver (src/ode/batch.cpp) are
+// reused across units, so a unit's result depends on what that solver solved before, as the
+// per-series Solver did before its initial-step reset. Until that is fixed there, this test holds
+// the runs to 1e-12 relative (far below the 1e-9 rtol), and per_series stays the default.
+BOOST_AUTO_TEST_CASE(stacked_fit_is_thread_independent) {
+  std::vector<double> losses[2];
+  for (int threads : {1, 2}) {
+    Config c = Config::parse(config_text(4), "bm.toml",
+                             {"run.batch_mode=stacked", "run.stack_size=6", "run.epochs=3",
+                              "run.batch_size=12", "run.threads=" + std::to_string(threads),
+                              "data.train_fraction=0.75", "data.val_fraction=0.25"});
+    std::string dir = (fs::temp_directory_path() / "cvnode_batch_fit_XXXXXX").string();
+    BOOST_REQUIRE(mkdtemp(dir.data()));
+    FitOptions fo;
+    fo.out_dir = dir;
+    fo.quiet = true;
+    const FitResult r = run_fit(c, fo);
+    for (const auto& m : r.state.history) losses[threads - 1].push_back(m.train_loss);
+    fs::remove_all(dir);
+  }
+  BOOST_TEST(losses[0].size() == 3u);
+  for (double l : losses[0]) BOOST_TEST(std::isfinite(l));
+  BOOST_REQUIRE(losses[1].size() == losses[0].size());
+  for (std::size_t i = 0; i < losses[0].size(); ++i)
+    BOOST_TEST(std::abs(losses[0][i] - losses[1][i]) <= 1e-12 * std::abs(losses[0][i]));
+}
