@@ -259,3 +259,56 @@ BOOST_AUTO_TEST_CASE(a_series_result_does_not_depend_on_what_the_solver_did_befo
   BOOST_TEST((ga.theta - ga2.theta).cwiseAbs().maxCoeff() == 0.0);
   BOOST_TEST((ga.z0 - ga2.z0).cwiseAbs().maxCoeff() == 0.0);
 }
+
+BOOST_AUTO_TEST_CASE(stacked_batches_are_bit_identical_for_one_and_two_threads) {
+  MlpSpec s;
+  s.layers = {2, 16, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 5);
+  std::vector<Trajectory> batch;
+  for (int b = 0; b < 13; ++b) batch.push_back(make_trajectory(2, 6, b % 2 == 0, false, 3000 + 10 * b));
+  SolverOptions opt;
+  opt.rtol = 1e-7;
+  opt.checkpoint_steps = 5;  // recomputation from checkpoints in the backward pass
+  BatchOptions bo;
+  bo.mode = BatchMode::Stacked;
+  bo.stack_size = 3;  // five units of different sizes (3, 3, 3, 3, 1)
+  bo.threads = 1;
+  BatchSolver one(mlp, opt, bo);
+  bo.threads = 2;
+  BatchSolver two(mlp, opt, bo);
+  const Loss loss = Loss::parse("mse_mean");
+  for (int repeat = 0; repeat < 2; ++repeat) {  // the second call reuses cached solvers
+    const BatchGradient g1 = one.gradient(theta, batch, loss), g2 = two.gradient(theta, batch, loss);
+    BOOST_TEST(g1.loss == g2.loss);
+    BOOST_TEST((g1.theta - g2.theta).cwiseAbs().maxCoeff() == 0.0);
+    for (size_t b = 0; b < batch.size(); ++b) BOOST_TEST((g1.z0[b] - g2.z0[b]).cwiseAbs().maxCoeff() == 0.0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(observation_times_within_round_off_count_as_one_instant) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 2);
+  Trajectory near;
+  near.t0 = 0.0;
+  near.z0 = (Vector(2) << 1.0, -0.5).finished();
+  near.times = (Vector(3) << 0.7, std::nextafter(0.7, 1.0), 1.3).finished();
+  near.values = (Matrix(3, 2) << 0.1, 0.2, 0.3, -0.4, 0.5, 0.6).finished();
+  // The same observations with the first two at exactly one time, as two series stacked.
+  SolverOptions opt;
+  opt.rtol = 1e-10;
+  opt.atol = 1e-12;
+  Solver solver(mlp, opt);
+  const Gradient g = solver.gradient(theta, near, Loss{});  // must not fail with CV_TOO_CLOSE
+  Trajectory first = near, second = near;
+  first.times = (Vector(2) << 0.7, 1.3).finished();
+  first.values = near.values({0, 2}, Eigen::all);
+  second.times = Vector::Constant(1, 0.7);
+  second.values = near.values.row(1);
+  const Gradient g1 = solver.gradient(theta, first, Loss{}), g2 = solver.gradient(theta, second, Loss{});
+  BOOST_TEST(std::abs(g.loss - (g1.loss + g2.loss)) <= 1e-9 * g.loss);
+  BOOST_TEST(rel_err(g.theta, g1.theta + g2.theta) < 1e-7);
+  BOOST_TEST(rel_err(g.z0, g1.z0 + g2.z0) < 1e-7);
+}

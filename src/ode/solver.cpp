@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include <sundials/sundials_nvector.h>
@@ -421,6 +422,13 @@ Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
   return out;
 }
 
+namespace {
+// Two times closer than CVODES can resolve (its CV_TOO_CLOSE test uses 2 unit round-offs).
+bool same_instant(double a, double b) {
+  return std::abs(a - b) <= 4 * std::numeric_limits<double>::epsilon() * std::max(std::abs(a), std::abs(b));
+}
+}  // namespace
+
 Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss,
                           double scale, const RunningCost* running_cost) {
   Impl& s = *impl_;
@@ -455,6 +463,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   int ncheck = 0;
   double t = t0;
   auto advance = [&](double target) {
+    if (same_instant(t, target)) return;  // see the backward pass
     double tret = t;
     int flag = CVodeF(s.mem.get(), target, s.y.get(), &tret, CV_NORMAL, &ncheck);
     if (flag < 0) s.fail("CVodeF", flag, tret);
@@ -506,14 +515,18 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     // Next stop: the next observation time strictly after t0, else t0 itself.
     const bool at_obs = k >= 0 && tr.times[k] > t0;
     const double target = at_obs ? tr.times[k] : t0;
-    int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
-    if (flag < 0) s.backward_check(flag, "CVodeB");
-    double tret = target;
-    s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
-    if (s.bquad_ready)
-      s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
-    g.backward += s.backward_segment_stats();  // ReInitB resets the counters
-    tb = target;
+    // Times within round-off of each other (say a union grid of several series) are one instant:
+    // CVodeB would refuse the interval (CV_TOO_CLOSE), and there is nothing to integrate.
+    if (!same_instant(tb, target)) {
+      int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
+      if (flag < 0) s.backward_check(flag, "CVodeB");
+      double tret = target;
+      s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
+      if (s.bquad_ready)
+        s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
+      g.backward += s.backward_segment_stats();  // ReInitB resets the counters
+      tb = target;
+    }
     if (!at_obs) break;
     yBv() += jumps.row(k--).transpose();
     s.backward_check(CVodeReInitB(s.mem.get(), s.which, tb, s.yB.get()), "CVodeReInitB");
