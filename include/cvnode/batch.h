@@ -65,13 +65,13 @@ class BatchSolver {
   struct StackedSolver;
   bool use_stacked(const std::vector<Trajectory>& batch, size_t begin, size_t end,
                    const RunningCost* running_cost) const;
-  StackedSolver& stacked_solver(int thread, int copies);
+  StackedSolver& stacked_solver(int unit, int copies);
 
   const Dynamics& dynamics_;
   SolverOptions options_;
   BatchOptions batch_options_;
   std::vector<std::unique_ptr<Solver>> solvers_;  // one per thread, per-series mode
-  std::vector<std::vector<std::unique_ptr<StackedSolver>>> stacked_;  // per thread, by size
+  std::vector<std::unique_ptr<StackedSolver>> stacked_;  // per unit position in the batch
 };
 
 }  // namespace cvnode

@@ -92,7 +92,6 @@ BatchSolver::BatchSolver(const Dynamics& dynamics, const SolverOptions& options,
   if (batch_options_.stack_size < 1)
     throw OptionsError("batch option stack_size = " + std::to_string(batch.stack_size) + " must be >= 1");
   for (int i = 0; i < threads; ++i) solvers_.push_back(std::make_unique<Solver>(dynamics, options));
-  stacked_.resize(threads);
 }
 
 BatchSolver::BatchSolver(const Dynamics& dynamics, const SolverOptions& options, int threads)
@@ -100,11 +99,13 @@ BatchSolver::BatchSolver(const Dynamics& dynamics, const SolverOptions& options,
 
 BatchSolver::~BatchSolver() = default;
 
-BatchSolver::StackedSolver& BatchSolver::stacked_solver(int thread, int copies) {
-  auto& cache = stacked_[thread];
-  if (static_cast<int>(cache.size()) <= copies) cache.resize(copies + 1);
-  if (!cache[copies]) cache[copies] = std::make_unique<StackedSolver>(dynamics_, copies, options_);
-  return *cache[copies];
+// One stacked solver per unit position, not per thread: CVODES keeps some state from one solve
+// to the next, so a unit must always follow the same history whatever thread runs it (with
+// per-thread solvers, 1 and 2 threads differed in the last bits).
+BatchSolver::StackedSolver& BatchSolver::stacked_solver(int unit, int copies) {
+  auto& slot = stacked_[unit];
+  if (!slot || slot->dynamics.copies() != copies) slot = std::make_unique<StackedSolver>(dynamics_, copies, options_);
+  return *slot;
 }
 
 bool BatchSolver::use_stacked(const std::vector<Trajectory>& batch, size_t begin, size_t end,
@@ -169,6 +170,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
     }
   }
   const int U = static_cast<int>(units.size());
+  if (static_cast<int>(stacked_.size()) < U) stacked_.resize(U);  // before the threads touch it
   std::vector<Gradient> results(U);
   std::vector<StackedProblem> problems(U);
   std::vector<std::exception_ptr> errors(U);
@@ -180,7 +182,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
     try {
       if (unit.stacked) {
         problems[u] = stack(batch, unit.begin, unit.end, n);
-        results[u] = stacked_solver(thread, static_cast<int>(unit.end - unit.begin))
+        results[u] = stacked_solver(u, static_cast<int>(unit.end - unit.begin))
                          .solver.gradient(theta_copy, problems[u].trajectory, loss, scale, nullptr);
       } else {
         results[u] = solvers_[thread]->gradient(theta_copy, batch[unit.begin], loss, scale, running_cost);
