@@ -33,6 +33,8 @@ struct Case {
     mlp.rhs(t, zz, th, out, work);
     return out;
   }
+  // df/dz at (t, z, theta) by central differences, column by column (kH is defined below).
+  Matrix jacobian_fd();
 };
 
 MlpSpec spec(Activation a, bool time_input, bool decay, std::vector<int> layers = {3, 7, 5, 3}) {
@@ -49,6 +51,18 @@ MlpSpec spec(Activation a, bool time_input, bool decay, std::vector<int> layers 
 constexpr double kTol = 1e-7;
 constexpr double kH = 1e-6;
 
+Matrix Case::jacobian_fd() {
+  const int n = mlp.state_size();
+  Matrix J(n, n);
+  for (int j = 0; j < n; ++j) {
+    Vector zp = z, zm = z;
+    zp[j] += kH;
+    zm[j] -= kH;
+    J.col(j) = (f(zp, theta) - f(zm, theta)) / (2 * kH);
+  }
+  return J;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(derivatives_match_finite_differences_for_every_activation) {
@@ -59,14 +73,7 @@ BOOST_AUTO_TEST_CASE(derivatives_match_finite_differences_for_every_activation) 
         BOOST_TEST_CONTEXT("activation " << activation_name(a) << " time_input " << time_input << " decay " << decay) {
           Case c(spec(a, time_input, decay), seed += 7);
           const int n = c.mlp.state_size(), P = c.mlp.param_size();
-          // Jacobian by central differences, column by column.
-          Matrix J_fd(n, n);
-          for (int j = 0; j < n; ++j) {
-            Vector zp = c.z, zm = c.z;
-            zp[j] += kH;
-            zm[j] -= kH;
-            J_fd.col(j) = (c.f(zp, c.theta) - c.f(zm, c.theta)) / (2 * kH);
-          }
+          const Matrix J_fd = c.jacobian_fd();
           Matrix J(n, n);
           c.mlp.jacobian(c.t, c.z, c.theta, J, c.work);
           BOOST_TEST((J - J_fd).norm() / J_fd.norm() < kTol);
@@ -108,13 +115,7 @@ BOOST_AUTO_TEST_CASE(single_layer_and_deep_networks) {
     s.activation = Activation::Tanh;
     Case c(s, 99);
     const int n = c.mlp.state_size();
-    Matrix J_fd(n, n);
-    for (int j = 0; j < n; ++j) {
-      Vector zp = c.z, zm = c.z;
-      zp[j] += kH;
-      zm[j] -= kH;
-      J_fd.col(j) = (c.f(zp, c.theta) - c.f(zm, c.theta)) / (2 * kH);
-    }
+    const Matrix J_fd = c.jacobian_fd();
     Matrix J(n, n);
     c.mlp.jacobian(c.t, c.z, c.theta, J, c.work);
     BOOST_TEST((J - J_fd).norm() / J_fd.norm() < kTol);
