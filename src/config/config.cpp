@@ -448,11 +448,18 @@ std::string Config::validate() const {
     why = "physics.kind = \"" + model.physics.kind +
           "\" works in the data's units: set data.normalize = false";
   if (why.empty() && model.physics.enabled()) {
+    // Build it (parses the reactions, checks the coupling) for the physics' own state size.
+    const auto& p = model.physics;
+    const int n = p.kind == "robertson" ? 3
+                  : p.kind == "mass_action" ? std::max<int>(1, static_cast<int>(p.species.size()))
+                  : std::max(1, p.size);
     try {
-      const std::string w = hybrid_spec(model, 1).validate();
+      const HybridModelSpec hs = hybrid_spec(model, n);
+      const std::string w = hs.validate();
       if (!w.empty()) why = "[physics] " + w;
+      else if (p.kind != "linear_decay" || p.size > 0) (void)build_hybrid(hs);
     } catch (const OptionsError& e) {
-      why = e.what();
+      why = std::string("[physics] ") + e.what();
     }
   }
   if (why.empty()) {

@@ -1,0 +1,88 @@
+// A stiff hybrid fit through the `cvnode fit` program end to end: the shipped Robertson config,
+// a short run, its checkpoints and metrics, then `cvnode plot` drawing the species on a log time
+// axis (plot.log_time), and `cvnode eval` of the hybrid checkpoint.
+#define BOOST_TEST_MODULE stiff_cli
+#include <boost/test/unit_test.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cvnode/checkpoint.h"
+#include "cvnode/config.h"
+
+using namespace cvnode;
+namespace fs = std::filesystem;
+
+namespace {
+std::string read_all(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+int run(const std::string& cmd) {
+  std::fflush(stdout);
+  return std::system(cmd.c_str());
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cvnode_fit_plot_eval_of_a_stiff_config) {
+  const std::string cli = std::string(CVNODE_BINARY_DIR) + "/apps/cvnode";
+  BOOST_TEST_REQUIRE(fs::exists(cli), "build the cvnode program first: " << cli);
+  std::string dir = (fs::temp_directory_path() / "cvnode_stiff_cli_XXXXXX").string();
+  BOOST_TEST_REQUIRE(mkdtemp(dir.data()) != nullptr);
+  const std::string cfg = std::string(CVNODE_SOURCE_DIR) + "/data/robertson_rates.toml";
+  const std::string out = dir + "/run";
+  const int rc = run(cli + " fit --config " + cfg + " --out " + out +
+                     " --set run.epochs=10 --set run.threads=1 --quiet > " + dir + "/fit.txt 2>&1");
+  const std::string fit_txt = read_all(dir + "/fit.txt");
+  BOOST_TEST_REQUIRE(rc == 0, fit_txt);
+  for (const char* f : {"latest.h5", "best.h5", "metrics.csv", "config.toml"})
+    BOOST_TEST(fs::exists(fs::path(out) / f), f);
+  // Ten epochs of Adam at lr 0.3 in log k move every rate from its 10x-off start.
+  BOOST_TEST(fit_txt.find("physical parameters of the best model (robertson)") != std::string::npos, fit_txt);
+  const Checkpoint ck = Checkpoint::read(out + "/latest.h5");
+  BOOST_TEST(ck.epoch == 10);
+  BOOST_TEST(ck.model_spec.find("\"type\":\"hybrid\"") != std::string::npos, ck.model_spec);
+  BOOST_TEST(ck.model_spec.find("robertson") != std::string::npos, ck.model_spec);
+  // metrics.csv: a header and ten rows.
+  const std::string m = read_all(out + "/metrics.csv");
+  BOOST_TEST(std::count(m.begin(), m.end(), '\n') == 11);
+
+  // The plot: PNGs and a log time axis in the gnuplot script.
+  fs::remove(fs::path(out) / "trajectories.png");
+  const int prc = run(cli + " plot " + out + " > " + dir + "/plot.txt 2>&1");
+  BOOST_TEST_REQUIRE(prc == 0, read_all(dir + "/plot.txt"));
+  const fs::path png = fs::path(out) / "trajectories.png";
+  BOOST_TEST_REQUIRE(fs::exists(png));
+  BOOST_TEST(fs::file_size(png) > 1000u);
+  std::ifstream pf(png, std::ios::binary);
+  char sig[8] = {};
+  pf.read(sig, 8);
+  BOOST_TEST(std::string(sig + 1, 3) == "PNG");
+  const std::string gp = read_all(out + "/plot_data/plots.gp");
+  BOOST_TEST(gp.find("set logscale x") != std::string::npos, gp);
+  // The prediction grid is logarithmic: the first drawn series starts at its first positive time
+  // and the points grow geometrically (ratio of consecutive times constant).
+  std::ifstream pr(out + "/plot_data/pred_0.dat");
+  double t0 = 0, t1 = 0, t2 = 0, y;
+  std::string line;
+  std::getline(pr, line);
+  std::istringstream(line) >> t0 >> y;
+  std::getline(pr, line);
+  std::istringstream(line) >> t1 >> y;
+  std::getline(pr, line);
+  std::istringstream(line) >> t2 >> y;
+  BOOST_TEST(t0 > 0);
+  BOOST_TEST(t2 / t1 == t1 / t0, boost::test_tools::tolerance(1e-6));
+
+  // eval of the hybrid checkpoint works and solves every validation series.
+  const int erc = run(cli + " eval " + out + "/best.h5 > " + dir + "/eval.txt 2>&1");
+  const std::string ev = read_all(dir + "/eval.txt");
+  BOOST_TEST(erc == 0, ev);
+  BOOST_TEST(ev.find("(0 failed)") != std::string::npos, ev);
+  fs::remove_all(dir);
+}
