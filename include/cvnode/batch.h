@@ -22,6 +22,7 @@ struct BatchGradient {
   Vector theta;                // summed over the series that succeeded
   std::vector<Vector> z0;      // per series (empty vector for a failed one)
   std::vector<Matrix> states;  // per series predictions at its observation times
+  Matrix readout;              // summed dLoss/dC when a readout C was given, else empty
   std::vector<double> series_loss;
   SolverStats forward, backward;
   long nfe_forward = 0, nfe_backward = 0;
@@ -53,10 +54,11 @@ class BatchSolver {
   int threads() const { return static_cast<int>(solvers_.size()); }
 
   // With skip_failures false the first failing series (in series order) is rethrown; with true,
-  // failures are listed and left out of the sums.
+  // failures are listed and left out of the sums. A readout C makes the loss compare C z with
+  // the measurements (Solver::gradient); states stay z.
   BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                          const Loss& loss, const RunningCost* running_cost = nullptr,
-                         bool skip_failures = false);
+                         bool skip_failures = false, const Matrix* readout = nullptr);
 
   // Per-series forward solves at the series' own observation times (plus t_end if later).
   std::vector<Solution> solve(ConstVectorRef theta, const std::vector<Trajectory>& batch);

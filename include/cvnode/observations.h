@@ -13,8 +13,9 @@ struct Trajectory {
   Vector z0;
   // Strictly increasing observation times, each >= t0. An observation at t0 compares z0 itself.
   Vector times;
-  // values(k, i): measurement of state component i at times[k]. Its columns are the first
-  // values.cols() state components (the others, e.g. augmented dimensions, are unobserved).
+  // values(k, i): measurement of channel i at times[k]. Without a readout the channels are the
+  // first values.cols() state components (the others, e.g. augmented dimensions, are unobserved);
+  // with a readout C (Solver::gradient) channel i is (C z)_i.
   Matrix values;
   // Optional, same shape as values: 1 = observed, 0 = missing. Empty means all observed.
   Matrix mask;
@@ -23,8 +24,10 @@ struct Trajectory {
 
   int observed_entries() const;  // entries that enter the loss
   double horizon() const;        // max(t_end, last time)
-  // Empty when consistent with a state of size n, else a readable reason.
-  std::string validate(int state_size) const;
+  // Empty when consistent with a state of size n, else a readable reason. `channels` >= 0 is the
+  // number of measured channels a readout maps the state onto (values must have that many
+  // columns); -1 means the plain map: the first values.cols() <= n state components.
+  std::string validate(int state_size, int channels = -1) const;
 };
 
 }  // namespace cvnode

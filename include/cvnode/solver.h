@@ -28,6 +28,7 @@ struct Gradient {
   Vector theta;           // dLoss/dtheta
   Vector z0;              // dLoss/dz0
   Matrix states;          // z at the trajectory's observation times (rows), as predicted
+  Matrix readout;         // dLoss/dC (channels x state) when a readout C was given, else empty
   SolverStats forward, backward;
   long nfe_forward = 0;   // right-hand-side calls, including recomputation between checkpoints
   long nfe_backward = 0;  // vector-Jacobian products of the backward pass
@@ -50,8 +51,12 @@ class Solver {
   // time, then backward, adding dl_k/dz(t_k) to the adjoint at every observation time; the
   // theta-gradient is a backward quadrature. `scale` multiplies every observation term (the mean
   // losses pass 1 / observed entries of the whole batch). Throws SolverError on solver failure.
+  // With a readout C (channels x state) the loss compares y = C z(t_k) with the measurements
+  // (a learned linear observation map): the adjoint jumps by C^T dl_k/dy and the gradient also
+  // holds dLoss/dC = sum_k dl_k/dy z(t_k)^T.
   Gradient gradient(ConstVectorRef theta, const Trajectory& trajectory, const Loss& loss,
-                    double scale = 1.0, const RunningCost* running_cost = nullptr);
+                    double scale = 1.0, const RunningCost* running_cost = nullptr,
+                    const Matrix* readout = nullptr);
 
  private:
   struct Impl;

@@ -21,14 +21,14 @@ struct BatchSolver::StackedSolver {
 namespace {
 
 // Several series on the union of their observation times, as one trajectory of the stacked
-// state [z_1; z_2; ...]: entry (k, b n + i) is series b's channel i at union time k, masked
-// where that series has no observation then.
+// state [z_1; z_2; ...]: entry (k, b m + i) is series b's channel i at union time k (m channels
+// per series), masked where that series has no observation then.
 struct StackedProblem {
   Trajectory trajectory;
   std::vector<std::vector<Eigen::Index>> rows;  // rows[b][k]: union row of series b's time k
 };
 
-StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t end, int n) {
+StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t end, int n, int m) {
   StackedProblem s;
   const int B = static_cast<int>(end - begin);
   std::vector<double> times;
@@ -39,8 +39,8 @@ StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t 
   Trajectory& t = s.trajectory;
   t.t0 = batch[begin].t0;
   t.times = Eigen::Map<const Vector>(times.data(), static_cast<Eigen::Index>(times.size()));
-  t.values = Matrix::Zero(t.times.size(), B * n);
-  t.mask = Matrix::Zero(t.times.size(), B * n);
+  t.values = Matrix::Zero(t.times.size(), B * m);
+  t.mask = Matrix::Zero(t.times.size(), B * m);
   t.z0.resize(B * n);
   t.t_end = t.t0;
   s.rows.resize(B);
@@ -53,21 +53,30 @@ StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t 
       s.rows[b].push_back(row);
       for (Eigen::Index i = 0; i < tr.values.cols(); ++i) {
         const bool observed = tr.mask.size() == 0 || tr.mask(k, i) != 0;
-        t.mask(row, b * n + i) = observed ? 1.0 : 0.0;
-        t.values(row, b * n + i) = observed ? tr.values(k, i) : 0.0;
+        t.mask(row, b * m + i) = observed ? 1.0 : 0.0;
+        t.values(row, b * m + i) = observed ? tr.values(k, i) : 0.0;
       }
     }
   }
   return s;
 }
 
-double series_loss(const Trajectory& tr, const Matrix& states, const Loss& loss, double scale) {
+double series_loss(const Trajectory& tr, const Matrix& states, const Loss& loss, double scale,
+                   const Matrix* readout) {
+  const Matrix y = readout ? Matrix(states * readout->transpose()) : states;
   double sum = 0, d = 0;
   for (Eigen::Index k = 0; k < tr.values.rows(); ++k)
     for (Eigen::Index i = 0; i < tr.values.cols(); ++i)
       if (tr.mask.size() == 0 || tr.mask(k, i) != 0)
-        sum += loss.term(states(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
+        sum += loss.term(y(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
   return sum;
+}
+
+// The readout of B stacked series: C on each block of the stacked state.
+Matrix block_diagonal(const Matrix& C, int B) {
+  Matrix K = Matrix::Zero(B * C.rows(), B * C.cols());
+  for (int b = 0; b < B; ++b) K.block(b * C.rows(), b * C.cols(), C.rows(), C.cols()) = C;
+  return K;
 }
 
 SeriesFailure describe(int series, const std::exception_ptr& error) {
@@ -143,9 +152,14 @@ bool BatchSolver::use_stacked(const std::vector<Trajectory>& batch, size_t begin
 
 BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                                     const Loss& loss, const RunningCost* running_cost,
-                                    bool skip_failures) {
+                                    bool skip_failures, const Matrix* readout) {
   const int B = static_cast<int>(batch.size());
   const int n = dynamics_.state_size();
+  // Channels per series: the readout's rows, or the first state components (each series its own).
+  const int m = readout ? static_cast<int>(readout->rows()) : n;
+  if (readout && readout->cols() != n)
+    throw OptionsError("the readout has " + std::to_string(readout->cols()) + " columns but the state has " +
+                       std::to_string(n) + " components");
   // The mean losses average over every observed entry of the batch.
   double scale = 1.0;
   if (loss.is_mean()) {
@@ -173,6 +187,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
   if (static_cast<int>(stacked_.size()) < U) stacked_.resize(U);  // before the threads touch it
   std::vector<Gradient> results(U);
   std::vector<StackedProblem> problems(U);
+  std::vector<Matrix> stacked_readout(U);
   std::vector<std::exception_ptr> errors(U);
   const Vector theta_copy = theta;  // one stable buffer shared by all threads
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
@@ -181,11 +196,14 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
     const Unit& unit = units[u];
     try {
       if (unit.stacked) {
-        problems[u] = stack(batch, unit.begin, unit.end, n);
-        results[u] = stacked_solver(u, static_cast<int>(unit.end - unit.begin))
-                         .solver.gradient(theta_copy, problems[u].trajectory, loss, scale, nullptr);
+        const int copies = static_cast<int>(unit.end - unit.begin);
+        problems[u] = stack(batch, unit.begin, unit.end, n, m);
+        if (readout) stacked_readout[u] = block_diagonal(*readout, copies);
+        results[u] = stacked_solver(u, copies)
+                         .solver.gradient(theta_copy, problems[u].trajectory, loss, scale, nullptr,
+                                          readout ? &stacked_readout[u] : nullptr);
       } else {
-        results[u] = solvers_[thread]->gradient(theta_copy, batch[unit.begin], loss, scale, running_cost);
+        results[u] = solvers_[thread]->gradient(theta_copy, batch[unit.begin], loss, scale, running_cost, readout);
       }
     } catch (...) {
       errors[u] = std::current_exception();
@@ -197,6 +215,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
   out.z0.resize(B);
   out.states.resize(B);
   out.series_loss.assign(B, 0.0);
+  if (readout) out.readout.setZero(readout->rows(), readout->cols());
   for (int u = 0; u < U; ++u) {
     const Unit& unit = units[u];
     if (errors[u]) {
@@ -211,6 +230,10 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
     out.backward += g.backward;
     out.nfe_forward += g.nfe_forward;
     out.nfe_backward += g.nfe_backward;
+    if (readout && !unit.stacked) out.readout += g.readout;
+    if (readout && unit.stacked)  // the blocks of the stacked readout's gradient, in series order
+      for (size_t b = unit.begin; b < unit.end; ++b)
+        out.readout += g.readout.block((b - unit.begin) * m, (b - unit.begin) * n, m, n);
     if (!unit.stacked) {
       out.z0[unit.begin] = std::move(g.z0);
       out.states[unit.begin] = std::move(g.states);
@@ -224,7 +247,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
       out.states[b].resize(tr.times.size(), n);
       for (Eigen::Index k = 0; k < tr.times.size(); ++k)
         out.states[b].row(k) = g.states.row(problems[u].rows[j][k]).segment(j * n, n);
-      out.series_loss[b] = series_loss(tr, out.states[b], loss, scale);
+      out.series_loss[b] = series_loss(tr, out.states[b], loss, scale, readout);
     }
   }
   return out;

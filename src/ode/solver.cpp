@@ -430,10 +430,15 @@ bool same_instant(double a, double b) {
 }  // namespace
 
 Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss,
-                          double scale, const RunningCost* running_cost) {
+                          double scale, const RunningCost* running_cost, const Matrix* readout) {
   Impl& s = *impl_;
   const int n = s.n;
-  if (std::string why = tr.validate(n); !why.empty()) throw OptionsError(why);
+  if (readout && readout->cols() != n)
+    throw OptionsError("the readout has " + std::to_string(readout->cols()) + " columns but the state has " +
+                       std::to_string(n) + " components");
+  if (readout && !readout->allFinite()) throw OptionsError("the readout is not finite");
+  const int channels = readout ? static_cast<int>(readout->rows()) : -1;
+  if (std::string why = tr.validate(n, channels); !why.empty()) throw OptionsError(why);
   if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
     throw OptionsError(why);
   s.reset_call(theta, running_cost);
@@ -476,15 +481,25 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   if (t_last > t) advance(t_last);
 
   // ---- loss and its jumps dl_k/dz(t_k) ----
-  Matrix jumps = Matrix::Zero(T, n);
+  // The loss sees the channels y = C z (readout) or the first components of z; dy holds dl_k/dy.
+  const Matrix outputs = readout ? Matrix(g.states * readout->transpose()) : Matrix();
+  const Matrix& y_pred = readout ? outputs : g.states;
+  Matrix dy = Matrix::Zero(T, tr.values.cols());
   const bool masked = tr.mask.size() > 0;
   for (Eigen::Index k = 0; k < T; ++k) {
     for (Eigen::Index i = 0; i < tr.values.cols(); ++i) {
       if (masked && tr.mask(k, i) == 0) continue;
       double d = 0;
-      g.loss += loss.term(g.states(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
-      jumps(k, i) = d;
+      g.loss += loss.term(y_pred(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
+      dy(k, i) = d;
     }
+  }
+  Matrix jumps = Matrix::Zero(T, n);
+  if (readout) {
+    jumps = dy * *readout;
+    g.readout = dy.transpose() * g.states;
+  } else {
+    jumps.leftCols(dy.cols()) = dy;
   }
   if (!integrate) {  // only observations at t0: no dynamics involved
     for (Eigen::Index k = 0; k < T; ++k) g.z0 += jumps.row(k).transpose();

@@ -15,7 +15,7 @@ double Trajectory::horizon() const {
   return std::isnan(t_end) ? last : std::max(last, t_end);
 }
 
-std::string Trajectory::validate(int n) const {
+std::string Trajectory::validate(int n, int channels) const {
   std::ostringstream o;
   o.precision(17);
   if (!std::isfinite(t0)) {
@@ -31,8 +31,12 @@ std::string Trajectory::validate(int n) const {
     o << "values has " << values.rows() << " rows but there are " << times.size() << " times";
     return o.str();
   }
-  if (values.cols() > n) {
+  if (channels < 0 && values.cols() > n) {
     o << "values has " << values.cols() << " channels, more than the state's " << n;
+    return o.str();
+  }
+  if (channels >= 0 && values.cols() != channels) {
+    o << "values has " << values.cols() << " channels but the readout gives " << channels;
     return o.str();
   }
   if (mask.size() > 0 && (mask.rows() != values.rows() || mask.cols() != values.cols())) {
