@@ -1,10 +1,16 @@
 // `cvnode eval CHECKPOINT`: loss and per-channel RMSE / MAE of a trained model on a split, and
 // the tolerance vs NFE vs error table: the same model solved at several tolerances, its error
-// measured against the data and against a reference solve at a much tighter tolerance.
+// measured against the data and against a reference solve at a much tighter tolerance (always
+// BDF, so that `--set solver.method=adams` compares Adams with a stiff-safe reference). Solves that
+// fail are reported with the CVODES flag and the time they reached (e.g. Adams under a step
+// budget giving up on a stiff problem); `--json FILE` appends one JSON line per tolerance.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "cvnode/errors.h"
@@ -15,12 +21,40 @@ namespace cvnode::app {
 namespace {
 
 struct EvalArgs {
-  std::string checkpoint, split = "val", tolerances = "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8";
+  std::string checkpoint, split = "val", tolerances = "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8", json;
+  std::vector<std::string> overrides;
+  double reference_rtol = 1e-10;
   int threads = 0;
 };
 
+// "... failed with CV_TOO_MUCH_WORK (flag -1) at t = ..." -> "CV_TOO_MUCH_WORK".
+std::string flag_name_of(const SeriesFailure& f) {
+  const std::string key = "failed with ";
+  const auto b = f.message.find(key);
+  if (b == std::string::npos) return f.flag ? std::to_string(f.flag) : "error";
+  const auto e = f.message.find(' ', b + key.size());
+  return f.message.substr(b + key.size(), e == std::string::npos ? std::string::npos : e - b - key.size());
+}
+
+// Tolerances scaled together: rtol -> tol, atol (scalar and per component) by the same factor.
+SolverOptions at_tolerance(const SolverOptions& base, double tol) {
+  SolverOptions o = base;
+  const double f = tol / base.rtol;
+  o.rtol = tol;
+  o.atol = base.atol * f;
+  if (o.atol_vector.size()) o.atol_vector = base.atol_vector * f;
+  if (o.adjoint_atol > 0) o.adjoint_atol = base.adjoint_atol * f;
+  return o;
+}
+
+const char* nonlinear_name(const SolverOptions& o) {
+  const bool fixed = o.nonlinear_solver == NonlinearSolver::FixedPoint ||
+                     (o.nonlinear_solver == NonlinearSolver::Auto && o.method == Method::Adams);
+  return fixed ? "fixed_point" : "newton";
+}
+
 void run(const EvalArgs& a) {
-  const TrainedModel tm = load_trained(a.checkpoint);
+  const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
   const FitData data = load_fit_data(tm.config);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
@@ -33,9 +67,12 @@ void run(const EvalArgs& a) {
   const Vector& std_ = data.normalization.empty() ? Vector(Vector::Ones(data.channels)) : data.normalization.std;
 
   const SolverOptions base = tm.config.train.solver;
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, base, tm.config.train.loss, a.threads);
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, base, tm.config.train.loss, a.threads, tm.readout_ptr());
   std::printf("eval: %s, split '%s', %d series (%d failed), rtol %g\n", a.checkpoint.c_str(),
               a.split.c_str(), ev.series, ev.failures, base.rtol);
+  if (ev.failures)  // the loss and errors below cover the solved series only
+    std::printf("  %d series failed at these options (loss and errors below: the solved ones only); first: %s\n",
+                ev.failures, ev.failed[0].message.c_str());
   std::printf("  loss (%s units) %.6g\n", data.normalization.empty() ? "data" : "normalised", ev.loss);
   std::printf("  %-16s %14s %14s %14s %12s\n", "channel", "RMSE", "MAE", "data std", "RMSE/std");
   for (int i = 0; i < data.channels; ++i) {
@@ -56,29 +93,95 @@ void run(const EvalArgs& a) {
     }
     if (!(tols.back() > 0)) throw OptionsError("--tolerances: " + tok + " must be > 0");
   }
-  SolverOptions ref_opt = base;
-  ref_opt.rtol = 1e-10;
-  ref_opt.atol = 1e-12;
-  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads);
-  std::printf("\n  tolerance vs NFE vs error (atol = rtol * %g; reference rtol 1e-10)\n", base.atol / base.rtol);
-  std::printf("  %10s %14s %16s %18s %10s\n", "rtol", "NFE/series", "RMSE vs data", "max |z - z_ref|", "ms");
+  // The reference: BDF (Newton, dense unless the run asked for another BDF linear solver) at
+  // reference_rtol with every absolute tolerance scaled by the same factor, and a step budget
+  // large enough never to bind.
+  SolverOptions ref_opt = at_tolerance(base, a.reference_rtol);
+  ref_opt.method = Method::Bdf;
+  ref_opt.nonlinear_solver = NonlinearSolver::Newton;
+  if (base.method != Method::Bdf) ref_opt.linear_solver = LinearSolver::Dense;
+  ref_opt.max_steps = std::max<long>(base.max_steps, 1000000);
+  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads, tm.readout_ptr());
+  if (ref.failures)
+    throw SolverError("eval reference (BDF, rtol " + std::to_string(a.reference_rtol) + ")", ref.failed[0].flag,
+                      flag_name_of(ref.failed[0]), ref.failed[0].time, ref.failed[0].message);
+  Vector peak = Vector::Zero(data.channels);  // per channel: max |z_ref| (data units)
+  for (const Matrix& p : ref.predictions)
+    for (int i = 0; i < data.channels; ++i) peak[i] = std::max(peak[i], p.col(i).cwiseAbs().maxCoeff() * std_[i]);
+
+  std::ofstream json;
+  if (!a.json.empty()) {
+    json.open(a.json, std::ios::app);
+    if (!json) throw DataError(a.json + ": cannot write");
+  }
+  std::printf("\n  tolerance vs NFE vs error: %s (%s), max_steps %ld per observation interval\n"
+              "  (atol scaled with rtol; reference: BDF at rtol %g; rel. error = max |z - z_ref| / max |z_ref| per channel)\n",
+              method_name(base.method), nonlinear_name(base), base.max_steps, a.reference_rtol);
+  std::printf("  %10s %14s %16s %18s %12s %10s\n", "rtol", "NFE/series", "RMSE vs data", "max |z - z_ref|",
+              "max rel.err", "ms");
   for (double tol : tols) {
-    SolverOptions o = base;
-    o.atol = base.atol / base.rtol * tol;
-    o.rtol = tol;
+    const SolverOptions o = at_tolerance(base, tol);
     const auto t0 = std::chrono::steady_clock::now();
-    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, lifted, o, tm.config.train.loss, a.threads);
+    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, lifted, o, tm.config.train.loss, a.threads, tm.readout_ptr());
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     double maxdiff = 0;
+    Vector chan_err = Vector::Zero(data.channels);
     for (std::size_t s = 0; s < lifted.size(); ++s)
-      if (e.predictions[s].size() && ref.predictions[s].size())
-        maxdiff = std::max(maxdiff, ((e.predictions[s] - ref.predictions[s]).array().rowwise() *
-                                     std_.transpose().array()).abs().maxCoeff());
+      if (e.predictions[s].size() && ref.predictions[s].size()) {
+        const Matrix d = ((e.predictions[s] - ref.predictions[s]).array().rowwise() * std_.transpose().array()).abs();
+        maxdiff = std::max(maxdiff, d.maxCoeff());
+        for (int i = 0; i < data.channels; ++i) chan_err[i] = std::max(chan_err[i], d.col(i).maxCoeff() / peak[i]);
+      }
     // RMSE over all channels in data units.
     double se = 0;
     for (int i = 0; i < data.channels; ++i) se += e.rmse[i] * std_[i] * e.rmse[i] * std_[i];
-    std::printf("  %10.1e %14.1f %16.6g %18.3e %10.1f%s\n", tol, double(e.nfe) / std::max(1, e.series - e.failures),
-                std::sqrt(se / data.channels), maxdiff, ms, e.failures ? "  (failures)" : "");
+    const int solved = e.series - e.failures;
+    std::printf("  %10.1e %14.1f %16.6g %18.3e %12.3e %10.1f", tol, double(e.nfe) / std::max(1, solved),
+                solved ? std::sqrt(se / data.channels) : NAN, solved ? maxdiff : NAN,
+                solved ? chan_err.maxCoeff() : NAN, ms);
+    if (e.failures) {
+      double t_min = e.failed[0].time;
+      for (const auto& f : e.failed) t_min = std::min(t_min, f.time);
+      std::printf("  %d of %d series gave up (%s, earliest at t = %.4g)", e.failures, e.series,
+                  flag_name_of(e.failed[0]).c_str(), t_min);
+    }
+    std::printf("\n");
+    for (const auto& f : e.failed)
+      std::printf("      series '%s': %s\n", ids[f.series].c_str(), f.message.c_str());
+    if (json.is_open()) {
+      nlohmann::json j;
+      j["checkpoint"] = a.checkpoint;
+      j["split"] = a.split;
+      j["method"] = method_name(o.method);
+      j["nonlinear_solver"] = nonlinear_name(o);
+      j["linear_solver"] = o.linear_solver == LinearSolver::Dense ? "dense"
+                           : o.linear_solver == LinearSolver::Band ? "band" : "gmres";
+      j["rtol"] = o.rtol;
+      j["atol"] = o.atol;
+      if (o.atol_vector.size()) j["atol_vector"] = std::vector<double>(o.atol_vector.data(), o.atol_vector.data() + o.atol_vector.size());
+      j["max_steps"] = o.max_steps;
+      j["threads"] = a.threads;
+      j["series"] = e.series;
+      j["failures"] = e.failures;
+      j["nfe"] = e.nfe;  // forward right-hand-side calls of the series that were solved
+      j["nfe_per_series"] = double(e.nfe) / std::max(1, solved);
+      j["ms"] = ms;
+      j["reference_rtol"] = a.reference_rtol;
+      if (solved) {
+        j["rmse_vs_data"] = std::sqrt(se / data.channels);
+        j["max_abs_err_vs_ref"] = maxdiff;
+        j["max_rel_err_vs_ref"] = chan_err.maxCoeff();
+        for (int i = 0; i < data.channels; ++i) {
+          j["rel_err_vs_ref_per_channel"][data.channel_names[i]] = chan_err[i];
+          j["rmse_per_channel"][data.channel_names[i]] = e.rmse[i] * std_[i];
+        }
+      }
+      j["failed"] = nlohmann::json::array();
+      for (const auto& f : e.failed)
+        j["failed"].push_back({{"series", ids[f.series]}, {"flag", f.flag}, {"flag_name", flag_name_of(f)},
+                               {"t_reached", f.time}, {"message", f.message}});
+      json << j.dump() << std::endl;
+    }
   }
 }
 
@@ -91,6 +194,12 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--split", a->split, "train, val, test or all")->capture_default_str();
   cmd->add_option("--tolerances", a->tolerances, "Comma-separated rtol values")->capture_default_str();
   cmd->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--set", a->overrides,
+                  "Override a key of the stored configuration, e.g. --set solver.method=adams "
+                  "--set solver.max_steps=5000 (repeatable; the model keys must stay as trained)");
+  cmd->add_option("--reference-rtol", a->reference_rtol, "rtol of the BDF reference solve (atol scaled alike)")
+      ->capture_default_str();
+  cmd->add_option("--json", a->json, "Append one JSON line per tolerance to this file");
   cmd->callback([a] { run(*a); });
 }
 

@@ -63,9 +63,11 @@ struct TrainedModel {
   Config config;
   std::unique_ptr<Model> model;
   Vector theta;
+  Matrix readout;  // learned readout C (model.readout = linear), else empty
   Normalization normalization;
   Checkpoint checkpoint;
   std::vector<std::string> channel_names;
+  const Matrix* readout_ptr() const { return readout.size() ? &readout : nullptr; }
 };
 TrainedModel load_trained(const std::string& checkpoint_path,
                           const std::vector<std::string>& overrides = {});

@@ -1,6 +1,7 @@
 // The model a fit trains: Mlp dynamics on the observed channels plus optional augmented
-// dimensions (Dupont et al. 2019), optional time input, and the rule that gives each series its
-// initial state. Observations always cover the first `observed` state components.
+// dimensions (Dupont et al. 2019), optional time input, the observation map (the first `observed`
+// state components, or a learned linear readout y = C z) and the rule that gives each series its
+// initial state.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,14 @@ enum class InitialState {
                      // (validation, prediction) start from those without learning
 };
 InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned
+
+enum class Readout {
+  Identity,  // channel i is state component i (the first `observed` components)
+  Linear     // y = C z with C (channels x state) learned, started at [I 0]: a latent state seen
+             // through learned combinations (augmented dimensions then mix into what is measured)
+};
+Readout parse_readout(const std::string& name);  // identity|linear
+const char* readout_name(Readout r);
 const char* initial_state_name(InitialState s);
 
 // A known physics term plus an optional network (docs/hybrid.md, the config's [physics] section):
@@ -57,6 +66,7 @@ struct ModelOptions {
   Init init = Init::SmallOutput;  // starts near f = 0, which keeps the first solves cheap
   std::uint64_t seed = 1;    // initial parameters
   InitialState initial_state = InitialState::FirstObservation;
+  Readout readout = Readout::Identity;
   PhysicsOptions physics;  // kind != "none" or network = true: a Hybrid instead of the plain Mlp
 
   std::string validate() const;  // empty when valid
@@ -80,6 +90,14 @@ class Model {
   int state_size() const { return observed_ + o_.augment; }
   // All parameters of the dynamics ([q physics, theta network] for a hybrid).
   int network_params() const { return dynamics_->param_size(); }
+  // Entries of the learned readout C (channels x state, column-major), 0 for the identity map.
+  int readout_params() const { return o_.readout == Readout::Linear ? observed_ * state_size() : 0; }
+  // The parameters every series shares: [dynamics | readout]. Learned initial states follow them.
+  int shared_params() const { return network_params() + readout_params(); }
+  // C from a parameter vector that starts with the shared parameters; empty for the identity map.
+  Matrix readout(ConstVectorRef params) const;
+  // [I 0]: at the start the readout measures the first components, as the identity map does.
+  Vector initial_readout() const;
 
   // Network parameters from the options' init scheme and seed (biases zeroed when bias = false).
   Vector initial_parameters() const;

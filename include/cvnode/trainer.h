@@ -28,8 +28,10 @@ class GradientBackend {
  public:
   virtual ~GradientBackend() = default;
   // Failures are listed (series = index in `batch`) and left out of the sums, never thrown.
+  // `readout` (may be null): the learned observation map C of the loss (BatchSolver::gradient).
   virtual BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                 const Loss& loss, const RunningCost* running_cost) = 0;
+                                 const Loss& loss, const RunningCost* running_cost,
+                                 const Matrix* readout) = 0;
   virtual int workers() const = 0;
 };
 
@@ -39,7 +41,8 @@ class ThreadBackend final : public GradientBackend {
   // With a batch mode: stacked solves several series as one ODE (BatchOptions, cvnode/batch.h).
   ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch);
   BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                         const Loss& loss, const RunningCost* running_cost) override;
+                         const Loss& loss, const RunningCost* running_cost,
+                         const Matrix* readout) override;
   int workers() const override { return solver_.threads(); }
 
  private:
@@ -107,7 +110,7 @@ struct EpochMetrics {
 struct TrainState {
   int epoch = 0;                  // epochs completed
   long step = 0;                  // optimizer steps taken
-  Vector params;                  // [network theta | learned z0 of each training series]
+  Vector params;                  // [network theta | readout C | learned z0 of each training series]
   Vector opt_m, opt_v;            // optimizer moments
   long opt_steps = 0;
   Schedule::State schedule;
@@ -131,14 +134,15 @@ struct Evaluation {
   long nfe = 0;            // right-hand-side calls of all forward solves
   std::vector<long> series_nfe;  // per series
   int series = 0, failures = 0;
-  std::vector<Matrix> predictions;  // per series, observed channels at its times (empty if failed)
+  std::vector<Matrix> predictions;  // per series, observed channels (C z with a readout) at its times
   std::vector<SeriesFailure> failed;
 };
 
-// Forward solves of `series` (already lifted to state space) in parallel, reduced in order.
+// Forward solves of `series` (already lifted to state space) in parallel, reduced in order. With
+// a readout C the channels are C z, else the first state components.
 Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
                     const std::vector<Trajectory>& series, const SolverOptions& options,
-                    const Loss& loss, int threads);
+                    const Loss& loss, int threads, const Matrix* readout = nullptr);
 
 class Trainer {
  public:

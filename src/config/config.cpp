@@ -163,6 +163,15 @@ Preconditioner parse_preconditioner(const std::string& s) {
   throw OptionsError("unknown preconditioner '" + s + "' (expected none or block_jacobi)");
 }
 const char* preconditioner_name(Preconditioner p) { return p == Preconditioner::None ? "none" : "block_jacobi"; }
+NonlinearSolver parse_nonlinear_solver(const std::string& s) {
+  if (s == "auto") return NonlinearSolver::Auto;
+  if (s == "newton") return NonlinearSolver::Newton;
+  if (s == "fixed_point") return NonlinearSolver::FixedPoint;
+  throw OptionsError("unknown nonlinear solver '" + s + "' (expected auto, newton or fixed_point)");
+}
+const char* nonlinear_solver_name(NonlinearSolver n) {
+  return n == NonlinearSolver::Auto ? "auto" : n == NonlinearSolver::Newton ? "newton" : "fixed_point";
+}
 
 std::string doubles_str(const std::vector<double>& v) {
   std::string s = "[";
@@ -243,6 +252,8 @@ const std::vector<Entry>& entries() {
       choice<InitialState>("model.initial_state",
                            [](Config& c) -> InitialState& { return c.model.initial_state; },
                            parse_initial_state, initial_state_name),
+      choice<Readout>("model.readout", [](Config& c) -> Readout& { return c.model.readout; }, parse_readout,
+                      readout_name),
 
       text("physics.kind", [](Config& c) -> std::string& { return c.model.physics.kind; }),
       integer("physics.size", [](Config& c) -> int& { return c.model.physics.size; }),
@@ -277,6 +288,9 @@ const std::vector<Entry>& entries() {
       choice<LinearSolver>("solver.linear_solver",
                            [](Config& c) -> LinearSolver& { return c.train.solver.linear_solver; },
                            parse_linear_solver, linear_solver_name),
+      choice<NonlinearSolver>("solver.nonlinear_solver",
+                              [](Config& c) -> NonlinearSolver& { return c.train.solver.nonlinear_solver; },
+                              parse_nonlinear_solver, nonlinear_solver_name),
       num("solver.rtol", [](Config& c) -> double& { return c.train.solver.rtol; }),
       num("solver.atol", [](Config& c) -> double& { return c.train.solver.atol; }),
       eigen_vector("solver.atol_vector", [](Config& c) -> Vector& { return c.train.solver.atol_vector; }),

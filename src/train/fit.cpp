@@ -107,6 +107,9 @@ std::string model_spec(const Model& model) {
   j["bias"] = o.bias;
   j["initial_state"] = initial_state_name(o.initial_state);
   j["network_params"] = model.network_params();
+  // Only when on: the specs of identity-readout models (every checkpoint written before the
+  // readout existed) stay byte-identical.
+  if (o.readout == Readout::Linear) j["readout"] = readout_name(o.readout);
   return j.dump();
 }
 
@@ -331,9 +334,12 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
 
   FitResult r;
   r.state = trainer->state();
-  if (!data.val.empty())
+  if (!data.val.empty()) {
+    const Matrix C = model.readout(r.state.best_params);
     r.best_val = evaluate(model.dynamics(), trainer->network(r.state.best_params), trainer->val_series(),
-                          config.train.solver, config.train.loss, config.train.run.threads);
+                          config.train.solver, config.train.loss, config.train.run.threads,
+                          C.size() ? &C : nullptr);
+  }
   if (const HybridModel* h = model.hybrid(); h && h->physics)
     r.physical = h->physical(r.state.best_params.head(model.network_params()));
   r.seconds = std::chrono::duration<double>(clock::now() - start).count();
@@ -356,6 +362,7 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
     throw DataError(path + ": the stored configuration does not give the stored model_spec " +
                     t.checkpoint.model_spec + " (a --set changed the model?)");
   t.theta = t.checkpoint.parameters.head(t.model->network_params());
+  t.readout = t.model->readout(t.checkpoint.parameters);
   t.normalization = t.checkpoint.normalization;
   return t;
 }
@@ -393,7 +400,7 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
     out[s].id = ids[s];
     out[s].times = times[s];
   }
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, options, loss, threads);
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, options, loss, threads, tm.readout_ptr());
   std::vector<std::string> err(series.size());
   for (const auto& f : ev.failed) err[f.series] = f.message.empty() ? "failed" : f.message;
   for (std::size_t s = 0; s < series.size(); ++s) {

@@ -23,6 +23,14 @@ const char* initial_state_name(InitialState s) {
   return "?";
 }
 
+Readout parse_readout(const std::string& name) {
+  if (name == "identity") return Readout::Identity;
+  if (name == "linear") return Readout::Linear;
+  throw OptionsError("unknown readout '" + name + "' (expected identity or linear)");
+}
+
+const char* readout_name(Readout r) { return r == Readout::Linear ? "linear" : "identity"; }
+
 Init parse_init(const std::string& name) {
   if (name == "glorot") return Init::Glorot;
   if (name == "he") return Init::He;
@@ -151,6 +159,19 @@ Vector Model::trainable_mask() const {
   return m;
 }
 
+Matrix Model::readout(ConstVectorRef params) const {
+  if (o_.readout != Readout::Linear) return {};
+  if (params.size() < shared_params())
+    throw OptionsError("the parameter vector has " + std::to_string(params.size()) + " entries, the model shares " +
+                       std::to_string(shared_params()));
+  return params.segment(network_params(), readout_params()).reshaped(observed_, state_size());
+}
+
+Vector Model::initial_readout() const {
+  if (o_.readout != Readout::Linear) return {};
+  return Matrix::Identity(observed_, state_size()).reshaped();
+}
+
 Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
   Trajectory tr = obs;
   const int n = state_size(), c = observed_;
@@ -196,6 +217,7 @@ std::string Model::describe() const {
   o << " " << activation_name(o_.activation) << ", " << mlp_->param_size() << " parameters, augment "
     << o_.augment << ", time_input " << (o_.time_input ? "true" : "false") << ", bias "
     << (o_.bias ? "true" : "false") << ", z0 " << initial_state_name(o_.initial_state);
+  if (o_.readout == Readout::Linear) o << ", readout linear (" << readout_params() << " parameters)";
   return o.str();
 }
 

@@ -42,8 +42,9 @@ const char* batch_mode_name(BatchMode mode) {
 }
 
 BatchGradient ThreadBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                      const Loss& loss, const RunningCost* running_cost) {
-  return solver_.gradient(theta, batch, loss, running_cost, /*skip_failures=*/true);
+                                      const Loss& loss, const RunningCost* running_cost,
+                                      const Matrix* readout) {
+  return solver_.gradient(theta, batch, loss, running_cost, /*skip_failures=*/true, readout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ std::string EpochMetrics::csv_row() const {
 // ---------------------------------------------------------------------------------------------
 Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
                     const std::vector<Trajectory>& series, const SolverOptions& options,
-                    const Loss& loss, int threads) {
+                    const Loss& loss, int threads, const Matrix* readout) {
   if (threads <= 0) threads = omp_get_max_threads();
   const int S = static_cast<int>(series.size());
   std::vector<std::unique_ptr<Solver>> solvers;
@@ -160,11 +161,12 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
     const Trajectory& tr = series[s];
     ev.nfe += sol[s].nfe;
     ev.series_nfe[s] = sol[s].nfe;
-    ev.predictions[s] = sol[s].states.leftCols(C);
+    ev.predictions[s] = readout ? Matrix(sol[s].states * readout->transpose()) : Matrix(sol[s].states.leftCols(C));
+    const Matrix& pred = ev.predictions[s];
     for (Eigen::Index k = 0; k < tr.times.size(); ++k)
       for (int i = 0; i < C; ++i) {
         if (tr.mask.size() && tr.mask(k, i) == 0) continue;
-        const double z = sol[s].states(k, i), y = tr.values(k, i), r = z - y;
+        const double z = pred(k, i), y = tr.values(k, i), r = z - y;
         double d;
         ev.loss += loss.term(z, y, i, scale, &d);
         se[i] += r * r;
@@ -192,7 +194,7 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
       val_ids_(val_ids),
       s_(settings),
       opt_(settings.optimizer,
-           model.network_params() +
+           model.shared_params() +
                (model.options().initial_state == InitialState::Learned
                     ? static_cast<int>(train.size()) * model.state_size()
                     : 0)),
@@ -229,9 +231,10 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   decay_ = Vector::Zero(total);
   trainable_.head(P) = model.trainable_mask();
   decay_.head(P) = model.decay_mask();
-  const int N = model.state_size();
-  for (std::size_t i = 0; P + static_cast<int>(i) * N < total; ++i)
-    st_.params.segment(P + i * N, N) = train_[i].z0;
+  const int R = model.readout_params(), Q = model.shared_params(), N = model.state_size();
+  st_.params.segment(P, R) = model.initial_readout();  // trained, no weight decay
+  for (std::size_t i = 0; Q + static_cast<int>(i) * N < total; ++i)
+    st_.params.segment(Q + i * N, N) = train_[i].z0;
   st_.opt_m = opt_.m();
   st_.opt_v = opt_.v();
   st_.good_params = st_.params;
@@ -266,8 +269,8 @@ bool Trainer::finished() const { return st_.stopped_early || st_.epoch >= s_.run
 std::vector<Trajectory> Trainer::train_with_z0(const Vector& params) const {
   std::vector<Trajectory> out = train_;
   if (model_.options().initial_state != InitialState::Learned) return out;
-  const int P = model_.network_params(), N = model_.state_size();
-  for (std::size_t i = 0; i < out.size(); ++i) out[i].z0 = params.segment(P + i * N, N);
+  const int Q = model_.shared_params(), N = model_.state_size();
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].z0 = params.segment(Q + i * N, N);
   return out;
 }
 
@@ -291,7 +294,7 @@ void Trainer::rollback(int epoch) {
 
 void Trainer::run_epoch(int epoch, EpochMetrics& m) {
   const int S = static_cast<int>(train_.size());
-  const int P = model_.network_params(), N = model_.state_size();
+  const int P = model_.network_params(), R = model_.readout_params(), Q = P + R, N = model_.state_size();
   const bool learned = model_.options().initial_state == InitialState::Learned;
   // Minibatch order is a pure function of (seed, epoch): a resumed run draws the same batches.
   std::vector<int> order(S);
@@ -332,11 +335,12 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
     for (int b = 0; b < B; ++b) {
       const int s = order[first + b];
       batch[b] = train_[s];
-      if (learned) batch[b].z0 = st_.params.segment(P + s * N, N);
+      if (learned) batch[b].z0 = st_.params.segment(Q + s * N, N);
       entries += batch[b].observed_entries();
     }
     const Vector theta = st_.params.head(P);
-    BatchGradient g = backend_->gradient(theta, batch, s_.loss, running_cost_.get());
+    const Matrix C = model_.readout(st_.params);
+    BatchGradient g = backend_->gradient(theta, batch, s_.loss, running_cost_.get(), R > 0 ? &C : nullptr);
     for (const auto& f : g.failures) {
       std::ostringstream o;
       o.precision(6);
@@ -357,6 +361,7 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
         const double factor = static_cast<double>(entries) / static_cast<double>(kept);
         g.loss *= factor;
         g.theta *= factor;
+        g.readout *= factor;
         for (auto& z : g.z0) z *= factor;
         entries = kept;
       }
@@ -369,9 +374,10 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
 
     Vector grad = Vector::Zero(st_.params.size());
     grad.head(P) = g.theta;
+    if (R > 0) grad.segment(P, R) = g.readout.reshaped();
     if (learned)
       for (int b = 0; b < B; ++b)
-        if (g.z0[b].size() == N) grad.segment(P + order[first + b] * N, N) = g.z0[b];
+        if (g.z0[b].size() == N) grad.segment(Q + order[first + b] * N, N) = g.z0[b];
     bool bad = failed == B || failed > s_.run.failure_fraction * B || !std::isfinite(g.loss) ||
                !grad.allFinite();
     Vector next = st_.params;
@@ -439,9 +445,10 @@ void Trainer::run(int stop_after_epoch) {
     if (validate) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
-      const Evaluation ev = have_val
-          ? evaluate(model_.dynamics(), network(st_.params), val_, s_.solver, s_.loss, s_.run.threads)
-          : Evaluation{};
+      const Matrix C = model_.readout(st_.params);
+      const Evaluation ev = have_val ? evaluate(model_.dynamics(), network(st_.params), val_, s_.solver, s_.loss,
+                                                s_.run.threads, C.size() ? &C : nullptr)
+                                     : Evaluation{};
       for (const auto& f : ev.failed) {
         std::ostringstream o;
         o << "epoch " << epoch << ": validation series '" << val_ids_[f.series] << "' failed (flag "
