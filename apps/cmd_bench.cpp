@@ -13,6 +13,8 @@
 #include "cvnode/batch.h"
 #include "cvnode/bench_problem.h"
 #include "cvnode/errors.h"
+#include "cvnode/hybrid.h"
+#include "cvnode/linear_decay.h"
 
 namespace cvnode::app {
 
@@ -32,6 +34,7 @@ struct BenchArgs {
   bool polynomial = false;
   bool no_quad_errcon = false;
   bool json = false;
+  bool hybrid = false;
 };
 
 double peak_rss_mb() {
@@ -42,7 +45,18 @@ double peak_rss_mb() {
 
 void run(const BenchArgs& a) {
   const BenchProblem p = BenchProblem::load(a.file);
-  const Mlp mlp(p.spec);
+  // --hybrid: a problem with k_diag (B3) as Hybrid(LinearDecay(k_diag), Mlp without k_diag), the
+  // physics + network route of docs/hybrid.md; the same f, parameters and reference gradient.
+  std::unique_ptr<Dynamics> dynamics;
+  if (a.hybrid) {
+    if (p.spec.k_diag.size() == 0)
+      throw OptionsError("--hybrid: " + a.file + " has no k_diag (only a problem with a linear decay term, B3)");
+    MlpSpec net = p.spec;
+    net.k_diag.resize(0);
+    dynamics = std::make_unique<Hybrid>(std::make_shared<LinearDecay>(p.spec.k_diag), std::make_shared<Mlp>(net));
+  } else {
+    dynamics = std::make_unique<Mlp>(p.spec);
+  }
   SolverOptions opt;
   opt.method = parse_method(a.method);
   if (a.linear_solver == "gmres") opt.linear_solver = LinearSolver::Gmres;
@@ -58,7 +72,7 @@ void run(const BenchArgs& a) {
   bo.threads = a.threads;
   bo.mode = a.mode == "stacked" ? BatchMode::Stacked : a.mode == "auto" ? BatchMode::Auto : BatchMode::PerSeries;
   bo.stack_size = a.stack_size;
-  BatchSolver solver(mlp, opt, bo);
+  BatchSolver solver(*dynamics, opt, bo);
 
   std::vector<double> ms;
   BatchGradient g;
@@ -78,6 +92,7 @@ void run(const BenchArgs& a) {
   j["problem"] = p.name;
   j["method"] = a.method;
   j["linear_solver"] = a.linear_solver;
+  j["dynamics"] = a.hybrid ? "hybrid(linear_decay, mlp)" : "mlp";
   j["rtol"] = opt.rtol;
   j["atol"] = opt.atol;
   j["threads"] = solver.threads();
@@ -102,7 +117,7 @@ void run(const BenchArgs& a) {
     return;
   }
   std::cout << p.name << " (" << p.about << ")\n"
-            << "  method " << a.method << ", rtol " << opt.rtol << ", atol " << opt.atol << ", "
+            << "  dynamics " << (a.hybrid ? "hybrid(linear_decay, mlp)" : "mlp") << ", method " << a.method << ", rtol " << opt.rtol << ", atol " << opt.atol << ", "
             << solver.threads() << " thread(s)\n"
             << "  loss " << g.loss << " (reference " << p.ref_loss << ", relative error " << loss_err << ")\n"
             << "  gradient relative error against the reference: " << grad_err << "\n"
@@ -131,6 +146,7 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");
   cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");
   cmd->add_flag("--json", args->json, "Print one JSON line");
+  cmd->add_flag("--hybrid", args->hybrid, "B3: integrate Hybrid(LinearDecay(k_diag), Mlp) instead of the Mlp with k_diag");
   cmd->callback([args] { run(*args); });
 }
 
