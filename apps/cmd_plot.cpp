@@ -101,7 +101,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
         for (Eigen::Index i = 0; i < y.cols(); ++i)
           if ((tr.mask.size() == 0 || tr.mask(k, i) != 0) && !(y(k, i) > 0)) positive = false;
     }
-    gp << "set logscale x\nset format x '10^{%L}'\nset xlabel 't (log scale)'\n";
+    gp << "set logscale x\nset format x '%.0e'\nset xlabel 't (log scale)'\n";
     if (positive) gp << "set logscale y\nset format y '%.0e'\n";
   }
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
