@@ -23,6 +23,11 @@ gen --system damped_oscillator --series 32 --observations 25 --t-end 20 --noise 
 # Stiff: generated with BDF at rtol 1e-10 on a logarithmic grid up to t = 1e4.
 gen --system robertson --series 16 --observations 30 --noise 0.01 --missing 0.02 --seed 4 \
     --out data/robertson.h5
+# The stiff experiment's set (data/robertson_rates.toml, data/robertson_network.toml,
+# docs/stiff.md): 40 irregular times per series on a logarithmic grid from 1e-5 to 1e5, 1%
+# multiplicative noise, nothing missing.
+gen --system robertson --series 8 --observations 40 --grid 400 --t-start 1e-5 --t-end 1e5 \
+    --noise 0.01 --relative-noise --missing 0 --seed 7 --out data/robertson_stiff.h5
 # A small CSV in the rows format, to try `cvnode data import-csv` on:
 #   cvnode data import-csv data/oscillator_small.csv --id id --time time --values position,velocity \
 #          --units m,m/s --out /tmp/oscillator.h5
