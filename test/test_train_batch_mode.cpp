@@ -66,7 +66,7 @@ BatchGradient batch_gradient(const Config& c, BatchMode mode, int stack_size) {
   // The Trainer lifts the series and applies the t0 shift of the stacked modes.
   Trainer t(model, d.train, d.train_ids, d.val, d.val_ids, s);
   ThreadBackend backend(model.mlp(), s.solver, BatchOptions{2, mode, stack_size});
-  return backend.gradient(t.network(t.state().params), t.train_series(), s.loss, nullptr);
+  return backend.gradient(t.network(t.state().params), t.train_series(), s.loss, nullptr, nullptr);
 }
 
 }  // namespace

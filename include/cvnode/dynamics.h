@@ -40,6 +40,16 @@ class Dynamics {
   virtual void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a,
                    VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const = 0;
 
+  // The same product, called only when the previous call with this `work` was rhs, vjp or
+  // vjp_again (or their batched forms) at the same t, z and theta: a network whose forward pass
+  // is still in `work` skips it. The solver knows when that holds: the adjoint's corrector
+  // iterations and its quadrature all evaluate at one interpolated forward state, so one forward
+  // pass serves them all. Default: vjp.
+  virtual void vjp_again(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a,
+                         VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
+    vjp(t, z, theta, a, a_dfdz, a_dfdtheta, work);
+  }
+
   // Dense Jacobian J = df/dz (state_size x state_size), for Newton's method in BDF.
   virtual void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J,
                         VectorRef work) const = 0;
@@ -61,6 +71,11 @@ class Dynamics {
   // A.col(b) (size 0: skipped).
   virtual void vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
                          MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const;
+  // vjp_again for the batched form (same precondition with rhs_batch / vjp_batch).
+  virtual void vjp_batch_again(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
+                               MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
+    vjp_batch(t, Z, theta, A, A_dfdz, a_dfdtheta, work);
+  }
   // JV.col(b) = (df/dz at Z.col(b)) V.col(b).
   virtual void jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef V,
                          MatrixRef JV, VectorRef work) const;

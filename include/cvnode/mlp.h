@@ -54,6 +54,9 @@ class Mlp final : public Dynamics {
            VectorRef work) const override;
   void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
            VectorRef a_dfdtheta, VectorRef work) const override;
+  // The activations of the previous rhs/vjp at this point are still in `work`: backward pass only.
+  void vjp_again(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+                 VectorRef a_dfdtheta, VectorRef work) const override;
   void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J,
                 VectorRef work) const override;
   void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
@@ -65,12 +68,19 @@ class Mlp final : public Dynamics {
                  VectorRef work) const override;
   void vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
                  MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const override;
+  void vjp_batch_again(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A,
+                       MatrixRef A_dfdz, VectorRef a_dfdtheta, VectorRef work) const override;
   void jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef V, MatrixRef JV,
                  VectorRef work) const override;
 
  private:
   // Batched forward pass; the workspace layout is the single-state one scaled by B columns.
   void forward_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, double* work) const;
+  // The backward passes of vjp / vjp_batch over a forward pass already in `work`.
+  void backward(ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta,
+                double* work) const;
+  void backward_batch(ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfdz, VectorRef a_dfdtheta,
+                      double* work) const;
   int max_width() const;
 
   // Runs the layers, leaving pre-activations u_l and outputs x_l in work; returns nothing since

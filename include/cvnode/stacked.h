@@ -22,6 +22,8 @@ class Stacked final : public Dynamics {
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;
   void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
            VectorRef a_dfdtheta, VectorRef work) const override;
+  void vjp_again(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+                 VectorRef a_dfdtheta, VectorRef work) const override;
   // Block diagonal, written in full (B n x B n): for dense Newton on small stacks only; larger
   // stacks should use GMRES.
   void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const override;

@@ -128,11 +128,20 @@ void Mlp::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, Vec
 
 void Mlp::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
               VectorRef a_dfdtheta, VectorRef work) const {
+  forward(t, z, theta, work.data());
+  backward(theta, a, a_dfdz, a_dfdtheta, work.data());
+}
+
+void Mlp::vjp_again(double, ConstVectorRef, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+                    VectorRef a_dfdtheta, VectorRef work) const {
+  backward(theta, a, a_dfdz, a_dfdtheta, work.data());
+}
+
+void Mlp::backward(ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta,
+                   double* w) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = state_size();
   const bool want_theta = a_dfdtheta.size() > 0;
-  double* w = work.data();
-  forward(t, z, theta, w);
   double* g = w + g_off_;   // dLoss/du_l for the current layer
   double* g2 = w + g2_off_;
   VecMap(g, n) = a;
@@ -272,12 +281,21 @@ void Mlp::rhs_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, MatrixRef 
 
 void Mlp::vjp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfdz,
                     VectorRef a_dfdtheta, VectorRef work) const {
+  forward_batch(t, Z, theta, work.data());
+  backward_batch(theta, A, A_dfdz, a_dfdtheta, work.data());
+}
+
+void Mlp::vjp_batch_again(double, ConstMatrixRef, ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfdz,
+                          VectorRef a_dfdtheta, VectorRef work) const {
+  backward_batch(theta, A, A_dfdz, a_dfdtheta, work.data());
+}
+
+void Mlp::backward_batch(ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfdz, VectorRef a_dfdtheta,
+                         double* w) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = state_size();
-  const Eigen::Index B = Z.cols();
+  const Eigen::Index B = A.cols();
   const bool want_theta = a_dfdtheta.size() > 0;
-  double* w = work.data();
-  forward_batch(t, Z, theta, w);
   double* g = w + g_off_ * B;
   double* g2 = g + max_width() * B;
   Eigen::Map<Eigen::MatrixXd>(g, n, B) = A;

@@ -32,6 +32,13 @@ void Stacked::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorR
   inner_.vjp_batch(t, CMap(z.data(), n, copies_), theta, CMap(a.data(), n, copies_), AZ, a_dfdtheta, work);
 }
 
+void Stacked::vjp_again(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
+                        VectorRef a_dfdtheta, VectorRef work) const {
+  const int n = inner_.state_size();
+  MMap AZ(a_dfdz.data(), n, copies_);
+  inner_.vjp_batch_again(t, CMap(z.data(), n, copies_), theta, CMap(a.data(), n, copies_), AZ, a_dfdtheta, work);
+}
+
 void Stacked::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const {
   const int n = inner_.state_size();
   J.setZero();

@@ -48,6 +48,12 @@ struct Solver::Impl {
   Matrix dense_J;  // band solver: the Jacobian before its band is copied out
   detail::BlockJacobi pre, preB;  // block-Jacobi preconditioners, forward and backward
 
+  // The point (t, y) whose forward pass the dynamics left in `work`, for vjp_again: set by the
+  // backward callbacks, cleared by every other use of `work` and at every call (theta changes).
+  double point_t = NAN;
+  Vector point_y;
+  bool point_valid = false;
+
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
   int which = -1;
   long n_rhs = 0, n_vjp = 0;
@@ -58,6 +64,7 @@ struct Solver::Impl {
       : dyn(d), opt(o), n(d.state_size()), P(d.param_size()) {
     opt.check(n);
     work.setZero(dyn.workspace_size());
+    point_y.setZero(n);
     scratch_n.setZero(n);
     scratch_p.setZero(P);
     y = detail::make_vector(n, ctx);
@@ -130,6 +137,7 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     if (s->poisoned()) return -1;
     ++s->n_rhs;
+    s->point_valid = false;
     auto out = view(ydot);
     s->dyn.rhs(t, view(y), s->th(), out, s->work);
     return out.allFinite() ? 0 : s->nonfinite(t);
@@ -137,18 +145,21 @@ struct Solver::Impl {
   static int jac(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                  N_Vector) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     auto Jm = view(J);
     s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
     return Jm.allFinite() ? 0 : s->nonfinite(t);
   }
   static int jtv(N_Vector v, N_Vector Jv, realtype t, N_Vector y, N_Vector, void* data, N_Vector) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     s->dyn.jvp(t, view(y), s->th(), view(v), view(Jv), s->work);
     return 0;
   }
   static int jac_band(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                       N_Vector) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
     return s->copy_band(J, false) ? 0 : s->nonfinite(t);
   }
@@ -163,6 +174,7 @@ struct Solver::Impl {
   static int psetup(realtype t, N_Vector y, N_Vector, booleantype jok, booleantype* jcur, realtype gamma,
                     void* data) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     if (!jok) {
       auto z = view(y);
       s->pre.sample([&](const Vector& v, Vector& out) { s->dyn.jvp(t, z, s->th(), v, out, s->work); });
@@ -179,6 +191,7 @@ struct Solver::Impl {
   static int psetupB(realtype t, N_Vector y, N_Vector, N_Vector, booleantype jok, booleantype* jcur,
                      realtype gamma, void* data) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     if (!jok) {
       auto z = view(y);
       s->preB.sample([&](const Vector& v, Vector& out) { s->dyn.vjp(t, z, s->th(), v, out, s->empty, s->work); });
@@ -194,6 +207,7 @@ struct Solver::Impl {
   static int jac_bandB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                        N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
     return s->copy_band(JB, true) ? 0 : s->nonfinite(t);
   }
@@ -202,11 +216,23 @@ struct Solver::Impl {
     NV_Ith_S(qdot, 0) = s->rc->value(t, view(y), s->th(), s->rc_work);
     return std::isfinite(NV_Ith_S(qdot, 0)) ? 0 : s->nonfinite(t);
   }
+  // A VJP at (t, y), reusing the forward pass of the previous one when it was at the same point.
+  void vjp_at(double t, N_Vector y, ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta) {
+    auto z = view(y);
+    if (point_valid && t == point_t && z == point_y) {
+      dyn.vjp_again(t, z, th(), a, a_dfdz, a_dfdtheta, work);
+      return;
+    }
+    dyn.vjp(t, z, th(), a, a_dfdz, a_dfdtheta, work);
+    point_t = t;
+    point_y = z;
+    point_valid = true;
+  }
   static int fB(realtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void* data) {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
     auto out = view(yBdot);
-    s->dyn.vjp(t, view(y), s->th(), view(yB), out, s->empty, s->work);
+    s->vjp_at(t, y, view(yB), out, s->empty);
     if (s->rc) {
       s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
       out += s->scratch_n;
@@ -218,7 +244,7 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
     auto out = view(qBdot);
-    s->dyn.vjp(t, view(y), s->th(), view(yB), s->scratch_n, out, s->work);
+    s->vjp_at(t, y, view(yB), s->scratch_n, out);
     if (s->rc) {
       s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
       out += s->scratch_p;
@@ -229,6 +255,7 @@ struct Solver::Impl {
   static int jacB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                   N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
+    s->point_valid = false;
     auto Jm = view(JB);
     s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
     Jm.transposeInPlace();
@@ -240,7 +267,7 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
     auto out = view(Jv);
-    s->dyn.vjp(t, view(y), s->th(), view(v), out, s->empty, s->work);
+    s->vjp_at(t, y, view(v), out, s->empty);
     out = -out;
     return 0;
   }
@@ -276,6 +303,7 @@ struct Solver::Impl {
     rc = cost;
     if (rc && rc_work.size() < rc->workspace_size()) rc_work.setZero(rc->workspace_size());
     nonfinite_t = NAN;
+    point_valid = false;  // theta may have changed in place
     last_message.clear();
     n_rhs = n_vjp = 0;
   }
