@@ -84,5 +84,29 @@ BOOST_AUTO_TEST_CASE(cvnode_fit_plot_eval_of_a_stiff_config) {
   const std::string ev = read_all(dir + "/eval.txt");
   BOOST_TEST(erc == 0, ev);
   BOOST_TEST(ev.find("(0 failed)") != std::string::npos, ev);
+
+  // The solver comparison of docs/stiff.md: Adams (fixed point) under a small step budget gives
+  // up on this stiff problem, and eval says where and why (text and JSON line); BDF does not.
+  const std::string jl = dir + "/methods.jsonl";
+  const int arc = run(cli + " eval " + out + "/best.h5 --split all --threads 1 --tolerances 1e-6 --json " + jl +
+                      " --set solver.method=adams --set solver.max_steps=300 > " + dir + "/adams.txt 2>&1");
+  const std::string at = read_all(dir + "/adams.txt");
+  BOOST_TEST(arc == 0, at);
+  BOOST_TEST(at.find("adams (fixed_point)") != std::string::npos, at);
+  BOOST_TEST(at.find("8 of 8 series gave up (CV_TOO_MUCH_WORK") != std::string::npos, at);
+  const int brc = run(cli + " eval " + out + "/best.h5 --split all --threads 1 --tolerances 1e-6 --json " + jl +
+                      " > " + dir + "/bdf.txt 2>&1");
+  BOOST_TEST(brc == 0, read_all(dir + "/bdf.txt"));
+  std::ifstream jf(jl);
+  std::string adams_line, bdf_line;
+  std::getline(jf, adams_line);
+  std::getline(jf, bdf_line);
+  BOOST_TEST(adams_line.find("\"method\":\"adams\"") != std::string::npos, adams_line);
+  BOOST_TEST(adams_line.find("\"failures\":8") != std::string::npos, adams_line);
+  BOOST_TEST(adams_line.find("\"flag_name\":\"CV_TOO_MUCH_WORK\"") != std::string::npos, adams_line);
+  BOOST_TEST(adams_line.find("\"t_reached\":") != std::string::npos, adams_line);
+  BOOST_TEST(bdf_line.find("\"method\":\"bdf\"") != std::string::npos, bdf_line);
+  BOOST_TEST(bdf_line.find("\"failures\":0") != std::string::npos, bdf_line);
+  BOOST_TEST(bdf_line.find("\"max_rel_err_vs_ref\":") != std::string::npos, bdf_line);
   fs::remove_all(dir);
 }

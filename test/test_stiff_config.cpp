@@ -80,6 +80,10 @@ log_time = true
                                  "preconditioner = \"block_jacobi\"\n[loss]\nscale = \"max\"\n", "g.toml");
   BOOST_TEST((g.train.solver.preconditioner == Preconditioner::BlockJacobi));
   BOOST_TEST(g.loss_scale == "max");
+  // Adams with Newton iteration (docs/stiff.md compares it with BDF and fixed-point Adams).
+  const Config n = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nnonlinear_solver = \"newton\"\n", "n.toml");
+  BOOST_TEST((n.train.solver.nonlinear_solver == NonlinearSolver::Newton));
+  BOOST_TEST(Config::parse(n.to_toml(), "printed").to_toml() == n.to_toml());
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_key) {
@@ -98,6 +102,10 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
   BOOST_TEST(has(e, "physics.output_matrix"), e);
   e = error_of("[solver]\nlinear_solver = \"lu\"\n");
   BOOST_TEST(has(e, "solver.linear_solver"), e);
+  e = error_of("[solver]\nnonlinear_solver = \"picard\"\n");
+  BOOST_TEST(has(e, "solver.nonlinear_solver"), e);
+  e = error_of("[solver]\nmethod = \"bdf\"\nnonlinear_solver = \"fixed_point\"\n");
+  BOOST_TEST(has(e, "fixed"), e);
   e = error_of("[solver]\npreconditioner = \"ilu\"\n");
   BOOST_TEST(has(e, "solver.preconditioner"), e);
   e = error_of("[solver]\natol_vector = 1e-8\n");
