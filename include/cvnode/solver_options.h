@@ -52,6 +52,11 @@ struct SolverOptions {
   double rtol = 1e-6;
   double atol = 1e-8;      // scalar absolute tolerance, used when atol_vector is empty
   Vector atol_vector;      // per-component absolute tolerance (state_size), optional
+  // Per-component sign constraints on the forward solution (state_size), CVODES' convention:
+  // 0 free, 1 >= 0, 2 > 0, -1 <= 0, -2 < 0. CVODES rejects and retries a step that would break
+  // one, so species concentrations stay non-negative instead of undershooting below zero (where
+  // mass-action kinetics can blow up). Empty: none.
+  Vector constraints;
   // Absolute tolerance of the adjoint a = dLoss/dz; < 0 means "same as atol" (scalar).
   double adjoint_atol = -1;
   // Whether the theta-gradient quadrature enters the backward error test. Measured with a plain

@@ -294,6 +294,7 @@ const std::vector<Entry>& entries() {
       num("solver.rtol", [](Config& c) -> double& { return c.train.solver.rtol; }),
       num("solver.atol", [](Config& c) -> double& { return c.train.solver.atol; }),
       eigen_vector("solver.atol_vector", [](Config& c) -> Vector& { return c.train.solver.atol_vector; }),
+      eigen_vector("solver.constraints", [](Config& c) -> Vector& { return c.train.solver.constraints; }),
       num("solver.adjoint_atol", [](Config& c) -> double& { return c.train.solver.adjoint_atol; }),
       integer("solver.band_upper", [](Config& c) -> int& { return c.train.solver.band_upper; }),
       integer("solver.band_lower", [](Config& c) -> int& { return c.train.solver.band_lower; }),

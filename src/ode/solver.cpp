@@ -34,7 +34,7 @@ struct Solver::Impl {
   int n, P;
 
   detail::Context ctx;
-  detail::NVectorPtr y, yB, qB, q, atolv;
+  detail::NVectorPtr y, yB, qB, q, atolv, cons;
   detail::MatrixPtr A, AB;
   detail::LinSolPtr LS, LSB;
   detail::NonlinSolPtr NLS, NLSB;
@@ -82,6 +82,11 @@ struct Solver::Impl {
       check(CVodeSStolerances(mem.get(), opt.rtol, opt.atol), "CVodeSStolerances");
     }
     check(CVodeSetMaxNumSteps(mem.get(), opt.max_steps), "CVodeSetMaxNumSteps");
+    if (opt.constraints.size() > 0) {
+      cons = detail::make_vector(n, ctx);
+      view(cons.get()) = opt.constraints;
+      check(CVodeSetConstraints(mem.get(), cons.get()), "CVodeSetConstraints");
+    }
     if (opt.initial_step > 0) check(CVodeSetInitStep(mem.get(), opt.initial_step), "CVodeSetInitStep");
     if (opt.max_step > 0) check(CVodeSetMaxStep(mem.get(), opt.max_step), "CVodeSetMaxStep");
     if (opt.min_step > 0) check(CVodeSetMinStep(mem.get(), opt.min_step), "CVodeSetMinStep");

@@ -30,6 +30,17 @@ std::string SolverOptions::validate(int state_size) const {
       if (!(atol_vector[i] >= 0) || !std::isfinite(atol_vector[i]))
         return bad("atol_vector", "[" + std::to_string(i) + "] = " + num(atol_vector[i]), "must be finite and >= 0");
   }
+  if (constraints.size() > 0) {
+    if (state_size > 0 && constraints.size() != state_size)
+      return "solver option constraints has " + std::to_string(constraints.size()) +
+             " entries but the state has " + std::to_string(state_size);
+    for (Eigen::Index i = 0; i < constraints.size(); ++i) {
+      const double c = constraints[i];
+      if (c != 0 && c != 1 && c != 2 && c != -1 && c != -2)
+        return bad("constraints", "[" + std::to_string(i) + "] = " + num(c),
+                   "must be 0 (free), 1 (>= 0), 2 (> 0), -1 (<= 0) or -2 (< 0)");
+    }
+  }
   if (atol == 0 && atol_vector.size() == 0)
     return bad("atol", "0", "leaves components near zero without any tolerance; give atol > 0");
   if (std::isnan(adjoint_atol) || adjoint_atol == 0)
