@@ -9,7 +9,11 @@ from collections import defaultdict
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 curves = defaultdict(list)
 for r in rows:
-    curves[(r["problem"], f'{r["method"]} {r.get("mode", "per-series")}')].append((r["ms_min"], r["grad_rel_err"]))
+    if r.get("grad_rel_err") is None:
+        continue
+    atol = "atol=rtol" if r["atol"] == r["rtol"] else f'atol={r["atol"]:g}'
+    label = f'{r["method"]} {r.get("linear_solver", "dense") if r["method"] == "bdf" else ""} {r.get("mode", "per-series")} {atol}'
+    curves[(r["problem"], " ".join(label.split()))].append((r["ms_min"], r["grad_rel_err"]))
 # The peer (torchdiffeq, float64, one thread, dopri5), from ../shared/bench/README.md and
 # issue 6: (ms per gradient, grad_rel_err) where both are stated.
 PEER = {"B1": [(60.0, 3e-7, "torchdiffeq adjoint"), (11.0, 1.3e-5, "torchdiffeq backprop")],

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark suite: every problem of ../shared/bench at the tolerances of issue 6, Adams and
-# BDF where they apply, per-series and stacked; one JSON line per configuration into
-# bench/results/results.jsonl, and a work-precision plot (gradient error against milliseconds
-# per gradient) as bench/results/work_precision.png.
-#   bench/run.sh [BUILD_DIR] [REPEATS]
+# BDF where they apply, per-series and stacked, with the two absolute tolerances that matter
+# (atol = rtol, and atol = 1e-10 which lets rtol alone govern); one JSON line per configuration
+# into bench/results/results.jsonl and a work-precision plot (gradient error against ms per
+# gradient, peer points included) in bench/results/work_precision.png. Then the thread scaling,
+# the adjoint settings (checkpoint interval, interpolation, quadrature error control) and peak
+# memory against the horizon, into threads.jsonl, settings.jsonl and memory.jsonl.
+#   bench/run.sh [BUILD_DIR] [REPEATS]        (~15 minutes on 2 cores)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../build}"
@@ -11,17 +14,52 @@ repeats="${2:-5}"
 shared="$here/../../shared/bench"
 out="$here/results"
 mkdir -p "$out"
+bench() { "$build/apps/cvnode" bench "$@" --json; }
+main() { bench "$@" --repeats "$repeats" | tee -a "$out/results.jsonl"; }
+
+# ---- work-precision: every problem ----
 : > "$out/results.jsonl"
-run() { "$build/apps/cvnode" bench "$@" --repeats "$repeats" --json | tee -a "$out/results.jsonl"; }
 for r in 1e-3 1e-5 1e-7 1e-9; do
-  for p in B1 B1L; do
-    for mode in per-series stacked; do run "$shared/$p.h5" --method adams --rtol $r --atol $r --mode $mode; done
+  for a in $r 1e-10; do
+    main "$shared/B1.h5" --method adams --rtol $r --atol $a --mode stacked
+    main "$shared/B1.h5" --method adams --rtol $r --atol $a --mode per-series
+    main "$shared/B1L.h5" --method adams --rtol $r --atol $a
   done
 done
-for r in 1e-4 1e-6 1e-8; do run "$shared/B2.h5" --method adams --rtol $r --atol $r --mode stacked --stack-size 128; done
 for r in 1e-4 1e-6 1e-8; do
-  run "$shared/B3.h5" --method bdf --rtol $r --atol $r
-  run "$shared/B3.h5" --method adams --rtol $r --atol $r
+  main "$shared/B2.h5" --method adams --rtol $r --atol $r --mode stacked --stack-size 128
 done
+main "$shared/B2.h5" --method adams --rtol 1e-6 --atol 1e-9 --mode stacked --stack-size 128
+for r in 1e-4 1e-6 1e-8; do main "$shared/B3.h5" --method bdf --rtol $r --atol 1e-8; done
+main "$shared/B3.h5" --method bdf --rtol 1e-6 --atol 1e-8 --linear-solver gmres
+# Adams (the non-stiff method, standing in for explicit ones) on the stiff B3: one run each.
+for r in 1e-4 1e-6; do bench "$shared/B3.h5" --method adams --rtol $r --atol 1e-8 --repeats 1 | tee -a "$out/results.jsonl"; done
+
+# ---- threads: many trajectories per series (B1 per series, 20 series) and B2 (two stacks) ----
+: > "$out/threads.jsonl"
+for t in 1 2; do
+  bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode per-series --threads $t --repeats 20 | tee -a "$out/threads.jsonl"
+  bench "$shared/B2.h5" --rtol 1e-6 --atol 1e-6 --mode stacked --stack-size 64 --threads $t --repeats 3 | tee -a "$out/threads.jsonl"
+done
+
+# ---- adjoint settings, chosen by measurement ----
+: > "$out/settings.jsonl"
+for p in B1L; do
+  for c in 10 100 1000; do bench "$shared/$p.h5" --rtol 1e-7 --atol 1e-10 --checkpoint-steps $c --repeats "$repeats" | tee -a "$out/settings.jsonl"; done
+  bench "$shared/$p.h5" --rtol 1e-7 --atol 1e-10 --polynomial --repeats "$repeats" | tee -a "$out/settings.jsonl"
+  for r in 1e-5 1e-7 1e-9; do
+    bench "$shared/$p.h5" --rtol $r --atol 1e-10 --no-quad-errcon --repeats "$repeats" | tee -a "$out/settings.jsonl"
+  done
+done
+for c in 10 100 1000; do
+  bench "$shared/B2.h5" --rtol 1e-6 --atol 1e-6 --mode stacked --stack-size 128 --checkpoint-steps $c --repeats 2 | tee -a "$out/settings.jsonl"
+done
+
+# ---- memory against the horizon (B1L's observation span x1, x10, x100) ----
+: > "$out/memory.jsonl"
+for k in 1 10 100; do
+  bench "$shared/B1L.h5" --rtol 1e-7 --atol 1e-10 --horizon-scale $k --repeats 1 | tee -a "$out/memory.jsonl"
+done
+
 python3 "$here/plot.py" "$out/results.jsonl" "$out/work_precision.png"
-echo "bench: results in $out/results.jsonl, plot in $out/work_precision.png"
+echo "bench: results in $out/ (results.jsonl, threads.jsonl, settings.jsonl, memory.jsonl), plot in $out/work_precision.png"
