@@ -56,8 +56,7 @@ struct TrainOptions {
   // How a minibatch is solved: per series, or stack_size series at a time as one ODE with
   // matrix-matrix network evaluations (needs a shared t0; windows of an autonomous model are
   // shifted to start at t = 0), or auto (stacked where it pays). The stack size is fixed, so the
-  // work units do not depend on the thread count (stacked results currently still differ in the
-  // last bits between thread counts: BatchSolver's per-thread stacked solvers keep state).
+  // work units, and the results' bits, do not depend on the thread count.
   BatchMode batch_mode = BatchMode::PerSeries;
   int stack_size = 32;
   std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)
@@ -160,6 +159,9 @@ class Trainer {
   const TrainState& state() const { return st_; }
   // Continue from a checkpointed state (checked against the model's sizes).
   void restore(const TrainState& state);
+  // The last epoch before the current curriculum phase (0 = none): the first
+  // schedule.phase_warmup_epochs epochs after it get the linear warm-up from lr/10.
+  void set_phase_start(int epoch) { phase_start_ = epoch; }
   // Trains until settings.run.epochs, early stopping, or `stop_after_epoch` (> 0) is reached.
   void run(int stop_after_epoch = 0);
   bool finished() const;
@@ -183,6 +185,7 @@ class Trainer {
   std::unique_ptr<RunningCost> running_cost_;
   Optimizer opt_;
   Schedule sched_;
+  int phase_start_ = 0;
 
   void emit(const std::string& line) const;
   void run_epoch(int epoch, EpochMetrics& m);

@@ -45,13 +45,19 @@ struct Solver::Impl {
   const RunningCost* rc = nullptr;
   Vector work, rc_work, scratch_n, scratch_p;
   Vector empty;  // size 0: "no parameter part" for vjp
-  Matrix dense_J;  // band solver: the Jacobian before its band is copied out
+  Matrix dense_J;  // the Jacobian before it (dense) or its band (band) is copied out
   detail::BlockJacobi pre, preB;  // block-Jacobi preconditioners, forward and backward
 
   // The point (t, y) whose forward pass the dynamics left in `work`, for vjp_again: set by the
   // backward callbacks, cleared by every other use of `work` and at every call (theta changes).
   double point_t = NAN;
   Vector point_y;
+  // Aligned staging buffers. CVODES' vectors and matrices come from malloc: 16-byte aligned, at
+  // addresses that depend on the heap of the thread that built the solver. Eigen's vectorized
+  // kernels take different paths (FMA packets or a scalar peel) by an operand's alignment, so
+  // computing in place changed the last bits of a stacked gradient with the thread count. Every
+  // callback copies its inputs into, and computes its outputs in, these fixed-alignment buffers.
+  Vector in_y, in_v, out_n, out_p;
   bool point_valid = false;
 
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
@@ -65,6 +71,10 @@ struct Solver::Impl {
     opt.check(n);
     work.setZero(dyn.workspace_size());
     point_y.setZero(n);
+    in_y.setZero(n);
+    in_v.setZero(n);
+    out_n.setZero(n);
+    out_p.setZero(P);
     scratch_n.setZero(n);
     scratch_p.setZero(P);
     y = detail::make_vector(n, ctx);
@@ -95,6 +105,7 @@ struct Solver::Impl {
       NLS.reset(SUNNonlinSol_FixedPoint(y.get(), 0, ctx));
       check(CVodeSetNonlinearSolver(mem.get(), NLS.get()), "CVodeSetNonlinearSolver");
     } else if (opt.linear_solver == LinearSolver::Dense) {
+      dense_J.setZero(n, n);
       A.reset(SUNDenseMatrix(n, n, ctx));
       LS.reset(SUNLinSol_Dense(y.get(), A.get(), ctx));
       check(CVodeSetLinearSolver(mem.get(), LS.get(), A.get()), "CVodeSetLinearSolver");
@@ -138,34 +149,41 @@ struct Solver::Impl {
     return -1;
   }
   bool poisoned() const { return !std::isnan(nonfinite_t); }
+  // Inputs are copied into, and outputs computed in, the aligned staging buffers (see in_y).
+  ConstVectorRef stage_y(N_Vector y) {
+    in_y = view(y);
+    return in_y;
+  }
   static int f(realtype t, N_Vector y, N_Vector ydot, void* data) {
     auto* s = static_cast<Impl*>(data);
     if (s->poisoned()) return -1;
     ++s->n_rhs;
     s->point_valid = false;
-    auto out = view(ydot);
-    s->dyn.rhs(t, view(y), s->th(), out, s->work);
-    return out.allFinite() ? 0 : s->nonfinite(t);
+    s->dyn.rhs(t, s->stage_y(y), s->th(), s->out_n, s->work);
+    view(ydot) = s->out_n;
+    return s->out_n.allFinite() ? 0 : s->nonfinite(t);
   }
   static int jac(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                  N_Vector) {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
-    auto Jm = view(J);
-    s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
-    return Jm.allFinite() ? 0 : s->nonfinite(t);
+    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    view(J) = s->dense_J;
+    return s->dense_J.allFinite() ? 0 : s->nonfinite(t);
   }
   static int jtv(N_Vector v, N_Vector Jv, realtype t, N_Vector y, N_Vector, void* data, N_Vector) {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
-    s->dyn.jvp(t, view(y), s->th(), view(v), view(Jv), s->work);
+    s->in_v = view(v);
+    s->dyn.jvp(t, s->stage_y(y), s->th(), s->in_v, s->out_n, s->work);
+    view(Jv) = s->out_n;
     return 0;
   }
   static int jac_band(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                       N_Vector) {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
-    s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
+    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
     return s->copy_band(J, false) ? 0 : s->nonfinite(t);
   }
   // Copies the band of dense_J (or of -dense_J^T for the backward problem) into J.
@@ -181,14 +199,17 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
     if (!jok) {
-      auto z = view(y);
+      auto z = s->stage_y(y);
       s->pre.sample([&](const Vector& v, Vector& out) { s->dyn.jvp(t, z, s->th(), v, out, s->work); });
     }
     *jcur = jok ? SUNFALSE : SUNTRUE;
     return s->pre.factor(gamma, -1.0) ? 0 : 1;  // singular block: recoverable, CVODES retries
   }
   static int psolve(realtype, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int, void* data) {
-    static_cast<Impl*>(data)->pre.solve(N_VGetArrayPointer(r), N_VGetArrayPointer(z));
+    auto* s = static_cast<Impl*>(data);
+    s->in_v = view(r);
+    s->pre.solve(s->in_v.data(), s->out_n.data());
+    view(z) = s->out_n;
     return 0;
   }
   // Backward: the Jacobian of the adjoint is -J^T, so P_B = I + gamma_B J^T (blocks of J^T
@@ -198,7 +219,7 @@ struct Solver::Impl {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
     if (!jok) {
-      auto z = view(y);
+      auto z = s->stage_y(y);
       s->preB.sample([&](const Vector& v, Vector& out) { s->dyn.vjp(t, z, s->th(), v, out, s->empty, s->work); });
     }
     *jcur = jok ? SUNFALSE : SUNTRUE;
@@ -206,74 +227,75 @@ struct Solver::Impl {
   }
   static int psolveB(realtype, N_Vector, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int,
                      void* data) {
-    static_cast<Impl*>(data)->preB.solve(N_VGetArrayPointer(r), N_VGetArrayPointer(z));
+    auto* s = static_cast<Impl*>(data);
+    s->in_v = view(r);
+    s->preB.solve(s->in_v.data(), s->out_n.data());
+    view(z) = s->out_n;
     return 0;
   }
   static int jac_bandB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                        N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
-    s->dyn.jacobian(t, view(y), s->th(), s->dense_J, s->work);
+    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
     return s->copy_band(JB, true) ? 0 : s->nonfinite(t);
   }
   static int fq(realtype t, N_Vector y, N_Vector qdot, void* data) {
     auto* s = static_cast<Impl*>(data);
-    NV_Ith_S(qdot, 0) = s->rc->value(t, view(y), s->th(), s->rc_work);
+    NV_Ith_S(qdot, 0) = s->rc->value(t, s->stage_y(y), s->th(), s->rc_work);
     return std::isfinite(NV_Ith_S(qdot, 0)) ? 0 : s->nonfinite(t);
   }
-  // A VJP at (t, y), reusing the forward pass of the previous one when it was at the same point.
-  void vjp_at(double t, N_Vector y, ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta) {
-    auto z = view(y);
-    if (point_valid && t == point_t && z == point_y) {
-      dyn.vjp_again(t, z, th(), a, a_dfdz, a_dfdtheta, work);
+  // A VJP at (t, y) with a = `a` into out_n (and out_p when want_theta), reusing the forward pass
+  // of the previous one when it was at the same point. Leaves y staged in in_y.
+  void vjp_at(double t, N_Vector y, N_Vector a, bool want_theta) {
+    stage_y(y);
+    in_v = view(a);
+    VectorRef dtheta = want_theta ? VectorRef(out_p) : VectorRef(empty);
+    if (point_valid && t == point_t && in_y == point_y) {
+      dyn.vjp_again(t, in_y, th(), in_v, out_n, dtheta, work);
       return;
     }
-    dyn.vjp(t, z, th(), a, a_dfdz, a_dfdtheta, work);
+    dyn.vjp(t, in_y, th(), in_v, out_n, dtheta, work);
     point_t = t;
-    point_y = z;
+    point_y = in_y;
     point_valid = true;
   }
   static int fB(realtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void* data) {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
-    auto out = view(yBdot);
-    s->vjp_at(t, y, view(yB), out, s->empty);
+    s->vjp_at(t, y, yB, false);
     if (s->rc) {
-      s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
-      out += s->scratch_n;
+      s->rc->gradient(t, s->in_y, s->th(), s->scratch_n, s->scratch_p, s->rc_work);
+      s->out_n += s->scratch_n;
     }
-    out = -out;
-    return out.allFinite() ? 0 : s->nonfinite(t);
+    view(yBdot) = -s->out_n;
+    return s->out_n.allFinite() ? 0 : s->nonfinite(t);
   }
   static int fQB(realtype t, N_Vector y, N_Vector yB, N_Vector qBdot, void* data) {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
-    auto out = view(qBdot);
-    s->vjp_at(t, y, view(yB), s->scratch_n, out);
+    s->vjp_at(t, y, yB, true);
     if (s->rc) {
-      s->rc->gradient(t, view(y), s->th(), s->scratch_n, s->scratch_p, s->rc_work);
-      out += s->scratch_p;
+      s->rc->gradient(t, s->in_y, s->th(), s->scratch_n, s->scratch_p, s->rc_work);
+      s->out_p += s->scratch_p;
     }
-    out = -out;
-    return out.allFinite() ? 0 : s->nonfinite(t);
+    view(qBdot).head(s->P) = -s->out_p;
+    return s->out_p.allFinite() ? 0 : s->nonfinite(t);
   }
   static int jacB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                   N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
     s->point_valid = false;
-    auto Jm = view(JB);
-    s->dyn.jacobian(t, view(y), s->th(), Jm, s->work);
-    Jm.transposeInPlace();
-    Jm = -Jm;
-    return Jm.allFinite() ? 0 : s->nonfinite(t);
+    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    view(JB) = -s->dense_J.transpose();
+    return s->dense_J.allFinite() ? 0 : s->nonfinite(t);
   }
   static int jtvB(N_Vector v, N_Vector Jv, realtype t, N_Vector y, N_Vector, N_Vector, void* data,
                   N_Vector) {
     auto* s = static_cast<Impl*>(data);
     ++s->n_vjp;
-    auto out = view(Jv);
-    s->vjp_at(t, y, view(v), out, s->empty);
-    out = -out;
+    s->vjp_at(t, y, v, false);
+    view(Jv) = -s->out_n;
     return 0;
   }
 
