@@ -8,46 +8,23 @@
 
 #include "cvnode/cvnode.h"
 #include "cvnode/trainer.h"
+#include "linear_system.h"
 
 using namespace cvnode;
+using cvnode::test::true_A;
 
 namespace {
 
-Matrix true_A() {
-  Matrix A(2, 2);
-  A << -0.1, 2.0, -2.0, -0.1;
-  return A;
-}
 Matrix true_M() {
   Matrix M(2, 2);
   M << 1.0, 0.5, -0.3, 0.8;
   return M;
 }
 
-// Series with z(0) stored (Trajectory::z0) and measurements y = M z(t) at irregular times.
+// The damped rotation's series (z0 stored) measured through M: y = M z(t).
 std::vector<Trajectory> mixed_data(int series, int times) {
-  MlpSpec spec;
-  spec.layers = {2, 2};
-  spec.activation = Activation::Identity;
-  const Mlp truth(spec);
-  Vector theta = Vector::Zero(truth.param_size());
-  for (int r = 0; r < 2; ++r)
-    for (int c = 0; c < 2; ++c) theta[truth.weight_offset(0) + 2 * r + c] = true_A()(r, c);
-  SolverOptions tight;
-  tight.rtol = 1e-12;
-  tight.atol = 1e-14;
-  Solver solver(truth, tight);
-  std::vector<Trajectory> out;
-  for (int s = 0; s < series; ++s) {
-    Trajectory tr;
-    const double ang = 2 * M_PI * s / series;
-    tr.z0 = Vector(2);
-    tr.z0 << (1.0 + 0.1 * s) * std::cos(ang), (1.0 + 0.1 * s) * std::sin(ang);
-    tr.times = Vector::LinSpaced(times, 0.1, 3.0);
-    for (int k = 1; k + 1 < times; ++k) tr.times[k] += 0.05 * std::sin(3.0 * k + s);  // irregular
-    tr.values = solver.solve(theta, 0.0, tr.z0, tr.times).states * true_M().transpose();
-    out.push_back(tr);
-  }
+  std::vector<Trajectory> out = test::linear_data(series, times, 1);
+  for (auto& tr : out) tr.values = tr.values * true_M().transpose();
   return out;
 }
 
