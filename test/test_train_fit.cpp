@@ -207,3 +207,58 @@ BOOST_AUTO_TEST_CASE(window_curriculum_resumes_bit_identically) {
   // Windowed epochs see more, shorter trajectories: fewer forward evaluations per trajectory.
   BOOST_TEST(full.state.history[1].nfe_forward < full.state.history[2].nfe_forward);
 }
+
+BOOST_AUTO_TEST_CASE(growing_windows_with_reset_and_warmup) {
+  // Windows of 3 for epoch 1, windows of 6 for epochs 2-3, whole series for 4-5; fresh Adam
+  // moments and a 2-epoch warm-up after each switch. Stopping at every epoch (also exactly at a
+  // switch, where the checkpoint predates the reset) and resuming gives the uninterrupted bits.
+  const Config c = Config::parse(config_text(dataset(), 2), "stages",
+                                 {"data.window=3", "data.window_epochs=1", "data.window_stages=[6]",
+                                  "data.window_stage_epochs=[3]", "run.epochs=5",
+                                  "model.initial_state=given", "optimizer.reset_at_phase=true",
+                                  "schedule.phase_warmup_epochs=2"});
+  BOOST_TEST(Config::parse(c.to_toml(), "again").to_toml() == c.to_toml());
+  const FitResult full = fit(c, temp_dir("stages_full"));
+  BOOST_TEST_REQUIRE(full.state.history.size() == 5u);
+  const auto& h = full.state.history;
+  for (const auto& m : h) BOOST_TEST(std::isfinite(m.train_loss));
+  // Longer trajectories in each phase: more forward evaluations per trajectory.
+  BOOST_TEST(h[0].nfe_forward < h[1].nfe_forward);
+  BOOST_TEST(h[2].nfe_forward < h[3].nfe_forward);
+  // The warm-up after the switches at epochs 1 and 3: lr/10, then lr * 0.55, then the schedule.
+  const Schedule sched(c.train.schedule, c.train.optimizer.lr, c.train.run.epochs);
+  BOOST_TEST(h[0].lr == sched.lr(1));
+  BOOST_TEST(h[1].lr == sched.lr(2) * 0.1);
+  BOOST_TEST(h[2].lr == sched.lr(3) * (0.1 + 0.9 * 1.0 / 2));
+  BOOST_TEST(h[3].lr == sched.lr(4) * 0.1);
+  BOOST_TEST(h[4].lr == sched.lr(5) * (0.1 + 0.9 * 1.0 / 2));
+  for (int stop : {1, 2, 3, 4}) {
+    BOOST_TEST_CONTEXT("stop after epoch " << stop) {
+      const std::string dir = temp_dir("stages_" + std::to_string(stop));
+      fit(c, dir, stop);
+      const FitResult rest = fit(c, dir, 0, dir + "/latest.h5");
+      expect_identical(full.state, rest.state);
+    }
+  }
+  // Without the reset the moments carry over: a different run.
+  Config keep = c;
+  keep.train.optimizer.reset_at_phase = false;
+  const FitResult kept = fit(keep, temp_dir("stages_keep"));
+  BOOST_TEST(kept.state.history[0].train_loss == h[0].train_loss);
+  BOOST_TEST(kept.state.history[1].train_loss != h[1].train_loss);
+
+  // Stages must grow and end after the previous phase; one last epoch per stage.
+  auto message = [](std::vector<std::string> ov) -> std::string {
+    try {
+      Config::parse("[data]\nfile = \"x.h5\"\nwindow = 5\nwindow_epochs = 10\n", "my.toml", ov);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  BOOST_TEST(message({"data.window_stages=[10]", "data.window_stage_epochs=[20]"}).empty());
+  BOOST_TEST(message({"data.window_stages=[10]"}).find("data.window_stage_epochs") != std::string::npos);
+  BOOST_TEST(message({"data.window_stages=[4]", "data.window_stage_epochs=[20]"}).find("data.window_stages[0]") != std::string::npos);
+  BOOST_TEST(message({"data.window_stages=[10]", "data.window_stage_epochs=[10]"}).find("data.window_stage_epochs[0]") != std::string::npos);
+  BOOST_TEST(message({"schedule.phase_warmup_epochs=-1"}).find("schedule.phase_warmup_epochs") != std::string::npos);
+}

@@ -35,6 +35,12 @@ struct DataOptions {
   // windows learn the vector field cheaply, whole series then correct the long-horizon phase).
   // 0 = windows for the whole run. Not with model.initial_state = learned (one z0 per window).
   int window_epochs = 0;
+  // Growing windows: after window_epochs, train on windows of window_stages[i] observations until
+  // epoch window_stage_epochs[i] (both increasing), then on whole series. Empty = straight to
+  // whole series. Longer windows carry more phase information than the first short ones while
+  // keeping the gradient better conditioned than whole series.
+  std::vector<int> window_stages;
+  std::vector<int> window_stage_epochs;
 
   std::string validate() const;
 };

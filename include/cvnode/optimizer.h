@@ -27,6 +27,11 @@ struct OptimizerOptions {
   double weight_decay = 0;
   // Rescale the gradient to this Euclidean norm when it is larger (0 = no clipping).
   double clip_norm = 0;
+  // At each switch of a window curriculum (data.window_epochs, data.window_stages): start the
+  // optimizer's moments afresh. Adam's second moments from short windows are far smaller than
+  // the gradients of longer windows or whole series, so the first steps after a switch would be
+  // many times the learning rate.
+  bool reset_at_phase = false;
 
   std::string validate() const;  // empty when valid
 };

@@ -18,6 +18,9 @@ struct ScheduleOptions {
   double gamma = 0.5;         // step: factor
   double min_lr = 0;          // cosine: floor reached at the last epoch; all kinds: lower bound
   int warmup_epochs = 0;      // linear warm-up from lr/10 over these first epochs (0 = none)
+  // The same warm-up over the first epochs after each switch of a window curriculum (0 = none);
+  // the Trainer applies it (Trainer::set_phase_start).
+  int phase_warmup_epochs = 0;
   int plateau_patience = 10;  // plateau: validations without improvement before reducing
   double plateau_factor = 0.5;
   double plateau_threshold = 1e-4;  // relative improvement that counts

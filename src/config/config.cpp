@@ -239,6 +239,8 @@ const std::vector<Entry>& entries() {
       integer("data.max_series", [](Config& c) -> int& { return c.data.max_series; }),
       integer("data.window", [](Config& c) -> int& { return c.data.window; }),
       integer("data.window_epochs", [](Config& c) -> int& { return c.data.window_epochs; }),
+      ints("data.window_stages", [](Config& c) -> std::vector<int>& { return c.data.window_stages; }),
+      ints("data.window_stage_epochs", [](Config& c) -> std::vector<int>& { return c.data.window_stage_epochs; }),
 
       {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
        [](const Config& c) { return list_str(c.model.hidden); }},
@@ -337,6 +339,7 @@ const std::vector<Entry>& entries() {
       num("optimizer.eps", [](Config& c) -> double& { return c.train.optimizer.eps; }),
       num("optimizer.momentum", [](Config& c) -> double& { return c.train.optimizer.momentum; }),
       boolean("optimizer.nesterov", [](Config& c) -> bool& { return c.train.optimizer.nesterov; }),
+      boolean("optimizer.reset_at_phase", [](Config& c) -> bool& { return c.train.optimizer.reset_at_phase; }),
       num("optimizer.weight_decay", [](Config& c) -> double& { return c.train.optimizer.weight_decay; }),
       num("optimizer.clip_norm", [](Config& c) -> double& { return c.train.optimizer.clip_norm; }),
 
@@ -346,6 +349,7 @@ const std::vector<Entry>& entries() {
       num("schedule.gamma", [](Config& c) -> double& { return c.train.schedule.gamma; }),
       num("schedule.min_lr", [](Config& c) -> double& { return c.train.schedule.min_lr; }),
       integer("schedule.warmup_epochs", [](Config& c) -> int& { return c.train.schedule.warmup_epochs; }),
+      integer("schedule.phase_warmup_epochs", [](Config& c) -> int& { return c.train.schedule.phase_warmup_epochs; }),
       integer("schedule.plateau_patience", [](Config& c) -> int& { return c.train.schedule.plateau_patience; }),
       num("schedule.plateau_factor", [](Config& c) -> double& { return c.train.schedule.plateau_factor; }),
       num("schedule.plateau_threshold", [](Config& c) -> double& { return c.train.schedule.plateau_threshold; }),
@@ -444,6 +448,26 @@ std::string DataOptions::validate() const {
   else if (max_series < 0) o << "data.max_series = " << max_series << " must be >= 0 (0 = all)";
   else if (window < 0 || window == 1) o << "data.window = " << window << " must be 0 (whole series) or >= 2";
   else if (window_epochs < 0) o << "data.window_epochs = " << window_epochs << " must be >= 0";
+  else if (window_stages.size() != window_stage_epochs.size())
+    o << "data.window_stages has " << window_stages.size() << " entries, data.window_stage_epochs "
+      << window_stage_epochs.size() << ": give one last epoch per stage";
+  else if (!window_stages.empty() && (window < 2 || window_epochs < 1))
+    o << "data.window_stages needs data.window >= 2 and data.window_epochs >= 1 (the first stage)";
+  else {
+    int w = window, e = window_epochs;
+    for (std::size_t i = 0; i < window_stages.size(); ++i) {
+      if (window_stages[i] <= w) {
+        o << "data.window_stages[" << i << "] = " << window_stages[i] << " must be larger than the previous window " << w;
+        break;
+      }
+      if (window_stage_epochs[i] <= e) {
+        o << "data.window_stage_epochs[" << i << "] = " << window_stage_epochs[i] << " must be larger than the previous stage's last epoch " << e;
+        break;
+      }
+      w = window_stages[i];
+      e = window_stage_epochs[i];
+    }
+  }
   return o.str();
 }
 

@@ -269,14 +269,28 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
 
   const FitData data = load_fit_data(config);
   Model model(config.model, data.channels);
-  // The curriculum's second phase trains on whole series: same model, same parameter layout.
+  // The curriculum: windows of data.window observations until data.window_epochs, then windows
+  // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
+  // 0: to the end). Same model, same parameter layout in every phase.
+  struct Phase {
+    int window, until;
+  };
+  std::vector<Phase> phases;
   const bool curriculum = config.data.window >= 2 && config.data.window_epochs > 0;
-  FitData whole;
   if (curriculum) {
-    Config c = config;
-    c.data.window = 0;
-    whole = load_fit_data(c);
+    phases.push_back({config.data.window, config.data.window_epochs});
+    for (std::size_t i = 0; i < config.data.window_stages.size(); ++i)
+      phases.push_back({config.data.window_stages[i], config.data.window_stage_epochs[i]});
+    phases.push_back({0, 0});
+  } else {
+    phases.push_back({config.data.window, 0});
   }
+  auto phase_data = [&](std::size_t p) {
+    if (p == 0) return data;
+    Config c = config;
+    c.data.window = phases[p].window;
+    return load_fit_data(c);
+  };
   auto quiet_log = std::function<void(const std::string&)>([](const std::string&) {});
   auto make = [&](const FitData& d) {
     auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, d.val, d.val_ids, config.train);
@@ -309,27 +323,49 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     if (!options.quiet)
       log("resumed from " + options.resume + " after epoch " + std::to_string(ck.epoch));
   }
-  const bool windows_phase = !curriculum || !resumed || resumed_state.epoch < config.data.window_epochs;
-  std::unique_ptr<Trainer> trainer = make(windows_phase ? data : whole);
+  // At a switch: fresh optimizer moments (and the rollback target's), see
+  // OptimizerOptions::reset_at_phase.
+  auto enter_phase = [&](TrainState& s) {
+    if (!config.train.optimizer.reset_at_phase) return;
+    s.opt_m.setZero();
+    s.opt_v.setZero();
+    s.opt_steps = 0;
+    s.good_params = s.params;
+    s.good_m = s.opt_m;
+    s.good_v = s.opt_v;
+    s.good_opt_steps = 0;
+    s.bad_steps = 0;
+  };
+  // The phase a resumed run is in: the first one whose last epoch is still ahead. A checkpoint
+  // of a phase's last epoch was written before the switch, so the switch happens now.
+  std::size_t phase = 0;
+  if (resumed) {
+    while (phases[phase].until > 0 && resumed_state.epoch >= phases[phase].until) ++phase;
+    if (phase > 0 && resumed_state.epoch == phases[phase - 1].until) enter_phase(resumed_state);
+  }
+  std::unique_ptr<Trainer> trainer = make(phase_data(phase));
   if (resumed) trainer->restore(resumed_state);
-  if (curriculum && windows_phase) {
-    const int stop = options.stop_after_epoch > 0
-                         ? std::min(options.stop_after_epoch, config.data.window_epochs)
-                         : config.data.window_epochs;
+  if (phase > 0) trainer->set_phase_start(phases[phase - 1].until);
+  for (;;) {
+    int stop = phases[phase].until;
+    if (options.stop_after_epoch > 0) stop = stop > 0 ? std::min(stop, options.stop_after_epoch) : options.stop_after_epoch;
     trainer->run(stop);
     const bool interrupted = options.stop_after_epoch > 0 && trainer->state().epoch >= options.stop_after_epoch;
-    if (!trainer->finished() && !interrupted) {
-      if (!options.quiet)
-        log("curriculum: windows of " + std::to_string(config.data.window) +
-            " observations until epoch " + std::to_string(config.data.window_epochs) +
-            ", whole series from here on");
-      const TrainState s = trainer->state();
-      trainer = make(whole);
-      trainer->restore(s);
-      trainer->run(options.stop_after_epoch);
+    if (phases[phase].until == 0 || trainer->finished() || interrupted) break;
+    ++phase;
+    if (!options.quiet) {
+      const int w = phases[phase].window;
+      log("curriculum: epoch " + std::to_string(trainer->state().epoch) + " done, " +
+          (w >= 2 ? "windows of " + std::to_string(w) + " observations until epoch " +
+                        std::to_string(phases[phase].until)
+                  : std::string("whole series")) +
+          " from here on");
     }
-  } else {
-    trainer->run(options.stop_after_epoch);
+    TrainState s = trainer->state();
+    enter_phase(s);
+    trainer = make(phase_data(phase));
+    trainer->restore(s);
+    trainer->set_phase_start(phases[phase - 1].until);
   }
 
   FitResult r;

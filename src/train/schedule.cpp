@@ -33,6 +33,7 @@ std::string ScheduleOptions::validate() const {
   else if (!(gamma > 0 && gamma <= 1)) o << "schedule.gamma = " << gamma << " must lie in (0, 1]";
   else if (!(min_lr >= 0)) o << "schedule.min_lr = " << min_lr << " must be >= 0";
   else if (warmup_epochs < 0) o << "schedule.warmup_epochs = " << warmup_epochs << " must be >= 0";
+  else if (phase_warmup_epochs < 0) o << "schedule.phase_warmup_epochs = " << phase_warmup_epochs << " must be >= 0";
   else if (plateau_patience < 1) o << "schedule.plateau_patience = " << plateau_patience << " must be >= 1";
   else if (!(plateau_factor > 0 && plateau_factor < 1)) o << "schedule.plateau_factor = " << plateau_factor << " must lie in (0, 1)";
   else if (!(plateau_threshold >= 0)) o << "schedule.plateau_threshold = " << plateau_threshold << " must be >= 0";

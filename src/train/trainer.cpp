@@ -302,7 +302,10 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
   detail::Rng rng(s_.run.seed ^ (0xD1B54A32D192ED03ULL * static_cast<std::uint64_t>(epoch)));
   for (int i = S - 1; i > 0; --i) std::swap(order[i], order[static_cast<int>(rng.next() % (i + 1))]);
 
-  const double lr = sched_.lr(epoch);
+  double lr = sched_.lr(epoch);
+  const int warm = s_.schedule.phase_warmup_epochs;
+  if (phase_start_ > 0 && warm > 0 && epoch > phase_start_ && epoch - phase_start_ <= warm)
+    lr *= 0.1 + 0.9 * static_cast<double>(epoch - phase_start_ - 1) / warm;
   m.lr = lr;
   double loss_weighted = 0, weight = 0;
   long solved = 0, steps = 0;
