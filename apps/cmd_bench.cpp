@@ -36,6 +36,7 @@ struct BenchArgs {
   bool json = false;
   bool hybrid = false;
   double horizon_scale = 1;
+  std::string quadrature = "auto";
 };
 
 double peak_rss_mb() {
@@ -74,6 +75,7 @@ void run(const BenchArgs& a) {
   opt.checkpoint_steps = a.checkpoint_steps;
   opt.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
   opt.quadrature_error_control = !a.no_quad_errcon;
+  opt.quadrature = parse_quadrature(a.quadrature);
   if (a.repeats < 1) throw OptionsError("--repeats = " + std::to_string(a.repeats) + " must be >= 1");
   BatchOptions bo;
   bo.threads = a.threads;
@@ -126,6 +128,7 @@ void run(const BenchArgs& a) {
   }
   j["checkpoint_steps"] = opt.checkpoint_steps;
   j["quad_errcon"] = opt.quadrature_error_control;
+  j["quadrature"] = opt.uses_gauss_legendre() ? "gauss_legendre" : "cvodes";
   j["peak_rss_mb"] = peak_rss_mb();
   if (a.json) {
     std::cout << j.dump() << std::endl;
@@ -159,6 +162,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--stack-size", args->stack_size, "Series per stacked ODE")->capture_default_str();
   cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str();
   cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");
+  cmd->add_option("--quadrature", args->quadrature,
+                  "auto (gauss_legendre with adams, cvodes with bdf), cvodes, or gauss_legendre (the theta-gradient outside CVODES)")
+      ->check(CLI::IsMember({"auto", "cvodes", "gauss_legendre"}))
+      ->capture_default_str();
   cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");
   cmd->add_flag("--json", args->json, "Print one JSON line");
   cmd->add_option("--horizon-scale", args->horizon_scale,

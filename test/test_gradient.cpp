@@ -161,6 +161,45 @@ BOOST_AUTO_TEST_CASE(running_cost_kinetic_energy) {
   check_gradient(mlp, theta, tr, Loss{}, all_solvers(1e-10), &ke);
 }
 
+// The theta-gradient integrated outside CVODES (Gauss-Legendre per backward step, Adams): masks,
+// observations at t0, checkpoints every 5 steps (backward steps crossing into recomputed
+// segments), and a running cost continuing past the last observation. (The other tests run the
+// default, auto: Gauss-Legendre for Adams, CVODES' quadrature for BDF.)
+BOOST_AUTO_TEST_CASE(gauss_legendre_quadrature) {
+  MlpSpec s;
+  s.layers = {3, 8, 3};
+  s.time_input = true;
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 21) + random_vector(mlp.param_size(), 21, 0.1);
+  auto gl = [](std::vector<SolverOptions>, int checkpoint_steps) {
+    SolverOptions o = options(kSolvers[0], 1e-10);
+    o.quadrature = Quadrature::GaussLegendre;
+    o.checkpoint_steps = checkpoint_steps;
+    SolverOptions cv = o;
+    cv.quadrature = Quadrature::Cvodes;  // and CVODES' quadrature, for comparison
+    return std::vector<SolverOptions>{o, cv};
+  };
+  BOOST_TEST_CONTEXT("masked, first observation at t0") {
+    check_gradient(mlp, theta, make_trajectory(3, 7, true, true, 901), Loss{}, gl(all_solvers(1e-10), 5));
+  }
+  BOOST_TEST_CONTEXT("mse_mean, default checkpoints") {
+    check_gradient(mlp, theta, make_trajectory(3, 4, false, false, 911), Loss::parse("mse_mean"),
+                   gl(all_solvers(1e-10), 100));
+  }
+  BOOST_TEST_CONTEXT("running cost past the last observation") {
+    const KineticEnergy ke(mlp, 0.3);
+    Trajectory tr = make_trajectory(3, 3, false, false, 921);
+    tr.t_end = tr.times[2] + 0.5;
+    check_gradient(mlp, theta, tr, Loss{}, gl(all_solvers(1e-10), 7), &ke);
+  }
+  SolverOptions bdf;
+  bdf.method = Method::Bdf;
+  bdf.quadrature = Quadrature::GaussLegendre;
+  BOOST_TEST(bdf.validate().find("quadrature = gauss_legendre needs method = adams") != std::string::npos);
+  bdf.quadrature = Quadrature::Auto;
+  BOOST_TEST(!bdf.uses_gauss_legendre());
+}
+
 BOOST_AUTO_TEST_CASE(channel_weights_scale_each_term) {
   Loss l = Loss::parse("mse_mean");
   l.weight = (Vector(2) << 4.0, 0.0).finished();

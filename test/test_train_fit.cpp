@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(failing_series_is_reported_and_skipped) {
   Dataset ds = Dataset::read(dataset());
   Series bad = ds.series(0);
   bad.id = "runaway";
-  bad.times = Vector::LinSpaced(3, 0.5, 2000.0);
+  bad.times = Vector::LinSpaced(3, 0.5, 1e5);  // far beyond 500 steps whatever the parameters
   bad.values = bad.values.topRows(3).eval();
   bad.mask.resize(0, 0);
   ds.add(bad);

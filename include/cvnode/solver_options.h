@@ -35,6 +35,12 @@ enum class Preconditioner {
   BlockJacobi
 };
 
+enum class Quadrature {
+  Auto,          // GaussLegendre with Adams, Cvodes with BDF
+  Cvodes,        // CVODES' backward quadrature (CVodeQuadInitB)
+  GaussLegendre  // per backward step, outside CVODES (Adams only; see SolverOptions::quadrature)
+};
+
 enum class Interpolation {
   Hermite,    // cubic Hermite between checkpointed steps: cheap, the SUNDIALS default
   Polynomial  // the forward method's own polynomial: more memory, no better here (FACTS.md)
@@ -64,6 +70,21 @@ struct SolverOptions {
   // accurate at the same rtol, for ~2% more backward evaluations. Off is cheaper per step but
   // then the gradient's accuracy is not controlled at all.
   bool quadrature_error_control = true;
+  // How dLoss/dtheta = int a^T df/dtheta dt is integrated. Cvodes: as CVODES' backward quadrature,
+  // a P-long vector carried through every step with its own Nordsieck history (and error test
+  // when quadrature_error_control). GaussLegendre: outside CVODES, after each backward step, by
+  // an m-point Gauss-Legendre rule on the step (m = ceil((q + 1) / 2) for the step's order q)
+  // with a(t) from the step's own interpolant and z(t) from the forward interpolation: the
+  // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 2.9x,
+  // B2 2.6x faster at equal gradient error; docs/performance.md). Its error is not controlled by
+  // its own test but follows the adjoint's: with Adams the steps resolve every mode of a and z,
+  // so the rule is as accurate as CVODES' quadrature (test_gradient). With BDF on a stiff problem
+  // the steps stride over the fast modes of a after each observation jump, whose contribution
+  // the interpolant misses (B3: 5e-4 gradient error), so GaussLegendre is refused with BDF.
+  Quadrature quadrature = Quadrature::Auto;
+  bool uses_gauss_legendre() const {
+    return quadrature == Quadrature::GaussLegendre || (quadrature == Quadrature::Auto && method == Method::Adams);
+  }
   double quadrature_rtol = -1;  // < 0 means "same as rtol"
   double quadrature_atol = -1;  // < 0 means "same as atol" (scalar)
 
@@ -87,6 +108,8 @@ struct SolverOptions {
 };
 
 const char* method_name(Method m);
+const char* quadrature_name(Quadrature q);             // "auto" | "cvodes" | "gauss_legendre"
+Quadrature parse_quadrature(const std::string& name);  // throws OptionsError
 Method parse_method(const std::string& name);  // "adams" | "bdf"; throws OptionsError
 
 }  // namespace cvnode

@@ -312,6 +312,8 @@ const std::vector<Entry>& entries() {
       integer("solver.checkpoint_steps", [](Config& c) -> int& { return c.train.solver.checkpoint_steps; }),
       boolean("solver.quadrature_error_control",
               [](Config& c) -> bool& { return c.train.solver.quadrature_error_control; }),
+      choice<Quadrature>("solver.quadrature", [](Config& c) -> Quadrature& { return c.train.solver.quadrature; },
+                         parse_quadrature, quadrature_name),
 
       choice<LossKind>("loss.kind", [](Config& c) -> LossKind& { return c.train.loss.kind; },
                        parse_loss_kind, loss_name),

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <sundials/sundials_nvector.h>
 #include <sunlinsol/sunlinsol_band.h>
@@ -35,6 +36,7 @@ struct Solver::Impl {
 
   detail::Context ctx;
   detail::NVectorPtr y, yB, qB, q, atolv, cons;
+  detail::NVectorPtr a_node, y_node;  // Gauss-Legendre quadrature: a(tau) and z(tau) at a node
   detail::MatrixPtr A, AB;
   detail::LinSolPtr LS, LSB;
   detail::NonlinSolPtr NLS, NLSB;
@@ -62,7 +64,7 @@ struct Solver::Impl {
 
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
   int which = -1;
-  long n_rhs = 0, n_vjp = 0;
+  long n_rhs = 0, n_vjp = 0, n_quad = 0;
   double nonfinite_t = NAN;   // time of the last non-finite right-hand side, for messages
   std::string last_message;   // last message of CVODES' error handler
 
@@ -299,6 +301,42 @@ struct Solver::Impl {
     return 0;
   }
 
+  // ---- the theta-gradient outside CVODES (Quadrature::GaussLegendre) ----
+  // Adds int_lo^hi (a^T df/dtheta + dg/dtheta) dt over (part of) the backward step just taken,
+  // with the Gauss-Legendre rule that integrates polynomials of the step's order exactly.
+  void gauss_legendre_step(void* bmem, double lo, double hi, Vector& acc) {
+    static constexpr double x[4][4] = {{0, 0, 0, 0},
+                                       {-0.5773502691896257645, 0.5773502691896257645, 0, 0},
+                                       {-0.7745966692414833770, 0, 0.7745966692414833770, 0},
+                                       {-0.8611363115940525752, -0.3399810435848562648,
+                                        0.3399810435848562648, 0.8611363115940525752}};
+    static constexpr double w[4][4] = {{2, 0, 0, 0},
+                                       {1, 1, 0, 0},
+                                       {0.5555555555555555556, 0.8888888888888888889, 0.5555555555555555556, 0},
+                                       {0.3478548451374538574, 0.6521451548625461426, 0.6521451548625461426,
+                                        0.3478548451374538574}};
+    int order = 1;
+    CVodeGetLastOrder(bmem, &order);
+    const int m = std::clamp((order + 2) / 2, 1, 4);  // 2m - 1 >= order
+    const double mid = 0.5 * (lo + hi), half = 0.5 * (hi - lo);
+    for (int i = 0; i < m; ++i) {
+      const double tau = mid + half * x[m - 1][i];
+      backward_check(CVodeGetDky(bmem, tau, 0, a_node.get()), "CVodeGetDky");
+      check(CVodeGetAdjY(mem.get(), tau, y_node.get()), "CVodeGetAdjY");
+      stage_y(y_node.get());
+      in_v = view(a_node.get());
+      ++n_vjp;
+      ++n_quad;
+      dyn.vjp(tau, in_y, th(), in_v, out_n, out_p, work);
+      if (rc) {
+        rc->gradient(tau, in_y, th(), scratch_n, scratch_p, rc_work);
+        out_p += scratch_p;
+      }
+      acc += (w[m - 1][i] * half) * out_p;
+    }
+    point_valid = false;  // work holds the last node's forward pass now
+  }
+
   // ---- errors ----
   void check(int flag, const char* where) {
     if (flag >= 0) return;
@@ -332,7 +370,7 @@ struct Solver::Impl {
     nonfinite_t = NAN;
     point_valid = false;  // theta may have changed in place
     last_message.clear();
-    n_rhs = n_vjp = 0;
+    n_rhs = n_vjp = n_quad = 0;
   }
 
   void restart(double t0, ConstVectorRef z0) {
@@ -408,7 +446,7 @@ struct Solver::Impl {
         backward_check(CVodeSetPreconditionerB(m, which, &Impl::psetupB, &Impl::psolveB), "CVodeSetPreconditionerB");
       }
     }
-    if (P > 0) {
+    if (P > 0 && !opt.uses_gauss_legendre()) {
       N_VConst(0.0, qB.get());
       backward_check(CVodeQuadInitB(m, which, &Impl::fQB, qB.get()), "CVodeQuadInitB");
       if (opt.quadrature_error_control) {
@@ -522,6 +560,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   }
   int ncheck = 0;
   double t = t0;
+  const bool gauss_legendre = s.P > 0 && s.opt.uses_gauss_legendre();
   auto advance = [&](double target) {
     if (same_instant(t, target)) return;  // see the backward pass
     double tret = t;
@@ -581,13 +620,48 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
   }
   double tb = t_last;
+  if (gauss_legendre && !s.a_node) {
+    s.a_node = detail::make_vector(n, s.ctx);
+    s.y_node = detail::make_vector(n, s.ctx);
+  }
+  Vector theta_acc = Vector::Zero(gauss_legendre ? s.P : 0);
   while (true) {
     // Next stop: the next observation time strictly after t0, else t0 itself.
     const bool at_obs = k >= 0 && tr.times[k] > t0;
     const double target = at_obs ? tr.times[k] : t0;
     // Times within round-off of each other (say a union grid of several series) are one instant:
     // CVodeB would refuse the interval (CV_TOO_CLOSE), and there is nothing to integrate.
-    if (!same_instant(tb, target)) {
+    if (!same_instant(tb, target) && gauss_legendre) {
+      // One backward step at a time, each followed by its piece of the theta-gradient. A step
+      // that passes the target contributes up to the target only, and a(target) comes from the
+      // step's interpolant (what CV_NORMAL does inside CVodeB).
+      void* bmem = CVodeGetAdjCVodeBmem(s.mem.get(), s.which);
+      double t_prev = tb;
+      while (true) {
+        int flag = CVodeB(s.mem.get(), target, CV_ONE_STEP);
+        if (flag < 0) s.backward_check(flag, "CVodeB");
+        double tret = t_prev;
+        s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
+        const bool reached = tret <= target || same_instant(tret, target);
+        const double lo = std::max(tret, target);
+        if (lo < t_prev) s.gauss_legendre_step(bmem, lo, t_prev, theta_acc);
+        if (reached) {
+          if (tret < target) s.backward_check(CVodeGetDky(bmem, target, 0, s.yB.get()), "CVodeGetDky");
+          break;
+        }
+        // The step budget per interval, as CVodeB(CV_NORMAL) enforces it.
+        long steps = 0;
+        CVodeGetNumSteps(bmem, &steps);
+        if (steps >= s.opt.max_steps) {
+          s.last_message = "CVodeB: " + std::to_string(steps) + " backward steps without reaching t = " +
+                           std::to_string(target) + " (solver.max_steps)";
+          s.fail("CVodeB", CV_TOO_MUCH_WORK, tret);
+        }
+        t_prev = tret;
+      }
+      g.backward += s.backward_segment_stats();
+      tb = target;
+    } else if (!same_instant(tb, target)) {
       int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
       if (flag < 0) s.backward_check(flag, "CVodeB");
       double tret = target;
@@ -605,7 +679,9 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   }
   g.z0 = yBv();
   for (; k >= 0; --k) g.z0 += jumps.row(k).transpose();  // observations at t0
-  if (s.P > 0) g.theta = view(s.qB.get()).head(s.P);
+  if (gauss_legendre) g.theta = theta_acc;
+  else if (s.P > 0) g.theta = view(s.qB.get()).head(s.P);
+  if (gauss_legendre) g.backward.quad_evals = s.n_quad;
   g.nfe_forward = s.n_rhs;
   g.nfe_backward = s.n_vjp;
   return g;

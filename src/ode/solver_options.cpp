@@ -41,6 +41,9 @@ std::string SolverOptions::validate(int state_size) const {
                    "must be 0 (free), 1 (>= 0), 2 (> 0), -1 (<= 0) or -2 (< 0)");
     }
   }
+  if (quadrature == Quadrature::GaussLegendre && method == Method::Bdf)
+    return "solver option quadrature = gauss_legendre needs method = adams: with BDF on a stiff problem the "
+           "backward steps stride over fast adjoint modes that the per-step rule cannot see (use auto or cvodes)";
   if (atol == 0 && atol_vector.size() == 0)
     return bad("atol", "0", "leaves components near zero without any tolerance; give atol > 0");
   if (std::isnan(adjoint_atol) || adjoint_atol == 0)
@@ -83,6 +86,22 @@ void SolverOptions::check(int state_size) const {
 }
 
 const char* method_name(Method m) { return m == Method::Adams ? "adams" : "bdf"; }
+
+const char* quadrature_name(Quadrature q) {
+  switch (q) {
+    case Quadrature::Auto: return "auto";
+    case Quadrature::Cvodes: return "cvodes";
+    case Quadrature::GaussLegendre: return "gauss_legendre";
+  }
+  return "?";
+}
+
+Quadrature parse_quadrature(const std::string& name) {
+  if (name == "auto") return Quadrature::Auto;
+  if (name == "cvodes") return Quadrature::Cvodes;
+  if (name == "gauss_legendre") return Quadrature::GaussLegendre;
+  throw OptionsError("unknown quadrature '" + name + "' (expected auto, cvodes or gauss_legendre)");
+}
 
 Method parse_method(const std::string& name) {
   if (name == "adams") return Method::Adams;
