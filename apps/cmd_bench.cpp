@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <iostream>
 
@@ -37,7 +38,71 @@ struct BenchArgs {
   bool hybrid = false;
   double horizon_scale = 1;
   std::string quadrature = "auto";
+  bool network_rate = false;
 };
+
+// --network-rate: the network's own arithmetic rate on the problem's stacked shape (all its
+// series as the columns of one batched call) against the machine's single-core GEMM rate, the
+// issue-6 measure for B2 ("50% of peak GEMM inside the network evaluations").
+double seconds_per_call(const std::function<void()>& call, double min_seconds = 0.5) {
+  call();  // warm the caches
+  double best = 1e300;
+  for (int round = 0; round < 3; ++round) {
+    long n = 0;
+    const auto start = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    do {
+      call();
+      ++n;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } while (elapsed < min_seconds / 3);
+    best = std::min(best, elapsed / n);
+  }
+  return best;
+}
+
+void network_rate(const BenchArgs& a) {
+  const BenchProblem p = BenchProblem::load(a.file);
+  const Mlp net(p.spec);
+  const int n = net.state_size();
+  const int B = static_cast<int>(p.trajectories.size());
+  Matrix Z(n, B), A = Matrix::Ones(n, B) * 0.1, F(n, B), AZ(n, B);
+  for (int b = 0; b < B; ++b) Z.col(b) = p.trajectories[b].z0;
+  Vector dtheta(net.param_size()), work = Vector::Zero(net.batch_workspace_size(B));
+  // Multiply-adds of one batched forward pass, and of a VJP (forward, then per layer dW = G X^T
+  // and, below the first layer, W^T G; at the first layer only the state columns of W^T G).
+  const auto& L = p.spec.layers;
+  double fwd = 0, bwd = 0;
+  for (std::size_t l = 0; l + 1 < L.size(); ++l) {
+    const double in = L[l], out = L[l + 1];
+    fwd += 2 * in * out * B;
+    bwd += 2 * in * out * B + 2 * (l == 0 ? n : in) * out * B;
+  }
+  const double t_rhs = seconds_per_call([&] { net.rhs_batch(0.0, Z, p.theta, F, work); });
+  const double t_vjp = seconds_per_call([&] { net.vjp_batch(0.0, Z, p.theta, A, AZ, dtheta, work); });
+  const double t_again = seconds_per_call([&] { net.vjp_batch_again(0.0, Z, p.theta, A, AZ, dtheta, work); });
+  // The machine's single-core double GEMM rate (Eigen, the same build flags): square products.
+  double peak = 0;
+  for (int m : {256, 512}) {
+    const Matrix X = Matrix::Random(m, m), Y = Matrix::Random(m, m);
+    Matrix Zm(m, m);
+    const double t = seconds_per_call([&] { Zm.noalias() = X * Y; });
+    peak = std::max(peak, 2.0 * m * m * m / t / 1e9);
+  }
+  nlohmann::json j;
+  j["problem"] = p.name;
+  j["batch"] = B;
+  j["gflops_rhs"] = fwd / t_rhs / 1e9;
+  j["gflops_vjp"] = (fwd + bwd) / t_vjp / 1e9;
+  j["gflops_vjp_again"] = bwd / t_again / 1e9;
+  j["gflops_gemm_peak"] = peak;
+  j["fraction_rhs"] = fwd / t_rhs / 1e9 / peak;
+  j["fraction_vjp"] = (fwd + bwd) / t_vjp / 1e9 / peak;
+  j["us_rhs"] = t_rhs * 1e6;
+  j["us_vjp"] = t_vjp * 1e6;
+  j["us_vjp_again"] = t_again * 1e6;
+  std::cout << j.dump() << std::endl;
+}
 
 double peak_rss_mb() {
   rusage u{};
@@ -46,6 +111,7 @@ double peak_rss_mb() {
 }
 
 void run(const BenchArgs& a) {
+  if (a.network_rate) return network_rate(a);
   BenchProblem p = BenchProblem::load(a.file);
   // --horizon-scale K: the observation times stretched by K about t0 (same targets), for the
   // memory-against-horizon measurement; the reference gradient then no longer applies.
@@ -168,6 +234,8 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");
   cmd->add_flag("--json", args->json, "Print one JSON line");
+  cmd->add_flag("--network-rate", args->network_rate,
+                "Only the network: GFLOP/s of its batched rhs and VJP on the problem's stacked shape against Eigen's GEMM");
   cmd->add_option("--horizon-scale", args->horizon_scale,
                   "Stretch the observation times by this factor (memory vs horizon; no reference then)")
       ->capture_default_str();

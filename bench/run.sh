@@ -54,6 +54,12 @@ done
 for c in 10 100 1000; do
   bench "$shared/B2.h5" --rtol 1e-6 --atol 1e-6 --mode stacked --stack-size 128 --checkpoint-steps $c --repeats 2 | tee -a "$out/settings.jsonl"
 done
+# where the theta-gradient is integrated: CVODES' quadrature against Gauss-Legendre per step
+for q in cvodes gauss_legendre; do
+  bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode stacked --quadrature $q --repeats 20 | tee -a "$out/settings.jsonl"
+  bench "$shared/B1L.h5" --rtol 1e-7 --atol 1e-10 --quadrature $q --repeats "$repeats" | tee -a "$out/settings.jsonl"
+  bench "$shared/B2.h5" --rtol 1e-6 --atol 1e-9 --mode stacked --stack-size 128 --quadrature $q --repeats 2 | tee -a "$out/settings.jsonl"
+done
 
 # ---- memory against the horizon (B1L's observation span x1, x10, x100) ----
 : > "$out/memory.jsonl"
