@@ -49,4 +49,15 @@ std::vector<Trajectory> linear_data(int series, int times, std::uint64_t seed) {
   return out;
 }
 
+// dz/dt = A z as a model: one linear layer (identity activation), biases frozen at zero.
+inline ModelOptions linear_model_options() {
+  ModelOptions mo;
+  mo.hidden = {};
+  mo.activation = Activation::Identity;
+  mo.bias = false;
+  mo.init = Init::Glorot;
+  mo.seed = 3;
+  return mo;
+}
+
 }  // namespace cvnode::test

@@ -19,13 +19,7 @@ BOOST_AUTO_TEST_CASE(recovers_linear_system) {
   const auto data = linear_data(8, 16, 1);
   std::vector<std::string> ids;
   for (int i = 0; i < 8; ++i) ids.push_back("s" + std::to_string(i));
-  ModelOptions mo;
-  mo.hidden = {};
-  mo.activation = Activation::Identity;
-  mo.bias = false;
-  mo.init = Init::Glorot;
-  mo.seed = 3;
-  const Model model(mo, 2);
+  const Model model(cvnode::test::linear_model_options(), 2);
   TrainerSettings ts;
   ts.solver.rtol = 1e-10;
   ts.solver.atol = 1e-12;

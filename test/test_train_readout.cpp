@@ -43,12 +43,7 @@ TrainerSettings settings(int epochs) {
 }
 
 ModelOptions linear_model(Readout readout) {
-  ModelOptions mo;
-  mo.hidden = {};
-  mo.activation = Activation::Identity;
-  mo.bias = false;
-  mo.init = Init::Glorot;
-  mo.seed = 3;
+  ModelOptions mo = test::linear_model_options();
   mo.initial_state = InitialState::Given;
   mo.readout = readout;
   return mo;
