@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include <cvodes/cvodes.h>
+
 #include "cvnode/cvnode.h"
 #include "test_util.h"
 
@@ -198,6 +200,37 @@ BOOST_AUTO_TEST_CASE(gauss_legendre_quadrature) {
   BOOST_TEST(bdf.validate().find("quadrature = gauss_legendre needs method = adams") != std::string::npos);
   bdf.quadrature = Quadrature::Auto;
   BOOST_TEST(!bdf.uses_gauss_legendre());
+}
+
+// The backward step budget holds with the quadrature outside CVODES too (there the backward
+// pass runs one step per CVodeB call, so cvnode counts): a typed CV_TOO_MUCH_WORK with the time.
+BOOST_AUTO_TEST_CASE(gauss_legendre_backward_step_budget) {
+  MlpSpec s;
+  s.layers = {2, 16, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 5);
+  Trajectory tr;
+  tr.z0 = random_vector(2, 55);
+  tr.times = (Vector(1) << 20.0).finished();  // one long interval
+  tr.values = Matrix::Zero(1, 2);
+  SolverOptions o;
+  o.rtol = 1e-8;
+  o.adjoint_atol = 1e-14;  // a backward pass that needs more steps than the forward one
+  o.quadrature = Quadrature::GaussLegendre;
+  const Gradient free = Solver(mlp, o).gradient(theta, tr, Loss{});
+  BOOST_TEST_MESSAGE("steps forward " << free.forward.steps << ", backward " << free.backward.steps);
+  BOOST_TEST_REQUIRE(free.backward.steps > free.forward.steps + 2);  // room for a budget between
+  o.max_steps = (free.forward.steps + free.backward.steps) / 2;
+  Solver tight(mlp, o);
+  try {
+    tight.gradient(theta, tr, Loss{});
+    BOOST_FAIL("the backward pass exceeded max_steps without an error");
+  } catch (const SolverError& e) {
+    BOOST_TEST(e.flag() == CV_TOO_MUCH_WORK);
+    BOOST_TEST(e.time_reached() > 0.0);
+    BOOST_TEST(e.time_reached() < 20.0);
+    BOOST_TEST(std::string(e.what()).find("backward steps") != std::string::npos, e.what());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(channel_weights_scale_each_term) {
