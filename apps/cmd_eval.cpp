@@ -27,15 +27,6 @@ struct EvalArgs {
   int threads = 0;
 };
 
-// "... failed with CV_TOO_MUCH_WORK (flag -1) at t = ..." -> "CV_TOO_MUCH_WORK".
-std::string flag_name_of(const SeriesFailure& f) {
-  const std::string key = "failed with ";
-  const auto b = f.message.find(key);
-  if (b == std::string::npos) return f.flag ? std::to_string(f.flag) : "error";
-  const auto e = f.message.find(' ', b + key.size());
-  return f.message.substr(b + key.size(), e == std::string::npos ? std::string::npos : e - b - key.size());
-}
-
 // Tolerances scaled together: rtol -> tol, atol (scalar and per component) by the same factor.
 SolverOptions at_tolerance(const SolverOptions& base, double tol) {
   SolverOptions o = base;
@@ -104,7 +95,7 @@ void run(const EvalArgs& a) {
   const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads, tm.readout_ptr());
   if (ref.failures)
     throw SolverError("eval reference (BDF, rtol " + std::to_string(a.reference_rtol) + ")", ref.failed[0].flag,
-                      flag_name_of(ref.failed[0]), ref.failed[0].time, ref.failed[0].message);
+                      ref.failed[0].flag_name, ref.failed[0].time, ref.failed[0].message);
   Vector peak = Vector::Zero(data.channels);  // per channel: max |z_ref| (data units)
   for (const Matrix& p : ref.predictions)
     for (int i = 0; i < data.channels; ++i) peak[i] = std::max(peak[i], p.col(i).cwiseAbs().maxCoeff() * std_[i]);
@@ -143,7 +134,7 @@ void run(const EvalArgs& a) {
       double t_min = e.failed[0].time;
       for (const auto& f : e.failed) t_min = std::min(t_min, f.time);
       std::printf("  %d of %d series gave up (%s, earliest at t = %.4g)", e.failures, e.series,
-                  flag_name_of(e.failed[0]).c_str(), t_min);
+                  e.failed[0].flag_name.c_str(), t_min);
     }
     std::printf("\n");
     for (const auto& f : e.failed)
@@ -178,7 +169,7 @@ void run(const EvalArgs& a) {
       }
       j["failed"] = nlohmann::json::array();
       for (const auto& f : e.failed)
-        j["failed"].push_back({{"series", ids[f.series]}, {"flag", f.flag}, {"flag_name", flag_name_of(f)},
+        j["failed"].push_back({{"series", ids[f.series]}, {"flag", f.flag}, {"flag_name", f.flag_name},
                                {"t_reached", f.time}, {"message", f.message}});
       json << j.dump() << std::endl;
     }

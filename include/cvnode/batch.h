@@ -15,7 +15,11 @@ struct SeriesFailure {
   int flag;         // CVODES flag (0 for a non-solver error)
   double time;      // time reached
   std::string message;
+  std::string flag_name;  // e.g. "CV_TOO_MUCH_WORK"; "error" for a non-solver error
 };
+
+// The failure of series `series` from the exception its solve threw (SolverError or another).
+SeriesFailure describe_failure(int series, const std::exception_ptr& error);
 
 struct BatchGradient {
   double loss = 0;

@@ -79,21 +79,22 @@ Matrix block_diagonal(const Matrix& C, int B) {
   return K;
 }
 
-SeriesFailure describe(int series, const std::exception_ptr& error) {
-  SeriesFailure f{series, 0, 0.0, ""};
+}  // namespace
+
+SeriesFailure describe_failure(int series, const std::exception_ptr& error) {
+  SeriesFailure f{series, 0, 0.0, "", "error"};
   try {
     std::rethrow_exception(error);
   } catch (const SolverError& e) {
     f.flag = e.flag();
     f.time = e.time_reached();
     f.message = e.what();
+    f.flag_name = e.flag_name();
   } catch (const std::exception& e) {
     f.message = e.what();
   }
   return f;
 }
-
-}  // namespace
 
 BatchSolver::BatchSolver(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch)
     : dynamics_(dynamics), options_(options), batch_options_(batch) {
@@ -220,7 +221,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
     const Unit& unit = units[u];
     if (errors[u]) {
       if (!skip_failures) std::rethrow_exception(errors[u]);
-      for (size_t b = unit.begin; b < unit.end; ++b) out.failures.push_back(describe(static_cast<int>(b), errors[u]));
+      for (size_t b = unit.begin; b < unit.end; ++b) out.failures.push_back(describe_failure(static_cast<int>(b), errors[u]));
       continue;
     }
     Gradient& g = results[u];

@@ -144,17 +144,7 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
   ev.series_nfe.assign(S, 0);
   for (int s = 0; s < S; ++s) {
     if (err[s]) {
-      SeriesFailure f{s, 0, 0.0, ""};
-      try {
-        std::rethrow_exception(err[s]);
-      } catch (const SolverError& e) {
-        f.flag = e.flag();
-        f.time = e.time_reached();
-        f.message = e.what();
-      } catch (const std::exception& e) {
-        f.message = e.what();
-      }
-      ev.failed.push_back(f);
+      ev.failed.push_back(describe_failure(s, err[s]));
       ++ev.failures;
       continue;
     }
