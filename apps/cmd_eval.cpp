@@ -38,11 +38,7 @@ SolverOptions at_tolerance(const SolverOptions& base, double tol) {
   return o;
 }
 
-const char* nonlinear_name(const SolverOptions& o) {
-  const bool fixed = o.nonlinear_solver == NonlinearSolver::FixedPoint ||
-                     (o.nonlinear_solver == NonlinearSolver::Auto && o.method == Method::Adams);
-  return fixed ? "fixed_point" : "newton";
-}
+const char* nonlinear_name(const SolverOptions& o) { return o.uses_fixed_point() ? "fixed_point" : "newton"; }
 
 void run(const EvalArgs& a) {
   const TrainedModel tm = load_trained(a.checkpoint, a.overrides);

@@ -49,6 +49,11 @@ enum class Interpolation {
 struct SolverOptions {
   Method method = Method::Adams;
   NonlinearSolver nonlinear_solver = NonlinearSolver::Auto;
+  // The iteration actually used: fixed point when asked, or for Auto with Adams; else Newton.
+  bool uses_fixed_point() const {
+    return nonlinear_solver == NonlinearSolver::FixedPoint ||
+           (nonlinear_solver == NonlinearSolver::Auto && method == Method::Adams);
+  }
   LinearSolver linear_solver = LinearSolver::Dense;
   int gmres_max_krylov = 0;  // Krylov dimension; 0 = SUNDIALS' default (5)
   int band_upper = -1, band_lower = -1;  // half-bandwidths of df/dz, for LinearSolver::Band

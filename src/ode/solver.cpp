@@ -130,10 +130,7 @@ struct Solver::Impl {
     }
   }
 
-  bool fixed_point() const {
-    return opt.nonlinear_solver == NonlinearSolver::FixedPoint ||
-           (opt.nonlinear_solver == NonlinearSolver::Auto && opt.method == Method::Adams);
-  }
+  bool fixed_point() const { return opt.uses_fixed_point(); }
   Eigen::Map<const Vector> th() const { return {theta, P}; }
 
   // ---- callbacks: no allocation, errors become return codes ----
