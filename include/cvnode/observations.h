@@ -30,4 +30,10 @@ struct Trajectory {
   std::string validate(int state_size, int channels = -1) const;
 };
 
+// The channels the loss compares with a series' values: C z(t_k) for the rows of `states` with
+// a readout C (channels x state), else the first `channels` state components.
+Matrix observed_channels(const Matrix& states, const Matrix* readout, Eigen::Index channels);
+// Empty when a readout fits a state of `state_size` components, else the reason.
+std::string readout_mismatch(const Matrix& readout, int state_size);
+
 }  // namespace cvnode

@@ -63,7 +63,7 @@ StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t 
 
 double series_loss(const Trajectory& tr, const Matrix& states, const Loss& loss, double scale,
                    const Matrix* readout) {
-  const Matrix y = readout ? Matrix(states * readout->transpose()) : states;
+  const Matrix y = observed_channels(states, readout, tr.values.cols());
   double sum = 0, d = 0;
   for (Eigen::Index k = 0; k < tr.values.rows(); ++k)
     for (Eigen::Index i = 0; i < tr.values.cols(); ++i)
@@ -158,9 +158,8 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
   const int n = dynamics_.state_size();
   // Channels per series: the readout's rows, or the first state components (each series its own).
   const int m = readout ? static_cast<int>(readout->rows()) : n;
-  if (readout && readout->cols() != n)
-    throw OptionsError("the readout has " + std::to_string(readout->cols()) + " columns but the state has " +
-                       std::to_string(n) + " components");
+  if (readout)
+    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
   // The mean losses average over every observed entry of the batch.
   double scale = 1.0;
   if (loss.is_mean()) {

@@ -523,9 +523,8 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
                           double scale, const RunningCost* running_cost, const Matrix* readout) {
   Impl& s = *impl_;
   const int n = s.n;
-  if (readout && readout->cols() != n)
-    throw OptionsError("the readout has " + std::to_string(readout->cols()) + " columns but the state has " +
-                       std::to_string(n) + " components");
+  if (readout)
+    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
   if (readout && !readout->allFinite()) throw OptionsError("the readout is not finite");
   const int channels = readout ? static_cast<int>(readout->rows()) : -1;
   if (std::string why = tr.validate(n, channels); !why.empty()) throw OptionsError(why);
@@ -573,8 +572,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
 
   // ---- loss and its jumps dl_k/dz(t_k) ----
   // The loss sees the channels y = C z (readout) or the first components of z; dy holds dl_k/dy.
-  const Matrix outputs = readout ? Matrix(g.states * readout->transpose()) : Matrix();
-  const Matrix& y_pred = readout ? outputs : g.states;
+  const Matrix y_pred = observed_channels(g.states, readout, tr.values.cols());
   Matrix dy = Matrix::Zero(T, tr.values.cols());
   const bool masked = tr.mask.size() > 0;
   for (Eigen::Index k = 0; k < T; ++k) {

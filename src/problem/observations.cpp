@@ -15,6 +15,17 @@ double Trajectory::horizon() const {
   return std::isnan(t_end) ? last : std::max(last, t_end);
 }
 
+Matrix observed_channels(const Matrix& states, const Matrix* readout, Eigen::Index channels) {
+  if (readout) return states * readout->transpose();
+  return states.leftCols(channels);
+}
+
+std::string readout_mismatch(const Matrix& readout, int state_size) {
+  if (readout.cols() == state_size) return {};
+  return "the readout has " + std::to_string(readout.cols()) + " columns but the state has " +
+         std::to_string(state_size) + " components";
+}
+
 std::string Trajectory::validate(int n, int channels) const {
   std::ostringstream o;
   o.precision(17);

@@ -151,7 +151,7 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
     const Trajectory& tr = series[s];
     ev.nfe += sol[s].nfe;
     ev.series_nfe[s] = sol[s].nfe;
-    ev.predictions[s] = readout ? Matrix(sol[s].states * readout->transpose()) : Matrix(sol[s].states.leftCols(C));
+    ev.predictions[s] = observed_channels(sol[s].states, readout, C);
     const Matrix& pred = ev.predictions[s];
     for (Eigen::Index k = 0; k < tr.times.size(); ++k)
       for (int i = 0; i < C; ++i) {
