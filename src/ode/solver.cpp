@@ -29,6 +29,13 @@ namespace cvnode {
 
 using detail::view;
 
+namespace {
+// Two times closer than CVODES can resolve (its CV_TOO_CLOSE test uses 2 unit round-offs).
+bool same_instant(double a, double b) {
+  return std::abs(a - b) <= 4 * std::numeric_limits<double>::epsilon() * std::max(std::abs(a), std::abs(b));
+}
+}  // namespace
+
 struct Solver::Impl {
   const Dynamics& dyn;
   SolverOptions opt;
@@ -162,11 +169,15 @@ struct Solver::Impl {
     view(ydot) = s->out_n;
     return s->out_n.allFinite() ? 0 : s->nonfinite(t);
   }
+  // df/dz at (t, y) into dense_J, for every Jacobian callback (forward and backward, dense or band).
+  void jacobian_at(double t, N_Vector y) {
+    point_valid = false;
+    dyn.jacobian(t, stage_y(y), th(), dense_J, work);
+  }
   static int jac(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                  N_Vector) {
     auto* s = static_cast<Impl*>(data);
-    s->point_valid = false;
-    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    s->jacobian_at(t, y);
     view(J) = s->dense_J;
     return s->dense_J.allFinite() ? 0 : s->nonfinite(t);
   }
@@ -181,8 +192,7 @@ struct Solver::Impl {
   static int jac_band(realtype t, N_Vector y, N_Vector, SUNMatrix J, void* data, N_Vector, N_Vector,
                       N_Vector) {
     auto* s = static_cast<Impl*>(data);
-    s->point_valid = false;
-    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    s->jacobian_at(t, y);
     return s->copy_band(J, false) ? 0 : s->nonfinite(t);
   }
   // Copies the band of dense_J (or of -dense_J^T for the backward problem) into J.
@@ -204,12 +214,16 @@ struct Solver::Impl {
     *jcur = jok ? SUNFALSE : SUNTRUE;
     return s->pre.factor(gamma, -1.0) ? 0 : 1;  // singular block: recoverable, CVODES retries
   }
+  // z = P^{-1} r through the staging buffers, for either preconditioner.
+  int precondition(detail::BlockJacobi& p, N_Vector r, N_Vector z) {
+    in_v = view(r);
+    p.solve(in_v.data(), out_n.data());
+    view(z) = out_n;
+    return 0;
+  }
   static int psolve(realtype, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int, void* data) {
     auto* s = static_cast<Impl*>(data);
-    s->in_v = view(r);
-    s->pre.solve(s->in_v.data(), s->out_n.data());
-    view(z) = s->out_n;
-    return 0;
+    return s->precondition(s->pre, r, z);
   }
   // Backward: the Jacobian of the adjoint is -J^T, so P_B = I + gamma_B J^T (blocks of J^T
   // sampled with vector-Jacobian products).
@@ -227,16 +241,12 @@ struct Solver::Impl {
   static int psolveB(realtype, N_Vector, N_Vector, N_Vector, N_Vector r, N_Vector z, realtype, realtype, int,
                      void* data) {
     auto* s = static_cast<Impl*>(data);
-    s->in_v = view(r);
-    s->preB.solve(s->in_v.data(), s->out_n.data());
-    view(z) = s->out_n;
-    return 0;
+    return s->precondition(s->preB, r, z);
   }
   static int jac_bandB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                        N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
-    s->point_valid = false;
-    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    s->jacobian_at(t, y);
     return s->copy_band(JB, true) ? 0 : s->nonfinite(t);
   }
   static int fq(realtype t, N_Vector y, N_Vector qdot, void* data) {
@@ -284,8 +294,7 @@ struct Solver::Impl {
   static int jacB(realtype t, N_Vector y, N_Vector, N_Vector, SUNMatrix JB, void* data, N_Vector,
                   N_Vector, N_Vector) {
     auto* s = static_cast<Impl*>(data);
-    s->point_valid = false;
-    s->dyn.jacobian(t, s->stage_y(y), s->th(), s->dense_J, s->work);
+    s->jacobian_at(t, y);
     view(JB) = -s->dense_J.transpose();
     return s->dense_J.allFinite() ? 0 : s->nonfinite(t);
   }
@@ -332,6 +341,37 @@ struct Solver::Impl {
       acc += (w[m - 1][i] * half) * out_p;
     }
     point_valid = false;  // work holds the last node's forward pass now
+  }
+
+  // The backward pass from tb to target one step at a time, each step followed by its piece of
+  // the theta-gradient (into acc); leaves a(target) in yB. A step that passes the target counts
+  // up to the target only, and a(target) comes from the step's interpolant (what CV_NORMAL does
+  // inside CVodeB).
+  void backward_gauss_legendre(double tb, double target, Vector& acc) {
+    void* bmem = CVodeGetAdjCVodeBmem(mem.get(), which);
+    double t_prev = tb;
+    while (true) {
+      int flag = CVodeB(mem.get(), target, CV_ONE_STEP);
+      if (flag < 0) backward_check(flag, "CVodeB");
+      double tret = t_prev;
+      backward_check(CVodeGetB(mem.get(), which, &tret, yB.get()), "CVodeGetB");
+      const bool reached = tret <= target || same_instant(tret, target);
+      const double lo = std::max(tret, target);
+      if (lo < t_prev) gauss_legendre_step(bmem, lo, t_prev, acc);
+      if (reached) {
+        if (tret < target) backward_check(CVodeGetDky(bmem, target, 0, yB.get()), "CVodeGetDky");
+        return;
+      }
+      // The step budget per interval, as CVodeB(CV_NORMAL) enforces it.
+      long steps = 0;
+      CVodeGetNumSteps(bmem, &steps);
+      if (steps >= opt.max_steps) {
+        last_message = "CVodeB: " + std::to_string(steps) + " backward steps without reaching t = " +
+                       std::to_string(target) + " (solver.max_steps)";
+        fail("CVodeB", CV_TOO_MUCH_WORK, tret);
+      }
+      t_prev = tret;
+    }
   }
 
   // ---- errors ----
@@ -512,12 +552,6 @@ Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
   return out;
 }
 
-namespace {
-// Two times closer than CVODES can resolve (its CV_TOO_CLOSE test uses 2 unit round-offs).
-bool same_instant(double a, double b) {
-  return std::abs(a - b) <= 4 * std::numeric_limits<double>::epsilon() * std::max(std::abs(a), std::abs(b));
-}
-}  // namespace
 
 Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss,
                           double scale, const RunningCost* running_cost, const Matrix* readout) {
@@ -626,43 +660,17 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     const double target = at_obs ? tr.times[k] : t0;
     // Times within round-off of each other (say a union grid of several series) are one instant:
     // CVodeB would refuse the interval (CV_TOO_CLOSE), and there is nothing to integrate.
-    if (!same_instant(tb, target) && gauss_legendre) {
-      // One backward step at a time, each followed by its piece of the theta-gradient. A step
-      // that passes the target contributes up to the target only, and a(target) comes from the
-      // step's interpolant (what CV_NORMAL does inside CVodeB).
-      void* bmem = CVodeGetAdjCVodeBmem(s.mem.get(), s.which);
-      double t_prev = tb;
-      while (true) {
-        int flag = CVodeB(s.mem.get(), target, CV_ONE_STEP);
+    if (!same_instant(tb, target)) {
+      if (gauss_legendre) {
+        s.backward_gauss_legendre(tb, target, theta_acc);
+      } else {
+        int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
         if (flag < 0) s.backward_check(flag, "CVodeB");
-        double tret = t_prev;
+        double tret = target;
         s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
-        const bool reached = tret <= target || same_instant(tret, target);
-        const double lo = std::max(tret, target);
-        if (lo < t_prev) s.gauss_legendre_step(bmem, lo, t_prev, theta_acc);
-        if (reached) {
-          if (tret < target) s.backward_check(CVodeGetDky(bmem, target, 0, s.yB.get()), "CVodeGetDky");
-          break;
-        }
-        // The step budget per interval, as CVodeB(CV_NORMAL) enforces it.
-        long steps = 0;
-        CVodeGetNumSteps(bmem, &steps);
-        if (steps >= s.opt.max_steps) {
-          s.last_message = "CVodeB: " + std::to_string(steps) + " backward steps without reaching t = " +
-                           std::to_string(target) + " (solver.max_steps)";
-          s.fail("CVodeB", CV_TOO_MUCH_WORK, tret);
-        }
-        t_prev = tret;
+        if (s.bquad_ready)
+          s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
       }
-      g.backward += s.backward_segment_stats();
-      tb = target;
-    } else if (!same_instant(tb, target)) {
-      int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
-      if (flag < 0) s.backward_check(flag, "CVodeB");
-      double tret = target;
-      s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
-      if (s.bquad_ready)
-        s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
       g.backward += s.backward_segment_stats();  // ReInitB resets the counters
       tb = target;
     }
@@ -674,9 +682,12 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   }
   g.z0 = yBv();
   for (; k >= 0; --k) g.z0 += jumps.row(k).transpose();  // observations at t0
-  if (gauss_legendre) g.theta = theta_acc;
-  else if (s.P > 0) g.theta = view(s.qB.get()).head(s.P);
-  if (gauss_legendre) g.backward.quad_evals = s.n_quad;
+  if (gauss_legendre) {
+    g.theta = theta_acc;
+    g.backward.quad_evals = s.n_quad;
+  } else if (s.P > 0) {
+    g.theta = view(s.qB.get()).head(s.P);
+  }
   g.nfe_forward = s.n_rhs;
   g.nfe_backward = s.n_vjp;
   return g;
