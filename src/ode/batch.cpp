@@ -110,8 +110,9 @@ BatchSolver::BatchSolver(const Dynamics& dynamics, const SolverOptions& options,
 BatchSolver::~BatchSolver() = default;
 
 // One stacked solver per unit position, not per thread: CVODES keeps some state from one solve
-// to the next, so a unit must always follow the same history whatever thread runs it (with
-// per-thread solvers, 1 and 2 threads differed in the last bits).
+// to the next, so a unit always follows the same history whatever thread runs it. (The last-bit
+// differences between thread counts that remained came from the alignment of CVODES' vectors;
+// the solver's callbacks compute in aligned buffers for that, src/ode/solver.cpp.)
 BatchSolver::StackedSolver& BatchSolver::stacked_solver(int unit, int copies) {
   auto& slot = stacked_[unit];
   if (!slot || slot->dynamics.copies() != copies) slot = std::make_unique<StackedSolver>(dynamics_, copies, options_);
