@@ -80,8 +80,8 @@ struct SolverOptions {
   // when quadrature_error_control). GaussLegendre: outside CVODES, after each backward step, by
   // an m-point Gauss-Legendre rule on the step (m = ceil((q + 1) / 2) for the step's order q)
   // with a(t) from the step's own interpolant and z(t) from the forward interpolation: the
-  // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 2.9x,
-  // B2 2.6x faster at equal gradient error; docs/performance.md). Its error is not controlled by
+  // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 4.5x,
+  // B2 2.2x faster at about equal gradient error; docs/performance.md). Its error is not controlled by
   // its own test but follows the adjoint's: with Adams the steps resolve every mode of a and z,
   // so the rule is as accurate as CVODES' quadrature (test_gradient). With BDF on a stiff problem
   // the steps stride over the fast modes of a after each observation jump, whose contribution
