@@ -6,6 +6,7 @@
 
 #include "nn/activation_kernels.h"
 #include "nn/random.h"
+#include "nn/thin_product.h"
 
 namespace cvnode {
 
@@ -113,7 +114,7 @@ void Mlp::forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work
     Eigen::Map<const Eigen::VectorXd> b(theta.data() + b_off_[l - 1], out);
     VecMap xin(work + x_off_[l - 1], in);
     VecMap u(work + u_off_[l], out);
-    u.noalias() = W * xin;
+    detail::thin_product(W, xin, u);
     u += b;
     if (l < L) detail::activate(spec_.activation, ArrayMap(u.data(), out), ArrayMap(work + x_off_[l], out));
   }
@@ -157,14 +158,14 @@ void Mlp::backward(ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz, Vec
     }
     if (l > 1) {
       VecMap gin(g2, in);
-      gin.noalias() = W.transpose() * gl;
+      detail::thin_product(W.transpose(), gl, gin);
       ArrayMap d(g, in);  // g is free now: reuse it for s'(u_{l-1})
       detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1], in),
                                   ArrayMap(w + x_off_[l - 1], in), d);
       gin.array() *= d;
       std::swap(g, g2);
     } else {
-      a_dfdz.noalias() = W.leftCols(n).transpose() * gl;
+      detail::thin_product(W.leftCols(n).transpose(), gl, a_dfdz);
     }
   }
   if (spec_.k_diag.size() > 0) a_dfdz.array() -= spec_.k_diag.array() * a.array();
@@ -217,9 +218,9 @@ void Mlp::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v
   double* g2 = w + g2_off_;
   RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
   if (L == 1) {
-    Jv.noalias() = W1.leftCols(n) * v;
+    detail::thin_product(W1.leftCols(n), v, Jv);
   } else {
-    VecMap(g, spec_.layers[1]).noalias() = W1.leftCols(n) * v;
+    detail::thin_product(W1.leftCols(n), v, VecMap(g, spec_.layers[1]));
   }
   for (int l = 2; l <= L; ++l) {
     const int in = spec_.layers[l - 1];
@@ -230,9 +231,9 @@ void Mlp::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v
                                 ArrayMap(w + x_off_[l - 1], in), d);
     VecMap(g, in).array() *= d;
     if (l == L) {
-      Jv.noalias() = W * VecMap(g, in);
+      detail::thin_product(W, VecMap(g, in), Jv);
     } else {
-      VecMap(g2, out).noalias() = W * VecMap(g, in);
+      detail::thin_product(W, VecMap(g, in), VecMap(g2, out));
       std::swap(g, g2);
     }
   }
@@ -264,7 +265,7 @@ void Mlp::forward_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, double
     RowMajorMap W(theta.data() + w_off_[l - 1], out, in);
     Eigen::Map<const Eigen::VectorXd> b(theta.data() + b_off_[l - 1], out);
     Eigen::Map<Eigen::MatrixXd> U(work + u_off_[l] * B, out, B);
-    U.noalias() = W * Eigen::Map<Eigen::MatrixXd>(work + x_off_[l - 1] * B, in, B);
+    detail::thin_product(W, Eigen::Map<Eigen::MatrixXd>(work + x_off_[l - 1] * B, in, B), U);
     U.colwise() += b;
     if (l < L)
       detail::activate(spec_.activation, ArrayMap(U.data(), out * B), ArrayMap(work + x_off_[l] * B, out * B));
@@ -306,19 +307,19 @@ void Mlp::backward_batch(ConstVectorRef theta, ConstMatrixRef A, MatrixRef A_dfd
     Eigen::Map<Eigen::MatrixXd> G(g, out, B);
     if (want_theta) {
       RowMajorMapMut dW(a_dfdtheta.data() + w_off_[l - 1], out, in);
-      dW.noalias() = G * Eigen::Map<Eigen::MatrixXd>(w + x_off_[l - 1] * B, in, B).transpose();
+      detail::thin_product(G, Eigen::Map<Eigen::MatrixXd>(w + x_off_[l - 1] * B, in, B).transpose(), dW);
       VecMap(a_dfdtheta.data() + b_off_[l - 1], out) = G.rowwise().sum();
     }
     if (l > 1) {
       Eigen::Map<Eigen::MatrixXd> Gin(g2, in, B);
-      Gin.noalias() = W.transpose() * G;
+      detail::thin_product(W.transpose(), G, Gin);
       ArrayMap d(g, in * B);
       detail::activate_derivative(spec_.activation, ArrayMap(w + u_off_[l - 1] * B, in * B),
                                   ArrayMap(w + x_off_[l - 1] * B, in * B), d);
       ArrayMap(g2, in * B) *= d;
       std::swap(g, g2);
     } else {
-      A_dfdz.noalias() = W.leftCols(n).transpose() * G;
+      detail::thin_product(W.leftCols(n).transpose(), G, A_dfdz);
     }
   }
   if (spec_.k_diag.size() > 0) A_dfdz.array() -= A.array().colwise() * spec_.k_diag.array();
@@ -335,9 +336,9 @@ void Mlp::jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatri
   double* g2 = g + max_width() * B;
   RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
   if (L == 1) {
-    JV.noalias() = W1.leftCols(n) * V;
+    detail::thin_product(W1.leftCols(n), V, JV);
   } else {
-    Eigen::Map<Eigen::MatrixXd>(g, spec_.layers[1], B).noalias() = W1.leftCols(n) * V;
+    detail::thin_product(W1.leftCols(n), V, Eigen::Map<Eigen::MatrixXd>(g, spec_.layers[1], B));
   }
   for (int l = 2; l <= L; ++l) {
     const int in = spec_.layers[l - 1];
@@ -348,9 +349,9 @@ void Mlp::jvp_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, ConstMatri
                                 ArrayMap(w + x_off_[l - 1] * B, in * B), d);
     ArrayMap(g, in * B) *= d;
     if (l == L) {
-      JV.noalias() = W * Eigen::Map<Eigen::MatrixXd>(g, in, B);
+      detail::thin_product(W, Eigen::Map<Eigen::MatrixXd>(g, in, B), JV);
     } else {
-      Eigen::Map<Eigen::MatrixXd>(g2, out, B).noalias() = W * Eigen::Map<Eigen::MatrixXd>(g, in, B);
+      detail::thin_product(W, Eigen::Map<Eigen::MatrixXd>(g, in, B), Eigen::Map<Eigen::MatrixXd>(g2, out, B));
       std::swap(g, g2);
     }
   }
