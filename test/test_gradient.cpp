@@ -202,6 +202,66 @@ BOOST_AUTO_TEST_CASE(gauss_legendre_quadrature) {
   BOOST_TEST(!bdf.uses_gauss_legendre());
 }
 
+// The adjoint's transition form (no restart at observations, SolverOptions::adjoint_form) next
+// to the restart form, against finite differences: one 3x3 block (a network with time input)
+// with masks, an observation at t0 and checkpoints every 5 steps; a stacked batch (three 2x2
+// blocks); and decay rates 1 and 40, whose transition matrix passes condition number 1e4 so
+// that the solver re-anchors it.
+BOOST_AUTO_TEST_CASE(adjoint_transition_form) {
+  auto forms = [](int checkpoint_steps) {
+    SolverOptions t = options(kSolvers[0], 1e-10);
+    t.checkpoint_steps = checkpoint_steps;
+    t.adjoint_form = AdjointForm::Transition;
+    SolverOptions r = t;
+    r.adjoint_form = AdjointForm::Restart;
+    return std::vector<SolverOptions>{t, r};
+  };
+  MlpSpec s3;
+  s3.layers = {3, 8, 3};
+  s3.time_input = true;
+  const Mlp mlp3(s3);
+  const Vector theta3 = mlp3.initial_parameters(Init::Glorot, 31) + random_vector(mlp3.param_size(), 31, 0.1);
+  BOOST_TEST((resolved_adjoint_form(SolverOptions{}, mlp3) == AdjointForm::Transition));
+  BOOST_TEST_CONTEXT("one 3x3 block, masked, observation at t0, checkpoints every 5 steps") {
+    check_gradient(mlp3, theta3, make_trajectory(3, 7, true, true, 931), Loss{}, forms(5));
+  }
+  BOOST_TEST_CONTEXT("one 3x3 block, mse_mean") {
+    check_gradient(mlp3, theta3, make_trajectory(3, 4, false, false, 941), Loss::parse("mse_mean"), forms(100));
+  }
+  MlpSpec s2;
+  s2.layers = {2, 8, 2};
+  const Mlp mlp2(s2);
+  const Stacked stacked(mlp2, 3);
+  BOOST_TEST(stacked.block_size() == 2);
+  const Vector theta2 = mlp2.initial_parameters(Init::Glorot, 32) + random_vector(mlp2.param_size(), 32, 0.1);
+  BOOST_TEST_CONTEXT("stacked: three 2x2 blocks") {
+    check_gradient(stacked, theta2, make_trajectory(6, 5, true, false, 951), Loss{}, forms(100));
+  }
+  const LinearDecay decay(2);
+  const Vector rates = (Vector(2) << 1.0, 40.0).finished();
+  const Trajectory tr = make_trajectory(2, 6, false, false, 961);
+  BOOST_TEST_CONTEXT("rates 1 and 40: re-anchored") {
+    check_gradient(decay, rates, tr, Loss::parse("mse_mean"), forms(100));
+  }
+  Solver t(decay, forms(100)[0]), r(decay, forms(100)[1]), plain(mlp3, forms(100)[0]);
+  BOOST_TEST(t.gradient(rates, tr, Loss{}).backward.restarts > 0);
+  BOOST_TEST(r.gradient(rates, tr, Loss{}).backward.restarts == 5);  // one per observation before the last
+  BOOST_TEST(plain.gradient(theta3, make_trajectory(3, 7, false, false, 971), Loss{}).backward.restarts == 0);
+
+  // Where it does not apply: asked for, a readable refusal; on Auto, the restart form.
+  SolverOptions bdf;
+  bdf.method = Method::Bdf;
+  bdf.adjoint_form = AdjointForm::Transition;
+  BOOST_TEST(bdf.validate().find("adjoint_form = transition needs method = adams") != std::string::npos);
+  MlpSpec s5;
+  s5.layers = {5, 4, 5};
+  const Mlp mlp5(s5);
+  SolverOptions wide;
+  BOOST_TEST((resolved_adjoint_form(wide, mlp5) == AdjointForm::Restart));
+  wide.adjoint_form = AdjointForm::Transition;
+  BOOST_CHECK_THROW(Solver(mlp5, wide), OptionsError);
+}
+
 // The backward step budget holds with the quadrature outside CVODES too (there the backward
 // pass runs one step per CVodeB call, so cvnode counts): a typed CV_TOO_MUCH_WORK with the time.
 BOOST_AUTO_TEST_CASE(gauss_legendre_backward_step_budget) {

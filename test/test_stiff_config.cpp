@@ -84,6 +84,9 @@ log_time = true
   const Config n = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nnonlinear_solver = \"newton\"\n", "n.toml");
   BOOST_TEST((n.train.solver.nonlinear_solver == NonlinearSolver::Newton));
   BOOST_TEST(Config::parse(n.to_toml(), "printed").to_toml() == n.to_toml());
+  const Config r = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nadjoint_form = \"restart\"\n", "r.toml");
+  BOOST_TEST((r.train.solver.adjoint_form == AdjointForm::Restart));
+  BOOST_TEST(Config::parse(r.to_toml(), "printed").to_toml() == r.to_toml());
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_key) {
@@ -106,6 +109,10 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
   BOOST_TEST(has(e, "solver.nonlinear_solver"), e);
   e = error_of("[solver]\nmethod = \"bdf\"\nnonlinear_solver = \"fixed_point\"\n");
   BOOST_TEST(has(e, "fixed"), e);
+  e = error_of("[solver]\nadjoint_form = \"jumps\"\n");
+  BOOST_TEST(has(e, "solver.adjoint_form"), e);
+  e = error_of("[solver]\nmethod = \"bdf\"\nadjoint_form = \"transition\"\n");
+  BOOST_TEST(has(e, "transition"), e);
   e = error_of("[solver]\npreconditioner = \"ilu\"\n");
   BOOST_TEST(has(e, "solver.preconditioner"), e);
   e = error_of("[solver]\natol_vector = 1e-8\n");

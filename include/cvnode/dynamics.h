@@ -27,6 +27,10 @@ class Dynamics {
 
   virtual int state_size() const = 0;
   virtual int param_size() const = 0;
+  // Size of the independent blocks of the state: df/dz is block diagonal with blocks of this
+  // size (a stacked batch: one block per series). The adjoint's transition form integrates one
+  // block x block matrix per block (SolverOptions::adjoint_form). Default: the whole state.
+  virtual int block_size() const { return state_size(); }
   // Doubles of scratch memory each call needs.
   virtual int workspace_size() const = 0;
 

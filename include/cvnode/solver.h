@@ -34,6 +34,11 @@ struct Gradient {
   long nfe_backward = 0;  // vector-Jacobian products of the backward pass
 };
 
+// The adjoint form a Solver with these options uses for these dynamics: Restart or Transition
+// (SolverOptions::adjoint_form; Auto resolved). Throws OptionsError when Transition is asked
+// for dynamics whose blocks are too large.
+AdjointForm resolved_adjoint_form(const SolverOptions& options, const Dynamics& dynamics);
+
 class Solver {
  public:
   // Throws OptionsError if the options do not fit the dynamics.

@@ -41,6 +41,23 @@ enum class Quadrature {
   GaussLegendre  // per backward step, outside CVODES (Adams only; see SolverOptions::quadrature)
 };
 
+// How the adjoint carries the observation jumps a(t_k-) = a(t_k+) + dl_k/dz (FACTS.md: each
+// restart of the multistep method at order 1 cost B1L about six times the forward evaluations).
+enum class AdjointForm {
+  Auto,        // Transition where it applies (Adams with the Gauss-Legendre quadrature, no
+               // running cost, blocks of df/dz of at most kMaxTransitionBlock), else Restart
+  Restart,     // integrate a itself, restarting CVODES' backward problem at every observation
+  // Integrate Psi(t) = Phi(t_last, t)^T, the adjoint's state-transition matrix, one n_b x n_b
+  // block per independent block of df/dz (Dynamics::block_size), as one smooth backward problem:
+  // a(t) = Psi(t) c(t) with c += Psi(t_k)^{-1} dl_k/dz at each observation, so nothing restarts.
+  // Costs n_b vector-Jacobian products per right-hand side (all but the first reuse the forward
+  // pass), which pays off for small blocks with many observations per forward step. When a block
+  // of Psi grows ill-conditioned (condition number above 1e4) it is re-anchored: Psi = I from
+  // that observation on, one ordinary restart.
+  Transition
+};
+inline constexpr int kMaxTransitionBlock = 4;
+
 enum class Interpolation {
   Hermite,    // cubic Hermite between checkpointed steps: cheap, the SUNDIALS default
   Polynomial  // the forward method's own polynomial: more memory, no better here (FACTS.md)
@@ -68,7 +85,9 @@ struct SolverOptions {
   // one, so species concentrations stay non-negative instead of undershooting below zero (where
   // mass-action kinetics can blow up). Empty: none.
   Vector constraints;
-  // Absolute tolerance of the adjoint a = dLoss/dz; < 0 means "same as atol" (scalar).
+  // Absolute tolerance of the backward problem; < 0 means "same as atol" (scalar) for the
+  // adjoint a = dLoss/dz, and 1e-3 rtol for the transition form's Psi, which is dimensionless
+  // and starts at I (AdjointForm::Transition).
   double adjoint_atol = -1;
   // Whether the theta-gradient quadrature enters the backward error test. Measured with a plain
   // CVODES prototype: on the stiff B3 problem the gradient was ~500 times, on B1 ~4 times more
@@ -90,6 +109,7 @@ struct SolverOptions {
   bool uses_gauss_legendre() const {
     return quadrature == Quadrature::GaussLegendre || (quadrature == Quadrature::Auto && method == Method::Adams);
   }
+  AdjointForm adjoint_form = AdjointForm::Auto;
   double quadrature_rtol = -1;  // < 0 means "same as rtol"
   double quadrature_atol = -1;  // < 0 means "same as atol" (scalar)
 
@@ -113,6 +133,8 @@ struct SolverOptions {
 };
 
 const char* method_name(Method m);
+const char* adjoint_form_name(AdjointForm f);          // "auto" | "restart" | "transition"
+AdjointForm parse_adjoint_form(const std::string& name);  // throws OptionsError
 const char* quadrature_name(Quadrature q);             // "auto" | "cvodes" | "gauss_legendre"
 Quadrature parse_quadrature(const std::string& name);  // throws OptionsError
 Method parse_method(const std::string& name);  // "adams" | "bdf"; throws OptionsError

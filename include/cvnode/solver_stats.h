@@ -17,6 +17,9 @@ struct SolverStats {
   long err_test_fails = 0;
   long nonlin_conv_fails = 0;
   long checkpoints = 0;        // forward checkpoints kept for the adjoint pass
+  // Backward restarts at order 1: one per observation in the adjoint's restart form, one per
+  // re-anchoring in its transition form (SolverOptions::adjoint_form).
+  long restarts = 0;
 
   SolverStats& operator+=(const SolverStats& o);
   std::string brief() const;   // one line

@@ -17,6 +17,7 @@ class Stacked final : public Dynamics {
   const Dynamics& inner() const { return inner_; }
   int state_size() const override { return copies_ * inner_.state_size(); }
   int param_size() const override { return inner_.param_size(); }
+  int block_size() const override { return inner_.block_size(); }
   int workspace_size() const override;
 
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;

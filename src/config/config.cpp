@@ -314,6 +314,8 @@ const std::vector<Entry>& entries() {
               [](Config& c) -> bool& { return c.train.solver.quadrature_error_control; }),
       choice<Quadrature>("solver.quadrature", [](Config& c) -> Quadrature& { return c.train.solver.quadrature; },
                          parse_quadrature, quadrature_name),
+      choice<AdjointForm>("solver.adjoint_form", [](Config& c) -> AdjointForm& { return c.train.solver.adjoint_form; },
+                          parse_adjoint_form, adjoint_form_name),
 
       choice<LossKind>("loss.kind", [](Config& c) -> LossKind& { return c.train.loss.kind; },
                        parse_loss_kind, loss_name),

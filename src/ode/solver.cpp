@@ -21,6 +21,8 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include <Eigen/LU>
+
 #include "cvnode/errors.h"
 #include "ode/block_jacobi.h"
 #include "ode/sundials_raii.h"
@@ -69,6 +71,13 @@ struct Solver::Impl {
   Vector in_y, in_v, out_n, out_p;
   bool point_valid = false;
 
+  // The adjoint's transition form (SolverOptions::adjoint_form): the backward state is Psi,
+  // n x nb column-major (column j holds column j of every block), and a = blockdiag(Psi_b) c.
+  bool transition = false;
+  int nb = 0;
+  Vector c;
+  detail::NVectorPtr psi_k;  // Psi at an observation time
+
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
   int which = -1;
   long n_rhs = 0, n_vjp = 0, n_quad = 0;
@@ -78,6 +87,11 @@ struct Solver::Impl {
   Impl(const Dynamics& d, const SolverOptions& o)
       : dyn(d), opt(o), n(d.state_size()), P(d.param_size()) {
     opt.check(n);
+    transition = resolved_adjoint_form(opt, dyn) == AdjointForm::Transition;
+    if (transition) {
+      nb = dyn.block_size();
+      c.setZero(n);
+    }
     work.setZero(dyn.workspace_size());
     point_y.setZero(n);
     in_y.setZero(n);
@@ -256,9 +270,10 @@ struct Solver::Impl {
   }
   // A VJP at (t, y) with a = `a` into out_n (and out_p when want_theta), reusing the forward pass
   // of the previous one when it was at the same point. Leaves y staged in in_y.
-  void vjp_at(double t, N_Vector y, N_Vector a, bool want_theta) {
+  void vjp_at(double t, N_Vector y, N_Vector a, bool want_theta) { vjp_at(t, y, view(a), want_theta); }
+  void vjp_at(double t, N_Vector y, ConstVectorRef a, bool want_theta) {
     stage_y(y);
-    in_v = view(a);
+    in_v = a;
     VectorRef dtheta = want_theta ? VectorRef(out_p) : VectorRef(empty);
     if (point_valid && t == point_t && in_y == point_y) {
       dyn.vjp_again(t, in_y, th(), in_v, out_n, dtheta, work);
@@ -279,6 +294,29 @@ struct Solver::Impl {
     }
     view(yBdot) = -s->out_n;
     return s->out_n.allFinite() ? 0 : s->nonfinite(t);
+  }
+  // Transition form: dPsi/dt = -(df/dz)^T Psi, one VJP per column; the forward pass at (t, y)
+  // is shared by all of them (vjp_again).
+  static int fBT(realtype t, N_Vector y, N_Vector yB, N_Vector yBdot, void* data) {
+    auto* s = static_cast<Impl*>(data);
+    const double* psi = N_VGetArrayPointer(yB);
+    double* out = N_VGetArrayPointer(yBdot);
+    for (int j = 0; j < s->nb; ++j) {
+      ++s->n_vjp;
+      s->vjp_at(t, y, Eigen::Map<const Vector>(psi + static_cast<Eigen::Index>(j) * s->n, s->n), false);
+      if (!s->out_n.allFinite()) return s->nonfinite(t);
+      Eigen::Map<Vector>(out + static_cast<Eigen::Index>(j) * s->n, s->n) = -s->out_n;
+    }
+    return 0;
+  }
+  // a = blockdiag(Psi_b) c for Psi in the backward layout (see `transition`).
+  void psi_times_c(const double* psi, Vector& a) const {
+    a.setZero();
+    for (int j = 0; j < nb; ++j) {
+      const double* col = psi + static_cast<Eigen::Index>(j) * n;
+      for (int b = 0; b < n; b += nb)
+        for (int i = 0; i < nb; ++i) a[b + i] += col[b + i] * c[b + j];
+    }
   }
   static int fQB(realtype t, N_Vector y, N_Vector yB, N_Vector qBdot, void* data) {
     auto* s = static_cast<Impl*>(data);
@@ -330,7 +368,11 @@ struct Solver::Impl {
       backward_check(CVodeGetDky(bmem, tau, 0, a_node.get()), "CVodeGetDky");
       check(CVodeGetAdjY(mem.get(), tau, y_node.get()), "CVodeGetAdjY");
       stage_y(y_node.get());
-      in_v = view(a_node.get());
+      if (transition) {
+        psi_times_c(N_VGetArrayPointer(a_node.get()), in_v);
+      } else {
+        in_v = view(a_node.get());
+      }
       ++n_vjp;
       ++n_quad;
       dyn.vjp(tau, in_y, th(), in_v, out_n, out_p, work);
@@ -372,6 +414,118 @@ struct Solver::Impl {
       }
       t_prev = tret;
     }
+  }
+
+  // ---- the transition form's backward pass (see `transition`) ----
+  // From t_last to t0 as one backward problem in Psi; the observation jumps only update c, so
+  // the multistep method keeps its order and step size across them. Adds the theta-gradient into
+  // acc and returns a(t0) (observations at t0 excluded).
+  Vector backward_transition(const Trajectory& tr, const Matrix& jumps, double t0, double t_last,
+                             Vector& acc, SolverStats& stats) {
+    Eigen::Index k = tr.times.size() - 1;
+    set_identity(yB.get());  // Psi(t_last) = I
+    c.setZero();
+    if (k >= 0 && tr.times[k] == t_last) c = jumps.row(k--).transpose();
+    setup_backward(t_last);
+    if (!psi_k) psi_k = detail::make_vector(n * nb, ctx);
+    void* bmem = CVodeGetAdjCVodeBmem(mem.get(), which);
+    double t_prev = t_last;
+    long steps_at_obs = 0;
+    while (!same_instant(t_prev, t0)) {
+      int flag = CVodeB(mem.get(), t0, CV_ONE_STEP);
+      if (flag < 0) backward_check(flag, "CVodeB");
+      double tret = t_prev;
+      backward_check(CVodeGetB(mem.get(), which, &tret, yB.get()), "CVodeGetB");
+      const double lo = std::max(tret, t0);
+      double upper = t_prev;
+      bool anchored = false;
+      long steps = 0;
+      CVodeGetNumSteps(bmem, &steps);
+      // Observations this step passed (lo <= t_k < upper), latest first: the rule runs on the
+      // pieces between them, each with its own c.
+      while (k >= 0 && tr.times[k] > t0 && !same_instant(tr.times[k], t0) && tr.times[k] >= lo &&
+             tr.times[k] < upper) {
+        const double tk = tr.times[k];
+        gauss_legendre_step(bmem, tk, upper, acc);
+        backward_check(CVodeGetDky(bmem, tk, 0, psi_k.get()), "CVodeGetDky");
+        anchored = !add_jump(N_VGetArrayPointer(psi_k.get()), jumps.row(k).transpose());
+        --k;
+        upper = tk;
+        steps_at_obs = steps;
+        if (anchored) {  // Psi = I from t_k on: one ordinary restart
+          stats += backward_segment_stats();
+          ++stats.restarts;
+          set_identity(yB.get());
+          backward_check(CVodeReInitB(mem.get(), which, tk, yB.get()), "CVodeReInitB");
+          steps_at_obs = 0;
+          break;
+        }
+      }
+      if (!anchored && lo < upper) gauss_legendre_step(bmem, lo, upper, acc);
+      t_prev = anchored ? upper : lo;
+      if (anchored || same_instant(t_prev, t0)) continue;
+      // The step budget between two observations, as CVodeB(CV_NORMAL) enforces it per interval.
+      if (steps - steps_at_obs >= opt.max_steps) {
+        last_message = "CVodeB: " + std::to_string(steps - steps_at_obs) +
+                       " backward steps without reaching the next observation (solver.max_steps)";
+        fail("CVodeB", CV_TOO_MUCH_WORK, tret);
+      }
+    }
+    stats += backward_segment_stats();
+    // CVodeB stops on t0 exactly (it is the first checkpoint's time); yB holds Psi(t0).
+    Vector a0(n);
+    psi_times_c(N_VGetArrayPointer(yB.get()), a0);
+    return a0;
+  }
+  // A running cost forces the adjoint inhomogeneous, outside the transition form: an Auto solver
+  // drops its adjoint memory and continues in the restart form.
+  void leave_transition() {
+    if (opt.adjoint_form == AdjointForm::Transition)
+      throw OptionsError("solver option adjoint_form = transition does not take a running cost (use auto or restart)");
+    if (adjoint_ready) CVodeAdjFree(mem.get());
+    adjoint_ready = backward_ready = bquad_ready = false;
+    transition = false;
+    yB.reset();
+    a_node.reset();
+    y_node.reset();
+    NLSB.reset();
+  }
+  void set_identity(N_Vector psi) {
+    double* p = N_VGetArrayPointer(psi);
+    std::fill(p, p + static_cast<Eigen::Index>(n) * nb, 0.0);
+    for (int j = 0; j < nb; ++j)
+      for (int b = 0; b < n; b += nb) p[static_cast<Eigen::Index>(j) * n + b + j] = 1.0;
+  }
+  // The jump dl_k/dz at an observation where Psi = psi: c += Psi_b^{-1} g_b per block. Returns
+  // false, and instead sets c = a(t_k-) = Psi c + g (the caller re-anchors Psi = I), when a block
+  // is too ill-conditioned for its inverse to carry the jump accurately.
+  bool add_jump(const double* psi, const Vector& g) {
+    using Small = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMaxTransitionBlock, kMaxTransitionBlock>;
+    using SmallVec = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, kMaxTransitionBlock, 1>;
+    constexpr double kMaxCondition = 1e4;
+    bool well = true;
+    for (int b = 0; b < n && well; b += nb) {
+      Small M(nb, nb);
+      for (int j = 0; j < nb; ++j)
+        for (int i = 0; i < nb; ++i) M(i, j) = psi[static_cast<Eigen::Index>(j) * n + b + i];
+      const Eigen::PartialPivLU<Small> lu(M);
+      const double norm1 = M.cwiseAbs().colwise().sum().maxCoeff();
+      const double inv1 = Small(lu.inverse()).cwiseAbs().colwise().sum().maxCoeff();
+      well = std::isfinite(norm1 * inv1) && norm1 * inv1 <= kMaxCondition;
+    }
+    if (well) {
+      for (int b = 0; b < n; b += nb) {
+        Small M(nb, nb);
+        for (int j = 0; j < nb; ++j)
+          for (int i = 0; i < nb; ++i) M(i, j) = psi[static_cast<Eigen::Index>(j) * n + b + i];
+        c.segment(b, nb) += Eigen::PartialPivLU<Small>(M).solve(SmallVec(g.segment(b, nb)));
+      }
+      return true;
+    }
+    Vector a(n);
+    psi_times_c(psi, a);
+    c = a + g;
+    return false;
   }
 
   // ---- errors ----
@@ -448,11 +602,12 @@ struct Solver::Impl {
       backward_check(CVodeReInitB(m, which, tB, yB.get()), "CVodeReInitB");
       return;
     }
-    if (!yB) yB = detail::make_vector(n, ctx);
     qB = detail::make_vector(std::max(P, 1), ctx);
     check(CVodeCreateB(m, opt.method == Method::Adams ? CV_ADAMS : CV_BDF, &which), "CVodeCreateB");
-    backward_check(CVodeInitB(m, which, &Impl::fB, tB, yB.get()), "CVodeInitB");
-    const double atolB = opt.adjoint_atol > 0 ? opt.adjoint_atol : opt.atol;
+    backward_check(CVodeInitB(m, which, transition ? &Impl::fBT : &Impl::fB, tB, yB.get()), "CVodeInitB");
+    // Psi is dimensionless and starts at I: its absolute tolerance is relative to that unit
+    // scale, not to the adjoint's (atol = rtol would leave entries near zero uncontrolled).
+    const double atolB = opt.adjoint_atol > 0 ? opt.adjoint_atol : transition ? 1e-3 * opt.rtol : opt.atol;
     backward_check(CVodeSStolerancesB(m, which, opt.rtol, atolB), "CVodeSStolerancesB");
     backward_check(CVodeSetUserDataB(m, which, this), "CVodeSetUserDataB");
     backward_check(CVodeSetMaxNumStepsB(m, which, opt.max_steps), "CVodeSetMaxNumStepsB");
@@ -519,6 +674,23 @@ struct Solver::Impl {
   }
 };
 
+AdjointForm resolved_adjoint_form(const SolverOptions& opt, const Dynamics& dyn) {
+  const int n = dyn.state_size(), block = dyn.block_size();
+  const bool fits = block >= 1 && block <= kMaxTransitionBlock && n % block == 0 && dyn.param_size() > 0;
+  const bool applies = opt.uses_gauss_legendre() && opt.uses_fixed_point() && fits;
+  switch (opt.adjoint_form) {
+    case AdjointForm::Restart: return AdjointForm::Restart;
+    case AdjointForm::Auto: return applies ? AdjointForm::Transition : AdjointForm::Restart;
+    case AdjointForm::Transition:
+      if (!fits)
+        throw OptionsError("solver option adjoint_form = transition needs blocks of df/dz of at most " +
+                           std::to_string(kMaxTransitionBlock) + " states (these dynamics have " +
+                           std::to_string(block) + ") and a model with parameters");
+      return AdjointForm::Transition;  // the method pairing was checked by SolverOptions::validate
+  }
+  return AdjointForm::Restart;
+}
+
 Solver::Solver(const Dynamics& dynamics, const SolverOptions& options)
     : impl_(std::make_unique<Impl>(dynamics, options)) {}
 Solver::~Solver() = default;
@@ -565,6 +737,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
     throw OptionsError(why);
   s.reset_call(theta, running_cost);
+  if (s.transition && running_cost) s.leave_transition();
 
   const auto T = tr.times.size();
   const double t0 = tr.t0, t_last = tr.horizon();
@@ -637,6 +810,21 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   g.forward.checkpoints = ncheck;
 
   // ---- backward, from t_last to t0 through every observation time ----
+  if (s.transition) {
+    if (!s.yB) s.yB = detail::make_vector(n * s.nb, s.ctx);
+    if (!s.a_node) {
+      s.a_node = detail::make_vector(n * s.nb, s.ctx);
+      s.y_node = detail::make_vector(n, s.ctx);
+    }
+    Vector acc = Vector::Zero(s.P);
+    g.z0 = s.backward_transition(tr, jumps, t0, t_last, acc, g.backward);
+    for (Eigen::Index k = 0; k < T && same_instant(tr.times[k], t0); ++k) g.z0 += jumps.row(k).transpose();
+    g.theta = acc;
+    g.backward.quad_evals = s.n_quad;
+    g.nfe_forward = s.n_rhs;
+    g.nfe_backward = s.n_vjp;
+    return g;
+  }
   Eigen::Index k = T - 1;
   auto yBv = [&] { return view(s.yB.get()); };
   // Observations at t_last start the adjoint; later ones are added as CVodeB passes them.
@@ -677,6 +865,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     if (!at_obs) break;
     yBv() += jumps.row(k--).transpose();
     s.backward_check(CVodeReInitB(s.mem.get(), s.which, tb, s.yB.get()), "CVodeReInitB");
+    ++g.backward.restarts;
     if (s.bquad_ready)
       s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
   }

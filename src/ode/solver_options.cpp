@@ -44,6 +44,9 @@ std::string SolverOptions::validate(int state_size) const {
   if (quadrature == Quadrature::GaussLegendre && method == Method::Bdf)
     return "solver option quadrature = gauss_legendre needs method = adams: with BDF on a stiff problem the "
            "backward steps stride over fast adjoint modes that the per-step rule cannot see (use auto or cvodes)";
+  if (adjoint_form == AdjointForm::Transition && (!uses_gauss_legendre() || !uses_fixed_point()))
+    return "solver option adjoint_form = transition needs method = adams with the fixed-point iteration and "
+           "quadrature gauss_legendre (or auto)";
   if (atol == 0 && atol_vector.size() == 0)
     return bad("atol", "0", "leaves components near zero without any tolerance; give atol > 0");
   if (std::isnan(adjoint_atol) || adjoint_atol == 0)
@@ -101,6 +104,22 @@ Quadrature parse_quadrature(const std::string& name) {
   if (name == "cvodes") return Quadrature::Cvodes;
   if (name == "gauss_legendre") return Quadrature::GaussLegendre;
   throw OptionsError("unknown quadrature '" + name + "' (expected auto, cvodes or gauss_legendre)");
+}
+
+const char* adjoint_form_name(AdjointForm f) {
+  switch (f) {
+    case AdjointForm::Auto: return "auto";
+    case AdjointForm::Restart: return "restart";
+    case AdjointForm::Transition: return "transition";
+  }
+  return "?";
+}
+
+AdjointForm parse_adjoint_form(const std::string& name) {
+  if (name == "auto") return AdjointForm::Auto;
+  if (name == "restart") return AdjointForm::Restart;
+  if (name == "transition") return AdjointForm::Transition;
+  throw OptionsError("unknown adjoint_form '" + name + "' (expected auto, restart or transition)");
 }
 
 Method parse_method(const std::string& name) {

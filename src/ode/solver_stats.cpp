@@ -16,6 +16,7 @@ SolverStats& SolverStats::operator+=(const SolverStats& o) {
   err_test_fails += o.err_test_fails;
   nonlin_conv_fails += o.nonlin_conv_fails;
   checkpoints += o.checkpoints;
+  restarts += o.restarts;
   return *this;
 }
 
@@ -38,7 +39,8 @@ std::string SolverStats::report() const {
     << "nonlinear iters    " << nonlin_iters << "\n"
     << "error-test fails   " << err_test_fails << "\n"
     << "convergence fails  " << nonlin_conv_fails << "\n"
-    << "checkpoints        " << checkpoints << "\n";
+    << "checkpoints        " << checkpoints << "\n"
+    << "restarts           " << restarts << "\n";
   return o.str();
 }
 
