@@ -27,6 +27,8 @@ struct BenchArgs {
   std::string linear_solver = "dense";
   double rtol = 1e-6;
   double atol = -1;
+  double adjoint_atol = -1;
+  int max_order = 0;
   int repeats = 5;
   int threads = 1;
   int checkpoint_steps = 100;
@@ -38,6 +40,7 @@ struct BenchArgs {
   bool hybrid = false;
   double horizon_scale = 1;
   std::string quadrature = "auto";
+  std::string adjoint_form = "auto";
   bool network_rate = false;
 };
 
@@ -138,10 +141,13 @@ void run(const BenchArgs& a) {
     throw OptionsError("--linear-solver = '" + a.linear_solver + "' (expected dense or gmres)");
   opt.rtol = a.rtol;
   opt.atol = a.atol > 0 ? a.atol : a.rtol;
+  opt.adjoint_atol = a.adjoint_atol;
+  opt.max_order = a.max_order;
   opt.checkpoint_steps = a.checkpoint_steps;
   opt.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
   opt.quadrature_error_control = !a.no_quad_errcon;
   opt.quadrature = parse_quadrature(a.quadrature);
+  opt.adjoint_form = parse_adjoint_form(a.adjoint_form);
   if (a.repeats < 1) throw OptionsError("--repeats = " + std::to_string(a.repeats) + " must be >= 1");
   BatchOptions bo;
   bo.threads = a.threads;
@@ -170,6 +176,9 @@ void run(const BenchArgs& a) {
   j["dynamics"] = a.hybrid ? "hybrid(linear_decay, mlp)" : "mlp";
   j["rtol"] = opt.rtol;
   j["atol"] = opt.atol;
+  // Stacking keeps the blocks of df/dz (one per series), so the form is the same in every mode.
+  j["adjoint_form"] = adjoint_form_name(resolved_adjoint_form(opt, *dynamics));
+  if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;  // else the solver's default
   j["threads"] = solver.threads();
   j["mode"] = a.mode;
   j["stack_size"] = a.stack_size;
@@ -180,6 +189,7 @@ void run(const BenchArgs& a) {
   j["nfe_bwd"] = g.nfe_backward;
   j["steps_fwd"] = g.forward.steps;
   j["steps_bwd"] = g.backward.steps;
+  j["restarts_bwd"] = g.backward.restarts;
   j["loss"] = g.loss;
   j["ref_loss"] = p.ref_loss;
   j["horizon_scale"] = a.horizon_scale;
@@ -221,6 +231,8 @@ void add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"dense", "gmres"}))->capture_default_str();
   cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str();
   cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)");
+  cmd->add_option("--adjoint-atol", args->adjoint_atol, "Absolute tolerance of the backward problem (default: atol for the adjoint a, 1e-3 rtol for the transition form's Psi)");
+  cmd->add_option("--max-order", args->max_order, "Maximum method order (default: the method's, Adams 12, BDF 5)");
   cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();
   cmd->add_option("--mode", args->mode, "per-series, stacked or auto")
@@ -231,6 +243,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--quadrature", args->quadrature,
                   "auto (gauss_legendre with adams, cvodes with bdf), cvodes, or gauss_legendre (the theta-gradient outside CVODES)")
       ->check(CLI::IsMember({"auto", "cvodes", "gauss_legendre"}))
+      ->capture_default_str();
+  cmd->add_option("--adjoint-form", args->adjoint_form,
+                  "auto (transition for blocks of <= 4 states with adams), restart (restart at every observation) or transition (the adjoint's transition matrix, no restarts)")
+      ->check(CLI::IsMember({"auto", "restart", "transition"}))
       ->capture_default_str();
   cmd->add_flag("--no-quad-errcon", args->no_quad_errcon, "Leave the gradient quadrature out of the error test");
   cmd->add_flag("--json", args->json, "Print one JSON line");
