@@ -75,7 +75,7 @@ struct Solver::Impl {
   // n x nb column-major (column j holds column j of every block), and a = blockdiag(Psi_b) c.
   bool transition = false;
   int nb = 0;
-  Vector c;
+  Vector c, jump_dc;
   detail::NVectorPtr psi_k;  // Psi at an observation time
 
   bool adjoint_ready = false, backward_ready = false, fquad_ready = false, bquad_ready = false;
@@ -501,31 +501,23 @@ struct Solver::Impl {
   // is too ill-conditioned for its inverse to carry the jump accurately.
   bool add_jump(const double* psi, const Vector& g) {
     using Small = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, kMaxTransitionBlock, kMaxTransitionBlock>;
-    using SmallVec = Eigen::Matrix<double, Eigen::Dynamic, 1, 0, kMaxTransitionBlock, 1>;
     constexpr double kMaxCondition = 1e4;
-    bool well = true;
-    for (int b = 0; b < n && well; b += nb) {
+    jump_dc.resize(n);
+    for (int b = 0; b < n; b += nb) {
       Small M(nb, nb);
       for (int j = 0; j < nb; ++j)
         for (int i = 0; i < nb; ++i) M(i, j) = psi[static_cast<Eigen::Index>(j) * n + b + i];
-      const Eigen::PartialPivLU<Small> lu(M);
-      const double norm1 = M.cwiseAbs().colwise().sum().maxCoeff();
-      const double inv1 = Small(lu.inverse()).cwiseAbs().colwise().sum().maxCoeff();
-      well = std::isfinite(norm1 * inv1) && norm1 * inv1 <= kMaxCondition;
-    }
-    if (well) {
-      for (int b = 0; b < n; b += nb) {
-        Small M(nb, nb);
-        for (int j = 0; j < nb; ++j)
-          for (int i = 0; i < nb; ++i) M(i, j) = psi[static_cast<Eigen::Index>(j) * n + b + i];
-        c.segment(b, nb) += Eigen::PartialPivLU<Small>(M).solve(SmallVec(g.segment(b, nb)));
+      const Small inv = Eigen::PartialPivLU<Small>(M).inverse();
+      const double kappa = M.cwiseAbs().colwise().sum().maxCoeff() * inv.cwiseAbs().colwise().sum().maxCoeff();
+      if (!(kappa <= kMaxCondition)) {
+        psi_times_c(psi, jump_dc);
+        c = jump_dc + g;
+        return false;
       }
-      return true;
+      jump_dc.segment(b, nb).noalias() = inv * g.segment(b, nb);
     }
-    Vector a(n);
-    psi_times_c(psi, a);
-    c = a + g;
-    return false;
+    c += jump_dc;
+    return true;
   }
 
   // ---- errors ----
