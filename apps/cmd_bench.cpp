@@ -190,6 +190,7 @@ void run(const BenchArgs& a) {
   j["steps_fwd"] = g.forward.steps;
   j["steps_bwd"] = g.backward.steps;
   j["restarts_bwd"] = g.backward.restarts;
+  j["quad_bwd"] = g.backward.quad_evals;  // of nfe_bwd: the gradient quadrature's VJPs
   j["loss"] = g.loss;
   j["ref_loss"] = p.ref_loss;
   j["horizon_scale"] = a.horizon_scale;

@@ -97,7 +97,7 @@ struct SolverOptions {
   // How dLoss/dtheta = int a^T df/dtheta dt is integrated. Cvodes: as CVODES' backward quadrature,
   // a P-long vector carried through every step with its own Nordsieck history (and error test
   // when quadrature_error_control). GaussLegendre: outside CVODES, after each backward step, by
-  // an m-point Gauss-Legendre rule on the step (m = ceil((q + 1) / 2) for the step's order q)
+  // the Gauss-Legendre rule on the step (midpoint after a first-order step, else two points)
   // with a(t) from the step's own interpolant and z(t) from the forward interpolation: the
   // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 4.5x,
   // B2 2.2x faster at about equal gradient error; docs/performance.md). Its error is not controlled by
