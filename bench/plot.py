@@ -12,12 +12,17 @@ for r in rows:
     if r.get("grad_rel_err") is None:
         continue
     atol = "atol=rtol" if r["atol"] == r["rtol"] else f'atol={r["atol"]:g}'
-    label = f'{r["method"]} {r.get("linear_solver", "dense") if r["method"] == "bdf" else ""} {r.get("mode", "per-series")} {atol}'
+    form = "restart" if r.get("adjoint_form") == "restart" and r["method"] == "adams" else ""
+    adj = f'adjoint-atol={r["adjoint_atol"]:g}x' if "adjoint_atol" in r else ""
+    if adj:  # given relative to rtol in bench/run.sh: label by the ratio, one curve per ratio
+        adj = f'adjoint-atol=rtol*{r["adjoint_atol"] / r["rtol"]:.0e}'
+    label = f'{r["method"]} {r.get("linear_solver", "dense") if r["method"] == "bdf" else ""} {r.get("mode", "per-series")} {atol} {form} {adj}'
     curves[(r["problem"], " ".join(label.split()))].append((r["ms_min"], r["grad_rel_err"]))
 # The peer (torchdiffeq, float64, one thread, dopri5), from ../shared/bench/README.md and
 # issue 6: (ms per gradient, grad_rel_err) where both are stated.
 PEER = {"B1": [(60.0, 3e-7, "torchdiffeq adjoint"), (11.0, 1.3e-5, "torchdiffeq backprop")],
-        "B1L": [(1200.0, 1.6e-5, "torchdiffeq adjoint")],
+        "B1L": [(1200.0, 1.6e-5, "torchdiffeq adjoint"), (250.0, 3e-7, "torchdiffeq backprop rtol 1e-5 (issue 6)"),
+                (540.0, 2e-7, "torchdiffeq backprop rtol 1e-7 (issue 6)")],
         "B2": [(9400.0, 4e-8, "torchdiffeq adjoint")]}
 problems = sorted({p for p, _ in curves})
 tmp = tempfile.mkdtemp()
