@@ -101,12 +101,20 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_epoch_then_resume) {
   BOOST_TEST(left.epoch >= 2);
   BOOST_TEST(left.epoch < epochs);
 
+  // What a kill between a write and its rename leaves behind, for the killed process and for a
+  // live one (this test): the resumed run's first checkpoint write removes the first only.
+  const std::string stale = out + "/latest.h5.tmp." + std::to_string(pid) + ".3";
+  const std::string live = out + "/latest.h5.tmp." + std::to_string(::getpid()) + ".3";
+  std::ofstream(stale) << "partial";
+  std::ofstream(live) << "partial";
   const pid_t again = spawn({cli, "fit", "--resume", out + "/latest.h5", "--out", out, "--quiet", "--no-plots"});
   waitpid(again, &status, 0);
   BOOST_TEST_REQUIRE(WIFEXITED(status));
   BOOST_TEST_REQUIRE(WEXITSTATUS(status) == 0);
   const Checkpoint done = Checkpoint::read(out + "/latest.h5");
   BOOST_TEST(done.epoch == epochs);
+  BOOST_TEST(!fs::exists(stale), stale << " (of the killed process) was not removed");
+  BOOST_TEST(fs::exists(live), live << " (of a live process) was removed");
   const auto& train = done.metrics.at("train_loss");
   const auto& val = done.metrics.at("val_loss");
   BOOST_TEST_REQUIRE(train.size() == ref.state.history.size());

@@ -1,12 +1,15 @@
 #include "data/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "cvnode/errors.h"
@@ -131,6 +134,32 @@ void AtomicWrite::publish(int fd) {
   // Make the rename itself durable.
   Fd dir(::open(folder_of(final_).c_str(), O_RDONLY | O_DIRECTORY));
   if (dir.fd >= 0) ::fsync(dir.fd);
+  remove_stale_temporaries(final_);
+}
+
+// A process killed between creating its temporary file and the rename (SIGKILL, power loss)
+// leaves FINAL.tmp.PID.N behind; the next successful write of FINAL removes those whose process
+// no longer exists. Best effort: a folder that cannot be listed is left as it is, and a PID that
+// was reused by a live process keeps its file (the safe side).
+void remove_stale_temporaries(const std::string& final_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path fin(final_path);
+  const std::string prefix = fin.filename().string() + ".tmp.";
+  const fs::path folder = fin.has_parent_path() ? fin.parent_path() : fs::path(".");
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // PID.N
+    const auto dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos) continue;
+    if (rest.find_first_not_of("0123456789.") != std::string::npos) continue;
+    const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == static_cast<long>(::getpid())) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
 }
 
 SealState verify_seal(const std::string& path) {

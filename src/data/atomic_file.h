@@ -36,6 +36,10 @@ class AtomicWrite {
   bool done_ = false;
 };
 
+// Removes FINAL.tmp.PID.N files of processes that no longer exist (left by a kill between a
+// write and its rename); commit() calls it after every successful write of FINAL.
+void remove_stale_temporaries(const std::string& final_path);
+
 enum class SealState { Valid, Absent };
 
 // Absent: the file has no cvnode seal (written by another tool); nothing was checked.
