@@ -262,6 +262,75 @@ BOOST_AUTO_TEST_CASE(adjoint_transition_form) {
   BOOST_CHECK_THROW(Solver(mlp5, wide), OptionsError);
 }
 
+// The same network declared non-smooth: the gradient rule then runs per backward step.
+class Kinked final : public Dynamics {
+ public:
+  explicit Kinked(const Dynamics& d) : d_(d) {}
+  int state_size() const override { return d_.state_size(); }
+  int param_size() const override { return d_.param_size(); }
+  int workspace_size() const override { return d_.workspace_size(); }
+  bool smooth() const override { return false; }
+  void rhs(double t, ConstVectorRef z, ConstVectorRef th, VectorRef f, VectorRef w) const override { d_.rhs(t, z, th, f, w); }
+  void vjp(double t, ConstVectorRef z, ConstVectorRef th, ConstVectorRef a, VectorRef az, VectorRef ap,
+           VectorRef w) const override {
+    d_.vjp(t, z, th, a, az, ap, w);
+  }
+  void jacobian(double t, ConstVectorRef z, ConstVectorRef th, MatrixRef J, VectorRef w) const override {
+    d_.jacobian(t, z, th, J, w);
+  }
+  void jvp(double t, ConstVectorRef z, ConstVectorRef th, ConstVectorRef v, VectorRef Jv, VectorRef w) const override {
+    d_.jvp(t, z, th, v, Jv, w);
+  }
+
+ private:
+  const Dynamics& d_;
+};
+
+// The Gauss-Legendre gradient rule on panels (the forward steps split at observations) for a
+// smooth f, per backward step otherwise: both against finite differences, the panels with
+// fewer evaluations; which models count as smooth; the forward step budget of the one-step
+// forward loop the panels need.
+BOOST_AUTO_TEST_CASE(gradient_rule_panels) {
+  MlpSpec s;
+  s.layers = {3, 12, 3};
+  const Mlp tanh_net(s);
+  s.activation = Activation::Relu;
+  BOOST_TEST(tanh_net.smooth());
+  BOOST_TEST(!Mlp(s).smooth());
+  BOOST_TEST(Stacked(tanh_net, 2).smooth());
+  BOOST_TEST(LinearDecay(3).smooth());
+  const Kinked kinked(tanh_net);
+  const Vector theta = tanh_net.initial_parameters(Init::Glorot, 41) + random_vector(tanh_net.param_size(), 41, 0.2);
+  for (AdjointForm form : {AdjointForm::Restart, AdjointForm::Transition}) {
+    SolverOptions o = options(kSolvers[0], 1e-10);
+    o.adjoint_form = form;
+    const Trajectory tr = make_trajectory(3, 9, true, false, 981);
+    BOOST_TEST_CONTEXT("form " << adjoint_form_name(form)) {
+      check_gradient(tanh_net, theta, tr, Loss::parse("mse_mean"), {o});
+      check_gradient(kinked, theta, tr, Loss::parse("mse_mean"), {o});
+      const Gradient panels = Solver(tanh_net, o).gradient(theta, tr, Loss{});
+      const Gradient steps = Solver(kinked, o).gradient(theta, tr, Loss{});
+      BOOST_TEST_MESSAGE("gradient-rule VJPs: panels " << panels.backward.quad_evals << ", per backward step "
+                                                        << steps.backward.quad_evals);
+      BOOST_TEST(panels.backward.quad_evals < steps.backward.quad_evals);
+      // Two nodes per panel, at most one panel per forward step and observation.
+      BOOST_TEST(panels.backward.quad_evals <= 2 * (panels.forward.steps + tr.times.size()));
+      BOOST_TEST(rel_err(panels.theta, steps.theta) < 1e-7);
+    }
+  }
+  SolverOptions o;
+  o.max_steps = 3;
+  Trajectory tr = make_trajectory(3, 2, false, false, 991);
+  tr.times[1] = 30.0;
+  try {
+    Solver(tanh_net, o).gradient(theta, tr, Loss{});
+    BOOST_FAIL("the forward pass exceeded max_steps without an error");
+  } catch (const SolverError& e) {
+    BOOST_TEST(e.flag() == CV_TOO_MUCH_WORK);
+    BOOST_TEST(std::string(e.what()).find("forward steps") != std::string::npos, e.what());
+  }
+}
+
 // The backward step budget holds with the quadrature outside CVODES too (there the backward
 // pass runs one step per CVodeB call, so cvnode counts): a typed CV_TOO_MUCH_WORK with the time.
 BOOST_AUTO_TEST_CASE(gauss_legendre_backward_step_budget) {

@@ -31,6 +31,11 @@ class Dynamics {
   // size (a stacked batch: one block per series). The adjoint's transition form integrates one
   // block x block matrix per block (SolverOptions::adjoint_form). Default: the whole state.
   virtual int block_size() const { return state_size(); }
+  // True when f is infinitely differentiable in t and z (tanh, softplus, polynomial kinetics;
+  // not ReLU's kink). The adjoint's gradient rule may then integrate over the forward solver's
+  // steps, which follow how fast the solution changes; at a kink only the backward steps, which
+  // shrink there, resolve it. Default false: the safe answer for a model cvnode cannot inspect.
+  virtual bool smooth() const { return false; }
   // Doubles of scratch memory each call needs.
   virtual int workspace_size() const = 0;
 

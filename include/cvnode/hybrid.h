@@ -55,6 +55,9 @@ class Hybrid final : public Dynamics {
   const Matrix& output_matrix() const { return S_; }                // empty without one
 
   int state_size() const override { return n_; }
+  bool smooth() const override {
+    return (!physics_ || physics_->smooth()) && (!network_ || network_->smooth());
+  }
   int param_size() const override { return pg_ + pn_; }
   int workspace_size() const override { return n_work_; }
 

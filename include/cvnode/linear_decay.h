@@ -18,6 +18,7 @@ class LinearDecay final : public Dynamics {
   const Vector& fixed_rates() const { return fixed_; }
 
   int state_size() const override { return n_; }
+  bool smooth() const override { return true; }
   int param_size() const override { return learnable() ? n_ : 0; }
   int workspace_size() const override { return 0; }
 

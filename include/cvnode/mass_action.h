@@ -39,6 +39,7 @@ class MassAction final : public Dynamics {
 
   const MassActionSpec& spec() const { return spec_; }
   int state_size() const override { return spec_.species_count(); }
+  bool smooth() const override { return true; }  // polynomial rate laws
   int param_size() const override { return spec_.reaction_count(); }  // theta = k, one per reaction
   int workspace_size() const override;
 

@@ -40,6 +40,10 @@ class Mlp final : public Dynamics {
 
   const MlpSpec& spec() const { return spec_; }
   int state_size() const override { return spec_.layers.front(); }
+  // Smooth unless an activation has a kink (relu) or a jump in its second derivative (elu).
+  bool smooth() const override {
+    return spec_.activation != Activation::Relu && spec_.activation != Activation::Elu;
+  }
   int param_size() const override { return n_params_; }
   int workspace_size() const override { return n_work_; }
 

@@ -56,6 +56,7 @@ class TransformedParameters final : public Dynamics {
   Vector to_internal(ConstVectorRef p) const;
 
   int state_size() const override { return inner_->state_size(); }
+  bool smooth() const override { return inner_->smooth(); }  // the bounds map parameters smoothly
   int param_size() const override { return inner_->param_size(); }
   int workspace_size() const override { return inner_->workspace_size() + 2 * param_size(); }
 

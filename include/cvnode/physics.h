@@ -28,6 +28,7 @@ class SmallDynamics : public Dynamics {
 class CubicSpiral final : public SmallDynamics {
  public:
   int state_size() const override { return 2; }
+  bool smooth() const override { return true; }  // polynomial
   int param_size() const override { return 4; }
   static Vector default_parameters();
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;
@@ -42,6 +43,7 @@ class CubicSpiral final : public SmallDynamics {
 class LotkaVolterra final : public SmallDynamics {
  public:
   int state_size() const override { return 2; }
+  bool smooth() const override { return true; }  // polynomial
   int param_size() const override { return 4; }
   static Vector default_parameters();
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;
@@ -56,6 +58,7 @@ class LotkaVolterra final : public SmallDynamics {
 class DampedOscillator final : public SmallDynamics {
  public:
   int state_size() const override { return 2; }
+  bool smooth() const override { return true; }  // polynomial
   int param_size() const override { return 2; }
   static Vector default_parameters();
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;
@@ -71,6 +74,7 @@ class DampedOscillator final : public SmallDynamics {
 class Robertson final : public SmallDynamics {
  public:
   int state_size() const override { return 3; }
+  bool smooth() const override { return true; }  // polynomial
   int param_size() const override { return 3; }
   static Vector default_parameters();
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;

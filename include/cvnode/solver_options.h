@@ -96,12 +96,13 @@ struct SolverOptions {
   bool quadrature_error_control = true;
   // How dLoss/dtheta = int a^T df/dtheta dt is integrated. Cvodes: as CVODES' backward quadrature,
   // a P-long vector carried through every step with its own Nordsieck history (and error test
-  // when quadrature_error_control). GaussLegendre: outside CVODES, after each backward step, by
-  // the Gauss-Legendre rule on the step (midpoint after a first-order step, else two points)
-  // with a(t) from the step's own interpolant and z(t) from the forward interpolation: the
+  // when quadrature_error_control). GaussLegendre: outside CVODES, by the two-point
+  // Gauss-Legendre rule on panels (the forward steps, split at observations; for a non-smooth f
+  // the backward steps), each node evaluated once a backward step covers it, with a(t) from
+  // that step's interpolant and z(t) from the forward interpolation: the
   // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 4.5x,
   // B2 2.2x faster at about equal gradient error; docs/performance.md). Its error is not controlled by
-  // its own test but follows the adjoint's: with Adams the steps resolve every mode of a and z,
+  // its own test but follows the solution's: with Adams the steps resolve every mode of a and z,
   // so the rule is as accurate as CVODES' quadrature (test_gradient). With BDF on a stiff problem
   // the steps stride over the fast modes of a after each observation jump, whose contribution
   // the interpolant misses (B3: 5e-4 gradient error), so GaussLegendre is refused with BDF.

@@ -18,6 +18,7 @@ class Stacked final : public Dynamics {
   int state_size() const override { return copies_ * inner_.state_size(); }
   int param_size() const override { return inner_.param_size(); }
   int block_size() const override { return inner_.block_size(); }
+  bool smooth() const override { return inner_.smooth(); }
   int workspace_size() const override;
 
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;

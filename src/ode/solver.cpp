@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <stdexcept>
 #include <limits>
 #include <string>
 #include <vector>
@@ -346,40 +348,89 @@ struct Solver::Impl {
   }
 
   // ---- the theta-gradient outside CVODES (Quadrature::GaussLegendre) ----
-  // Adds int_lo^hi (a^T df/dtheta + dg/dtheta) dt over (part of) the backward step just taken:
-  // the midpoint rule after a first-order step, else the two-point Gauss-Legendre rule (exact
-  // for cubics). Measured: matching the step's order with up to four nodes (exact to degree 7)
-  // moved no benchmark's gradient error by more than 2% at rtol 1e-5..1e-10 (B1L against its
-  // reference at rtol 1e-10: 1.09e-8 with four, 1.08e-8 with two), yet cost B1L 32% more VJPs
-  // in the transition form, whose long high-order steps are where the rule spends; one node
-  // after higher-order steps made the gradient error 500 times larger (docs/performance.md).
-  void gauss_legendre_step(void* bmem, double lo, double hi, Vector& acc) {
-    static constexpr double x[2][2] = {{0, 0}, {-0.5773502691896257645, 0.5773502691896257645}};
-    static constexpr double w[2][2] = {{2, 0}, {1, 1}};
-    int order = 1;
-    CVodeGetLastOrder(bmem, &order);
-    const int m = order <= 1 ? 1 : 2;
-    const double mid = 0.5 * (lo + hi), half = 0.5 * (hi - lo);
-    for (int i = 0; i < m; ++i) {
-      const double tau = mid + half * x[m - 1][i];
-      backward_check(CVodeGetDky(bmem, tau, 0, a_node.get()), "CVodeGetDky");
-      check(CVodeGetAdjY(mem.get(), tau, y_node.get()), "CVodeGetAdjY");
-      stage_y(y_node.get());
-      if (transition) {
-        psi_times_c(N_VGetArrayPointer(a_node.get()), in_v);
+  // int (a^T df/dtheta + dg/dtheta) dt by the two-point Gauss-Legendre rule (exact for cubics)
+  // on panels: the forward solver's steps, split at the observation times (where a jumps). The
+  // forward steps follow how fast z, and with it the adjoint's Jacobian, changes; the backward
+  // steps are much shorter wherever the multistep method restarts at order 1 after a jump,
+  // which says nothing about the integrand. A node is evaluated once the backward step that
+  // covers it is taken, with a(tau) from that step's interpolant and z(tau) from the forward
+  // interpolation. Measured (docs/performance.md): per backward step, the same rule took B2
+  // 214 VJPs and B1L (restart form) 2,452 for the gradient; per panel 60 and 574, with the
+  // same gradient errors; three nodes per panel changed no error either. Only for a smooth f
+  // (Dynamics::smooth): at a kink (ReLU) the forward steps do not shrink enough and the error
+  // was 1.5e-5 at rtol 1e-10; there each backward step is its own panel (the midpoint rule
+  // after a first-order step, else two points).
+  bool forward_panels = false;
+  std::vector<double> panel_grid;  // panel ends, descending from t_last to t0
+  size_t panel = 0;                // current panel: [panel_grid[panel + 1], panel_grid[panel]]
+  int panel_node = 0;              // its next node: 0 the upper, 1 the lower
+  std::vector<double> forward_steps;
+
+  void build_panels(const Trajectory& tr, double t0, double t_last) {
+    panel_grid.clear();
+    for (double t : forward_steps)
+      if (t > t0 && t < t_last) panel_grid.push_back(t);
+    for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+      if (tr.times[k] > t0 && tr.times[k] < t_last) panel_grid.push_back(tr.times[k]);
+    panel_grid.push_back(t0);
+    panel_grid.push_back(t_last);
+    std::sort(panel_grid.begin(), panel_grid.end(), std::greater<>());
+    panel_grid.erase(std::unique(panel_grid.begin(), panel_grid.end(), same_instant), panel_grid.end());
+    panel = 0;
+    panel_node = 0;
+  }
+  bool panels_done() const { return panel + 1 >= panel_grid.size(); }
+  // Every node must have been met by a backward step, or the gradient would silently miss it.
+  void check_panels_done() const {
+    if (forward_panels && !panels_done())
+      throw std::logic_error("cvnode: Gauss-Legendre panels left at t = " + std::to_string(panel_grid[panel]) +
+                             " after the backward pass (a bug: please report it)");
+  }
+  // Adds the nodes in [lo, hi], the part of the backward step just taken that a (or c) covers.
+  void quadrature_nodes(void* bmem, double lo, double hi, Vector& acc) {
+    static constexpr double kNode = 0.5773502691896257645;  // 1 / sqrt(3)
+    if (!forward_panels) {
+      int order = 1;
+      CVodeGetLastOrder(bmem, &order);
+      const double mid = 0.5 * (lo + hi), half = 0.5 * (hi - lo);
+      if (order <= 1) {
+        add_node(bmem, mid, 2 * half, acc);
       } else {
-        in_v = view(a_node.get());
+        add_node(bmem, mid + half * kNode, half, acc);
+        add_node(bmem, mid - half * kNode, half, acc);
       }
-      ++n_vjp;
-      ++n_quad;
-      dyn.vjp(tau, in_y, th(), in_v, out_n, out_p, work);
-      if (rc) {
-        rc->gradient(tau, in_y, th(), scratch_n, scratch_p, rc_work);
-        out_p += scratch_p;
-      }
-      acc += (w[m - 1][i] * half) * out_p;
+      return;
     }
-    point_valid = false;  // work holds the last node's forward pass now
+    while (!panels_done()) {
+      const double up = panel_grid[panel], down = panel_grid[panel + 1];
+      const double mid = 0.5 * (up + down), half = 0.5 * (up - down);
+      const double tau = panel_node == 0 ? mid + half * kNode : mid - half * kNode;
+      if (tau < lo) return;
+      if (tau <= hi) add_node(bmem, tau, half, acc);
+      if (++panel_node == 2) {
+        panel_node = 0;
+        ++panel;
+      }
+    }
+  }
+  void add_node(void* bmem, double tau, double weight, Vector& acc) {
+    backward_check(CVodeGetDky(bmem, tau, 0, a_node.get()), "CVodeGetDky");
+    check(CVodeGetAdjY(mem.get(), tau, y_node.get()), "CVodeGetAdjY");
+    stage_y(y_node.get());
+    if (transition) {
+      psi_times_c(N_VGetArrayPointer(a_node.get()), in_v);
+    } else {
+      in_v = view(a_node.get());
+    }
+    ++n_vjp;
+    ++n_quad;
+    dyn.vjp(tau, in_y, th(), in_v, out_n, out_p, work);
+    if (rc) {
+      rc->gradient(tau, in_y, th(), scratch_n, scratch_p, rc_work);
+      out_p += scratch_p;
+    }
+    acc += weight * out_p;
+    point_valid = false;  // work holds the node's forward pass now
   }
 
   // The backward pass from tb to target one step at a time, each step followed by its piece of
@@ -396,7 +447,7 @@ struct Solver::Impl {
       backward_check(CVodeGetB(mem.get(), which, &tret, yB.get()), "CVodeGetB");
       const bool reached = tret <= target || same_instant(tret, target);
       const double lo = std::max(tret, target);
-      if (lo < t_prev) gauss_legendre_step(bmem, lo, t_prev, acc);
+      if (lo < t_prev) quadrature_nodes(bmem, lo, t_prev, acc);
       if (reached) {
         if (tret < target) backward_check(CVodeGetDky(bmem, target, 0, yB.get()), "CVodeGetDky");
         return;
@@ -443,7 +494,7 @@ struct Solver::Impl {
       while (k >= 0 && tr.times[k] > t0 && !same_instant(tr.times[k], t0) && tr.times[k] >= lo &&
              tr.times[k] < upper) {
         const double tk = tr.times[k];
-        gauss_legendre_step(bmem, tk, upper, acc);
+        quadrature_nodes(bmem, tk, upper, acc);
         backward_check(CVodeGetDky(bmem, tk, 0, psi_k.get()), "CVodeGetDky");
         anchored = !add_jump(N_VGetArrayPointer(psi_k.get()), jumps.row(k).transpose());
         --k;
@@ -458,7 +509,7 @@ struct Solver::Impl {
           break;
         }
       }
-      if (!anchored && lo < upper) gauss_legendre_step(bmem, lo, upper, acc);
+      if (!anchored && lo < upper) quadrature_nodes(bmem, lo, upper, acc);
       t_prev = anchored ? upper : lo;
       if (anchored || same_instant(t_prev, t0)) continue;
       // The step budget between two observations, as CVodeB(CV_NORMAL) enforces it per interval.
@@ -753,11 +804,32 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   int ncheck = 0;
   double t = t0;
   const bool gauss_legendre = s.P > 0 && s.opt.uses_gauss_legendre();
+  // With the Gauss-Legendre gradient the forward pass goes one step at a time to record the
+  // steps (the panels of the rule); CVODES' own CV_NORMAL loop does exactly this, including its
+  // step budget per output interval and the interpolation at the target.
+  s.forward_steps.clear();
   auto advance = [&](double target) {
     if (same_instant(t, target)) return;  // see the backward pass
     double tret = t;
-    int flag = CVodeF(s.mem.get(), target, s.y.get(), &tret, CV_NORMAL, &ncheck);
-    if (flag < 0) s.fail("CVodeF", flag, tret);
+    if (!gauss_legendre) {
+      int flag = CVodeF(s.mem.get(), target, s.y.get(), &tret, CV_NORMAL, &ncheck);
+      if (flag < 0) s.fail("CVodeF", flag, tret);
+      t = target;
+      return;
+    }
+    double reached = t;
+    s.check(CVodeGetCurrentTime(s.mem.get(), &reached), "CVodeGetCurrentTime");
+    for (long steps = 0; reached < target; ++steps) {
+      if (steps >= s.opt.max_steps) {
+        s.last_message = "CVodeF: " + std::to_string(steps) + " forward steps without reaching t = " +
+                         std::to_string(target) + " (solver.max_steps)";
+        s.fail("CVodeF", CV_TOO_MUCH_WORK, reached);
+      }
+      int flag = CVodeF(s.mem.get(), target, s.y.get(), &reached, CV_ONE_STEP, &ncheck);
+      if (flag < 0) s.fail("CVodeF", flag, reached);
+      s.forward_steps.push_back(reached);
+    }
+    s.check(CVodeGetDky(s.mem.get(), target, 0, s.y.get()), "CVodeGetDky");
     t = target;
   };
   for (Eigen::Index k = 0; k < T; ++k) {
@@ -791,13 +863,15 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     return g;
   }
   if (running_cost) {
-    double tq = t;
-    s.check(CVodeGetQuad(s.mem.get(), &tq, s.q.get()), "CVodeGetQuad");
+    // At t itself: after one-step forward stepping, CVodeGetQuad would give the last step's end.
+    s.check(CVodeGetQuadDky(s.mem.get(), t, 0, s.q.get()), "CVodeGetQuadDky");
     g.loss += NV_Ith_S(s.q.get(), 0);
   }
   g.forward = s.forward_stats(s.mem.get());
   g.forward.checkpoints = ncheck;
 
+  s.forward_panels = gauss_legendre && s.dyn.smooth();
+  if (s.forward_panels) s.build_panels(tr, t0, t_last);
   // ---- backward, from t_last to t0 through every observation time ----
   if (s.transition) {
     if (!s.yB) s.yB = detail::make_vector(n * s.nb, s.ctx);
@@ -807,6 +881,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     }
     Vector acc = Vector::Zero(s.P);
     g.z0 = s.backward_transition(tr, jumps, t0, t_last, acc, g.backward);
+    s.check_panels_done();
     for (Eigen::Index k = 0; k < T && same_instant(tr.times[k], t0); ++k) g.z0 += jumps.row(k).transpose();
     g.theta = acc;
     g.backward.quad_evals = s.n_quad;
@@ -861,6 +936,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   g.z0 = yBv();
   for (; k >= 0; --k) g.z0 += jumps.row(k).transpose();  // observations at t0
   if (gauss_legendre) {
+    s.check_panels_done();
     g.theta = theta_acc;
     g.backward.quad_evals = s.n_quad;
   } else if (s.P > 0) {
