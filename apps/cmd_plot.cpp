@@ -142,7 +142,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     gp << "plot " << gp_quote(metrics) << " using 1:3 with lines lw 2 title 'train', " << gp_quote(metrics)
        << " using 1:4 with linespoints pt 7 ps 0.5 lw 2 title 'validation'\n";
     gp << "unset logscale y\nset output " << gp_quote(nfe_png) << "\n";
-    gp << "set title 'function evaluations per series per gradient'\nset ylabel 'NFE'\n";
+    gp << "set title 'function evaluations per series per gradient'\nset ylabel 'NFE'\nset key inside top left\n";
     gp << "plot " << gp_quote(metrics) << " using 1:6 with lines lw 2 title 'forward', " << gp_quote(metrics)
        << " using 1:7 with lines lw 2 title 'backward (adjoint)'\n";
     pngs.push_back(loss_png);
