@@ -38,7 +38,7 @@ enum class Preconditioner {
 enum class Quadrature {
   Auto,          // GaussLegendre with Adams, Cvodes with BDF
   Cvodes,        // CVODES' backward quadrature (CVodeQuadInitB)
-  GaussLegendre  // per backward step, outside CVODES (Adams only; see SolverOptions::quadrature)
+  GaussLegendre  // outside CVODES, on the forward steps (Adams only; see SolverOptions::quadrature)
 };
 
 // How the adjoint carries the observation jumps a(t_k-) = a(t_k+) + dl_k/dz (FACTS.md: each
