@@ -84,22 +84,27 @@ BOOST_AUTO_TEST_CASE(mlp_calls_do_not_allocate) {
 
 BOOST_AUTO_TEST_CASE(stacked_batch_calls_do_not_allocate) {
   // B2's shape: 128 series of a 16-256-256-16 network, where Eigen's blocked GEMM packs its
-  // operands (kept on the stack by EIGEN_STACK_ALLOCATION_LIMIT, see CMakeLists.txt).
-  MlpSpec s;
-  s.layers = {16, 256, 256, 16};
-  const Mlp mlp(s);
-  const Stacked st(mlp, 128);
-  const int n = st.state_size();
-  const Vector theta = mlp.initial_parameters(Init::Glorot, 1);
-  const Vector z = test::random_vector(n, 2), v = test::random_vector(n, 3);
-  Vector f(n), az(n), ath(mlp.param_size()), work(st.workspace_size()), none(0);
-  const long count = count_allocations([&] {
-    st.rhs(0.5, z, theta, f, work);
-    st.vjp(0.5, z, theta, v, az, ath, work);
-    st.vjp(0.5, z, theta, v, az, none, work);
-    st.jvp(0.5, z, theta, v, f, work);
-  });
-  BOOST_TEST(count == 0, count << " allocations");
+  // operands (kept on the stack by EIGEN_STACK_ALLOCATION_LIMIT, see CMakeLists.txt); and B1's:
+  // 20 series of a 2-50-2 network, whose thin products run as row, column and outer products
+  // (src/nn/thin_product.h), some into strided destinations.
+  for (auto [layers, copies] : {std::pair{std::vector<int>{16, 256, 256, 16}, 128}, {std::vector<int>{2, 50, 2}, 20}}) {
+    MlpSpec s;
+    s.layers = layers;
+    const Mlp mlp(s);
+    const Stacked st(mlp, copies);
+    const int n = st.state_size();
+    const Vector theta = mlp.initial_parameters(Init::Glorot, 1);
+    const Vector z = test::random_vector(n, 2), v = test::random_vector(n, 3);
+    Vector f(n), az(n), ath(mlp.param_size()), work(st.workspace_size()), none(0);
+    const long count = count_allocations([&] {
+      st.rhs(0.5, z, theta, f, work);
+      st.vjp(0.5, z, theta, v, az, ath, work);
+      st.vjp_again(0.5, z, theta, v, az, ath, work);
+      st.vjp(0.5, z, theta, v, az, none, work);
+      st.jvp(0.5, z, theta, v, f, work);
+    });
+    BOOST_TEST(count == 0, "layers " << layers.size() << " x " << copies << ": " << count << " allocations");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(kinetic_energy_does_not_allocate) {
