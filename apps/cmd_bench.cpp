@@ -27,7 +27,7 @@ struct BenchArgs {
   std::string linear_solver = "dense";
   double rtol = 1e-6;
   double atol = -1;
-  double adjoint_atol = -1;
+  double adjoint_atol = 0;  // SolverOptions' default: scaled to the adjoint
   int max_order = 0;
   int repeats = 5;
   int threads = 1;
@@ -178,7 +178,9 @@ void run(const BenchArgs& a) {
   j["atol"] = opt.atol;
   // Stacking keeps the blocks of df/dz (one per series), so the form is the same in every mode.
   j["adjoint_form"] = adjoint_form_name(resolved_adjoint_form(opt, *dynamics));
-  if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;  // else the solver's default
+  if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;
+  if (opt.adjoint_atol == 0) j["adjoint_atol"] = "scaled";
+  if (opt.adjoint_atol < 0) j["adjoint_atol"] = "atol";
   j["threads"] = solver.threads();
   j["mode"] = a.mode;
   j["stack_size"] = a.stack_size;
@@ -232,7 +234,7 @@ void add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"dense", "gmres"}))->capture_default_str();
   cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str();
   cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)");
-  cmd->add_option("--adjoint-atol", args->adjoint_atol, "Absolute tolerance of the backward problem (default: atol for the adjoint a, 1e-3 rtol for the transition form's Psi)");
+  cmd->add_option("--adjoint-atol", args->adjoint_atol, "Absolute tolerance of the backward problem: 0 (default) atol on the adjoint's own scale, < 0 atol as it is, > 0 this value (the transition form's Psi: 1e-3 rtol unless > 0)");
   cmd->add_option("--max-order", args->max_order, "Maximum method order (default: the method's, Adams 12, BDF 5)");
   cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();

@@ -17,9 +17,13 @@ for r in rows:
         continue
     atol = "atol=rtol" if r["atol"] == r["rtol"] else f'atol={r["atol"]:g}'
     form = r.get("adjoint_form", "") if len(forms[r["problem"]]) > 1 else ""
-    adj = f'adjoint-atol={r["adjoint_atol"]:g}x' if "adjoint_atol" in r else ""
-    if adj:  # given relative to rtol in bench/run.sh: label by the ratio, one curve per ratio
-        adj = f'adjoint-atol=rtol*{r["adjoint_atol"] / r["rtol"]:.0e}'
+    adj = r.get("adjoint_atol", "scaled")
+    if adj == "atol":  # the adjoint's tolerance taken as atol, not scaled (the default)
+        adj = "adjoint-atol=atol"
+    elif adj == "scaled" or r.get("adjoint_form") == "transition":
+        adj = ""
+    else:  # given relative to rtol in bench/run.sh: label by the ratio, one curve per ratio
+        adj = f'adjoint-atol=rtol*{adj / r["rtol"]:.0e}'
     label = f'{r["method"]} {r.get("linear_solver", "dense") if r["method"] == "bdf" else ""} {r.get("mode", "per-series")} {atol} {form} {adj}'
     curves[(r["problem"], " ".join(label.split()))].append((-r["rtol"], r["ms_min"], r["grad_rel_err"]))
 # The peer (torchdiffeq, float64, one thread, dopri5), from ../shared/bench/README.md and

@@ -331,6 +331,35 @@ BOOST_AUTO_TEST_CASE(gradient_rule_panels) {
   }
 }
 
+// A mean over many entries makes the adjoint tiny (here: every term scaled by 1e-6, as a mean
+// over a million entries would). With adjoint_atol = atol = rtol the restart form's adjoint is
+// then effectively uncontrolled; the default, adjoint_atol = 0, puts atol on the adjoint's own
+// scale and the error follows rtol again. Both against the same tight-tolerance reference.
+BOOST_AUTO_TEST_CASE(adjoint_tolerance_on_the_adjoints_scale) {
+  MlpSpec s;
+  s.layers = {5, 16, 5};  // blocks of 5: the restart form
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 51) + random_vector(mlp.param_size(), 51, 0.2);
+  const Trajectory tr = make_trajectory(5, 12, false, false, 1001);
+  const double scale = 1e-6;
+  SolverOptions tight;
+  tight.rtol = 1e-12;
+  tight.atol = 1e-12;
+  tight.adjoint_atol = 1e-20;
+  const Gradient ref = Solver(mlp, tight).gradient(theta, tr, Loss{}, scale);
+  SolverOptions o;
+  o.rtol = o.atol = 1e-6;
+  BOOST_TEST(o.adjoint_atol == 0.0);  // the default
+  const Gradient scaled = Solver(mlp, o).gradient(theta, tr, Loss{}, scale);
+  o.adjoint_atol = -1;  // atol as it is
+  const Gradient plain = Solver(mlp, o).gradient(theta, tr, Loss{}, scale);
+  const double e_plain = rel_err(plain.theta, ref.theta), e_scaled = rel_err(scaled.theta, ref.theta);
+  BOOST_TEST_MESSAGE("gradient error at rtol = atol = 1e-6: adjoint_atol = atol " << e_plain << ", scaled " << e_scaled);
+  BOOST_TEST(e_scaled < 1e-5);
+  BOOST_TEST(e_scaled * 10 < e_plain);
+  BOOST_TEST(rel_err(scaled.z0, ref.z0) < 1e-5);
+}
+
 // The backward step budget holds with the quadrature outside CVODES too (there the backward
 // pass runs one step per CVodeB call, so cvnode counts): a typed CV_TOO_MUCH_WORK with the time.
 BOOST_AUTO_TEST_CASE(gauss_legendre_backward_step_budget) {

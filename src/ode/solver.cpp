@@ -525,6 +525,15 @@ struct Solver::Impl {
     psi_times_c(N_VGetArrayPointer(yB.get()), a0);
     return a0;
   }
+  // SolverOptions::adjoint_atol = 0: atol converted into the adjoint's units (loss per unit of
+  // state) by the ratio of the largest jump to the largest state of this trajectory.
+  void scale_adjoint_tolerance(const Matrix& jumps, const Matrix& states) {
+    const double atol = opt.atol_vector.size() > 0 ? opt.atol_vector.maxCoeff() : opt.atol;
+    const double g = jumps.size() > 0 ? jumps.cwiseAbs().maxCoeff() : 0.0;
+    const double z = states.size() > 0 ? states.cwiseAbs().maxCoeff() : 0.0;
+    const double atolB = g > 0 && z > 0 && std::isfinite(g / z) ? atol * g / z : atol;
+    backward_check(CVodeSStolerancesB(mem.get(), which, opt.rtol, atolB), "CVodeSStolerancesB");
+  }
   // A running cost forces the adjoint inhomogeneous, outside the transition form: an Auto solver
   // drops its adjoint memory and continues in the restart form.
   void leave_transition() {
@@ -896,6 +905,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   yBv().setZero();
   if (k >= 0 && tr.times[k] == t_last) yBv() = jumps.row(k--).transpose();
   s.setup_backward(t_last);
+  if (s.opt.adjoint_atol == 0) s.scale_adjoint_tolerance(jumps, g.states);
   if (s.bquad_ready) {
     N_VConst(0.0, s.qB.get());
     s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");

@@ -49,8 +49,8 @@ std::string SolverOptions::validate(int state_size) const {
            "quadrature gauss_legendre (or auto)";
   if (atol == 0 && atol_vector.size() == 0)
     return bad("atol", "0", "leaves components near zero without any tolerance; give atol > 0");
-  if (std::isnan(adjoint_atol) || adjoint_atol == 0)
-    return bad("adjoint_atol", num(adjoint_atol), "must be > 0, or < 0 for 'same as atol'");
+  if (std::isnan(adjoint_atol) || std::isinf(adjoint_atol))
+    return bad("adjoint_atol", num(adjoint_atol), "must be > 0, 0 for 'scaled to the adjoint' or < 0 for 'same as atol'");
   if (std::isnan(quadrature_atol) || quadrature_atol == 0)
     return bad("quadrature_atol", num(quadrature_atol), "must be > 0, or < 0 for 'same as atol'");
   if (std::isnan(quadrature_rtol) || quadrature_rtol == 0 || quadrature_rtol >= 1)
