@@ -52,10 +52,10 @@ main "$shared/B3.h5" --method bdf --rtol 1e-6 --atol 1e-8 --linear-solver gmres
 for r in 1e-4 1e-6; do bench "$shared/B3.h5" --method adams --rtol $r --atol 1e-8 --repeats 1 | tee -a "$out/results.jsonl"; done
 
 # ---- threads: many trajectories per series (B1 per series, 20 series; also stretched x10, the
-# B1L-like long trajectories) and B2 (two stacks). Three alternating rounds: on this shared VM a
+# B1L-like long trajectories) and B2 (two stacks). Five alternating rounds: on this shared VM a
 # round sometimes gets only one core's worth of time, so the scaling is read off the minima. ----
 : > "$out/threads.jsonl"
-for round in 1 2 3; do
+for round in 1 2 3 4 5; do
   for t in 1 2; do
     bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode per-series --threads $t --repeats "$small" | tee -a "$out/threads.jsonl"
     bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode per-series --horizon-scale 10 --threads $t --repeats $((small / 4)) | tee -a "$out/threads.jsonl"
