@@ -464,10 +464,58 @@ struct Solver::Impl {
     }
   }
 
+  // ---- the restart form's backward pass ----
+  // a itself from t_last to t0, restarted at every observation with the jump added; the
+  // theta-gradient goes into acc (Gauss-Legendre) or CVODES' quadrature qB. Returns a(t0),
+  // observations at t0 included.
+  Vector backward_restart(const Trajectory& tr, const Matrix& jumps, const Matrix& states, double t0,
+                          double t_last, bool gauss_legendre, Vector& acc, SolverStats& stats) {
+    Eigen::Index k = tr.times.size() - 1;
+    auto a = view(yB.get());
+    // Observations at t_last start the adjoint; later ones are added as CVodeB passes them.
+    a.setZero();
+    if (k >= 0 && tr.times[k] == t_last) a = jumps.row(k--).transpose();
+    setup_backward(t_last);
+    if (opt.adjoint_atol == 0) scale_adjoint_tolerance(jumps, states);
+    if (bquad_ready) {
+      N_VConst(0.0, qB.get());
+      backward_check(CVodeQuadReInitB(mem.get(), which, qB.get()), "CVodeQuadReInitB");
+    }
+    double tb = t_last;
+    while (true) {
+      // Next stop: the next observation time strictly after t0, else t0 itself.
+      const bool at_obs = k >= 0 && tr.times[k] > t0;
+      const double target = at_obs ? tr.times[k] : t0;
+      // Times within round-off of each other (say a union grid of several series) are one instant:
+      // CVodeB would refuse the interval (CV_TOO_CLOSE), and there is nothing to integrate.
+      if (!same_instant(tb, target)) {
+        if (gauss_legendre) {
+          backward_gauss_legendre(tb, target, acc);
+        } else {
+          int flag = CVodeB(mem.get(), target, CV_NORMAL);
+          if (flag < 0) backward_check(flag, "CVodeB");
+          double tret = target;
+          backward_check(CVodeGetB(mem.get(), which, &tret, yB.get()), "CVodeGetB");
+          if (bquad_ready) backward_check(CVodeGetQuadB(mem.get(), which, &tret, qB.get()), "CVodeGetQuadB");
+        }
+        stats += backward_segment_stats();  // ReInitB resets the counters
+        tb = target;
+      }
+      if (!at_obs) break;
+      a += jumps.row(k--).transpose();
+      backward_check(CVodeReInitB(mem.get(), which, tb, yB.get()), "CVodeReInitB");
+      ++stats.restarts;
+      if (bquad_ready) backward_check(CVodeQuadReInitB(mem.get(), which, qB.get()), "CVodeQuadReInitB");
+    }
+    Vector a0 = a;
+    for (; k >= 0; --k) a0 += jumps.row(k).transpose();  // observations at t0
+    return a0;
+  }
+
   // ---- the transition form's backward pass (see `transition`) ----
   // From t_last to t0 as one backward problem in Psi; the observation jumps only update c, so
   // the multistep method keeps its order and step size across them. Adds the theta-gradient into
-  // acc and returns a(t0) (observations at t0 excluded).
+  // acc and returns a(t0), observations at t0 included.
   Vector backward_transition(const Trajectory& tr, const Matrix& jumps, double t0, double t_last,
                              Vector& acc, SolverStats& stats) {
     Eigen::Index k = tr.times.size() - 1;
@@ -523,6 +571,7 @@ struct Solver::Impl {
     // CVodeB stops on t0 exactly (it is the first checkpoint's time); yB holds Psi(t0).
     Vector a0(n);
     psi_times_c(N_VGetArrayPointer(yB.get()), a0);
+    for (; k >= 0; --k) a0 += jumps.row(k).transpose();  // observations at t0
     return a0;
   }
   // SolverOptions::adjoint_atol = 0: atol converted into the adjoint's units (loss per unit of
@@ -882,69 +931,15 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   s.forward_panels = gauss_legendre && s.dyn.smooth();
   if (s.forward_panels) s.build_panels(tr, t0, t_last);
   // ---- backward, from t_last to t0 through every observation time ----
-  if (s.transition) {
-    if (!s.yB) s.yB = detail::make_vector(n * s.nb, s.ctx);
-    if (!s.a_node) {
-      s.a_node = detail::make_vector(n * s.nb, s.ctx);
-      s.y_node = detail::make_vector(n, s.ctx);
-    }
-    Vector acc = Vector::Zero(s.P);
-    g.z0 = s.backward_transition(tr, jumps, t0, t_last, acc, g.backward);
-    s.check_panels_done();
-    for (Eigen::Index k = 0; k < T && same_instant(tr.times[k], t0); ++k) g.z0 += jumps.row(k).transpose();
-    g.theta = acc;
-    g.backward.quad_evals = s.n_quad;
-    g.nfe_forward = s.n_rhs;
-    g.nfe_backward = s.n_vjp;
-    return g;
-  }
-  Eigen::Index k = T - 1;
-  auto yBv = [&] { return view(s.yB.get()); };
-  // Observations at t_last start the adjoint; later ones are added as CVodeB passes them.
-  if (!s.yB) s.yB = detail::make_vector(n, s.ctx);
-  yBv().setZero();
-  if (k >= 0 && tr.times[k] == t_last) yBv() = jumps.row(k--).transpose();
-  s.setup_backward(t_last);
-  if (s.opt.adjoint_atol == 0) s.scale_adjoint_tolerance(jumps, g.states);
-  if (s.bquad_ready) {
-    N_VConst(0.0, s.qB.get());
-    s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
-  }
-  double tb = t_last;
+  const Eigen::Index backward_size = s.transition ? static_cast<Eigen::Index>(n) * s.nb : n;
+  if (!s.yB) s.yB = detail::make_vector(backward_size, s.ctx);
   if (gauss_legendre && !s.a_node) {
-    s.a_node = detail::make_vector(n, s.ctx);
+    s.a_node = detail::make_vector(backward_size, s.ctx);
     s.y_node = detail::make_vector(n, s.ctx);
   }
   Vector theta_acc = Vector::Zero(gauss_legendre ? s.P : 0);
-  while (true) {
-    // Next stop: the next observation time strictly after t0, else t0 itself.
-    const bool at_obs = k >= 0 && tr.times[k] > t0;
-    const double target = at_obs ? tr.times[k] : t0;
-    // Times within round-off of each other (say a union grid of several series) are one instant:
-    // CVodeB would refuse the interval (CV_TOO_CLOSE), and there is nothing to integrate.
-    if (!same_instant(tb, target)) {
-      if (gauss_legendre) {
-        s.backward_gauss_legendre(tb, target, theta_acc);
-      } else {
-        int flag = CVodeB(s.mem.get(), target, CV_NORMAL);
-        if (flag < 0) s.backward_check(flag, "CVodeB");
-        double tret = target;
-        s.backward_check(CVodeGetB(s.mem.get(), s.which, &tret, s.yB.get()), "CVodeGetB");
-        if (s.bquad_ready)
-          s.backward_check(CVodeGetQuadB(s.mem.get(), s.which, &tret, s.qB.get()), "CVodeGetQuadB");
-      }
-      g.backward += s.backward_segment_stats();  // ReInitB resets the counters
-      tb = target;
-    }
-    if (!at_obs) break;
-    yBv() += jumps.row(k--).transpose();
-    s.backward_check(CVodeReInitB(s.mem.get(), s.which, tb, s.yB.get()), "CVodeReInitB");
-    ++g.backward.restarts;
-    if (s.bquad_ready)
-      s.backward_check(CVodeQuadReInitB(s.mem.get(), s.which, s.qB.get()), "CVodeQuadReInitB");
-  }
-  g.z0 = yBv();
-  for (; k >= 0; --k) g.z0 += jumps.row(k).transpose();  // observations at t0
+  g.z0 = s.transition ? s.backward_transition(tr, jumps, t0, t_last, theta_acc, g.backward)
+                      : s.backward_restart(tr, jumps, g.states, t0, t_last, gauss_legendre, theta_acc, g.backward);
   if (gauss_legendre) {
     s.check_panels_done();
     g.theta = theta_acc;
