@@ -27,18 +27,14 @@
 
 #include "cvnode/errors.h"
 #include "ode/block_jacobi.h"
+#include "ode/observation_terms.h"
 #include "ode/sundials_raii.h"
 
 namespace cvnode {
 
 using detail::view;
 
-namespace {
-// Two times closer than CVODES can resolve (its CV_TOO_CLOSE test uses 2 unit round-offs).
-bool same_instant(double a, double b) {
-  return std::abs(a - b) <= 4 * std::numeric_limits<double>::epsilon() * std::max(std::abs(a), std::abs(b));
-}
-}  // namespace
+using detail::same_instant;
 
 struct Solver::Impl {
   const Dynamics& dyn;
@@ -827,13 +823,7 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
                           double scale, const RunningCost* running_cost, const Matrix* readout) {
   Impl& s = *impl_;
   const int n = s.n;
-  if (readout)
-    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
-  if (readout && !readout->allFinite()) throw OptionsError("the readout is not finite");
-  const int channels = readout ? static_cast<int>(readout->rows()) : -1;
-  if (std::string why = tr.validate(n, channels); !why.empty()) throw OptionsError(why);
-  if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
-    throw OptionsError(why);
+  detail::check_gradient_inputs(tr, loss, readout, n);
   s.reset_call(theta, running_cost);
   if (s.transition && running_cost) s.leave_transition();
 
@@ -897,25 +887,10 @@ Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   if (t_last > t) advance(t_last);
 
   // ---- loss and its jumps dl_k/dz(t_k) ----
-  // The loss sees the channels y = C z (readout) or the first components of z; dy holds dl_k/dy.
-  const Matrix y_pred = observed_channels(g.states, readout, tr.values.cols());
-  Matrix dy = Matrix::Zero(T, tr.values.cols());
-  const bool masked = tr.mask.size() > 0;
-  for (Eigen::Index k = 0; k < T; ++k) {
-    for (Eigen::Index i = 0; i < tr.values.cols(); ++i) {
-      if (masked && tr.mask(k, i) == 0) continue;
-      double d = 0;
-      g.loss += loss.term(y_pred(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
-      dy(k, i) = d;
-    }
-  }
-  Matrix jumps = Matrix::Zero(T, n);
-  if (readout) {
-    jumps = dy * *readout;
-    g.readout = dy.transpose() * g.states;
-  } else {
-    jumps.leftCols(dy.cols()) = dy;
-  }
+  detail::ObservationTerms terms = detail::observation_terms(tr, loss, scale, g.states, readout);
+  g.loss = terms.loss;
+  g.readout = std::move(terms.readout);
+  const Matrix& jumps = terms.jumps;
   if (!integrate) {  // only observations at t0: no dynamics involved
     for (Eigen::Index k = 0; k < T; ++k) g.z0 += jumps.row(k).transpose();
     return g;

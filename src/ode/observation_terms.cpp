@@ -1,0 +1,43 @@
+#include "ode/observation_terms.h"
+
+#include "cvnode/errors.h"
+
+namespace cvnode::detail {
+
+void check_gradient_inputs(const Trajectory& tr, const Loss& loss, const Matrix* readout, int n) {
+  if (readout)
+    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
+  if (readout && !readout->allFinite()) throw OptionsError("the readout is not finite");
+  const int channels = readout ? static_cast<int>(readout->rows()) : -1;
+  if (std::string why = tr.validate(n, channels); !why.empty()) throw OptionsError(why);
+  if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
+    throw OptionsError(why);
+}
+
+ObservationTerms observation_terms(const Trajectory& tr, const Loss& loss, double scale,
+                                   const Matrix& states, const Matrix* readout) {
+  // The loss sees the channels y = C z (readout) or the first components of z; dy holds dl_k/dy.
+  const Eigen::Index T = states.rows();
+  const Matrix y_pred = observed_channels(states, readout, tr.values.cols());
+  Matrix dy = Matrix::Zero(T, tr.values.cols());
+  ObservationTerms out;
+  const bool masked = tr.mask.size() > 0;
+  for (Eigen::Index k = 0; k < T; ++k) {
+    for (Eigen::Index i = 0; i < tr.values.cols(); ++i) {
+      if (masked && tr.mask(k, i) == 0) continue;
+      double d = 0;
+      out.loss += loss.term(y_pred(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
+      dy(k, i) = d;
+    }
+  }
+  out.jumps = Matrix::Zero(T, states.cols());
+  if (readout) {
+    out.jumps = dy * *readout;
+    out.readout = dy.transpose() * states;
+  } else {
+    out.jumps.leftCols(dy.cols()) = dy;
+  }
+  return out;
+}
+
+}  // namespace cvnode::detail
