@@ -176,11 +176,15 @@ void run(const BenchArgs& a) {
   j["dynamics"] = a.hybrid ? "hybrid(linear_decay, mlp)" : "mlp";
   j["rtol"] = opt.rtol;
   j["atol"] = opt.atol;
-  // Stacking keeps the blocks of df/dz (one per series), so the form is the same in every mode.
-  j["adjoint_form"] = adjoint_form_name(resolved_adjoint_form(opt, *dynamics));
-  if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;
-  if (opt.adjoint_atol == 0) j["adjoint_atol"] = "scaled";
-  if (opt.adjoint_atol < 0) j["adjoint_atol"] = "atol";
+  const bool backprop = opt.method == Method::Dopri5;
+  j["gradient"] = backprop ? "backprop" : "adjoint";
+  if (!backprop) {
+    // Stacking keeps the blocks of df/dz (one per series), so the form is the same in every mode.
+    j["adjoint_form"] = adjoint_form_name(resolved_adjoint_form(opt, *dynamics));
+    if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;
+    if (opt.adjoint_atol == 0) j["adjoint_atol"] = "scaled";
+    if (opt.adjoint_atol < 0) j["adjoint_atol"] = "atol";
+  }
   j["threads"] = solver.threads();
   j["mode"] = a.mode;
   j["stack_size"] = a.stack_size;
@@ -229,7 +233,7 @@ void add_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Gradient of a benchmark problem against its reference");
   cmd->add_option("problem", args->file, "Problem file (../shared/bench/B1.h5 ...)")->required();
-  cmd->add_option("--method", args->method, "adams or bdf")->check(CLI::IsMember({"adams", "bdf"}))->capture_default_str();
+  cmd->add_option("--method", args->method, "adams or bdf (CVODES adjoint), or dopri5 (backpropagation through Dormand-Prince steps)")->check(CLI::IsMember({"adams", "bdf", "dopri5"}))->capture_default_str();
   cmd->add_option("--linear-solver", args->linear_solver, "dense or gmres (Newton iteration)")
       ->check(CLI::IsMember({"dense", "gmres"}))->capture_default_str();
   cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str();

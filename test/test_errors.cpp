@@ -102,24 +102,27 @@ BOOST_AUTO_TEST_CASE(too_much_work_is_a_typed_error_with_flag_and_time) {
   MlpSpec s;
   s.layers = {2, 8, 2};
   const Mlp mlp(s);
-  SolverOptions opt;
-  opt.max_steps = 5;
-  Solver solver(mlp, opt);
   const Vector theta = mlp.initial_parameters(Init::Glorot, 1);
-  std::string err = capture_stderr([&] {
-    try {
-      solver.gradient(theta, one_obs(2, 100.0), Loss{});
-      BOOST_FAIL("expected a SolverError");
-    } catch (const SolverError& e) {
-      BOOST_TEST(e.flag() == -1);  // CV_TOO_MUCH_WORK
-      BOOST_TEST(e.flag_name() == "CV_TOO_MUCH_WORK");
-      BOOST_TEST(e.time_reached() > 0.0);
-      BOOST_TEST(e.time_reached() < 100.0);
-      BOOST_TEST(contains(e.what(), "CV_TOO_MUCH_WORK"));
-      BOOST_TEST(contains(e.what(), "at t = "));
-    }
-  });
-  BOOST_TEST(err.empty(), "SUNDIALS wrote to stderr: " << err);
+  for (Method m : {Method::Adams, Method::Dopri5}) {
+    SolverOptions opt;
+    opt.method = m;
+    opt.max_steps = 5;
+    Solver solver(mlp, opt);
+    std::string err = capture_stderr([&] {
+      try {
+        solver.gradient(theta, one_obs(2, 100.0), Loss{});
+        BOOST_FAIL("expected a SolverError");
+      } catch (const SolverError& e) {
+        BOOST_TEST(e.flag() == -1);  // CV_TOO_MUCH_WORK
+        BOOST_TEST(e.flag_name() == "CV_TOO_MUCH_WORK");
+        BOOST_TEST(e.time_reached() > 0.0);
+        BOOST_TEST(e.time_reached() < 100.0);
+        BOOST_TEST(contains(e.what(), "CV_TOO_MUCH_WORK"));
+        BOOST_TEST(contains(e.what(), "at t = "));
+      }
+    });
+    BOOST_TEST(err.empty(), "SUNDIALS wrote to stderr: " << err);
+  }
   // The same solver recovers for the next call.
   Solver ok(mlp, SolverOptions{});
   BOOST_TEST(std::isfinite(ok.gradient(theta, one_obs(2, 1.0), Loss{}).loss));
@@ -127,7 +130,7 @@ BOOST_AUTO_TEST_CASE(too_much_work_is_a_typed_error_with_flag_and_time) {
 
 BOOST_AUTO_TEST_CASE(nan_right_hand_side_is_a_typed_error) {
   const NanAfterHalf dyn;
-  for (Method m : {Method::Adams, Method::Bdf}) {
+  for (Method m : {Method::Adams, Method::Bdf, Method::Dopri5}) {
     SolverOptions opt;
     opt.method = m;
     Solver solver(dyn, opt);
@@ -178,6 +181,9 @@ BOOST_AUTO_TEST_CASE(invalid_options_name_the_option_and_value) {
       {[](SolverOptions& o) { o.method = Method::Bdf; o.linear_solver = LinearSolver::Band; }, "band_upper/band_lower = -1/-1"},
       {[](SolverOptions& o) { o.preconditioner = Preconditioner::BlockJacobi; }, "preconditioner = block_jacobi needs linear_solver = gmres"},
       {[](SolverOptions& o) { o.linear_solver = LinearSolver::Gmres; o.preconditioner = Preconditioner::BlockJacobi; o.preconditioner_block = 3; }, "preconditioner_block = 3"},
+      {[](SolverOptions& o) { o.method = Method::Dopri5; o.adjoint_form = AdjointForm::Restart; }, "adjoint_form = restart applies to the adjoint methods"},
+      {[](SolverOptions& o) { o.method = Method::Dopri5; o.quadrature = Quadrature::Cvodes; }, "quadrature = cvodes applies to the adjoint methods"},
+      {[](SolverOptions& o) { o.method = Method::Dopri5; o.max_order = 4; }, "max_order = 4 does not apply to dopri5"},
   };
   MlpSpec s;
   s.layers = {2, 4, 2};
@@ -194,6 +200,7 @@ BOOST_AUTO_TEST_CASE(invalid_options_name_the_option_and_value) {
   }
   BOOST_TEST(SolverOptions{}.validate(2).empty());
   BOOST_CHECK_THROW(parse_method("rk4"), OptionsError);
+  BOOST_TEST((parse_method("dopri5") == Method::Dopri5));
 }
 
 BOOST_AUTO_TEST_CASE(invalid_trajectories_are_rejected_before_solving) {

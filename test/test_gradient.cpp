@@ -1,6 +1,8 @@
 // Adjoint gradients (theta and z0) against fourth-order central differences of the loss, for
 // Adams, BDF with the dense Jacobian and BDF with GMRES, every activation, 1, 2 and 7 irregular
-// observation times, with and without masks, every loss, and a running cost.
+// observation times, with and without masks, every loss, and a running cost; and the gradient
+// of backpropagation through Dormand-Prince steps (method dopri5), against the same references
+// and against central differences of its own discrete solution.
 #define BOOST_TEST_MODULE gradient
 #include <boost/test/unit_test.hpp>
 
@@ -426,20 +428,94 @@ BOOST_AUTO_TEST_CASE(batch_is_bit_identical_for_one_and_two_threads) {
   const Vector theta = mlp.initial_parameters(Init::Glorot, 5);
   std::vector<Trajectory> batch;
   for (int b = 0; b < 9; ++b) batch.push_back(make_trajectory(2, 6, b % 2 == 0, false, 1000 + 10 * b));
+  for (Method m : {Method::Adams, Method::Dopri5}) {
+    BOOST_TEST_CONTEXT(method_name(m)) {
+      SolverOptions opt;
+      opt.method = m;
+      opt.rtol = 1e-7;
+      BatchSolver one(mlp, opt, 1), two(mlp, opt, 2);
+      const Loss loss = Loss::parse("mse_mean");
+      const BatchGradient g1 = one.gradient(theta, batch, loss), g2 = two.gradient(theta, batch, loss);
+      BOOST_TEST(g1.loss == g2.loss);
+      BOOST_TEST((g1.theta - g2.theta).cwiseAbs().maxCoeff() == 0.0);
+      // And the batch sum equals the per-series gradients with the batch-wide mean scale.
+      int entries = 0;
+      for (auto& tr : batch) entries += tr.observed_entries();
+      Solver single(mlp, opt);
+      Vector sum = Vector::Zero(theta.size());
+      for (auto& tr : batch) sum += single.gradient(theta, tr, loss, 1.0 / entries).theta;
+      BOOST_TEST((sum - g1.theta).norm() <= 1e-14 * sum.norm());
+    }
+  }
+}
+
+// Backpropagation through Dormand-Prince differentiates the discrete solution exactly: with the
+// step sizes fixed (max_step = initial_step, a tolerance no step can fail) the loss is a smooth
+// function of theta and z0, and central differences of it agree with the reverse sweep to the
+// differences' own accuracy: loss round-off ~1e-16 over h = 1e-4, truncation O(h^4) ~1e-16, so
+// 1e-9 leaves a wide margin. Seven irregular observations (one at t0, the rest answered from the
+// continuous extension inside the steps), masks and a mean loss.
+BOOST_AUTO_TEST_CASE(dopri5_backprop_is_the_derivative_of_its_discrete_solution) {
+  MlpSpec s;
+  s.layers = {3, 8, 3};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 77) + random_vector(mlp.param_size(), 78, 0.1);
+  const Trajectory tr = make_trajectory(3, 7, true, true, 79);
   SolverOptions opt;
-  opt.rtol = 1e-7;
-  BatchSolver one(mlp, opt, 1), two(mlp, opt, 2);
+  opt.method = Method::Dopri5;
+  opt.rtol = 0.5;
+  opt.atol = 1e3;
+  opt.initial_step = opt.max_step = 0.13;  // the last step is cut short at the horizon
+  const long steps = static_cast<long>(std::ceil((tr.horizon() - tr.t0) / 0.13));
   const Loss loss = Loss::parse("mse_mean");
-  const BatchGradient g1 = one.gradient(theta, batch, loss), g2 = two.gradient(theta, batch, loss);
-  BOOST_TEST(g1.loss == g2.loss);
-  BOOST_TEST((g1.theta - g2.theta).cwiseAbs().maxCoeff() == 0.0);
-  // And the batch sum equals the per-series gradients with the batch-wide mean scale.
-  int entries = 0;
-  for (auto& tr : batch) entries += tr.observed_entries();
-  Solver single(mlp, opt);
-  Vector sum = Vector::Zero(theta.size());
-  for (auto& tr : batch) sum += single.gradient(theta, tr, loss, 1.0 / entries).theta;
-  BOOST_TEST((sum - g1.theta).norm() <= 1e-14 * sum.norm());
+  Solver solver(mlp, opt);
+  const Gradient g = solver.gradient(theta, tr, loss, 0.05);
+  BOOST_TEST(steps >= 8);
+  BOOST_TEST(g.forward.steps == steps);
+  BOOST_TEST(g.forward.err_test_fails == 0);
+  auto loss_theta = [&](const Vector& th) { return solver.gradient(th, tr, loss, 0.05).loss; };
+  auto loss_z0 = [&](const Vector& z0) {
+    Trajectory t2 = tr;
+    t2.z0 = z0;
+    return solver.gradient(theta, t2, loss, 0.05).loss;
+  };
+  BOOST_TEST(rel_err(g.theta, fd_gradient(loss_theta, theta, 1e-4)) < 1e-9);
+  BOOST_TEST(rel_err(g.z0, fd_gradient(loss_z0, tr.z0, 1e-4)) < 1e-9);
+  // Six VJPs per step, one more for the first step's first stage.
+  BOOST_TEST(g.nfe_backward == 6 * steps + 1);
+}
+
+// With its adaptive steps at a tight tolerance, the same gradient converges to the continuous
+// one: against the BDF rtol 1e-13 differences of check_gradient, at the adjoint's bound.
+BOOST_AUTO_TEST_CASE(dopri5_backprop_against_the_continuous_gradient) {
+  SolverOptions opt;
+  opt.method = Method::Dopri5;
+  opt.rtol = 1e-10;
+  opt.atol = 1e-12;
+  std::uint64_t seed = 500;
+  for (Activation a : {Activation::Tanh, Activation::Softplus}) {
+    MlpSpec s;
+    s.layers = {3, 6, 3};
+    s.activation = a;
+    const Mlp mlp(s);
+    const Vector theta = mlp.initial_parameters(Init::Glorot, seed) + random_vector(mlp.param_size(), seed, 0.1);
+    for (bool masked : {false, true}) {
+      BOOST_TEST_CONTEXT(activation_name(a) << " masked " << masked) {
+        check_gradient(mlp, theta, make_trajectory(3, 7, masked, masked, seed += 3), Loss{}, {opt});
+      }
+    }
+  }
+  // No running cost: the discrete adjoint of an integral term is not built.
+  MlpSpec s;
+  s.layers = {2, 4, 2};
+  const Mlp mlp(s);
+  Solver solver(mlp, opt);
+  const KineticEnergy rc(mlp, 0.3);
+  BOOST_CHECK_EXCEPTION(solver.gradient(mlp.initial_parameters(Init::Glorot, 1), make_trajectory(2, 3, false, false, 9),
+                                        Loss{}, 1.0, &rc),
+                        OptionsError, [](const OptionsError& e) {
+                          return std::string(e.what()).find("dopri5 does not take a running cost") != std::string::npos;
+                        });
 }
 
 BOOST_AUTO_TEST_CASE(band_and_block_jacobi_preconditioned_gmres) {

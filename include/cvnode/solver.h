@@ -1,4 +1,5 @@
-// Forward solves and adjoint gradients of one trajectory at a time, on CVODES.
+// Forward solves and gradients of one trajectory at a time: on CVODES with the adjoint method
+// (methods adams and bdf), or by backpropagation through Dormand-Prince steps (method dopri5).
 //
 // A Solver owns one CVODES instance (solver memory, vectors, linear solver, checkpoint store)
 // sized for its Dynamics and reuses it from call to call; it is not thread-safe, so give each
@@ -15,6 +16,10 @@
 #include "cvnode/solver_stats.h"
 
 namespace cvnode {
+
+namespace detail {
+class Dopri5;
+}
 
 struct Solution {
   Vector times;
@@ -54,7 +59,9 @@ class Solver {
 
   // Loss and its gradient by the CVODES adjoint method: forward with checkpoints to the last
   // time, then backward, adding dl_k/dz(t_k) to the adjoint at every observation time; the
-  // theta-gradient is a backward quadrature. `scale` multiplies every observation term (the mean
+  // theta-gradient is a backward quadrature. With method dopri5: the exact derivative of the
+  // discrete solution, by a reverse sweep through the accepted steps (no running cost).
+  // `scale` multiplies every observation term (the mean
   // losses pass 1 / observed entries of the whole batch). Throws SolverError on solver failure.
   // With a readout C (channels x state) the loss compares y = C z(t_k) with the measurements
   // (a learned linear observation map): the adjoint jumps by C^T dl_k/dy and the gradient also
@@ -65,7 +72,8 @@ class Solver {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;             // adams, bdf
+  std::unique_ptr<detail::Dopri5> rk_;     // dopri5
 };
 
 }  // namespace cvnode

@@ -1,5 +1,5 @@
-// How CVODES integrates the forward and the adjoint problem. Every field has a documented
-// default; validate() says in words what is wrong before any solve starts.
+// How the forward and the adjoint problem are integrated (CVODES for adams and bdf). Every field
+// has a documented default; validate() says in words what is wrong before any solve starts.
 #pragma once
 
 #include <string>
@@ -10,7 +10,14 @@ namespace cvnode {
 
 enum class Method {
   Adams,  // variable-order Adams-Moulton (orders 1-12): non-stiff problems, cheapest per step
-  Bdf     // backward differentiation formulas (orders 1-5): stiff problems, needs a linear solver
+  Bdf,    // backward differentiation formulas (orders 1-5): stiff problems, needs a linear solver
+  // Explicit Dormand-Prince 5(4) outside CVODES, its gradient by backpropagation through the
+  // accepted steps (discretize, then optimize; src/ode/dopri5.h). For smooth non-stiff models
+  // observed at many times, where the adjoint restarts at every observation: it answers
+  // observations from its continuous extension and its reverse pass costs six VJPs per step.
+  // Memory grows with the steps (no checkpointing); uses rtol, atol(_vector), initial/max/min
+  // step and max_steps; refuses the adjoint's options and a running cost.
+  Dopri5
 };
 
 enum class NonlinearSolver {
@@ -142,6 +149,6 @@ const char* adjoint_form_name(AdjointForm f);          // "auto" | "restart" | "
 AdjointForm parse_adjoint_form(const std::string& name);  // throws OptionsError
 const char* quadrature_name(Quadrature q);             // "auto" | "cvodes" | "gauss_legendre"
 Quadrature parse_quadrature(const std::string& name);  // throws OptionsError
-Method parse_method(const std::string& name);  // "adams" | "bdf"; throws OptionsError
+Method parse_method(const std::string& name);  // "adams" | "bdf" | "dopri5"; throws OptionsError
 
 }  // namespace cvnode

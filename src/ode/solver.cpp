@@ -27,6 +27,7 @@
 
 #include "cvnode/errors.h"
 #include "ode/block_jacobi.h"
+#include "ode/dopri5.h"
 #include "ode/observation_terms.h"
 #include "ode/sundials_raii.h"
 
@@ -785,12 +786,17 @@ AdjointForm resolved_adjoint_form(const SolverOptions& opt, const Dynamics& dyn)
   return AdjointForm::Restart;
 }
 
-Solver::Solver(const Dynamics& dynamics, const SolverOptions& options)
-    : impl_(std::make_unique<Impl>(dynamics, options)) {}
+Solver::Solver(const Dynamics& dynamics, const SolverOptions& options) {
+  if (options.method == Method::Dopri5)
+    rk_ = std::make_unique<detail::Dopri5>(dynamics, options);
+  else
+    impl_ = std::make_unique<Impl>(dynamics, options);
+}
 Solver::~Solver() = default;
-const SolverOptions& Solver::options() const { return impl_->opt; }
+const SolverOptions& Solver::options() const { return rk_ ? rk_->options() : impl_->opt; }
 
 Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
+  if (rk_) return rk_->solve(theta, t0, z0, times);
   Impl& s = *impl_;
   s.reset_call(theta, nullptr);
   for (Eigen::Index k = 0; k < times.size(); ++k) {
@@ -821,6 +827,11 @@ Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
 
 Gradient Solver::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss,
                           double scale, const RunningCost* running_cost, const Matrix* readout) {
+  if (rk_) {
+    if (running_cost)
+      throw OptionsError("solver method dopri5 does not take a running cost (use adams or bdf)");
+    return rk_->gradient(theta, tr, loss, scale, readout);
+  }
   Impl& s = *impl_;
   const int n = s.n;
   detail::check_gradient_inputs(tr, loss, readout, n);

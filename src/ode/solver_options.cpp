@@ -41,6 +41,19 @@ std::string SolverOptions::validate(int state_size) const {
                    "must be 0 (free), 1 (>= 0), 2 (> 0), -1 (<= 0) or -2 (< 0)");
     }
   }
+  if (method == Method::Dopri5) {
+    // Options of the CVODES adjoint that an explicit method with backpropagation has no use
+    // for: refused rather than ignored, so a configuration says what it does.
+    if (quadrature != Quadrature::Auto)
+      return bad("quadrature", quadrature_name(quadrature), "applies to the adjoint methods (adams, bdf), not to dopri5");
+    if (adjoint_form != AdjointForm::Auto)
+      return bad("adjoint_form", adjoint_form_name(adjoint_form), "applies to the adjoint methods (adams, bdf), not to dopri5");
+    if (nonlinear_solver != NonlinearSolver::Auto)
+      return bad("nonlinear_solver", nonlinear_solver == NonlinearSolver::Newton ? "newton" : "fixed_point",
+                 "does not apply to the explicit method dopri5");
+    if (max_order != 0) return bad("max_order", std::to_string(max_order), "does not apply to dopri5 (fixed order 5)");
+    if (constraints.size() > 0) return bad("constraints", "set", "are not supported by dopri5 (use adams or bdf)");
+  }
   if (quadrature == Quadrature::GaussLegendre && method == Method::Bdf)
     return "solver option quadrature = gauss_legendre needs method = adams: with BDF on a stiff problem the "
            "backward steps stride over fast adjoint modes that the per-step rule cannot see (use auto or cvodes)";
@@ -60,7 +73,7 @@ std::string SolverOptions::validate(int state_size) const {
   if (!(max_step >= 0) || !std::isfinite(max_step)) return bad("max_step", num(max_step), "must be >= 0 (0 = unbounded)");
   if (!(min_step >= 0) || !std::isfinite(min_step)) return bad("min_step", num(min_step), "must be >= 0");
   if (max_step > 0 && min_step > max_step) return bad("min_step", num(min_step), "exceeds max_step");
-  const int order_cap = method == Method::Adams ? 12 : 5;
+  const int order_cap = method == Method::Bdf ? 5 : 12;
   if (max_order < 0 || max_order > order_cap)
     return bad("max_order", std::to_string(max_order),
                (std::string("must lie in [1, ") + std::to_string(order_cap) + "] for " + method_name(method) + " (0 = maximum)").c_str());
@@ -88,7 +101,14 @@ void SolverOptions::check(int state_size) const {
   if (std::string why = validate(state_size); !why.empty()) throw OptionsError(why);
 }
 
-const char* method_name(Method m) { return m == Method::Adams ? "adams" : "bdf"; }
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::Adams: return "adams";
+    case Method::Bdf: return "bdf";
+    case Method::Dopri5: return "dopri5";
+  }
+  return "?";
+}
 
 const char* quadrature_name(Quadrature q) {
   switch (q) {
@@ -125,7 +145,8 @@ AdjointForm parse_adjoint_form(const std::string& name) {
 Method parse_method(const std::string& name) {
   if (name == "adams") return Method::Adams;
   if (name == "bdf") return Method::Bdf;
-  throw OptionsError("unknown method '" + name + "' (expected adams or bdf)");
+  if (name == "dopri5") return Method::Dopri5;
+  throw OptionsError("unknown method '" + name + "' (expected adams, bdf or dopri5)");
 }
 
 }  // namespace cvnode

@@ -1,0 +1,298 @@
+#include "ode/dopri5.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <cvodes/cvodes.h>  // CV_* flags: failures here carry the same vocabulary as CVODES'
+
+#include "cvnode/errors.h"
+#include "ode/observation_terms.h"
+#include "ode/sundials_raii.h"
+
+namespace cvnode::detail {
+
+namespace {
+// Dormand & Prince (1980) as in Hairer, Norsett & Wanner's DOPRI5. Row 6 holds the fifth-order
+// weights b: the seventh stage is f at the step's end, the next step's first stage (FSAL).
+constexpr double kC[7] = {0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1};
+constexpr double kA[7][6] = {
+    {0, 0, 0, 0, 0, 0},
+    {1.0 / 5, 0, 0, 0, 0, 0},
+    {3.0 / 40, 9.0 / 40, 0, 0, 0, 0},
+    {44.0 / 45, -56.0 / 15, 32.0 / 9, 0, 0, 0},
+    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729, 0, 0},
+    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656, 0},
+    {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
+// b - b_hat with b_hat the embedded fourth-order weights: the local error estimate.
+constexpr double kE[7] = {71.0 / 57600,       0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200,
+                          22.0 / 525, -1.0 / 40};
+// The fourth-order continuous extension (Shampine's; the one of scipy's RK45):
+// z(t + s h) = y + h sum_i w_i(s) K_i with w_i(s) = sum_j kP[i][j] s^(j+1). In exact arithmetic
+// w_i(1) = b_i and w_i'(1) selects the last stage, so outputs are continuous across steps.
+constexpr double kP[7][4] = {
+    {1, -8048581381.0 / 2820520608, 8663915743.0 / 2820520608, -12715105075.0 / 11282082432},
+    {0, 0, 0, 0},
+    {0, 131558114200.0 / 32700410799, -68118460800.0 / 10900136933, 87487479700.0 / 32700410799},
+    {0, -1754552775.0 / 470086768, 14199869525.0 / 1410260304, -10690763975.0 / 1880347072},
+    {0, 127303824393.0 / 49829197408, -318862633887.0 / 49829197408, 701980252875.0 / 199316789632},
+    {0, -282668133.0 / 205662961, 2019193451.0 / 616988883, -1453857185.0 / 822651844},
+    {0, 40617522.0 / 29380423, -110615467.0 / 29380423, 69997945.0 / 29380423}};
+// Step-size controller: h *= clamp(kSafety err^(-1/5), kMinShrink, kMaxGrow), no growth right
+// after a rejection (Hairer, Norsett & Wanner II.4; the rule torchdiffeq's dopri5 uses too).
+constexpr double kSafety = 0.9, kMinShrink = 0.2, kMaxGrow = 10;
+
+void extension_weights(double s, double w[7]) {
+  for (int i = 0; i < 7; ++i) w[i] = s * (kP[i][0] + s * (kP[i][1] + s * (kP[i][2] + s * kP[i][3])));
+}
+}  // namespace
+
+Dopri5::Dopri5(const Dynamics& dynamics, const SolverOptions& options)
+    : dyn_(dynamics), opt_(options), n_(dynamics.state_size()), P_(dynamics.param_size()) {
+  opt_.check(n_);
+  work_.setZero(dyn_.workspace_size());
+  stage_in_.setZero(n_);
+  stage_out_.setZero(n_);
+  y_.setZero(n_);
+  y_new_.setZero(n_);
+  err_.setZero(n_);
+  scale_.setZero(n_);
+  out_n_.setZero(n_);
+  out_p_.setZero(P_);
+  K_.setZero(n_, 7);
+}
+
+void Dopri5::fail(int flag, double t, const std::string& detail) const {
+  throw SolverError("dopri5", flag, flag_name(flag), t, detail);
+}
+
+// f at (t, y) into k (n doubles), through fixed-alignment staging buffers: Eigen's kernels take
+// different paths by an operand's alignment, and the bits must not depend on where a caller's
+// vector happens to live (solver.cpp has the same rule).
+void Dopri5::rhs(double t, ConstVectorRef y, double* k) {
+  stage_in_ = y;
+  dyn_.rhs(t, stage_in_, Eigen::Map<const Vector>(theta_, P_), stage_out_, work_);
+  ++n_rhs_;
+  if (!stage_out_.allFinite())
+    fail(CV_RHSFUNC_FAIL, t_reached_, "the right-hand side was not finite at t = " + std::to_string(t));
+  Eigen::Map<Vector>(k, n_) = stage_out_;
+}
+
+// Hairer's norm: the root mean square of err_i / (atol_i + rtol max(|y_i|, |y_new_i|)).
+double Dopri5::error_norm(ConstVectorRef y, ConstVectorRef y_new) const {
+  Eigen::ArrayXd scale = opt_.rtol * y.array().abs().max(y_new.array().abs());
+  if (opt_.atol_vector.size() > 0) scale += opt_.atol_vector.array();
+  else scale += opt_.atol;
+  return std::sqrt((err_.array() / scale).square().mean());
+}
+
+// Hairer, Norsett & Wanner's starting step (II.4): a step whose explicit Euler change is 1% of
+// the state, refined by one more evaluation of f; K_.col(0) holds f(t0, y0).
+double Dopri5::initial_step(double t0, double t_end, double span) {
+  Eigen::ArrayXd sc = opt_.rtol * y_.array().abs();
+  if (opt_.atol_vector.size() > 0) sc += opt_.atol_vector.array();
+  else sc += opt_.atol;
+  auto rms = [&](const Eigen::ArrayXd& v) { return std::sqrt((v / sc).square().mean()); };
+  const double d0 = rms(y_.array()), d1 = rms(K_.col(0).array());
+  double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+  h0 = std::min(h0, span);
+  y_new_ = y_ + h0 * K_.col(0);
+  rhs(t0 + h0, y_new_, K_.col(1).data());
+  const double d2 = rms((K_.col(1) - K_.col(0)).array()) / h0;
+  const double dmax = std::max(d1, d2);
+  const double h1 = dmax <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dmax, 1.0 / 5);
+  (void)t_end;
+  return std::min({100 * h0, h1, span});
+}
+
+void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
+                     Matrix& states, SolverStats& stats) {
+  const Eigen::Index T = times.size();
+  states.resize(T, n_);
+  if (record) {
+    step_t_.clear();
+    step_h_.clear();
+    store_.clear();
+    obs_step_.assign(T, -1);
+    obs_theta_.assign(T, 0.0);
+  }
+  y_ = z0;
+  Eigen::Index k = 0;
+  for (; k < T && times[k] <= t0; ++k) states.row(k) = y_.transpose();
+  if (!(t_end > t0) || same_instant(t0, t_end)) {
+    for (; k < T; ++k) states.row(k) = y_.transpose();
+    return;
+  }
+  double t = t0;
+  t_reached_ = t0;
+  rhs(t, y_, K_.col(0).data());
+  double h = opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end, t_end - t0);
+  if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
+  bool rejected_last = false;
+  long tries = 0;  // steps since the last output time, accepted or not (solver.max_steps)
+  double w[7];
+  while (!same_instant(t, t_end) && t < t_end) {
+    if (tries >= opt_.max_steps)
+      fail(CV_TOO_MUCH_WORK, t, std::to_string(tries) + " steps without reaching the next output time (solver.max_steps)");
+    ++tries;
+    const bool last = t + h >= t_end || same_instant(t + h, t_end);
+    if (last) h = t_end - t;
+    // Stages 1..6; the sixth is at y_new = y + h sum_j b_j K_j, the step's fifth-order result.
+    for (int i = 1; i < 7; ++i) {
+      y_new_ = y_;
+      for (int j = 0; j < i; ++j)
+        if (kA[i][j] != 0) y_new_.noalias() += (h * kA[i][j]) * K_.col(j);
+      rhs(t + kC[i] * h, y_new_, K_.col(i).data());
+    }
+    err_ = (h * kE[0]) * K_.col(0);
+    for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K_.col(j);
+    const double e = error_norm(y_, y_new_);
+    if (e <= 1) {
+      const double t_new = last ? t_end : t + h;
+      const long step = static_cast<long>(step_t_.size());
+      if (record) {
+        step_t_.push_back(t);
+        step_h_.push_back(h);
+        store_.insert(store_.end(), y_.data(), y_.data() + n_);
+        store_.insert(store_.end(), K_.data(), K_.data() + 7 * static_cast<std::size_t>(n_));
+      }
+      for (; k < T && (times[k] <= t_new || same_instant(times[k], t_new)); ++k) {
+        const double s = std::clamp((times[k] - t) / h, 0.0, 1.0);
+        extension_weights(s, w);
+        stage_out_ = y_;
+        for (int i = 0; i < 7; ++i)
+          if (w[i] != 0) stage_out_.noalias() += (h * w[i]) * K_.col(i);
+        states.row(k) = stage_out_.transpose();
+        if (record) {
+          obs_step_[k] = step;
+          obs_theta_[k] = s;
+        }
+        tries = 0;
+      }
+      t = t_reached_ = t_new;
+      y_ = y_new_;
+      K_.col(0) = K_.col(6);
+      ++stats.steps;
+      double factor = e == 0 ? kMaxGrow : std::clamp(kSafety * std::pow(e, -0.2), kMinShrink, kMaxGrow);
+      if (rejected_last) factor = std::min(factor, 1.0);
+      h *= factor;
+      rejected_last = false;
+    } else {
+      ++stats.err_test_fails;
+      h *= std::isfinite(e) ? std::max(kMinShrink, kSafety * std::pow(e, -0.2)) : kMinShrink;
+      rejected_last = true;
+      if (h <= 16 * std::numeric_limits<double>::epsilon() * std::abs(t) || (opt_.min_step > 0 && h < opt_.min_step))
+        fail(CV_ERR_FAILURE, t, "the step size fell to " + std::to_string(h) + " after repeated error test failures");
+    }
+    if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
+    if (opt_.min_step > 0) h = std::max(h, opt_.min_step);
+  }
+  for (; k < T; ++k) states.row(k) = y_.transpose();  // none left in exact arithmetic
+}
+
+Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
+  if (theta.size() != P_)
+    throw OptionsError("theta has " + std::to_string(theta.size()) + " entries but the dynamics have " +
+                       std::to_string(P_) + " parameters");
+  if (z0.size() != n_)
+    throw OptionsError("z0 has " + std::to_string(z0.size()) + " entries but the state has " + std::to_string(n_));
+  for (Eigen::Index k = 0; k < times.size(); ++k) {
+    if (!std::isfinite(times[k]) || times[k] < t0 || (k > 0 && times[k] < times[k - 1]))
+      throw OptionsError("output times must be finite, >= t0 = " + std::to_string(t0) +
+                         " and non-decreasing; times[" + std::to_string(k) + "] = " + std::to_string(times[k]));
+  }
+  theta_ = theta.data();
+  n_rhs_ = 0;
+  Solution out;
+  out.times = times;
+  const double t_end = times.size() > 0 ? std::max(t0, times[times.size() - 1]) : t0;
+  forward(t0, z0, times, t_end, false, out.states, out.stats);
+  out.stats.rhs_evals = n_rhs_;
+  out.nfe = n_rhs_;
+  return out;
+}
+
+Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss, double scale,
+                          const Matrix* readout) {
+  check_gradient_inputs(tr, loss, readout, n_);
+  if (theta.size() != P_)
+    throw OptionsError("theta has " + std::to_string(theta.size()) + " entries but the dynamics have " +
+                       std::to_string(P_) + " parameters");
+  theta_ = theta.data();
+  n_rhs_ = n_vjp_ = 0;
+  Gradient g;
+  g.theta.setZero(P_);
+  g.z0.setZero(n_);
+  forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
+  g.forward.rhs_evals = n_rhs_;
+  ObservationTerms terms = observation_terms(tr, loss, scale, g.states, readout);
+  g.loss = terms.loss;
+  g.readout = std::move(terms.readout);
+  const Matrix& jumps = terms.jumps;
+
+  // ---- reverse sweep through the accepted steps ----
+  // ybar = dLoss/dy at the end of step s; carry = dLoss/dK_0 of step s + 1, which is K_6 of step
+  // s (FSAL), so its product goes with step s's last stage at the same point.
+  const auto theta_map = Eigen::Map<const Vector>(theta_, P_);
+  auto vjp = [&](double t, ConstVectorRef y, ConstVectorRef a) {
+    stage_in_ = y;
+    stage_out_ = a;
+    dyn_.vjp(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, work_);
+    ++n_vjp_;
+    if (!out_n_.allFinite() || !out_p_.allFinite())
+      fail(CV_RHSFUNC_FAIL, t_reached_, "a vector-Jacobian product was not finite at t = " + std::to_string(t));
+    g.theta += out_p_;
+  };
+  Eigen::Index k = tr.times.size() - 1;
+  Vector ybar = Vector::Zero(n_), ys_bar(n_), carry = Vector::Zero(n_), y_stage(n_);
+  Matrix Kbar(n_, 7);
+  double w[7];
+  const long S = static_cast<long>(step_t_.size());
+  for (long s = S - 1; s >= 0; --s) {
+    const double t = step_t_[s], h = step_h_[s];
+    t_reached_ = t + h;  // the reverse sweep has come back to this step's end
+    const double* base = store_.data() + static_cast<std::size_t>(s) * 8 * n_;
+    const Eigen::Map<const Vector> y(base, n_);
+    const Eigen::Map<const Matrix> K(base + n_, n_, 7);
+    Kbar.setZero();
+    Kbar.col(6) = carry;
+    // y_{s+1} = y_s + h sum_j b_j K_j
+    ys_bar = ybar;
+    for (int j = 0; j < 6; ++j)
+      if (kA[6][j] != 0) Kbar.col(j).noalias() += (h * kA[6][j]) * ybar;
+    // the observations this step answered from its continuous extension
+    for (; k >= 0 && obs_step_[k] == s; --k) {
+      extension_weights(obs_theta_[k], w);
+      ys_bar += jumps.row(k).transpose();
+      for (int i = 0; i < 7; ++i)
+        if (w[i] != 0) Kbar.col(i).noalias() += (h * w[i]) * jumps.row(k).transpose();
+    }
+    // stages 6..1: K_i = f(t + c_i h, y + h sum_{j<i} a_ij K_j), built as in the forward pass
+    for (int i = 6; i >= 1; --i) {
+      if (Kbar.col(i).isZero(0)) continue;
+      y_stage = y;
+      for (int j = 0; j < i; ++j)
+        if (kA[i][j] != 0) y_stage.noalias() += (h * kA[i][j]) * K.col(j);
+      vjp(t + kC[i] * h, y_stage, Kbar.col(i));
+      ys_bar += out_n_;
+      for (int j = 0; j < i; ++j)
+        if (kA[i][j] != 0) Kbar.col(j).noalias() += (h * kA[i][j]) * out_n_;
+    }
+    if (s > 0) {
+      carry = Kbar.col(0);
+    } else if (!Kbar.col(0).isZero(0)) {
+      vjp(t, y, Kbar.col(0));
+      ys_bar += out_n_;
+    }
+    ybar = ys_bar;
+  }
+  for (; k >= 0; --k) ybar += jumps.row(k).transpose();  // observations at t0
+  g.z0 = ybar;
+  g.backward.steps = S;
+  g.backward.rhs_evals = n_vjp_;
+  g.nfe_forward = n_rhs_;
+  g.nfe_backward = n_vjp_;
+  return g;
+}
+
+}  // namespace cvnode::detail

@@ -1,0 +1,55 @@
+// The explicit Dormand-Prince 5(4) method (SolverOptions::method = Dopri5) with gradients by
+// backpropagation through its accepted steps: discretize, then optimize. Solver forwards to it.
+//
+// Why beside the CVODES adjoint: on a smooth, non-stiff model observed at many times, the
+// continuous adjoint restarts its multistep method at every observation (or carries n_b columns
+// of the transition matrix), while the explicit method crosses several observations per step and
+// answers them from its continuous extension, so its reverse pass costs six vector-Jacobian
+// products per forward step whatever the number of observations. The gradient is the exact
+// derivative of the discrete solution (step sizes held fixed), so it is consistent with the
+// loss the forward pass computed, at the price of memory: every accepted step keeps its state
+// and seven stages (no checkpointing). Stiff problems need BDF and the adjoint.
+#pragma once
+
+#include <vector>
+
+#include "cvnode/solver.h"
+
+namespace cvnode::detail {
+
+class Dopri5 {
+ public:
+  Dopri5(const Dynamics& dynamics, const SolverOptions& options);
+  const SolverOptions& options() const { return opt_; }
+  Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times);
+  Gradient gradient(ConstVectorRef theta, const Trajectory& trajectory, const Loss& loss, double scale,
+                    const Matrix* readout);
+
+ private:
+  // Integrates from t0 to t_end, filling states.row(k) = z(times[k]) from the continuous
+  // extension. With `record`, keeps every accepted step and where each observation fell.
+  void forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
+               Matrix& states, SolverStats& stats);
+  double initial_step(double t0, double t_end, double span);
+  void rhs(double t, ConstVectorRef y, double* k);
+  [[noreturn]] void fail(int flag, double t, const std::string& detail) const;
+  double error_norm(ConstVectorRef y, ConstVectorRef y_new) const;
+
+  const Dynamics& dyn_;
+  SolverOptions opt_;
+  int n_, P_;
+  const double* theta_ = nullptr;
+  long n_rhs_ = 0, n_vjp_ = 0;
+  double t_reached_ = 0;  // the last accepted step's end (forward) or the step being reversed
+  Vector work_, stage_in_, stage_out_, y_, y_new_, err_, scale_, out_n_, out_p_;
+  Matrix K_;  // n x 7: the stages of the step being taken (K_.col(0) = f at its start)
+
+  // The accepted steps of the last forward pass with `record`: start time, size, start state and
+  // seven stages each (8 n doubles per step), and each observation's step (-1: at t0) and
+  // position in it.
+  std::vector<double> step_t_, step_h_, store_;
+  std::vector<long> obs_step_;
+  std::vector<double> obs_theta_;
+};
+
+}  // namespace cvnode::detail
