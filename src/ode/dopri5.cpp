@@ -42,6 +42,10 @@ constexpr double kP[7][4] = {
 // after a rejection (Hairer, Norsett & Wanner II.4; the rule torchdiffeq's dopri5 uses too).
 constexpr double kSafety = 0.9, kMinShrink = 0.2, kMaxGrow = 10;
 
+// Stage workspaces kept for the reverse sweep, at most (B2 stacked by 128: 1.6 MB a stage,
+// 34 MB for its three steps); steps beyond it recompute their forward pass in the VJP.
+constexpr double kKeepBytes = 256.0 * 1024 * 1024;
+
 void extension_weights(double s, double w[7]) {
   for (int i = 0; i < 7; ++i) w[i] = s * (kP[i][0] + s * (kP[i][1] + s * (kP[i][2] + s * kP[i][3])));
 }
@@ -60,6 +64,14 @@ Dopri5::Dopri5(const Dynamics& dynamics, const SolverOptions& options)
   out_n_.setZero(n_);
   out_p_.setZero(P_);
   K_.setZero(n_, 7);
+  ws_stride_ = (dyn_.workspace_size() + 7) / 8 * 8;
+}
+
+VectorRef Dopri5::stage_work(long s, int i) {
+  if (!keep_ || ws_stride_ == 0 || s >= kept_steps_) return work_;
+  const Eigen::Index need = (static_cast<Eigen::Index>(s) + 1) * 7 * ws_stride_;
+  if (kept_.size() < need) kept_.conservativeResize(std::max(need, 2 * kept_.size()));
+  return kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size());
 }
 
 void Dopri5::fail(int flag, double t, const std::string& detail) const {
@@ -69,9 +81,9 @@ void Dopri5::fail(int flag, double t, const std::string& detail) const {
 // f at (t, y) into k (n doubles), through fixed-alignment staging buffers: Eigen's kernels take
 // different paths by an operand's alignment, and the bits must not depend on where a caller's
 // vector happens to live (solver.cpp has the same rule).
-void Dopri5::rhs(double t, ConstVectorRef y, double* k) {
+void Dopri5::rhs(double t, ConstVectorRef y, double* k, VectorRef work) {
   stage_in_ = y;
-  dyn_.rhs(t, stage_in_, Eigen::Map<const Vector>(theta_, P_), stage_out_, work_);
+  dyn_.rhs(t, stage_in_, Eigen::Map<const Vector>(theta_, P_), stage_out_, work);
   ++n_rhs_;
   if (!stage_out_.allFinite())
     fail(CV_RHSFUNC_FAIL, t_reached_, "the right-hand side was not finite at t = " + std::to_string(t));
@@ -97,7 +109,7 @@ double Dopri5::initial_step(double t0, double t_end, double span) {
   double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   h0 = std::min(h0, span);
   y_new_ = y_ + h0 * K_.col(0);
-  rhs(t0 + h0, y_new_, K_.col(1).data());
+  rhs(t0 + h0, y_new_, K_.col(1).data(), work_);
   const double d2 = rms((K_.col(1) - K_.col(0)).array()) / h0;
   const double dmax = std::max(d1, d2);
   const double h1 = dmax <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dmax, 1.0 / 5);
@@ -125,7 +137,7 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
   }
   double t = t0;
   t_reached_ = t0;
-  rhs(t, y_, K_.col(0).data());
+  rhs(t, y_, K_.col(0).data(), stage_work(0, 0));
   double h = opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end, t_end - t0);
   if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
   bool rejected_last = false;
@@ -142,7 +154,7 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
       y_new_ = y_;
       for (int j = 0; j < i; ++j)
         if (kA[i][j] != 0) y_new_.noalias() += (h * kA[i][j]) * K_.col(j);
-      rhs(t + kC[i] * h, y_new_, K_.col(i).data());
+      rhs(t + kC[i] * h, y_new_, K_.col(i).data(), stage_work(stats.steps, i));
     }
     err_ = (h * kE[0]) * K_.col(0);
     for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K_.col(j);
@@ -223,7 +235,14 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   Gradient g;
   g.theta.setZero(P_);
   g.z0.setZero(n_);
+  keep_ = true;
+  kept_steps_ = ws_stride_ > 0 ? static_cast<long>(kKeepBytes / (7.0 * 8.0 * static_cast<double>(ws_stride_))) : 0;
+  struct KeepOff {  // also when the forward pass throws
+    bool& keep;
+    ~KeepOff() { keep = false; }
+  } keep_off{keep_};
   forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
+  keep_ = false;
   g.forward.rhs_evals = n_rhs_;
   ObservationTerms terms = observation_terms(tr, loss, scale, g.states, readout);
   g.loss = terms.loss;
@@ -234,10 +253,15 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   // ybar = dLoss/dy at the end of step s; carry = dLoss/dK_0 of step s + 1, which is K_6 of step
   // s (FSAL), so its product goes with step s's last stage at the same point.
   const auto theta_map = Eigen::Map<const Vector>(theta_, P_);
-  auto vjp = [&](double t, ConstVectorRef y, ConstVectorRef a) {
+  // Stage i of step s: with its forward pass kept, the VJP runs only the network's backward half.
+  auto vjp = [&](long s, int i, double t, ConstVectorRef y, ConstVectorRef a) {
     stage_in_ = y;
     stage_out_ = a;
-    dyn_.vjp(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, work_);
+    if (s < kept_steps_ && ws_stride_ > 0)
+      dyn_.vjp_again(t, stage_in_, theta_map, stage_out_, out_n_, out_p_,
+                     kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size()));
+    else
+      dyn_.vjp(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, work_);
     ++n_vjp_;
     if (!out_n_.allFinite() || !out_p_.allFinite())
       fail(CV_RHSFUNC_FAIL, t_reached_, "a vector-Jacobian product was not finite at t = " + std::to_string(t));
@@ -273,7 +297,7 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
       y_stage = y;
       for (int j = 0; j < i; ++j)
         if (kA[i][j] != 0) y_stage.noalias() += (h * kA[i][j]) * K.col(j);
-      vjp(t + kC[i] * h, y_stage, Kbar.col(i));
+      vjp(s, i, t + kC[i] * h, y_stage, Kbar.col(i));
       ys_bar += out_n_;
       for (int j = 0; j < i; ++j)
         if (kA[i][j] != 0) Kbar.col(j).noalias() += (h * kA[i][j]) * out_n_;
@@ -281,7 +305,7 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     if (s > 0) {
       carry = Kbar.col(0);
     } else if (!Kbar.col(0).isZero(0)) {
-      vjp(t, y, Kbar.col(0));
+      vjp(0, 0, t, y, Kbar.col(0));
       ys_bar += out_n_;
     }
     ybar = ys_bar;

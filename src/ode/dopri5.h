@@ -8,7 +8,8 @@
 // products per forward step whatever the number of observations. The gradient is the exact
 // derivative of the discrete solution (step sizes held fixed), so it is consistent with the
 // loss the forward pass computed, at the price of memory: every accepted step keeps its state
-// and seven stages (no checkpointing). Stiff problems need BDF and the adjoint.
+// and seven stages (no checkpointing), and up to kKeepBytes of the stages' network passes, so
+// that the reverse sweep's VJPs skip their forward half. Stiff problems need BDF and the adjoint.
 #pragma once
 
 #include <vector>
@@ -31,7 +32,10 @@ class Dopri5 {
   void forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
                Matrix& states, SolverStats& stats);
   double initial_step(double t0, double t_end, double span);
-  void rhs(double t, ConstVectorRef y, double* k);
+  void rhs(double t, ConstVectorRef y, double* k, VectorRef work);
+  // The workspace that keeps the forward pass of stage i of accepted step s for the reverse
+  // sweep (Dynamics::vjp_again), or the scratch workspace when s is past the memory budget.
+  VectorRef stage_work(long s, int i);
   [[noreturn]] void fail(int flag, double t, const std::string& detail) const;
   double error_norm(ConstVectorRef y, ConstVectorRef y_new) const;
 
@@ -48,6 +52,13 @@ class Dopri5 {
   // seven stages each (8 n doubles per step), and each observation's step (-1: at t0) and
   // position in it.
   std::vector<double> step_t_, step_h_, store_;
+  // Stage workspaces of the first kept_steps_ accepted steps (7 per step, each ws_stride_
+  // doubles: a multiple of 64 bytes from Eigen's aligned base, so their bits do not depend on
+  // the heap), while keeping is on (a gradient's forward pass).
+  Vector kept_;
+  Eigen::Index ws_stride_ = 0;
+  long kept_steps_ = 0;
+  bool keep_ = false;
   std::vector<long> obs_step_;
   std::vector<double> obs_theta_;
 };
