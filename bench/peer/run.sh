@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The peer's gradient error: runs torch_dopri5.py (an independent PyTorch reimplementation of
+# torchdiffeq's dopri5 with its default options, backpropagating through the solver, float64,
+# one thread) on B1, B1L and B2 and appends one JSON line per configuration to
+# bench/results/peer.jsonl. First the check against the problems' own references (rtol 1e-12,
+# atol 1e-14: the gradient must match ref_grad to ~1e-13), then the tolerances of the peer's
+# published figures with the absolute tolerances it may have used: atol = rtol, rtol / 100 and
+# 1e-9 (torchdiffeq's default).
+#   bench/peer/run.sh [REPEATS]        (~1.5 minutes with the default 3; one core)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repeats="${1:-3}"
+shared="$here/../../../shared/bench"
+out="$here/../results"
+mkdir -p "$out"
+
+# Debian's torch, h5py and numpy (the system python, not a pyenv shim); installs what is missing.
+pkgs=(python3-torch python3-h5py python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "peer: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# Debian's torch does its float64 matmuls in whatever libblas.so.3 the alternatives system points
+# at (each JSON line records it as "blas"): B2 takes ~50 ms a gradient on OpenBLAS and ~500 ms on
+# the netlib reference BLAS. PEER_BLAS=netlib runs on the reference BLAS without touching the
+# system setting.
+if [ "${PEER_BLAS:-}" = netlib ]; then
+  netlib=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
+  export LD_LIBRARY_PATH="$netlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+py=/usr/bin/python3
+peer() { "$py" "$here/torch_dopri5.py" "$@" | tee -a "$out/peer.jsonl"; }
+hundredth() { "$py" -c "print('%g' % ($1 / 100))"; }
+
+# ---- validation against ref_grad / ref_loss (computed by torchdiffeq at these tolerances) ----
+for p in B1 B1L B2; do
+  peer --problem "$shared/$p.h5" --rtol 1e-12 --atol 1e-14 --repeats 1
+done
+
+# ---- the published figures' tolerances, atol = rtol, rtol/100, 1e-9 (an atol of 0 is rtol) ----
+small=$((repeats * 10))   # B1 takes ~7 ms a gradient
+peer --problem "$shared/B1.h5" --rtol 1e-5 --atol 0 1e-7 1e-9 --repeats "$small"
+for r in 1e-5 1e-7; do
+  peer --problem "$shared/B1L.h5" --rtol $r --atol 0 "$(hundredth $r)" 1e-9 --repeats "$repeats"
+done
+for r in 1e-5 1e-6 1e-7; do
+  peer --problem "$shared/B2.h5" --rtol $r --atol 0 "$(hundredth $r)" 1e-9 --repeats "$repeats"
+done
+
+# ---- for comparison: step sizes kept in the autograd graph (torchdiffeq's older releases) ----
+peer --problem "$shared/B1.h5" --rtol 1e-5 --atol 0 1e-7 1e-9 --repeats "$small" --dt-grad
+peer --problem "$shared/B2.h5" --rtol 1e-6 --atol 0 1e-8 1e-9 --repeats "$repeats" --dt-grad
