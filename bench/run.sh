@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite: every problem of ../shared/bench at the tolerances of issue 6, Adams and
 # BDF where they apply, per-series and stacked, with the two absolute tolerances that matter
-# (atol = rtol, and atol = 1e-10 which lets rtol alone govern); one JSON line per configuration
+# (atol = rtol, and atol = 1e-10 which lets rtol alone govern), and backpropagation through
+# Dormand-Prince (method dopri5) on B1, B1L and B2; one JSON line per configuration
 # into bench/results/results.jsonl and a work-precision plot (gradient error against ms per
 # gradient, peer points included) in bench/results/work_precision.png. Then the thread scaling,
 # the adjoint settings (checkpoint interval, interpolation, quadrature error control) and peak
@@ -46,6 +47,17 @@ done
 for r in 1e-5 1e-6 1e-7 1e-8; do
   main "$shared/B2.h5" --method adams --rtol $r --atol $r --adjoint-atol "$(python3 -c "print($r * 1e-5)")" --mode stacked --stack-size 128
 done
+# Backpropagation through Dormand-Prince steps (method dopri5), atol = rtol / 100: the absolute
+# tolerance with which the peer's dopri5 reproduces its published B1 error (bench/peer).
+for r in 1e-3 1e-5 1e-7 1e-9; do
+  a="$(python3 -c "print($r / 100)")"
+  main_small "$shared/B1.h5" --method dopri5 --rtol $r --atol $a --mode stacked
+  main_small "$shared/B1.h5" --method dopri5 --rtol $r --atol $a --mode per-series
+  main_small "$shared/B1L.h5" --method dopri5 --rtol $r --atol $a
+done
+for r in 1e-2 1e-4 1e-6 1e-8; do
+  main "$shared/B2.h5" --method dopri5 --rtol $r --atol "$(python3 -c "print($r / 100)")" --mode stacked --stack-size 128
+done
 for r in 1e-4 1e-6 1e-8; do main "$shared/B3.h5" --method bdf --rtol $r --atol 1e-8; done
 main "$shared/B3.h5" --method bdf --rtol 1e-6 --atol 1e-8 --linear-solver gmres
 # Adams (the non-stiff method, standing in for explicit ones) on the stiff B3: one run each.
@@ -61,6 +73,7 @@ for round in 1 2 3 4 5; do
     bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode per-series --horizon-scale 10 --threads $t --repeats $((small / 4)) | tee -a "$out/threads.jsonl"
     bench "$shared/B1.h5" --rtol 1e-7 --atol 1e-10 --mode per-series --adjoint-form restart --threads $t --repeats $((small / 2)) | tee -a "$out/threads.jsonl"
     bench "$shared/B2.h5" --rtol 1e-6 --atol 1e-6 --mode stacked --stack-size 64 --threads $t --repeats 2 | tee -a "$out/threads.jsonl"
+    bench "$shared/B1.h5" --method dopri5 --rtol 1e-7 --atol 1e-9 --mode per-series --horizon-scale 10 --threads $t --repeats $((small / 4)) | tee -a "$out/threads.jsonl"
   done
 done
 
@@ -91,6 +104,10 @@ done
 : > "$out/memory.jsonl"
 for k in 1 10 100; do
   bench "$shared/B1L.h5" --rtol 1e-7 --atol 1e-10 --horizon-scale $k --repeats 1 | tee -a "$out/memory.jsonl"
+done
+# dopri5 keeps every step (no checkpoints): its memory grows with the horizon.
+for k in 1 10 100; do
+  bench "$shared/B1L.h5" --method dopri5 --rtol 1e-7 --atol 1e-9 --horizon-scale $k --repeats 1 | tee -a "$out/memory.jsonl"
 done
 
 python3 "$here/plot.py" "$out/results.jsonl" "$out/work_precision.png"
