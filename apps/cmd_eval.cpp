@@ -38,7 +38,10 @@ SolverOptions at_tolerance(const SolverOptions& base, double tol) {
   return o;
 }
 
-const char* nonlinear_name(const SolverOptions& o) { return o.uses_fixed_point() ? "fixed_point" : "newton"; }
+const char* nonlinear_name(const SolverOptions& o) {
+  if (o.method == Method::Dopri5) return "explicit";
+  return o.uses_fixed_point() ? "fixed_point" : "newton";
+}
 
 void run(const EvalArgs& a) {
   const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
