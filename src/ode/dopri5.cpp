@@ -263,7 +263,9 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     else
       dyn_.vjp(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, work_);
     ++n_vjp_;
-    if (!out_n_.allFinite() || !out_p_.allFinite())
+    // The state part is checked at once (it feeds every earlier stage); the parameter part, which
+    // only accumulates, once after the sweep: a P-long scan per VJP cost B1L 16% of its time.
+    if (!out_n_.allFinite())
       fail(CV_RHSFUNC_FAIL, t_reached_, "a vector-Jacobian product was not finite at t = " + std::to_string(t));
     g.theta += out_p_;
   };
@@ -311,6 +313,8 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     ybar = ys_bar;
   }
   for (; k >= 0; --k) ybar += jumps.row(k).transpose();  // observations at t0
+  if (!g.theta.allFinite())
+    fail(CV_RHSFUNC_FAIL, tr.t0, "the parameter part of a vector-Jacobian product was not finite");
   g.z0 = ybar;
   g.backward.steps = S;
   g.backward.rhs_evals = n_vjp_;
