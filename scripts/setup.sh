@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages cvnode builds, tests and plots with. Idempotent: installs only
-# what is missing, so a second run costs a dpkg query and nothing else.
+# Installs the Debian 12 packages cvnode builds, tests and plots with, plus any given as
+# arguments (bench/peer/run.sh adds Debian's PyTorch). Idempotent: installs only what is
+# missing, so a second run costs a dpkg query and nothing else.
+#   scripts/setup.sh [EXTRA_PACKAGE...]
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
@@ -8,6 +10,7 @@ pkgs=(
   libboost-test-dev libopenmpi-dev openmpi-bin
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   gnuplot-nox
+  "$@"
 )
 missing=()
 for p in "${pkgs[@]}"; do

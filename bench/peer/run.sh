@@ -14,19 +14,9 @@ shared="$here/../../../shared/bench"
 out="$here/../results"
 mkdir -p "$out"
 
-# Debian's torch, h5py and numpy (the system python, not a pyenv shim); installs what is missing.
-pkgs=(python3-torch python3-h5py python3-numpy)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "peer: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Debian's torch, h5py and numpy (for the system python, not a pyenv shim), with what cvnode
+# itself needs: scripts/setup.sh installs whatever is missing.
+bash "$here/../../scripts/setup.sh" python3-torch python3-h5py python3-numpy
 
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # Debian's torch does its float64 matmuls in whatever libblas.so.3 the alternatives system points
