@@ -32,7 +32,14 @@ for r in rows:
     if r.get("gradient") == "backprop":  # method dopri5: no adjoint, no form
         form, adj = "backprop", ""
     label = f'{r["method"]} {r.get("linear_solver", "dense") if r["method"] == "bdf" else ""} {r.get("mode", "per-series")} {atol} {form} {adj}'
-    curves[(r["problem"], " ".join(label.split()))].append((-r["rtol"], r["ms_min"], r["grad_rel_err"]))
+    # bench/run.sh runs every row twice (rounds): the faster one counts, errors are the same.
+    pts = curves[(r["problem"], " ".join(label.split()))]
+    same = [i for i, p in enumerate(pts) if p[0] == -r["rtol"]]
+    if same:
+        i = same[0]
+        pts[i] = (pts[i][0], min(pts[i][1], r["ms_min"]), pts[i][2])
+    else:
+        pts.append((-r["rtol"], r["ms_min"], r["grad_rel_err"]))
 # The peer (torchdiffeq, float64, one thread, dopri5): times from ../shared/bench/README.md and
 # issue 6; backprop errors where they are not stated from bench/peer's reimplementation at
 # atol = rtol / 100 (which reproduces the published B1 backprop error, 1.3e-5).
