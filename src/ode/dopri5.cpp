@@ -91,29 +91,28 @@ void Dopri5::rhs(double t, ConstVectorRef y, double* k, VectorRef work) {
 }
 
 // Hairer's norm: the root mean square of err_i / (atol_i + rtol max(|y_i|, |y_new_i|)).
-double Dopri5::error_norm(ConstVectorRef y, ConstVectorRef y_new) const {
-  Eigen::ArrayXd scale = opt_.rtol * y.array().abs().max(y_new.array().abs());
-  if (opt_.atol_vector.size() > 0) scale += opt_.atol_vector.array();
-  else scale += opt_.atol;
-  return std::sqrt((err_.array() / scale).square().mean());
+double Dopri5::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
+  scale_.array() = opt_.rtol * y.array().abs().max(y_new.array().abs());
+  if (opt_.atol_vector.size() > 0) scale_ += opt_.atol_vector;
+  else scale_.array() += opt_.atol;
+  return std::sqrt((err_.array() / scale_.array()).square().mean());
 }
 
 // Hairer, Norsett & Wanner's starting step (II.4): a step whose explicit Euler change is 1% of
 // the state, refined by one more evaluation of f; K_.col(0) holds f(t0, y0).
-double Dopri5::initial_step(double t0, double t_end, double span) {
-  Eigen::ArrayXd sc = opt_.rtol * y_.array().abs();
-  if (opt_.atol_vector.size() > 0) sc += opt_.atol_vector.array();
-  else sc += opt_.atol;
-  auto rms = [&](const Eigen::ArrayXd& v) { return std::sqrt((v / sc).square().mean()); };
-  const double d0 = rms(y_.array()), d1 = rms(K_.col(0).array());
+double Dopri5::initial_step(double t0, double span) {
+  scale_.array() = opt_.rtol * y_.array().abs();
+  if (opt_.atol_vector.size() > 0) scale_ += opt_.atol_vector;
+  else scale_.array() += opt_.atol;
+  auto rms = [&](const auto& v) { return std::sqrt((v.array() / scale_.array()).square().mean()); };
+  const double d0 = rms(y_), d1 = rms(K_.col(0));
   double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   h0 = std::min(h0, span);
   y_new_ = y_ + h0 * K_.col(0);
   rhs(t0 + h0, y_new_, K_.col(1).data(), work_);
-  const double d2 = rms((K_.col(1) - K_.col(0)).array()) / h0;
+  const double d2 = rms(K_.col(1) - K_.col(0)) / h0;
   const double dmax = std::max(d1, d2);
   const double h1 = dmax <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dmax, 1.0 / 5);
-  (void)t_end;
   return std::min({100 * h0, h1, span});
 }
 
@@ -138,7 +137,7 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
   double t = t0;
   t_reached_ = t0;
   rhs(t, y_, K_.col(0).data(), stage_work(0, 0));
-  double h = opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end, t_end - t0);
+  double h = opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end - t0);
   if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
   bool rejected_last = false;
   long tries = 0;  // steps since the last output time, accepted or not (solver.max_steps)

@@ -31,13 +31,13 @@ class Dopri5 {
   // extension. With `record`, keeps every accepted step and where each observation fell.
   void forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
                Matrix& states, SolverStats& stats);
-  double initial_step(double t0, double t_end, double span);
+  double initial_step(double t0, double span);
   void rhs(double t, ConstVectorRef y, double* k, VectorRef work);
   // The workspace that keeps the forward pass of stage i of accepted step s for the reverse
   // sweep (Dynamics::vjp_again), or the scratch workspace when s is past the memory budget.
   VectorRef stage_work(long s, int i);
   [[noreturn]] void fail(int flag, double t, const std::string& detail) const;
-  double error_norm(ConstVectorRef y, ConstVectorRef y_new) const;
+  double error_norm(ConstVectorRef y, ConstVectorRef y_new);
 
   const Dynamics& dyn_;
   SolverOptions opt_;
