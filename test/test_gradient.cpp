@@ -156,7 +156,12 @@ BOOST_AUTO_TEST_CASE(every_loss) {
   weighted.weight = (Vector(2) << 1e4, 0.5).finished();  // channels on very different scales
   for (Loss loss : {Loss::parse("half_sse"), Loss::parse("mse_mean"), Loss::parse("l1_mean"), nll, weighted}) {
     BOOST_TEST_CONTEXT("loss kind " << static_cast<int>(loss.kind)) {
-      check_gradient(mlp, theta, make_trajectory(2, 5, true, true, 77), loss, {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10)});
+      SolverOptions rk;
+      rk.method = Method::Dopri5;
+      rk.rtol = 1e-10;
+      rk.atol = 1e-12;
+      check_gradient(mlp, theta, make_trajectory(2, 5, true, true, 77), loss,
+                     {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10), rk});
     }
   }
 }

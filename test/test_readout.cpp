@@ -1,6 +1,6 @@
-// The learned linear readout y = C z: the adjoint gradients for theta, z0 and C against
-// fourth-order central differences, in Solver and in BatchSolver's per-series and stacked modes,
-// and the plain map (first components) recovered when C = [I 0].
+// The learned linear readout y = C z: the adjoint gradients (and dopri5's backpropagated ones) for
+// theta, z0 and C against fourth-order central differences, in Solver and in BatchSolver's
+// per-series and stacked modes, and the plain map (first components) recovered when C = [I 0].
 #define BOOST_TEST_MODULE readout
 #include <boost/test/unit_test.hpp>
 
@@ -73,7 +73,7 @@ BOOST_FIXTURE_TEST_CASE(theta_z0_and_readout_gradients_match_finite_differences,
         return ref.gradient(theta, tr, loss, 1, nullptr, &Cc).loss;
       },
       c_flat, h);
-  for (Method m : {Method::Adams, Method::Bdf}) {
+  for (Method m : {Method::Adams, Method::Bdf, Method::Dopri5}) {
     SolverOptions o;
     o.method = m;
     o.rtol = 1e-10;
