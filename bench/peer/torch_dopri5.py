@@ -10,7 +10,9 @@ What this file is for
 
 It is an independent reimplementation (written from the algorithm's description, no
 torchdiffeq code), used only to measure the peer's gradient error where the peer's own figures
-leave it out. It does not import or need torchdiffeq. The algorithm it reproduces:
+leave it out. It does not import or need torchdiffeq. The right-hand side is the problem file's
+tanh MLP, f(z) = MLP(z), minus k_diag * z (elementwise) when the file has a `k_diag` (B3); the
+losses are l1_mean, mse_mean and half_sse. The algorithm it reproduces:
   - Dormand-Prince 5(4) with FSAL, the whole batched state (B, n) stepped as one tensor;
     the embedded error weights are torchdiffeq's (b - b_hat with
     b_hat = [1951/21600, 0, 22642/50085, 451/720, -12231/42400, 649/6300, 1/60]).
@@ -184,19 +186,20 @@ def load(path):
         for i in range(1, nl + 1):
             params.append(torch.tensor(h[f"W{i}"][()], dtype=DT))
             params.append(torch.tensor(h[f"b{i}"][()], dtype=DT))
-        if "k_diag" in h:
-            raise SystemExit("k_diag problems (B3) are not supported here")
+        k_diag = torch.tensor(h["k_diag"][()], dtype=DT) if "k_diag" in h else None
         if str(a["activation"]) != "tanh":
             raise SystemExit("only tanh MLPs are supported")
         return {
             "problem": str(a["problem"]), "loss": str(a["loss"]), "params": params,
+            "k_diag": k_diag,
             "z0": torch.tensor(h["z0"][()], dtype=DT), "t": torch.tensor(h["t"][()], dtype=DT),
             "target": torch.tensor(h["target"][()], dtype=DT),
             "ref_loss": float(h["ref_loss"][()]), "ref_grad": np.asarray(h["ref_grad"][()]),
         }
 
 
-def mlp(params):
+def mlp(params, k_diag=None):
+    """f(z) = MLP(z), or MLP(z) - k_diag * z (elementwise) when the problem has a k_diag (B3)."""
     nl = len(params) // 2
 
     def f(z):
@@ -205,7 +208,7 @@ def mlp(params):
             h = torch.nn.functional.linear(h, params[2 * i], params[2 * i + 1])
             if i < nl - 1:
                 h = torch.tanh(h)
-        return h
+        return h if k_diag is None else h - k_diag * z
     return f
 
 
@@ -221,7 +224,7 @@ def loss_fn(kind, pred, target):
 
 def gradient(prob, rtol, atol, dt_grad):
     params = [p.clone().requires_grad_(True) for p in prob["params"]]
-    f = Counted(mlp(params))
+    f = Counted(mlp(params, prob["k_diag"]))
     pred, stats = dopri5(f, prob["z0"], prob["t"], rtol, atol, dt_grad)
     loss = loss_fn(prob["loss"], pred, prob["target"])
     grads = torch.autograd.grad(loss, params)
