@@ -200,7 +200,15 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
     if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
     if (opt_.min_step > 0) h = std::max(h, opt_.min_step);
   }
-  for (; k < T; ++k) states.row(k) = y_.transpose();  // none left in exact arithmetic
+  // None are left unless round-off kept a time a hair past the end: answer it with the last
+  // step's end, consistently for the reverse sweep.
+  for (; k < T; ++k) {
+    states.row(k) = y_.transpose();
+    if (record && !step_t_.empty()) {
+      obs_step_[k] = static_cast<long>(step_t_.size()) - 1;
+      obs_theta_[k] = 1.0;
+    }
+  }
 }
 
 Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
