@@ -1,9 +1,10 @@
 // Forward solves and gradients of one trajectory at a time: on CVODES with the adjoint method
 // (methods adams and bdf), or by backpropagation through Dormand-Prince steps (method dopri5).
 //
-// A Solver owns one CVODES instance (solver memory, vectors, linear solver, checkpoint store)
-// sized for its Dynamics and reuses it from call to call; it is not thread-safe, so give each
-// thread its own (BatchSolver does). The Dynamics is shared and must outlive the Solver.
+// A Solver owns one integrator (a CVODES instance: solver memory, vectors, linear solver,
+// checkpoint store; or the Dormand-Prince one with its step store) sized for its Dynamics and
+// reuses it from call to call; it is not thread-safe, so give each thread its own (BatchSolver
+// does). The Dynamics is shared and must outlive the Solver.
 #pragma once
 
 #include <memory>
@@ -61,8 +62,8 @@ class Solver {
   // time, then backward, adding dl_k/dz(t_k) to the adjoint at every observation time; the
   // theta-gradient is a backward quadrature. With method dopri5: the exact derivative of the
   // discrete solution, by a reverse sweep through the accepted steps (no running cost).
-  // `scale` multiplies every observation term (the mean
-  // losses pass 1 / observed entries of the whole batch). Throws SolverError on solver failure.
+  // `scale` multiplies every observation term (the mean losses pass 1 / observed entries of the
+  // whole batch). Throws SolverError on solver failure.
   // With a readout C (channels x state) the loss compares y = C z(t_k) with the measurements
   // (a learned linear observation map): the adjoint jumps by C^T dl_k/dy and the gradient also
   // holds dLoss/dC = sum_k dl_k/dy z(t_k)^T.
