@@ -36,73 +36,87 @@ constexpr double kS[10] = {2.0911236630261545e-09, 2.510038549551032e-08, 2.7557
                            0.16666666666666669};
 #endif
 
+// The instructions the kernel needs, for AVX-512 and for AVX2 with FMA; tanh_packet below is
+// written once over them, so both instruction sets run the same operations (and give the same
+// bits). Bitwise operations go through the integer unit: AVX-512F has no double-typed ones.
 #if defined(__AVX512F__)
 constexpr std::ptrdiff_t kWidth = 8;
 using Packet = __m512d;
-
-inline Packet tanh_packet(Packet u) {
-  const __m512i sign_bit = _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ULL));
-  const __m512i sign = _mm512_and_si512(_mm512_castpd_si512(u), sign_bit);
-  const Packet one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), half = _mm512_set1_pd(0.5);
-  Packet a = _mm512_castsi512_pd(_mm512_andnot_si512(sign_bit, _mm512_castpd_si512(u)));
-  a = _mm512_min_pd(_mm512_set1_pd(kClamp), a);  // min returns its 2nd operand for a NaN: it passes
-  const Packet y = _mm512_add_pd(a, a);
-  const Packet t = _mm512_fmadd_pd(y, _mm512_set1_pd(kInvLn2), _mm512_set1_pd(kShift));
-  const Packet k = _mm512_sub_pd(t, _mm512_set1_pd(kShift));
-  const Packet r = _mm512_fnmadd_pd(k, _mm512_set1_pd(kLn2Hi), y);
-  const Packet rl = _mm512_mul_pd(k, _mm512_set1_pd(-kLn2Lo));
-  const Packet scale = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52));
-  Packet s = _mm512_set1_pd(kS[0]);
-  for (int i = 1; i < 10; ++i) s = _mm512_fmadd_pd(s, r, _mm512_set1_pd(kS[i]));
-  s = _mm512_fmadd_pd(s, r, half);
-  // em = 2^k (1 + r + rl (1 + r) + r^2 s) - 1 with 2^k (1 + r) - 1 rounded once and the small
-  // rest added to it: rounding e^r - 1 on its own would cost up to 1 ulp more after the - 1.
-  const Packet lead = _mm512_fmadd_pd(scale, r, _mm512_sub_pd(scale, one));
-  const Packet rest = _mm512_fmadd_pd(_mm512_mul_pd(r, r), s, _mm512_fmadd_pd(rl, r, rl));
-  const Packet em = _mm512_fmadd_pd(scale, rest, lead);
-  const Packet den = _mm512_add_pd(em, two);
-  const __mmask8 big = _mm512_cmp_pd_mask(a, _mm512_set1_pd(kBig), _CMP_GE_OQ);
-  const Packet q0 = _mm512_div_pd(_mm512_mask_blend_pd(big, em, two), den);
-  // Below atanh(1/2) the rounding of em + 2 would add up to 1 ulp: correct the quotient by the
-  // exact remainder em - q0 (em + 2) over em + 2, and 1 / (em + 2) = (1 - q0) / 2 costs no division.
-  const Packet den_lo = _mm512_add_pd(_mm512_sub_pd(two, den), em);
-  const Packet rem = _mm512_fnmadd_pd(q0, den_lo, _mm512_fnmadd_pd(q0, den, em));
-  const Packet small = _mm512_fmadd_pd(rem, _mm512_fnmadd_pd(half, q0, half), q0);
-  const Packet x = _mm512_mask_sub_pd(small, big, one, q0);
-  return _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(x), sign));
+using Mask = __mmask8;
+inline Packet set1(double v) { return _mm512_set1_pd(v); }
+inline Packet add(Packet a, Packet b) { return _mm512_add_pd(a, b); }
+inline Packet sub(Packet a, Packet b) { return _mm512_sub_pd(a, b); }
+inline Packet mul(Packet a, Packet b) { return _mm512_mul_pd(a, b); }
+inline Packet div(Packet a, Packet b) { return _mm512_div_pd(a, b); }
+inline Packet min(Packet a, Packet b) { return _mm512_min_pd(a, b); }
+inline Packet fmadd(Packet a, Packet b, Packet c) { return _mm512_fmadd_pd(a, b, c); }   // a b + c
+inline Packet fnmadd(Packet a, Packet b, Packet c) { return _mm512_fnmadd_pd(a, b, c); } // c - a b
+inline Packet bit_and(Packet a, Packet b) {
+  return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a), _mm512_castpd_si512(b)));
 }
-
+inline Packet bit_andnot(Packet a, Packet b) {  // ~a & b
+  return _mm512_castsi512_pd(_mm512_andnot_si512(_mm512_castpd_si512(a), _mm512_castpd_si512(b)));
+}
+inline Packet bit_or(Packet a, Packet b) {
+  return _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(a), _mm512_castpd_si512(b)));
+}
+inline Packet shift_left_52(Packet a) {
+  return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(a), 52));
+}
+inline Mask greater_equal(Packet a, Packet b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
+inline Packet select(Mask m, Packet if_true, Packet if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
 #elif defined(__AVX2__) && defined(__FMA__)
 constexpr std::ptrdiff_t kWidth = 4;
 using Packet = __m256d;
+using Mask = __m256d;
+inline Packet set1(double v) { return _mm256_set1_pd(v); }
+inline Packet add(Packet a, Packet b) { return _mm256_add_pd(a, b); }
+inline Packet sub(Packet a, Packet b) { return _mm256_sub_pd(a, b); }
+inline Packet mul(Packet a, Packet b) { return _mm256_mul_pd(a, b); }
+inline Packet div(Packet a, Packet b) { return _mm256_div_pd(a, b); }
+inline Packet min(Packet a, Packet b) { return _mm256_min_pd(a, b); }
+inline Packet fmadd(Packet a, Packet b, Packet c) { return _mm256_fmadd_pd(a, b, c); }
+inline Packet fnmadd(Packet a, Packet b, Packet c) { return _mm256_fnmadd_pd(a, b, c); }
+inline Packet bit_and(Packet a, Packet b) { return _mm256_and_pd(a, b); }
+inline Packet bit_andnot(Packet a, Packet b) { return _mm256_andnot_pd(a, b); }
+inline Packet bit_or(Packet a, Packet b) { return _mm256_or_pd(a, b); }
+inline Packet shift_left_52(Packet a) {
+  return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(a), 52));
+}
+inline Mask greater_equal(Packet a, Packet b) { return _mm256_cmp_pd(a, b, _CMP_GE_OQ); }
+inline Packet select(Mask m, Packet if_true, Packet if_false) { return _mm256_blendv_pd(if_false, if_true, m); }
+#endif
 
-// The AVX-512 kernel's operations one for one (so the same bits), with blends for the masks.
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 inline Packet tanh_packet(Packet u) {
-  const Packet sign_bit = _mm256_set1_pd(-0.0);
-  const Packet sign = _mm256_and_pd(u, sign_bit);
-  const Packet one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0), half = _mm256_set1_pd(0.5);
-  Packet a = _mm256_andnot_pd(sign_bit, u);
-  a = _mm256_min_pd(_mm256_set1_pd(kClamp), a);
-  const Packet y = _mm256_add_pd(a, a);
-  const Packet t = _mm256_fmadd_pd(y, _mm256_set1_pd(kInvLn2), _mm256_set1_pd(kShift));
-  const Packet k = _mm256_sub_pd(t, _mm256_set1_pd(kShift));
-  const Packet r = _mm256_fnmadd_pd(k, _mm256_set1_pd(kLn2Hi), y);
-  const Packet rl = _mm256_mul_pd(k, _mm256_set1_pd(-kLn2Lo));
-  const Packet scale = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
-  Packet s = _mm256_set1_pd(kS[0]);
-  for (int i = 1; i < 10; ++i) s = _mm256_fmadd_pd(s, r, _mm256_set1_pd(kS[i]));
-  s = _mm256_fmadd_pd(s, r, half);
-  const Packet lead = _mm256_fmadd_pd(scale, r, _mm256_sub_pd(scale, one));
-  const Packet rest = _mm256_fmadd_pd(_mm256_mul_pd(r, r), s, _mm256_fmadd_pd(rl, r, rl));
-  const Packet em = _mm256_fmadd_pd(scale, rest, lead);
-  const Packet den = _mm256_add_pd(em, two);
-  const Packet big = _mm256_cmp_pd(a, _mm256_set1_pd(kBig), _CMP_GE_OQ);
-  const Packet q0 = _mm256_div_pd(_mm256_blendv_pd(em, two, big), den);
-  const Packet den_lo = _mm256_add_pd(_mm256_sub_pd(two, den), em);
-  const Packet rem = _mm256_fnmadd_pd(q0, den_lo, _mm256_fnmadd_pd(q0, den, em));
-  const Packet small = _mm256_fmadd_pd(rem, _mm256_fnmadd_pd(half, q0, half), q0);
-  const Packet x = _mm256_blendv_pd(small, _mm256_sub_pd(one, q0), big);
-  return _mm256_or_pd(x, sign);
+  const Packet sign_bit = set1(-0.0);
+  const Packet sign = bit_and(u, sign_bit);
+  const Packet one = set1(1.0), two = set1(2.0), half = set1(0.5);
+  Packet a = bit_andnot(sign_bit, u);
+  a = min(set1(kClamp), a);  // min returns its 2nd operand for a NaN: it passes
+  const Packet y = add(a, a);
+  const Packet t = fmadd(y, set1(kInvLn2), set1(kShift));
+  const Packet k = sub(t, set1(kShift));
+  const Packet r = fnmadd(k, set1(kLn2Hi), y);
+  const Packet rl = mul(k, set1(-kLn2Lo));
+  const Packet scale = shift_left_52(t);
+  Packet s = set1(kS[0]);
+  for (int i = 1; i < 10; ++i) s = fmadd(s, r, set1(kS[i]));
+  s = fmadd(s, r, half);
+  // em = 2^k (1 + r + rl (1 + r) + r^2 s) - 1 with 2^k (1 + r) - 1 rounded once and the small
+  // rest added to it: rounding e^r - 1 on its own would cost up to 1 ulp more after the - 1.
+  const Packet lead = fmadd(scale, r, sub(scale, one));
+  const Packet rest = fmadd(mul(r, r), s, fmadd(rl, r, rl));
+  const Packet em = fmadd(scale, rest, lead);
+  const Packet den = add(em, two);
+  const Mask big = greater_equal(a, set1(kBig));
+  const Packet q0 = div(select(big, two, em), den);
+  // Below atanh(1/2) the rounding of em + 2 would add up to 1 ulp: correct the quotient by the
+  // exact remainder em - q0 (em + 2) over em + 2, and 1 / (em + 2) = (1 - q0) / 2 costs no division.
+  const Packet den_lo = add(sub(two, den), em);
+  const Packet rem = fnmadd(q0, den_lo, fnmadd(q0, den, em));
+  const Packet small = fmadd(rem, fnmadd(half, q0, half), q0);
+  return bit_or(select(big, sub(one, q0), small), sign);
 }
 #endif
 
