@@ -8,6 +8,7 @@
 
 #include "cvnode/errors.h"
 #include "cvnode/stacked.h"
+#include "ode/observation_terms.h"
 
 namespace cvnode {
 
@@ -59,17 +60,6 @@ StackedProblem stack(const std::vector<Trajectory>& batch, size_t begin, size_t 
     }
   }
   return s;
-}
-
-double series_loss(const Trajectory& tr, const Matrix& states, const Loss& loss, double scale,
-                   const Matrix* readout) {
-  const Matrix y = observed_channels(states, readout, tr.values.cols());
-  double sum = 0, d = 0;
-  for (Eigen::Index k = 0; k < tr.values.rows(); ++k)
-    for (Eigen::Index i = 0; i < tr.values.cols(); ++i)
-      if (tr.mask.size() == 0 || tr.mask(k, i) != 0)
-        sum += loss.term(y(k, i), tr.values(k, i), static_cast<int>(i), scale, &d);
-  return sum;
 }
 
 // The readout of B stacked series: C on each block of the stacked state.
@@ -248,7 +238,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
       out.states[b].resize(tr.times.size(), n);
       for (Eigen::Index k = 0; k < tr.times.size(); ++k)
         out.states[b].row(k) = g.states.row(problems[u].rows[j][k]).segment(j * n, n);
-      out.series_loss[b] = series_loss(tr, out.states[b], loss, scale, readout);
+      out.series_loss[b] = detail::observation_terms(tr, loss, scale, out.states[b], readout).loss;
     }
   }
   return out;
