@@ -212,16 +212,8 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
 }
 
 Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
-  if (theta.size() != P_)
-    throw OptionsError("theta has " + std::to_string(theta.size()) + " entries but the dynamics have " +
-                       std::to_string(P_) + " parameters");
-  if (z0.size() != n_)
-    throw OptionsError("z0 has " + std::to_string(z0.size()) + " entries but the state has " + std::to_string(n_));
-  for (Eigen::Index k = 0; k < times.size(); ++k) {
-    if (!std::isfinite(times[k]) || times[k] < t0 || (k > 0 && times[k] < times[k - 1]))
-      throw OptionsError("output times must be finite, >= t0 = " + std::to_string(t0) +
-                         " and non-decreasing; times[" + std::to_string(k) + "] = " + std::to_string(times[k]));
-  }
+  check_theta(theta, P_);
+  check_solve_inputs(t0, z0, times, n_);
   theta_ = theta.data();
   n_rhs_ = 0;
   Solution out;
@@ -236,9 +228,7 @@ Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
 Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss, double scale,
                           const Matrix* readout) {
   check_gradient_inputs(tr, loss, readout, n_);
-  if (theta.size() != P_)
-    throw OptionsError("theta has " + std::to_string(theta.size()) + " entries but the dynamics have " +
-                       std::to_string(P_) + " parameters");
+  check_theta(theta, P_);
   theta_ = theta.data();
   n_rhs_ = n_vjp_ = 0;
   Gradient g;

@@ -1,8 +1,28 @@
 #include "ode/observation_terms.h"
 
+#include <cmath>
+#include <string>
+
 #include "cvnode/errors.h"
 
 namespace cvnode::detail {
+
+void check_theta(ConstVectorRef theta, int P) {
+  if (theta.size() != P)
+    throw OptionsError("theta has " + std::to_string(theta.size()) + " entries but the dynamics have " +
+                       std::to_string(P) + " parameters");
+}
+
+void check_solve_inputs(double t0, ConstVectorRef z0, ConstVectorRef times, int n) {
+  if (z0.size() != n)
+    throw OptionsError("z0 has " + std::to_string(z0.size()) + " entries but the state has " + std::to_string(n));
+  if (!z0.allFinite()) throw OptionsError("z0 is not finite");
+  for (Eigen::Index k = 0; k < times.size(); ++k) {
+    if (!std::isfinite(times[k]) || times[k] < t0 || (k > 0 && times[k] < times[k - 1]))
+      throw OptionsError("output times must be finite, >= t0 = " + std::to_string(t0) +
+                         " and non-decreasing; times[" + std::to_string(k) + "] = " + std::to_string(times[k]));
+  }
+}
 
 void check_gradient_inputs(const Trajectory& tr, const Loss& loss, const Matrix* readout, int n) {
   if (readout)

@@ -1,5 +1,6 @@
-// The loss's observation terms and their jumps dl_k/dz(t_k), shared by the two gradient engines:
-// the CVODES adjoint (solver.cpp) and backpropagation through Dormand-Prince (dopri5.cpp).
+// What the two engines, the CVODES adjoint (solver.cpp) and backpropagation through
+// Dormand-Prince (dopri5.cpp), share: the checks of a call's inputs, and the loss's observation
+// terms with their jumps dl_k/dz(t_k).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,11 @@ inline bool same_instant(double a, double b) {
   return std::abs(a - b) <= 4 * std::numeric_limits<double>::epsilon() * std::max(std::abs(a), std::abs(b));
 }
 
+// Throws OptionsError when theta does not have the dynamics' P entries.
+void check_theta(ConstVectorRef theta, int P);
+// Throws OptionsError when z0 does not fit a state of n or is not finite, or the output times
+// are not finite, >= t0 and non-decreasing (Solver::solve).
+void check_solve_inputs(double t0, ConstVectorRef z0, ConstVectorRef times, int n);
 // Throws OptionsError when the trajectory, the loss or the readout do not fit a state of n.
 void check_gradient_inputs(const Trajectory& tr, const Loss& loss, const Matrix* readout, int n);
 

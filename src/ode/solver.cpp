@@ -647,9 +647,7 @@ struct Solver::Impl {
   }
 
   void reset_call(ConstVectorRef theta_in, const RunningCost* cost) {
-    if (theta_in.size() != P)
-      throw OptionsError("theta has " + std::to_string(theta_in.size()) +
-                         " entries but the dynamics have " + std::to_string(P) + " parameters");
+    detail::check_theta(theta_in, P);
     theta = theta_in.data();
     rc = cost;
     if (rc && rc_work.size() < rc->workspace_size()) rc_work.setZero(rc->workspace_size());
@@ -659,11 +657,8 @@ struct Solver::Impl {
     n_rhs = n_vjp = n_quad = 0;
   }
 
+  // z0 was checked by the caller (detail::check_solve_inputs, Trajectory::validate).
   void restart(double t0, ConstVectorRef z0) {
-    if (z0.size() != n)
-      throw OptionsError("z0 has " + std::to_string(z0.size()) + " entries but the state has " +
-                         std::to_string(n));
-    if (!z0.allFinite()) throw OptionsError("z0 is not finite");
     view(y.get()) = z0;
     // CVODES' adjoint module sets the initial step (CVodeSetInitStep) when it recomputes from a
     // checkpoint, and that survives CVodeReInit: without this reset a series' result would
@@ -799,12 +794,7 @@ Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
   if (rk_) return rk_->solve(theta, t0, z0, times);
   Impl& s = *impl_;
   s.reset_call(theta, nullptr);
-  for (Eigen::Index k = 0; k < times.size(); ++k) {
-    if (!std::isfinite(times[k]) || times[k] < t0 || (k > 0 && times[k] < times[k - 1]))
-      throw OptionsError("output times must be finite, >= t0 = " + std::to_string(t0) +
-                         " and non-decreasing; times[" + std::to_string(k) +
-                         "] = " + std::to_string(times[k]));
-  }
+  detail::check_solve_inputs(t0, z0, times, s.n);
   s.restart(t0, z0);
   Solution out;
   out.times = times;
