@@ -48,6 +48,14 @@ constexpr double kSafety = 0.9, kMinShrink = 0.2, kMaxGrow = 10;
 // 8-32-8 network) peak at 247 MB, 64 MB at 85 MB.
 constexpr double kKeepBytes = 64.0 * 1024 * 1024;
 
+// Stage i's state y + h sum_{j<i} a_ij K_j into out: one function for the forward pass and the
+// reverse sweep, so the sweep's VJPs are taken at the same bits the stages were evaluated at.
+void stage_state(ConstVectorRef y, const Eigen::Ref<const Matrix>& K, double h, int i, Vector& out) {
+  out = y;
+  for (int j = 0; j < i; ++j)
+    if (kA[i][j] != 0) out.noalias() += (h * kA[i][j]) * K.col(j);
+}
+
 void extension_weights(double s, double w[7]) {
   for (int i = 0; i < 7; ++i) w[i] = s * (kP[i][0] + s * (kP[i][1] + s * (kP[i][2] + s * kP[i][3])));
 }
@@ -70,7 +78,7 @@ Dopri5::Dopri5(const Dynamics& dynamics, const SolverOptions& options)
 }
 
 VectorRef Dopri5::stage_work(long s, int i) {
-  if (!keep_ || ws_stride_ == 0 || s >= kept_steps_) return work_;
+  if (s >= kept_steps_) return work_;
   const Eigen::Index need = (static_cast<Eigen::Index>(s) + 1) * 7 * ws_stride_;
   if (kept_.size() < need) kept_.conservativeResize(std::max(need, 2 * kept_.size()));
   return kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size());
@@ -152,9 +160,7 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
     if (last) h = t_end - t;
     // Stages 1..6; the sixth is at y_new = y + h sum_j b_j K_j, the step's fifth-order result.
     for (int i = 1; i < 7; ++i) {
-      y_new_ = y_;
-      for (int j = 0; j < i; ++j)
-        if (kA[i][j] != 0) y_new_.noalias() += (h * kA[i][j]) * K_.col(j);
+      stage_state(y_, K_, h, i, y_new_);
       rhs(t + kC[i] * h, y_new_, K_.col(i).data(), stage_work(stats.steps, i));
     }
     err_ = (h * kE[0]) * K_.col(0);
@@ -234,14 +240,12 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   Gradient g;
   g.theta.setZero(P_);
   g.z0.setZero(n_);
-  keep_ = true;
   kept_steps_ = ws_stride_ > 0 ? static_cast<long>(kKeepBytes / (7.0 * 8.0 * static_cast<double>(ws_stride_))) : 0;
-  struct KeepOff {  // also when the forward pass throws
-    bool& keep;
-    ~KeepOff() { keep = false; }
-  } keep_off{keep_};
+  struct KeepNone {  // solve() keeps nothing, also after a gradient that threw
+    long& kept;
+    ~KeepNone() { kept = 0; }
+  } keep_none{kept_steps_};
   forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
-  keep_ = false;
   g.forward.rhs_evals = n_rhs_;
   ObservationTerms terms = observation_terms(tr, loss, scale, g.states, readout);
   g.loss = terms.loss;
@@ -256,9 +260,8 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
   auto vjp = [&](long s, int i, double t, ConstVectorRef y, ConstVectorRef a) {
     stage_in_ = y;
     stage_out_ = a;
-    if (s < kept_steps_ && ws_stride_ > 0)
-      dyn_.vjp_again(t, stage_in_, theta_map, stage_out_, out_n_, out_p_,
-                     kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size()));
+    if (s < kept_steps_)
+      dyn_.vjp_again(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, stage_work(s, i));
     else
       dyn_.vjp(t, stage_in_, theta_map, stage_out_, out_n_, out_p_, work_);
     ++n_vjp_;
@@ -295,9 +298,7 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
     // stages 6..1: K_i = f(t + c_i h, y + h sum_{j<i} a_ij K_j), built as in the forward pass
     for (int i = 6; i >= 1; --i) {
       if (Kbar.col(i).isZero(0)) continue;
-      y_stage = y;
-      for (int j = 0; j < i; ++j)
-        if (kA[i][j] != 0) y_stage.noalias() += (h * kA[i][j]) * K.col(j);
+      stage_state(y, K, h, i, y_stage);
       vjp(s, i, t + kC[i] * h, y_stage, Kbar.col(i));
       ys_bar += out_n_;
       for (int j = 0; j < i; ++j)

@@ -54,11 +54,10 @@ class Dopri5 {
   std::vector<double> step_t_, step_h_, store_;
   // Stage workspaces of the first kept_steps_ accepted steps (7 per step, each ws_stride_
   // doubles: a multiple of 64 bytes from Eigen's aligned base, so their bits do not depend on
-  // the heap), while keeping is on (a gradient's forward pass).
+  // the heap); kept_steps_ is 0 outside gradient().
   Vector kept_;
   Eigen::Index ws_stride_ = 0;
   long kept_steps_ = 0;
-  bool keep_ = false;
   std::vector<long> obs_step_;
   std::vector<double> obs_theta_;
 };
