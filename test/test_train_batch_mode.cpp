@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <filesystem>
 
 #include "cvnode/config.h"
@@ -70,6 +71,18 @@ BatchGradient batch_gradient(const Config& c, BatchMode mode, int stack_size) {
   return backend.gradient(t.network(t.state().params), t.train_series(), s.loss, nullptr, nullptr);
 }
 
+// A quiet fit in a temporary folder, removed afterwards.
+FitResult quiet_fit(const Config& c) {
+  std::string dir = (fs::temp_directory_path() / "cvnode_batch_fit_XXXXXX").string();
+  if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+  FitOptions fo;
+  fo.out_dir = dir;
+  fo.quiet = true;
+  FitResult r = run_fit(c, fo);
+  fs::remove_all(dir);
+  return r;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(batch_mode_keys_name_the_key) {
@@ -126,21 +139,14 @@ BOOST_AUTO_TEST_CASE(stacked_matches_per_series) {
 BOOST_AUTO_TEST_CASE(stacked_fit_is_thread_independent) {
   std::vector<double> losses[2];
   for (int threads : {1, 2}) {
-    Config c = Config::parse(config_text(4), "bm.toml",
-                             {"run.batch_mode=stacked", "run.stack_size=6", "run.epochs=3",
-                              "run.batch_size=12", "run.threads=" + std::to_string(threads),
-                              "data.train_fraction=0.75", "data.val_fraction=0.25"});
-    std::string dir = (fs::temp_directory_path() / "cvnode_batch_fit_XXXXXX").string();
-    BOOST_REQUIRE(mkdtemp(dir.data()));
-    FitOptions fo;
-    fo.out_dir = dir;
-    fo.quiet = true;
-    const FitResult r = run_fit(c, fo);
-    for (const auto& m : r.state.history) {
+    const Config c = Config::parse(config_text(4), "bm.toml",
+                                   {"run.batch_mode=stacked", "run.stack_size=6", "run.epochs=3",
+                                    "run.batch_size=12", "run.threads=" + std::to_string(threads),
+                                    "data.train_fraction=0.75", "data.val_fraction=0.25"});
+    for (const auto& m : quiet_fit(c).state.history) {
       losses[threads - 1].push_back(m.train_loss);
       losses[threads - 1].push_back(m.val_loss);
     }
-    fs::remove_all(dir);
   }
   BOOST_TEST(losses[0].size() == 6u);
   for (double l : losses[0]) BOOST_TEST(std::isfinite(l));
@@ -169,18 +175,11 @@ BOOST_AUTO_TEST_CASE(dopri5_trains_with_the_adjoints_gradient) {
   }
   std::vector<double> losses[2];
   for (int threads : {1, 2}) {
-    Config c = Config::parse(config_text(4), "bm.toml",
-                             {"solver.method=dopri5", "run.epochs=3", "run.batch_size=12",
-                              "run.threads=" + std::to_string(threads), "data.train_fraction=0.75",
-                              "data.val_fraction=0.25"});
-    std::string dir = (fs::temp_directory_path() / "cvnode_dopri5_fit_XXXXXX").string();
-    BOOST_REQUIRE(mkdtemp(dir.data()));
-    FitOptions fo;
-    fo.out_dir = dir;
-    fo.quiet = true;
-    const FitResult r = run_fit(c, fo);
-    for (const auto& m : r.state.history) losses[threads - 1].push_back(m.train_loss);
-    fs::remove_all(dir);
+    const Config c = Config::parse(config_text(4), "bm.toml",
+                                   {"solver.method=dopri5", "run.epochs=3", "run.batch_size=12",
+                                    "run.threads=" + std::to_string(threads), "data.train_fraction=0.75",
+                                    "data.val_fraction=0.25"});
+    for (const auto& m : quiet_fit(c).state.history) losses[threads - 1].push_back(m.train_loss);
   }
   BOOST_REQUIRE(losses[0].size() == 3u);
   BOOST_TEST(losses[0].back() < losses[0].front());
