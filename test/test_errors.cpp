@@ -238,3 +238,37 @@ BOOST_AUTO_TEST_CASE(invalid_trajectories_are_rejected_before_solving) {
   BOOST_CHECK_EXCEPTION(solver.gradient(Vector::Ones(3), one_obs(2, 1.0), Loss{}), OptionsError,
                         [](const OptionsError& e) { return contains(e.what(), "theta has 3 entries"); });
 }
+
+// Bad event and control tables (issue 12): each message names the field and its value.
+BOOST_AUTO_TEST_CASE(bad_event_tables_name_the_field_and_value) {
+  Trajectory tr;
+  tr.t0 = 1;
+  tr.z0 = Vector::Ones(3);
+  tr.times = (Vector(2) << 2.0, 5.0).finished();
+  tr.values = Matrix::Zero(2, 1);
+  auto why = [&](Event e) {
+    tr.events = {e};
+    return tr.validate(3);
+  };
+  BOOST_TEST(why({2.0, 1, EventKind::Bolus, 10.0, 0}).empty());
+  BOOST_TEST(why({4.0, 0, EventKind::Infusion, 10.0, 0.5}).empty());
+  BOOST_TEST(contains(why({2.0, 1, EventKind::Bolus, -10.0, 0}), "events[0].amount = -10 must be finite and >= 0"));
+  BOOST_TEST(contains(why({0.5, 1, EventKind::Bolus, 10.0, 0}), "events[0].time = 0.5 lies before t0 = 1"));
+  BOOST_TEST(contains(why({6.0, 1, EventKind::Bolus, 10.0, 0}), "events[0].time = 6 lies after the series' end 5"));
+  BOOST_TEST(contains(why({2.0, 3, EventKind::Bolus, 10.0, 0}), "events[0].compartment = 3 is not a state component"));
+  BOOST_TEST(contains(why({2.0, -1, EventKind::Bolus, 10.0, 0}), "events[0].compartment = -1"));
+  BOOST_TEST(contains(why({2.0, 0, EventKind::Infusion, 10.0, 0}), "events[0].duration = 0 must be finite and > 0"));
+  BOOST_TEST(contains(why({2.0, 0, EventKind::Remove, 1.5, 0}), "events[0].amount = 1.5 is the fraction"));
+  tr.events = {{3.0, 0, EventKind::Bolus, 1.0, 0}, {2.5, 0, EventKind::Bolus, 1.0, 0}};
+  BOOST_TEST(contains(tr.validate(3), "events must be in time order: events[1].time = 2.5"));
+  tr.events.clear();
+  tr.controls.times = (Vector(2) << 0.0, 0.0).finished();
+  tr.controls.values = Matrix::Zero(2, 1);
+  BOOST_TEST(contains(tr.validate(3), "controls.times must be finite and strictly increasing: controls.times[1] = 0"));
+  tr.controls.times << 0.0, 1.0;
+  tr.controls.values.resize(3, 1);
+  tr.controls.values.setZero();
+  BOOST_TEST(contains(tr.validate(3), "controls.values has 3 rows but there are 2 control times"));
+  BOOST_CHECK_THROW(parse_event_kind("dose"), OptionsError);
+  BOOST_TEST((parse_control_interpolation("monotone_cubic") == ControlInterpolation::MonotoneCubic));
+}

@@ -30,6 +30,9 @@ void check_gradient_inputs(const Trajectory& tr, const Loss& loss, const Matrix*
   if (readout && !readout->allFinite()) throw OptionsError("the readout is not finite");
   const int channels = readout ? static_cast<int>(readout->rows()) : -1;
   if (std::string why = tr.validate(n, channels); !why.empty()) throw OptionsError(why);
+  if (!tr.events.empty() || !tr.controls.empty() || tr.covariates.size() > 0)
+    throw OptionsError("this series has events, controls or covariates, which the solver does not apply yet "
+                       "(issue 12): refused rather than ignored");
   if (std::string why = loss.validate(static_cast<int>(tr.values.cols())); !why.empty())
     throw OptionsError(why);
 }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "cvnode/errors.h"
+
 namespace cvnode {
 
 int Trajectory::observed_entries() const {
@@ -79,7 +81,90 @@ std::string Trajectory::validate(int n, int channels) const {
     }
   }
   if (!std::isnan(t_end) && !std::isfinite(t_end)) return "t_end is not finite";
+  const double end = horizon();
+  for (std::size_t e = 0; e < events.size(); ++e) {
+    const Event& ev = events[e];
+    const std::string at = "events[" + std::to_string(e) + "]";
+    if (!std::isfinite(ev.time) || ev.time < t0) {
+      o << at << ".time = " << ev.time << " lies before t0 = " << t0;
+      return o.str();
+    }
+    if (ev.time > end) {
+      o << at << ".time = " << ev.time << " lies after the series' end " << end
+        << " (its last observation or t_end)";
+      return o.str();
+    }
+    if (e > 0 && ev.time < events[e - 1].time) {
+      o << "events must be in time order: " << at << ".time = " << ev.time << " comes after events["
+        << e - 1 << "].time = " << events[e - 1].time;
+      return o.str();
+    }
+    if (ev.kind != EventKind::Reset && (ev.compartment < 0 || ev.compartment >= n)) {
+      o << at << ".compartment = " << ev.compartment << " is not a state component (the state has " << n
+        << ": 0 to " << n - 1 << ")";
+      return o.str();
+    }
+    if (!std::isfinite(ev.amount) || ev.amount < 0) {
+      o << at << ".amount = " << ev.amount << " must be finite and >= 0";
+      return o.str();
+    }
+    if (ev.kind == EventKind::Remove && ev.amount > 1) {
+      o << at << ".amount = " << ev.amount << " is the fraction a remove event takes: it must lie in [0, 1]";
+      return o.str();
+    }
+    if (ev.kind == EventKind::Infusion && (!(ev.duration > 0) || !std::isfinite(ev.duration))) {
+      o << at << ".duration = " << ev.duration << " must be finite and > 0 for an infusion";
+      return o.str();
+    }
+  }
+  if (controls.values.rows() != controls.times.size()) {
+    o << "controls.values has " << controls.values.rows() << " rows but there are " << controls.times.size()
+      << " control times";
+    return o.str();
+  }
+  for (Eigen::Index k = 0; k < controls.times.size(); ++k) {
+    if (!std::isfinite(controls.times[k]) || (k > 0 && !(controls.times[k] > controls.times[k - 1]))) {
+      o << "controls.times must be finite and strictly increasing: controls.times[" << k
+        << "] = " << controls.times[k];
+      return o.str();
+    }
+  }
+  if (!controls.values.allFinite()) return "controls.values is not finite";
+  if (!covariates.allFinite()) return "covariates is not finite";
   return {};
+}
+
+const char* event_kind_name(EventKind k) {
+  switch (k) {
+    case EventKind::Bolus: return "bolus";
+    case EventKind::Infusion: return "infusion";
+    case EventKind::Remove: return "remove";
+    case EventKind::Reset: return "reset";
+  }
+  return "?";
+}
+
+EventKind parse_event_kind(const std::string& name) {
+  for (EventKind k : {EventKind::Bolus, EventKind::Infusion, EventKind::Remove, EventKind::Reset})
+    if (name == event_kind_name(k)) return k;
+  throw OptionsError("unknown event kind '" + name + "' (expected bolus, infusion, remove or reset)");
+}
+
+const char* control_interpolation_name(ControlInterpolation c) {
+  switch (c) {
+    case ControlInterpolation::PiecewiseConstant: return "piecewise_constant";
+    case ControlInterpolation::Linear: return "linear";
+    case ControlInterpolation::MonotoneCubic: return "monotone_cubic";
+  }
+  return "?";
+}
+
+ControlInterpolation parse_control_interpolation(const std::string& name) {
+  for (ControlInterpolation c : {ControlInterpolation::PiecewiseConstant, ControlInterpolation::Linear,
+                                 ControlInterpolation::MonotoneCubic})
+    if (name == control_interpolation_name(c)) return c;
+  throw OptionsError("unknown control interpolation '" + name +
+                     "' (expected piecewise_constant, linear or monotone_cubic)");
 }
 
 }  // namespace cvnode
