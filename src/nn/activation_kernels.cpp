@@ -216,4 +216,25 @@ void activate_derivative(Activation a, const ArrayMap& u, const ArrayMap& x, Arr
   }
 }
 
+void activate_second_derivative(Activation a, const ArrayMap& u, const ArrayMap& x, ArrayMap d2) {
+  switch (a) {
+    case Activation::Identity:
+    case Activation::Relu: d2.setZero(); break;
+    case Activation::Tanh: d2 = -2.0 * x * (1.0 - x.square()); break;
+    case Activation::Softplus: {
+      d2 = 1.0 / (1.0 + (-u).exp());  // s' = sigmoid(u) = g, s'' = g (1 - g)
+      d2 = d2 * (1.0 - d2);
+      break;
+    }
+    case Activation::Sigmoid: d2 = x * (1.0 - x) * (1.0 - 2.0 * x); break;
+    case Activation::Silu: {
+      // s = u g: s' = g (1 + u (1 - g)), s'' = g (1 - g) (2 + u (1 - 2 g)).
+      d2 = 1.0 / (1.0 + (-u).exp());
+      d2 = d2 * (1.0 - d2) * (2.0 + u * (1.0 - 2.0 * d2));
+      break;
+    }
+    case Activation::Elu: d2 = (u > 0).select(Eigen::ArrayXd::Zero(u.size()), x + 1.0); break;
+  }
+}
+
 }  // namespace cvnode::detail

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "nn/activation_kernels.h"
+#include "nn/dense_init.h"
 #include "nn/random.h"
 #include "nn/thin_product.h"
 
@@ -75,28 +76,7 @@ Vector Mlp::initial_parameters(Init scheme, std::uint64_t seed) const {
   for (int l = 0; l < L; ++l) {
     const int in = l == 0 ? n_in_ : spec_.layers[l];
     const int out = spec_.layers[l + 1];
-    double* W = theta.data() + w_off_[l];
-    double* b = theta.data() + b_off_[l];
-    switch (scheme) {
-      case Init::Glorot:
-      case Init::SmallOutput: {
-        const double r = std::sqrt(6.0 / (in + out));
-        const double s = (scheme == Init::SmallOutput && l == L - 1) ? 0.1 : 1.0;
-        for (int i = 0; i < in * out; ++i) W[i] = s * r * (2 * rng.uniform() - 1);
-        break;
-      }
-      case Init::He: {
-        const double sd = std::sqrt(2.0 / in);
-        for (int i = 0; i < in * out; ++i) W[i] = sd * rng.normal();
-        break;
-      }
-      case Init::PyTorch: {
-        const double r = 1.0 / std::sqrt(static_cast<double>(in));
-        for (int i = 0; i < in * out; ++i) W[i] = r * (2 * rng.uniform() - 1);
-        for (int i = 0; i < out; ++i) b[i] = r * (2 * rng.uniform() - 1);
-        break;
-      }
-    }
+    detail::init_dense_layer(scheme, in, out, l == L - 1, rng, theta.data() + w_off_[l], theta.data() + b_off_[l]);
   }
   return theta;
 }
