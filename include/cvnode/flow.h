@@ -1,0 +1,64 @@
+// A continuous normalizing flow with its parameters: the log-density of new points (from the
+// data at t = 0 forward to the base distribution N(0, s^2 I) at t = T), samples (from the base
+// back to t = 0 with the time-reversed dynamics, each with its log-density) and the transport
+// of points over time (the figures). Always the exact trace: evaluation is not where Hutchinson's
+// noise belongs. Points are solved in stacked chunks (one ODE, matrix-matrix network products),
+// chunks in parallel over threads; the chunking is fixed, so results do not depend on threads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cvnode/cnf.h"
+#include "cvnode/solver_options.h"
+
+namespace cvnode {
+
+struct FlowSettings {
+  double end_time = 1.0;  // T
+  double base_std = 1.0;  // s of the base N(0, s^2 I)
+  SolverOptions solver;   // adams, bdf or dopri5; tolerances of the evaluation solves
+  int chunk = 256;        // points per stacked solve
+  int threads = 1;
+
+  std::string validate() const;  // empty when valid
+};
+
+struct FlowPoints {
+  Matrix points;       // rows: data-space points (for sample(): the samples)
+  Vector log_density;  // log p(x) of each row under the flow
+  Matrix base;         // rows: their images z(T) in the base space
+  long nfe = 0;        // right-hand-side evaluations of all stacked solves
+};
+
+class Flow {
+ public:
+  // `field` must outlive the Flow. Throws OptionsError for invalid settings or a theta of the
+  // wrong size.
+  Flow(const ProbedField& field, Vector theta, FlowSettings settings);
+
+  const FlowSettings& settings() const { return s_; }
+  int dim() const { return cnf_.dim(); }
+  double base_log_density(ConstVectorRef z) const;
+
+  // log p(x) for every row of X; throws SolverError if a chunk's solve fails.
+  FlowPoints log_density(const Matrix& X) const;
+  // n samples drawn from the base with `seed`, carried from T back to 0.
+  FlowPoints sample(int n, std::uint64_t seed) const;
+  // The rows of X at each of `times` (in [0, T]): result[k] holds the points at times[k].
+  // from_base = false: X are data points at t = 0 moving forward; true: X are base points at
+  // t = T moving backwards (times still name the flow's own clock).
+  std::vector<Matrix> transport(const Matrix& X, const Vector& times, bool from_base) const;
+
+ private:
+  // Solves rows [begin, end) of Y0 (initial states, one per row) with `dyn` stacked; returns the
+  // states at `times` (one matrix per time, rows = points) and adds the evaluations to nfe.
+  std::vector<Matrix> solve_rows(const Dynamics& dyn, const Matrix& Y0, const Vector& times, long& nfe) const;
+
+  const ProbedField& field_;
+  Cnf cnf_;
+  Vector theta_;
+  FlowSettings s_;
+};
+
+}  // namespace cvnode

@@ -1,0 +1,121 @@
+#include "cvnode/flow.h"
+
+#include <cmath>
+#include <exception>
+
+#include <omp.h>
+
+#include "cvnode/errors.h"
+#include "cvnode/solver.h"
+#include "cvnode/stacked.h"
+#include "cvnode/time_reversed.h"
+#include "nn/random.h"
+
+namespace cvnode {
+
+std::string FlowSettings::validate() const {
+  if (!(end_time > 0) || !std::isfinite(end_time)) return "flow end_time = " + std::to_string(end_time) + " must be > 0";
+  if (!(base_std > 0) || !std::isfinite(base_std)) return "flow base_std = " + std::to_string(base_std) + " must be > 0";
+  if (chunk < 1) return "flow chunk = " + std::to_string(chunk) + " must be >= 1";
+  return solver.validate();
+}
+
+Flow::Flow(const ProbedField& field, Vector theta, FlowSettings settings)
+    : field_(field), cnf_(field, CnfOptions{}), theta_(std::move(theta)), s_(std::move(settings)) {
+  if (std::string why = s_.validate(); !why.empty()) throw OptionsError(why);
+  if (theta_.size() != field_.param_size())
+    throw OptionsError("flow parameters: " + std::to_string(theta_.size()) + " values for a field of " +
+                       std::to_string(field_.param_size()));
+}
+
+double Flow::base_log_density(ConstVectorRef z) const {
+  const double s2 = s_.base_std * s_.base_std;
+  return -0.5 * z.squaredNorm() / s2 - 0.5 * z.size() * std::log(2 * M_PI * s2);
+}
+
+std::vector<Matrix> Flow::solve_rows(const Dynamics& dyn, const Matrix& Y0, const Vector& times, long& nfe) const {
+  const int n = dyn.state_size();
+  const Eigen::Index N = Y0.rows(), T = times.size();
+  std::vector<Matrix> out(T, Matrix(N, n));
+  const Eigen::Index chunks = (N + s_.chunk - 1) / s_.chunk;
+  std::vector<std::exception_ptr> errors(chunks);
+  long total = 0;
+  const int threads = s_.threads <= 0 ? omp_get_max_threads() : s_.threads;
+#pragma omp parallel for schedule(dynamic) num_threads(threads) reduction(+ : total)
+  for (Eigen::Index c = 0; c < chunks; ++c) {
+    try {
+      const Eigen::Index begin = c * s_.chunk, B = std::min<Eigen::Index>(s_.chunk, N - begin);
+      Stacked stacked(dyn, static_cast<int>(B));
+      Solver solver(stacked, s_.solver);
+      Vector z0(B * n);
+      for (Eigen::Index b = 0; b < B; ++b) z0.segment(b * n, n) = Y0.row(begin + b).transpose();
+      const Solution sol = solver.solve(theta_, 0.0, z0, times);
+      total += sol.nfe;
+      for (Eigen::Index k = 0; k < T; ++k)
+        for (Eigen::Index b = 0; b < B; ++b) out[k].row(begin + b) = sol.states.row(k).segment(b * n, n);
+    } catch (...) {
+      errors[c] = std::current_exception();
+    }
+  }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  nfe += total;
+  return out;
+}
+
+FlowPoints Flow::log_density(const Matrix& X) const {
+  const int D = dim();
+  if (X.cols() != D)
+    throw OptionsError("flow log_density: points have " + std::to_string(X.cols()) + " components, the flow " +
+                       std::to_string(D));
+  Matrix Y0 = Matrix::Zero(X.rows(), cnf_.state_size());
+  Y0.leftCols(D) = X;
+  FlowPoints r;
+  const Matrix YT = solve_rows(cnf_, Y0, Vector::Constant(1, s_.end_time), r.nfe)[0];
+  r.points = X;
+  r.base = YT.leftCols(D);
+  r.log_density.resize(X.rows());
+  // log p(x) = log p_base(z(T)) - l(T), l' = -tr J.
+  for (Eigen::Index i = 0; i < X.rows(); ++i)
+    r.log_density[i] = base_log_density(r.base.row(i).transpose()) - YT(i, cnf_.logp_index());
+  return r;
+}
+
+FlowPoints Flow::sample(int n, std::uint64_t seed) const {
+  const int D = dim();
+  detail::Rng rng(seed);
+  Matrix Y0 = Matrix::Zero(n, cnf_.state_size());
+  for (int i = 0; i < n; ++i)
+    for (int d = 0; d < D; ++d) Y0(i, d) = s_.base_std * rng.normal();
+  const TimeReversed back(cnf_, s_.end_time);
+  FlowPoints r;
+  const Matrix Y = solve_rows(back, Y0, Vector::Constant(1, s_.end_time), r.nfe)[0];
+  r.base = Y0.leftCols(D);
+  r.points = Y.leftCols(D);
+  r.log_density.resize(n);
+  // Backwards the log-density component integrates +tr J: log p(x) = log p_base(z) + l_back(T).
+  for (int i = 0; i < n; ++i) r.log_density[i] = base_log_density(r.base.row(i).transpose()) + Y(i, cnf_.logp_index());
+  return r;
+}
+
+std::vector<Matrix> Flow::transport(const Matrix& X, const Vector& times, bool from_base) const {
+  const int D = dim();
+  Matrix Y0 = Matrix::Zero(X.rows(), cnf_.state_size());
+  Y0.leftCols(D) = X;
+  long nfe = 0;
+  std::vector<Matrix> out;
+  if (!from_base) {
+    out = solve_rows(cnf_, Y0, times, nfe);
+  } else {
+    // The reversed clock s = T - t runs forward: ask for the times in increasing s.
+    Vector s(times.size());
+    for (Eigen::Index k = 0; k < times.size(); ++k) s[k] = s_.end_time - times[times.size() - 1 - k];
+    const TimeReversed back(cnf_, s_.end_time);
+    std::vector<Matrix> rev = solve_rows(back, Y0, s, nfe);
+    out.assign(rev.rbegin(), rev.rend());
+  }
+  for (Matrix& m : out) m = m.leftCols(D).eval();
+  return out;
+}
+
+}  // namespace cvnode
