@@ -33,10 +33,34 @@ double default_noise(const std::string& kind) {
   return 0.1;  // checkerboard
 }
 
-// ---- moons: a mixture over points of two curves, integrated by Gauss-Legendre panels ----
-class Moons final : public Density {
+// A 2-D toy: a clean point drawn by the subclass plus N(0, s^2 I) noise.
+class Toy2d : public Density {
  public:
-  explicit Moons(double s) : s_(s) {
+  Toy2d(std::string kind, double s) : kind_(std::move(kind)), s_(s) {}
+  const std::string& kind() const override { return kind_; }
+  int dim() const override { return 2; }
+  Matrix sample(int n, std::uint64_t seed) const override {
+    detail::Rng rng(seed);
+    Matrix x(n, 2);
+    for (int i = 0; i < n; ++i) {
+      const Eigen::Vector2d p = clean(rng);
+      x(i, 0) = p[0] + s_ * rng.normal();
+      x(i, 1) = p[1] + s_ * rng.normal();
+    }
+    return x;
+  }
+  std::string to_json() const override { return json{{"kind", kind_}, {"noise", s_}}.dump(); }
+
+ protected:
+  virtual Eigen::Vector2d clean(detail::Rng& rng) const = 0;
+  std::string kind_;
+  double s_;
+};
+
+// ---- moons: a mixture over points of two curves, integrated by Gauss-Legendre panels ----
+class Moons final : public Toy2d {
+ public:
+  explicit Moons(double s) : Toy2d("moons", s) {
     // 8-point Gauss-Legendre on 96 panels of [0, pi] per curve: the integrand is a Gaussian
     // bump of width s / 2 = 0.1 rad along the curve, sampled ~25 nodes per width.
     static const double x8[4] = {0.1834346424956498, 0.5255324099163290, 0.7966664774136267, 0.9602898564975363};
@@ -54,19 +78,6 @@ class Moons final : public Density {
           logw_.push_back(std::log(0.5 * wi * 0.5 * h / M_PI));
         }
   }
-  const std::string& kind() const override { return kind_; }
-  int dim() const override { return 2; }
-  Matrix sample(int n, std::uint64_t seed) const override {
-    detail::Rng rng(seed);
-    Matrix x(n, 2);
-    for (int i = 0; i < n; ++i) {
-      const int c = rng.uniform() < 0.5 ? 0 : 1;
-      const Eigen::Vector2d p = curve(c, M_PI * rng.uniform());
-      x(i, 0) = p[0] + s_ * rng.normal();
-      x(i, 1) = p[1] + s_ * rng.normal();
-    }
-    return x;
-  }
   double log_density(ConstVectorRef x) const override {
     const int n = static_cast<int>(nodes_.size());
     std::vector<double> t(n);
@@ -74,17 +85,18 @@ class Moons final : public Density {
     for (int i = 0; i < n; ++i) t[i] = logw_[i] - k * (x - nodes_[i]).squaredNorm();
     return log_sum_exp(t.data(), n) - std::log(2 * M_PI * s_ * s_);
   }
-  std::string to_json() const override { return json{{"kind", kind_}, {"noise", s_}}.dump(); }
 
  private:
+  Eigen::Vector2d clean(detail::Rng& rng) const override {
+    const int c = rng.uniform() < 0.5 ? 0 : 1;
+    return curve(c, M_PI * rng.uniform());
+  }
   // sklearn's make_moons scaled by 2 and shifted by (-1, -0.2), as FFJORD's toy data.
   static Eigen::Vector2d curve(int c, double s) {
     const Eigen::Vector2d p = c == 0 ? Eigen::Vector2d(std::cos(s), std::sin(s))
                                      : Eigen::Vector2d(1 - std::cos(s), 0.5 - std::sin(s));
     return 2 * p + Eigen::Vector2d(-1, -0.2);
   }
-  std::string kind_ = "moons";
-  double s_;
   std::vector<Eigen::Vector2d> nodes_;
   std::vector<double> logw_;
 };
@@ -97,22 +109,9 @@ double log_i0e(double x) {
 }
 
 // ---- circles: radii 3 and 1.5 ----
-class Circles final : public Density {
+class Circles final : public Toy2d {
  public:
-  explicit Circles(double s) : s_(s) {}
-  const std::string& kind() const override { return kind_; }
-  int dim() const override { return 2; }
-  Matrix sample(int n, std::uint64_t seed) const override {
-    detail::Rng rng(seed);
-    Matrix x(n, 2);
-    for (int i = 0; i < n; ++i) {
-      const double r = rng.uniform() < 0.5 ? 3.0 : 1.5;
-      const double a = 2 * M_PI * rng.uniform();
-      x(i, 0) = r * std::cos(a) + s_ * rng.normal();
-      x(i, 1) = r * std::sin(a) + s_ * rng.normal();
-    }
-    return x;
-  }
+  explicit Circles(double s) : Toy2d("circles", s) {}
   // The angle averaged over the circle: (1/2pi) int N(x; r u(phi), s^2 I) dphi
   //   = exp(-(rho - r)^2 / 2s^2) e^-k I0(k) / (2 pi s^2), k = r rho / s^2.
   double log_density(ConstVectorRef x) const override {
@@ -122,11 +121,13 @@ class Circles final : public Density {
     for (double r : {3.0, 1.5}) t[i++] = std::log(0.5) - (rho - r) * (rho - r) / (2 * s2) + log_i0e(r * rho / s2);
     return log_sum_exp(t, 2) - std::log(2 * M_PI * s2);
   }
-  std::string to_json() const override { return json{{"kind", kind_}, {"noise", s_}}.dump(); }
 
  private:
-  std::string kind_ = "circles";
-  double s_;
+  Eigen::Vector2d clean(detail::Rng& rng) const override {
+    const double r = rng.uniform() < 0.5 ? 3.0 : 1.5;
+    const double a = 2 * M_PI * rng.uniform();
+    return {r * std::cos(a), r * std::sin(a)};
+  }
 };
 
 // ---- a Gaussian mixture in any dimension (eight_gaussians is one in 2-D) ----
@@ -220,22 +221,9 @@ std::unique_ptr<Density> random_mixture(int D, int K, double spread, std::uint64
 
 // ---- checkerboard: FFJORD's board (cells (i, j), i, j in -2..1, side 2, filled when i + j is
 // even), uniform on the filled cells, plus Gaussian noise ----
-class Checkerboard final : public Density {
+class Checkerboard final : public Toy2d {
  public:
-  explicit Checkerboard(double s) : s_(s) {}
-  const std::string& kind() const override { return kind_; }
-  int dim() const override { return 2; }
-  Matrix sample(int n, std::uint64_t seed) const override {
-    detail::Rng rng(seed);
-    Matrix x(n, 2);
-    for (int k = 0; k < n; ++k) {
-      const int c = std::min(7, static_cast<int>(8 * rng.uniform()));  // one of the 8 filled cells
-      const int i = c / 2 - 2, j = (c % 2) * 2 - 2 + ((i + 2) % 2);
-      x(k, 0) = 2 * (i + rng.uniform()) + s_ * rng.normal();
-      x(k, 1) = 2 * (j + rng.uniform()) + s_ * rng.normal();
-    }
-    return x;
-  }
+  explicit Checkerboard(double s) : Toy2d("checkerboard", s) {}
   // p(x) = (1/32) sum over filled cells of P(x + noise in the cell), per dimension a difference
   // of normal tails taken on the side where both are small (no cancellation far out).
   double log_density(ConstVectorRef x) const override {
@@ -245,16 +233,19 @@ class Checkerboard final : public Density {
         if ((i + j) % 2 == 0) p += mass(x[0], 2.0 * i) * mass(x[1], 2.0 * j);
     return std::log(p / 32);
   }
-  std::string to_json() const override { return json{{"kind", kind_}, {"noise", s_}}.dump(); }
 
  private:
+  Eigen::Vector2d clean(detail::Rng& rng) const override {
+    const int c = std::min(7, static_cast<int>(8 * rng.uniform()));  // one of the 8 filled cells
+    const int i = c / 2 - 2, j = (c % 2) * 2 - 2 + ((i + 2) % 2);
+    const double u = rng.uniform();
+    return {2 * (i + u), 2 * (j + rng.uniform())};
+  }
   double mass(double x, double a) const {
     const double b = a + 2, k = 1 / (s_ * std::sqrt(2.0));
     if (x <= a + 1) return 0.5 * (std::erfc((a - x) * k) - std::erfc((b - x) * k));
     return 0.5 * (std::erfc((x - b) * k) - std::erfc((x - a) * k));
   }
-  std::string kind_ = "checkerboard";
-  double s_;
 };
 
 }  // namespace
