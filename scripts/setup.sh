@@ -10,6 +10,7 @@ pkgs=(
   libboost-test-dev libopenmpi-dev openmpi-bin
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   gnuplot-nox
+  python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas
   "$@"
 )
 missing=()
