@@ -43,6 +43,9 @@ struct FitOptions {
   int stop_after_epoch = 0;  // stop after this epoch as if interrupted (tests, time slicing)
   bool quiet = false;        // no progress lines
   std::function<void(const std::string&)> log;  // default std::cerr
+  // Called after every epoch, once its checkpoints and metrics.csv are written (progress reports,
+  // e.g. the Python module's callback). An exception thrown here ends the fit and propagates.
+  std::function<void(const TrainState&)> on_epoch;
 };
 
 struct FitResult {

@@ -303,6 +303,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
         to_checkpoint(b, model, config, data.normalization).write(best);
       }
       write_metrics_csv(metrics, s.history);
+      if (options.on_epoch) options.on_epoch(s);
     };
     return t;
   };
