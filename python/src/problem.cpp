@@ -1,0 +1,140 @@
+#include "problem.h"
+
+#include <cmath>
+
+#include <pybind11/stl.h>
+
+namespace cvnode::python {
+
+namespace {
+
+py::object mask_to_numpy(const Matrix& mask) {
+  if (mask.size() == 0) return py::none();
+  py::array_t<bool> a({mask.rows(), mask.cols()});
+  auto w = a.mutable_unchecked<2>();
+  for (Eigen::Index r = 0; r < mask.rows(); ++r)
+    for (Eigen::Index c = 0; c < mask.cols(); ++c) w(r, c) = mask(r, c) != 0;
+  return std::move(a);
+}
+
+Trajectory make_trajectory(py::handle t0, py::handle z0, py::handle times, py::handle values, py::handle mask,
+                           py::handle t_end) {
+  Trajectory tr;
+  tr.t0 = to_double(t0, "Trajectory: t0", Kind::Data);
+  tr.z0 = to_vector(z0, "Trajectory: z0", Kind::Data);
+  tr.times = to_vector(times, "Trajectory: times", Kind::Data);
+  // Masked entries may be NaN; Trajectory::validate reports unmasked ones.
+  tr.values = to_matrix(values, "Trajectory: values", Kind::Data, tr.times.size(), -1, true, true);
+  if (!mask.is_none())
+    tr.mask = to_matrix(mask, "Trajectory: mask", Kind::Data, tr.values.rows(), tr.values.cols(), false, true);
+  if (!t_end.is_none()) tr.t_end = to_double(t_end, "Trajectory: t_end", Kind::Data);
+  if (tr.z0.size() == 0) fail(Kind::Data, "Trajectory: z0 is empty");
+  // The channel count against the state is checked by the solve (a readout may map the state onto
+  // more channels than it has).
+  if (std::string why = tr.validate(static_cast<int>(tr.z0.size()), static_cast<int>(tr.values.cols()));
+      !why.empty())
+    fail(Kind::Data, "Trajectory: " + why);
+  return tr;
+}
+
+}  // namespace
+
+const std::vector<Trajectory>& batch_arg(py::handle obj, std::vector<Trajectory>& storage) {
+  if (py::isinstance<Batch>(obj)) return obj.cast<const Batch&>().items;
+  if (py::isinstance<Trajectory>(obj))
+    fail(Kind::Data, "expected a list of Trajectory (or a cvnode.Batch), got one Trajectory");
+  try {
+    for (py::handle h : obj) {
+      if (!py::isinstance<Trajectory>(h))
+        fail(Kind::Data, "expected cvnode.Trajectory items, got " + std::string(py::str(h.get_type())));
+      storage.push_back(h.cast<const Trajectory&>());
+    }
+  } catch (py::error_already_set&) {
+    fail(Kind::Data, "expected a list of Trajectory (or a cvnode.Batch), got " + std::string(py::str(obj.get_type())));
+  }
+  return storage;
+}
+
+Loss loss_arg(py::handle obj) {
+  if (py::isinstance<py::str>(obj)) return Loss::parse(obj.cast<std::string>());
+  if (py::isinstance<Loss>(obj)) return obj.cast<Loss>();
+  fail(Kind::Config, "loss: expected a name (half_sse, mse_mean, l1_mean, gaussian_nll) or a cvnode.Loss, got " +
+                         std::string(py::str(obj.get_type())));
+}
+
+const Matrix* readout_arg(py::handle obj, Matrix& storage) {
+  if (obj.is_none()) return nullptr;
+  storage = to_matrix(obj, "readout", Kind::Config);
+  return &storage;
+}
+
+void bind_problem(py::module_& m) {
+  py::class_<Trajectory>(m, "Trajectory",
+                         "One series to fit: z(t0) = z0, measurements `values` (times x channels) at strictly "
+                         "increasing `times` >= t0, an optional mask (1/True = observed). Immutable; checked "
+                         "on construction (DataError naming the field).")
+      .def(py::init(&make_trajectory), py::arg("t0"), py::arg("z0"), py::arg("times"), py::arg("values"),
+           py::arg("mask") = py::none(), py::arg("t_end") = py::none())
+      .def_property_readonly("t0", [](const Trajectory& t) { return t.t0; })
+      .def_property_readonly("z0", [](const Trajectory& t) { return to_numpy(t.z0); })
+      .def_property_readonly("times", [](const Trajectory& t) { return to_numpy(t.times); })
+      .def_property_readonly("values", [](const Trajectory& t) { return to_numpy(t.values); })
+      .def_property_readonly("mask", [](const Trajectory& t) { return mask_to_numpy(t.mask); })
+      .def_property_readonly("t_end", [](const Trajectory& t) -> py::object {
+        if (std::isnan(t.t_end)) return py::none();
+        return py::float_(t.t_end);
+      })
+      .def_property_readonly("observed_entries", &Trajectory::observed_entries)
+      .def("__repr__", [](const Trajectory& t) {
+        return "<cvnode.Trajectory t0=" + std::to_string(t.t0) + ", state " + std::to_string(t.z0.size()) + ", " +
+               std::to_string(t.times.size()) + " times x " + std::to_string(t.values.cols()) + " channels>";
+      });
+
+  py::class_<Batch, std::shared_ptr<Batch>>(
+      m, "Batch",
+      "An immutable list of Trajectory, for repeated gradients of the same series without converting them "
+      "each call. Any list of Trajectory works where a Batch does.")
+      .def(py::init([](py::handle items) {
+             auto b = std::make_shared<Batch>();
+             std::vector<Trajectory> storage;
+             const auto& v = batch_arg(items, storage);
+             b->items = &v == &storage ? std::move(storage) : v;
+             return b;
+           }),
+           py::arg("trajectories"))
+      .def("__len__", [](const Batch& b) { return b.items.size(); })
+      .def("__getitem__",
+           [](const Batch& b, long i) {
+             const long n = static_cast<long>(b.items.size());
+             if (i < 0) i += n;
+             if (i < 0 || i >= n) throw py::index_error("Batch index out of range");
+             return b.items[i];
+           })
+      .def("__repr__", [](const Batch& b) { return "<cvnode.Batch of " + std::to_string(b.items.size()) + " trajectories>"; });
+
+  py::class_<Loss>(m, "Loss",
+                   "A loss on the observed channels at the observation times: half_sse (0.5 sum of squares), "
+                   "mse_mean, l1_mean (means over the observed entries of a batch), gaussian_nll (needs sigma, "
+                   "one per channel); optional per-channel weights.")
+      .def(py::init([](const std::string& kind, py::handle sigma, py::handle weight) {
+             Loss l = Loss::parse(kind);
+             if (!sigma.is_none()) l.sigma = to_vector(sigma, "Loss: sigma", Kind::Config);
+             if (!weight.is_none()) l.weight = to_vector(weight, "Loss: weight", Kind::Config);
+             return l;
+           }),
+           py::arg("kind") = "half_sse", py::arg("sigma") = py::none(), py::arg("weight") = py::none())
+      .def_property_readonly("kind", [](const Loss& l) {
+        switch (l.kind) {
+          case LossKind::HalfSumSquares: return "half_sse";
+          case LossKind::MeanSquared: return "mse_mean";
+          case LossKind::MeanAbsolute: return "l1_mean";
+          case LossKind::GaussianNll: return "gaussian_nll";
+        }
+        return "?";
+      })
+      .def_property_readonly("sigma", [](const Loss& l) { return to_numpy(l.sigma); })
+      .def_property_readonly("weight", [](const Loss& l) { return to_numpy(l.weight); })
+      .def("__repr__", [](py::object self) { return "<cvnode.Loss " + self.attr("kind").cast<std::string>() + ">"; });
+}
+
+}  // namespace cvnode::python
