@@ -55,6 +55,8 @@ from ._cvnode import (  # noqa: E402
     Solver, BatchSolver, Solution, Gradient, BatchGradient, SolverStats,
     # training
     TrainedModel,
+    # benchmark problems of ../shared/bench
+    BenchProblem,
 )
 from ._train import fit, FitResult, load_checkpoint, evaluate, Evaluation  # noqa: E402
 from . import _frames  # noqa: E402,F401  (Dataset.from_dataframe / to_dataframe)
@@ -69,5 +71,5 @@ __all__ = [
     "Dynamics", "Mlp", "CubicSpiral", "LotkaVolterra", "DampedOscillator", "Robertson", "LinearDecay", "Hybrid",
     "HybridModel", "hybrid_model", "PythonDynamics",
     "Solver", "BatchSolver", "Solution", "Gradient", "BatchGradient", "SolverStats",
-    "TrainedModel", "fit", "FitResult", "load_checkpoint", "evaluate", "Evaluation",
+    "TrainedModel", "BenchProblem", "fit", "FitResult", "load_checkpoint", "evaluate", "Evaluation",
 ]

@@ -10,6 +10,7 @@ void bind_data(py::module_& m);
 void bind_models(py::module_& m);
 void bind_solver(py::module_& m);
 void bind_train(py::module_& m);
+void bind_bench(py::module_& m);
 }  // namespace cvnode::python
 
 PYBIND11_MODULE(_cvnode, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_cvnode, m) {
   cp::bind_python_dynamics(m);
   cp::bind_solver(m);
   cp::bind_train(m);
+  cp::bind_bench(m);
 }

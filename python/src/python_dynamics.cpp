@@ -124,13 +124,10 @@ void PythonDynamics::vjp(double t, ConstVectorRef z, ConstVectorRef theta, Const
   const bool ok = guarded("vjp", [&] {
     if (vjp_.is_none()) return fd_vjp(t, z, theta, a, a_dfdz, a_dfdtheta);
     py::object r = vjp_(t, to_numpy(Vector(z)), to_numpy(Vector(theta)), to_numpy(Vector(a)));
-    py::tuple pair;
-    try {
-      pair = r.cast<py::tuple>();
-    } catch (const py::cast_error&) {
+    if (!py::isinstance<py::tuple>(r) && !py::isinstance<py::list>(r))
       fail(Kind::Config, "vjp(t, z, theta, a) must return a pair (a_dfdz, a_dfdtheta), got " +
                              std::string(py::str(r.get_type())));
-    }
+    py::tuple pair = r.cast<py::tuple>();
     if (pair.size() != 2)
       fail(Kind::Config, "vjp(t, z, theta, a) must return a pair (a_dfdz, a_dfdtheta), got " +
                              std::to_string(pair.size()) + " items");
