@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 OUT="${1:-demo-run}"
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target cvnode_cli
+cmake --build build -j"$(nproc)" --target cvnode_cli cvnode_python  # the Python module too (docs/python.md)
 if [ ! -f data/lotka_volterra.h5 ]; then
   echo "demo: data/lotka_volterra.h5 is missing (scripts/make_data.sh regenerates the shipped data)" >&2
   exit 2

@@ -4,6 +4,7 @@
 // per solver object (a C++ Solver is not thread-safe; separate objects run in parallel).
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <mutex>
 
 #include "convert.h"
@@ -218,6 +219,27 @@ void bind_solver(py::module_& m) {
           "Loss and gradient of a batch (a cvnode.Batch or a list of Trajectory). A mean loss averages over the "
           "observed entries of the whole batch. skip_failures: failed series are listed and left out instead of "
           "raising SolverError.")
+      .def(
+          "_time_gradient",
+          [](BatchObject& s, py::handle theta, py::handle batch, py::handle loss, int repeats) {
+            // The same gradient timed call by call inside C++ (bench/python_overhead.py compares it
+            // with the time of the Python call).
+            const Vector th = to_vector(theta, "theta", Kind::Config, s.dynamics->param_size());
+            std::vector<Trajectory> storage;
+            const std::vector<Trajectory>& b = batch_arg(batch, storage);
+            const Loss l = loss_arg(loss);
+            Vector seconds(std::max(repeats, 1));
+            s.guard.run([&] {
+              for (Eigen::Index r = 0; r < seconds.size(); ++r) {
+                const auto start = std::chrono::steady_clock::now();
+                const BatchGradient g = s.solver->gradient(th, b, l);
+                seconds[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+              }
+              return 0;
+            });
+            return to_numpy(seconds);
+          },
+          py::arg("theta"), py::arg("batch"), py::arg("loss"), py::arg("repeats"))
       .def(
           "solve",
           [](BatchObject& s, py::handle theta, py::handle batch) {
