@@ -18,9 +18,29 @@ class SolverError(Error, RuntimeError):
     flag_name: str
     time_reached: float
 
+class Event:
+    def __init__(self, time: float, compartment: int = ..., kind: str = ..., amount: float = ...,
+                 duration: float = ...) -> None: ...
+    time: float
+    compartment: int
+    kind: str
+    amount: float
+    duration: float
+
+class Controls:
+    def __init__(self, times: ArrayLike, values: ArrayLike, interpolation: str = ...) -> None: ...
+    times: np.ndarray
+    values: np.ndarray
+    interpolation: str
+
 class Trajectory:
     def __init__(self, t0: float, z0: ArrayLike, times: ArrayLike, values: ArrayLike,
-                 mask: Optional[ArrayLike] = ..., t_end: Optional[float] = ...) -> None: ...
+                 mask: Optional[ArrayLike] = ..., t_end: Optional[float] = ...,
+                 events: Optional[Sequence[Event]] = ..., controls: Optional[Controls] = ...,
+                 covariates: Optional[ArrayLike] = ...) -> None: ...
+    events: List[Event]
+    controls: Optional[Controls]
+    covariates: np.ndarray
     t0: float
     z0: np.ndarray
     times: np.ndarray

@@ -17,8 +17,23 @@ py::object mask_to_numpy(const Matrix& mask) {
   return std::move(a);
 }
 
+std::vector<Event> events_arg(py::handle events) {
+  std::vector<Event> out;
+  if (events.is_none()) return out;
+  try {
+    for (py::handle h : events) {
+      if (!py::isinstance<Event>(h))
+        fail(Kind::Data, "Trajectory: events: expected cvnode.Event items, got " + std::string(py::str(h.get_type())));
+      out.push_back(h.cast<Event>());
+    }
+  } catch (py::error_already_set&) {
+    fail(Kind::Data, "Trajectory: events: expected a list of cvnode.Event");
+  }
+  return out;
+}
+
 Trajectory make_trajectory(py::handle t0, py::handle z0, py::handle times, py::handle values, py::handle mask,
-                           py::handle t_end) {
+                           py::handle t_end, py::handle events, py::handle controls, py::handle covariates) {
   Trajectory tr;
   tr.t0 = to_double(t0, "Trajectory: t0", Kind::Data);
   tr.z0 = to_vector(z0, "Trajectory: z0", Kind::Data);
@@ -28,6 +43,13 @@ Trajectory make_trajectory(py::handle t0, py::handle z0, py::handle times, py::h
   if (!mask.is_none())
     tr.mask = to_matrix(mask, "Trajectory: mask", Kind::Data, tr.values.rows(), tr.values.cols(), false, true);
   if (!t_end.is_none()) tr.t_end = to_double(t_end, "Trajectory: t_end", Kind::Data);
+  tr.events = events_arg(events);
+  if (!controls.is_none()) {
+    if (!py::isinstance<Controls>(controls))
+      fail(Kind::Data, "Trajectory: controls: expected a cvnode.Controls, got " + std::string(py::str(controls.get_type())));
+    tr.controls = controls.cast<Controls>();
+  }
+  if (!covariates.is_none()) tr.covariates = to_vector(covariates, "Trajectory: covariates", Kind::Data);
   if (tr.z0.size() == 0) fail(Kind::Data, "Trajectory: z0 is empty");
   // The channel count against the state is checked by the solve (a readout may map the state onto
   // more channels than it has).
@@ -69,12 +91,53 @@ const Matrix* readout_arg(py::handle obj, Matrix& storage) {
 }
 
 void bind_problem(py::module_& m) {
+  py::class_<Event>(m, "Event",
+                    "A discontinuity of a series: bolus (z[compartment] += amount), infusion (amount / duration "
+                    "added to dz[compartment]/dt for `duration`), remove (z[compartment] *= 1 - amount) or reset "
+                    "(z = 0). Amounts in state units. The solvers refuse events until the core applies them.")
+      .def(py::init([](double time, int compartment, const std::string& kind, double amount, double duration) {
+             Event e;
+             e.time = time;
+             e.compartment = compartment;
+             e.kind = parse_event_kind(kind);
+             e.amount = amount;
+             e.duration = duration;
+             return e;
+           }),
+           py::arg("time"), py::arg("compartment") = 0, py::arg("kind") = "bolus", py::arg("amount") = 0.0,
+           py::arg("duration") = 0.0)
+      .def_readonly("time", &Event::time)
+      .def_readonly("compartment", &Event::compartment)
+      .def_property_readonly("kind", [](const Event& e) { return event_kind_name(e.kind); })
+      .def_readonly("amount", &Event::amount)
+      .def_readonly("duration", &Event::duration)
+      .def("__repr__", [](const Event& e) {
+        return "<cvnode.Event " + std::string(event_kind_name(e.kind)) + " t=" + std::to_string(e.time) +
+               " compartment " + std::to_string(e.compartment) + " amount " + std::to_string(e.amount) + ">";
+      });
+
+  py::class_<Controls>(m, "Controls",
+                       "Inputs u(t) of a series at knots `times` (rows of `values`), interpolated piecewise_constant, "
+                       "linear or monotone_cubic. The solvers refuse controls until the core applies them.")
+      .def(py::init([](py::handle times, py::handle values, const std::string& interpolation) {
+             Controls c;
+             c.times = to_vector(times, "Controls: times", Kind::Data);
+             c.values = to_matrix(values, "Controls: values", Kind::Data, c.times.size(), -1, false, true);
+             c.interpolation = parse_control_interpolation(interpolation);
+             return c;
+           }),
+           py::arg("times"), py::arg("values"), py::arg("interpolation") = "piecewise_constant")
+      .def_property_readonly("times", [](const Controls& c) { return to_numpy(c.times); })
+      .def_property_readonly("values", [](const Controls& c) { return to_numpy(c.values); })
+      .def_property_readonly("interpolation", [](const Controls& c) { return control_interpolation_name(c.interpolation); });
+
   py::class_<Trajectory>(m, "Trajectory",
                          "One series to fit: z(t0) = z0, measurements `values` (times x channels) at strictly "
                          "increasing `times` >= t0, an optional mask (1/True = observed). Immutable; checked "
                          "on construction (DataError naming the field).")
       .def(py::init(&make_trajectory), py::arg("t0"), py::arg("z0"), py::arg("times"), py::arg("values"),
-           py::arg("mask") = py::none(), py::arg("t_end") = py::none())
+           py::arg("mask") = py::none(), py::arg("t_end") = py::none(), py::arg("events") = py::none(),
+           py::arg("controls") = py::none(), py::arg("covariates") = py::none())
       .def_property_readonly("t0", [](const Trajectory& t) { return t.t0; })
       .def_property_readonly("z0", [](const Trajectory& t) { return to_numpy(t.z0); })
       .def_property_readonly("times", [](const Trajectory& t) { return to_numpy(t.times); })
@@ -84,6 +147,12 @@ void bind_problem(py::module_& m) {
         if (std::isnan(t.t_end)) return py::none();
         return py::float_(t.t_end);
       })
+      .def_readonly("events", &Trajectory::events)
+      .def_property_readonly("controls", [](const Trajectory& t) -> py::object {
+        if (t.controls.empty()) return py::none();
+        return py::cast(t.controls);
+      })
+      .def_property_readonly("covariates", [](const Trajectory& t) { return to_numpy(t.covariates); })
       .def_property_readonly("observed_entries", &Trajectory::observed_entries)
       .def("__repr__", [](const Trajectory& t) {
         return "<cvnode.Trajectory t0=" + std::to_string(t.t0) + ", state " + std::to_string(t.z0.size()) + ", " +

@@ -121,3 +121,23 @@ def test_batch_failures_can_be_skipped():
     assert [x["series"] for x in g.failures] == [1]
     assert g.failures[0]["flag_name"] == "CV_TOO_MUCH_WORK"
     assert np.all(np.isnan(g.z0[1])) and np.all(np.isfinite(g.z0[0]))
+
+
+def test_events_controls_and_covariates_are_checked():
+    tr = cvnode.Trajectory(0.0, [1.0, 0.0], [1.0, 2.0], np.ones((2, 2)),
+                           events=[cvnode.Event(0.5, compartment=1, kind="bolus", amount=2.0)],
+                           controls=cvnode.Controls([0.0, 1.0], [[1.0], [0.0]], "linear"), covariates=[70.0])
+    assert tr.events[0].kind == "bolus" and tr.events[0].amount == 2.0 and tr.events[0].compartment == 1
+    assert tr.controls.interpolation == "linear" and tr.covariates.tolist() == [70.0]
+    with pytest.raises(cvnode.DataError, match="compartment"):
+        cvnode.Trajectory(0.0, [1.0, 0.0], [1.0], [[1.0, 1.0]], events=[cvnode.Event(0.5, compartment=2, amount=1.0)])
+    with pytest.raises(cvnode.DataError, match="amount"):
+        cvnode.Trajectory(0.0, [1.0, 0.0], [1.0], [[1.0, 1.0]], events=[cvnode.Event(0.5, amount=-1.0)])
+    with pytest.raises(cvnode.DataError, match="before t0"):
+        cvnode.Trajectory(1.0, [1.0, 0.0], [2.0], [[1.0, 1.0]], events=[cvnode.Event(0.5, amount=1.0)])
+    with pytest.raises(cvnode.DataError, match="cvnode.Event"):
+        cvnode.Trajectory(0.0, [1.0, 0.0], [1.0], [[1.0, 1.0]], events=[(0.5, 0, "bolus", 1.0)])
+    with pytest.raises(cvnode.ConfigError, match="shot"):
+        cvnode.Event(0.5, kind="shot")
+    with pytest.raises(cvnode.DataError, match="Controls: values"):
+        cvnode.Controls([0.0, 1.0], [[1.0]])
