@@ -99,24 +99,18 @@ void PythonDynamics::fd_vjp(double t, ConstVectorRef z, ConstVectorRef theta, Co
     return to_vector(f_(t, to_numpy(zz), to_numpy(th)), "f(t, z, theta) returned", Kind::Config, n_, true);
   };
   Vector zz = z, th = theta;
-  for (int j = 0; j < n_; ++j) {
-    const double h = fd_step(zz[j]), keep = zz[j];
-    zz[j] = keep + h;
+  // a^T (df/dx_j) for x = zz or th, by perturbing x_j in place.
+  auto central = [&](Vector& x, Eigen::Index j) {
+    const double h = fd_step(x[j]), keep = x[j];
+    x[j] = keep + h;
     const Vector up = eval(zz, th);
-    zz[j] = keep - h;
+    x[j] = keep - h;
     const Vector down = eval(zz, th);
-    zz[j] = keep;
-    a_dfdz[j] = a.dot(up - down) / (2 * h);
-  }
-  for (Eigen::Index j = 0; j < a_dfdtheta.size(); ++j) {
-    const double h = fd_step(th[j]), keep = th[j];
-    th[j] = keep + h;
-    const Vector up = eval(zz, th);
-    th[j] = keep - h;
-    const Vector down = eval(zz, th);
-    th[j] = keep;
-    a_dfdtheta[j] = a.dot(up - down) / (2 * h);
-  }
+    x[j] = keep;
+    return a.dot(up - down) / (2 * h);
+  };
+  for (int j = 0; j < n_; ++j) a_dfdz[j] = central(zz, j);
+  for (Eigen::Index j = 0; j < a_dfdtheta.size(); ++j) a_dfdtheta[j] = central(th, j);
 }
 
 void PythonDynamics::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
