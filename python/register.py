@@ -49,12 +49,16 @@ def main(argv):
                 return 0
     except OSError:
         pass
-    os.makedirs(target, exist_ok=True)
-    # Atomic: builds of several trees may register at once; the last one wins, whole.
-    fd, tmp = tempfile.mkstemp(dir=target, prefix=".cvnode.pth.")
-    with os.fdopen(fd, "w") as f:
-        f.write(line)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(target, exist_ok=True)
+        # Atomic: builds of several trees may register at once; the last one wins, whole.
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=".cvnode.pth.")
+        with os.fdopen(fd, "w") as f:
+            f.write(line)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home must not fail the build
+        print(f"cvnode: cannot register in {target} ({e}); PYTHONPATH={root} works")
+        return 0
     print(f"cvnode: {who} imports cvnode from {root} ({path})")
     return 0
 
