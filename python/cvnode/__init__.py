@@ -59,7 +59,7 @@ from ._cvnode import (  # noqa: E402
     BenchProblem,
 )
 from ._train import fit, FitResult, load_checkpoint, evaluate, Evaluation  # noqa: E402
-from . import _frames  # noqa: E402,F401  (Dataset.from_dataframe / to_dataframe)
+from . import _arrays, _frames  # noqa: E402,F401  (Dataset.from_arrays, from_dataframe ...)
 
 #: ConfigError under the library's C++ name (cvnode::OptionsError).
 OptionsError = ConfigError

@@ -40,6 +40,23 @@ def test_arrays_roundtrip_through_hdf5(tmp_path):
     assert back.initial_state_size == 3 and back.covariate_count == 1 and back.control_count == 1
 
 
+def test_ragged_lists_of_arrays_roundtrip(tmp_path):
+    times = [np.array([0.0, 0.5, 1.0]), np.array([0.2, 0.4])]
+    values = [np.array([[1.0, 2.0], [3.0, np.nan], [5.0, 6.0]]), np.array([[7.0, 8.0], [9.0, 10.0]])]
+    mask = [~np.isnan(v) for v in values]
+    ds = cvnode.Dataset.from_arrays(["x", "v"], times, values, mask=mask, ids=["a", "b"], t0=0.0)
+    ds.write(tmp_path / "r.h5")
+    back = cvnode.Dataset.read(tmp_path / "r.h5").to_arrays()
+    assert back["ids"] == ["a", "b"] and back["t0"] == [0.0, 0.0]
+    for t, v, bt, bv in zip(times, values, back["times"], back["values"]):
+        np.testing.assert_array_equal(t, bt)
+        np.testing.assert_array_equal(v, bv)  # NaN where missing, both sides
+    with pytest.raises(cvnode.DataError, match="2 time arrays but 1 value arrays"):
+        cvnode.Dataset.from_arrays(["x", "v"], times, values[:1])
+    with pytest.raises(cvnode.DataError, match=r"series '0'.*values\(1, 1\) = nan.*not masked"):
+        cvnode.Dataset.from_arrays(["x", "v"], times, values)
+
+
 def test_trajectories_from_dataset():
     ds = make_dataset()
     batch = ds.trajectories(state_size=3)
