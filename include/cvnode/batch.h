@@ -1,11 +1,14 @@
-// Gradients of a batch of trajectories, in parallel over OpenMP threads, summed in series order
-// so that the result is bit-identical for every thread count.
+// Gradients of a batch of trajectories, in parallel over OpenMP threads (and, through
+// solve_units, MPI ranks), summed with ExactSum so that the result is bit-identical for every
+// thread count, rank count and order in which the work units were done.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cvnode/exact_sum.h"
 #include "cvnode/solver.h"
 
 namespace cvnode {
@@ -31,6 +34,25 @@ struct BatchGradient {
   SolverStats forward, backward;
   long nfe_forward = 0, nfe_backward = 0;
   std::vector<SeriesFailure> failures;
+};
+
+// The sums of a batch gradient before they are rounded. Partial sums of threads or ranks merge in
+// any order with the same bits (ExactSum): the one reduction threads and ranks share.
+struct GradientSums {
+  ExactSum values;  // [loss | dLoss/dtheta | dLoss/dC column-major]
+  SolverStats forward, backward;
+  long nfe_forward = 0, nfe_backward = 0;
+  void reset(Eigen::Index theta_size, Eigen::Index readout_size);
+  void merge(const GradientSums& other);
+  // Rounds the sums into out.loss, out.theta, out.readout (rows x cols, 0 x 0 without readout)
+  // and copies the counters.
+  void finish(BatchGradient& out, Eigen::Index readout_rows, Eigen::Index readout_cols) const;
+};
+
+// A work unit of a batch: one series, or a stack of consecutive series solved as one ODE.
+struct WorkUnit {
+  std::size_t begin, end;
+  bool stacked;
 };
 
 enum class BatchMode {
@@ -63,6 +85,21 @@ class BatchSolver {
   BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                          const Loss& loss, const RunningCost* running_cost = nullptr,
                          bool skip_failures = false, const Matrix* readout = nullptr);
+
+  // The pieces of gradient(), for a caller that spreads the units further (MPI ranks):
+  // The work units of a batch; fixed by the batch and the options, whatever threads or ranks.
+  std::vector<WorkUnit> plan(const std::vector<Trajectory>& batch, const RunningCost* running_cost) const;
+  // The factor of every loss term: 1 / (observed entries of the batch) for mean losses, else 1.
+  static double loss_scale(const std::vector<Trajectory>& batch, const Loss& loss);
+  // Solves the units that `next()` hands out (an index into `units`, < 0 when none is left; called
+  // by one thread at a time) on this solver's threads. Adds their sums to `sums` and writes their
+  // series' z0, states and series_loss into `out` (sized for the batch by the caller); a failed
+  // unit's exception goes to errors[unit] (sized units.size()).
+  void solve_units(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                   const std::vector<WorkUnit>& units, const Loss& loss, double scale,
+                   const RunningCost* running_cost, const Matrix* readout,
+                   const std::function<int()>& next, GradientSums& sums, BatchGradient& out,
+                   std::vector<std::exception_ptr>& errors);
 
   // Per-series forward solves at the series' own observation times (plus t_end if later).
   std::vector<Solution> solve(ConstVectorRef theta, const std::vector<Trajectory>& batch);

@@ -142,29 +142,45 @@ bool BatchSolver::use_stacked(const std::vector<Trajectory>& batch, size_t begin
   return !newton_dense || dynamics_.state_size() * static_cast<long>(end - begin) <= 64;
 }
 
-BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                    const Loss& loss, const RunningCost* running_cost,
-                                    bool skip_failures, const Matrix* readout) {
-  const int B = static_cast<int>(batch.size());
-  const int n = dynamics_.state_size();
-  // Channels per series: the readout's rows, or the first state components (each series its own).
-  const int m = readout ? static_cast<int>(readout->rows()) : n;
-  if (readout)
-    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
+void GradientSums::reset(Eigen::Index theta_size, Eigen::Index readout_size) {
+  values.reset(1 + theta_size + readout_size);
+  forward = backward = SolverStats{};
+  nfe_forward = nfe_backward = 0;
+}
+
+void GradientSums::merge(const GradientSums& other) {
+  values.merge(other.values);
+  forward += other.forward;
+  backward += other.backward;
+  nfe_forward += other.nfe_forward;
+  nfe_backward += other.nfe_backward;
+}
+
+void GradientSums::finish(BatchGradient& out, Eigen::Index readout_rows, Eigen::Index readout_cols) const {
+  const Eigen::Index R = readout_rows * readout_cols, P = values.size() - 1 - R;
+  out.loss = values.value(0);
+  out.theta.resize(P);
+  values.values(out.theta.data(), P, 1);
+  out.readout.resize(readout_rows, readout_cols);
+  values.values(out.readout.data(), R, 1 + P);
+  out.forward = forward;
+  out.backward = backward;
+  out.nfe_forward = nfe_forward;
+  out.nfe_backward = nfe_backward;
+}
+
+double BatchSolver::loss_scale(const std::vector<Trajectory>& batch, const Loss& loss) {
   // The mean losses average over every observed entry of the batch.
-  double scale = 1.0;
-  if (loss.is_mean()) {
-    long entries = 0;
-    for (const auto& tr : batch) entries += tr.observed_entries();
-    scale = entries > 0 ? 1.0 / static_cast<double>(entries) : 0.0;
-  }
-  // Work units: single series, or a stack of consecutive series. Fixed for a given batch and
-  // options, whatever the thread count.
-  struct Unit {
-    size_t begin, end;
-    bool stacked;
-  };
-  std::vector<Unit> units;
+  if (!loss.is_mean()) return 1.0;
+  long entries = 0;
+  for (const auto& tr : batch) entries += tr.observed_entries();
+  return entries > 0 ? 1.0 / static_cast<double>(entries) : 0.0;
+}
+
+std::vector<WorkUnit> BatchSolver::plan(const std::vector<Trajectory>& batch, const RunningCost* running_cost) const {
+  // Single series, or a stack of consecutive series. Fixed for a given batch and options,
+  // whatever the thread or rank count.
+  std::vector<WorkUnit> units;
   const size_t chunk = batch_options_.mode == BatchMode::PerSeries ? 1 : static_cast<size_t>(batch_options_.stack_size);
   for (size_t b = 0; b < batch.size(); b += chunk) {
     const size_t e = std::min(batch.size(), b + chunk);
@@ -174,73 +190,109 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Traj
       for (size_t s = b; s < e; ++s) units.push_back({s, s + 1, false});
     }
   }
-  const int U = static_cast<int>(units.size());
-  if (static_cast<int>(stacked_.size()) < U) stacked_.resize(U);  // before the threads touch it
-  std::vector<Gradient> results(U);
-  std::vector<StackedProblem> problems(U);
-  std::vector<Matrix> stacked_readout(U);
-  std::vector<std::exception_ptr> errors(U);
+  return units;
+}
+
+void BatchSolver::solve_units(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                              const std::vector<WorkUnit>& units, const Loss& loss, double scale,
+                              const RunningCost* running_cost, const Matrix* readout,
+                              const std::function<int()>& next, GradientSums& sums, BatchGradient& out,
+                              std::vector<std::exception_ptr>& errors) {
+  const int n = dynamics_.state_size();
+  // Channels per series: the readout's rows, or the first state components (each series its own).
+  const int m = readout ? static_cast<int>(readout->rows()) : n;
+  const Eigen::Index R = readout ? readout->size() : 0;
+  const Eigen::Index P = theta.size();
+  if (stacked_.size() < units.size()) stacked_.resize(units.size());  // before the threads touch it
   const Vector theta_copy = theta;  // one stable buffer shared by all threads
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads())
-  for (int u = 0; u < U; ++u) {
+#pragma omp parallel num_threads(threads())
+  {
     const int thread = omp_get_thread_num();
-    const Unit& unit = units[u];
-    try {
-      if (unit.stacked) {
-        const int copies = static_cast<int>(unit.end - unit.begin);
-        problems[u] = stack(batch, unit.begin, unit.end, n, m);
-        if (readout) stacked_readout[u] = block_diagonal(*readout, copies);
-        results[u] = stacked_solver(u, copies)
-                         .solver.gradient(theta_copy, problems[u].trajectory, loss, scale, nullptr,
-                                          readout ? &stacked_readout[u] : nullptr);
-      } else {
-        results[u] = solvers_[thread]->gradient(theta_copy, batch[unit.begin], loss, scale, running_cost, readout);
+    GradientSums local;
+    local.reset(P, R);
+    for (;;) {
+      int u;
+#pragma omp critical(cvnode_next_unit)
+      u = next();
+      if (u < 0) break;
+      const WorkUnit& unit = units[u];
+      try {
+        Gradient g;
+        StackedProblem problem;
+        if (unit.stacked) {
+          const int copies = static_cast<int>(unit.end - unit.begin);
+          problem = stack(batch, unit.begin, unit.end, n, m);
+          Matrix stacked_readout;
+          if (readout) stacked_readout = block_diagonal(*readout, copies);
+          g = stacked_solver(u, copies)
+                  .solver.gradient(theta_copy, problem.trajectory, loss, scale, nullptr,
+                                   readout ? &stacked_readout : nullptr);
+        } else {
+          g = solvers_[thread]->gradient(theta_copy, batch[unit.begin], loss, scale, running_cost, readout);
+        }
+        local.values.add(0, g.loss);
+        local.values.add(g.theta, 1);
+        local.forward += g.forward;
+        local.backward += g.backward;
+        local.nfe_forward += g.nfe_forward;
+        local.nfe_backward += g.nfe_backward;
+        if (!unit.stacked) {
+          if (readout) local.values.add(g.readout.data(), R, 1 + P);
+          out.z0[unit.begin] = std::move(g.z0);
+          out.states[unit.begin] = std::move(g.states);
+          out.series_loss[unit.begin] = g.loss;
+          continue;
+        }
+        for (size_t b = unit.begin; b < unit.end; ++b) {
+          const int j = static_cast<int>(b - unit.begin);
+          const Trajectory& tr = batch[b];
+          if (readout) {  // this series' block of the stacked readout's gradient
+            const Matrix block = g.readout.block(j * m, j * n, m, n);
+            local.values.add(block.data(), R, 1 + P);
+          }
+          out.z0[b] = g.z0.segment(j * n, n);
+          out.states[b].resize(tr.times.size(), n);
+          for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+            out.states[b].row(k) = g.states.row(problem.rows[j][k]).segment(j * n, n);
+          out.series_loss[b] = detail::observation_terms(tr, loss, scale, out.states[b], readout).loss;
+        }
+      } catch (...) {
+        errors[u] = std::current_exception();
       }
-    } catch (...) {
-      errors[u] = std::current_exception();
     }
+#pragma omp critical(cvnode_merge_sums)
+    sums.merge(local);
   }
-  // Summed in unit order: the same bits for every thread count.
+}
+
+BatchGradient BatchSolver::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
+                                    const Loss& loss, const RunningCost* running_cost,
+                                    bool skip_failures, const Matrix* readout) {
+  const int B = static_cast<int>(batch.size());
+  const int n = dynamics_.state_size();
+  if (readout)
+    if (std::string why = readout_mismatch(*readout, n); !why.empty()) throw OptionsError(why);
+  const std::vector<WorkUnit> units = plan(batch, running_cost);
+  const int U = static_cast<int>(units.size());
   BatchGradient out;
-  out.theta.setZero(theta.size());
   out.z0.resize(B);
   out.states.resize(B);
   out.series_loss.assign(B, 0.0);
-  if (readout) out.readout.setZero(readout->rows(), readout->cols());
+  GradientSums sums;
+  sums.reset(theta.size(), readout ? readout->size() : 0);
+  std::vector<std::exception_ptr> errors(U);
+  int next_unit = 0;
+  solve_units(theta, batch, units, loss, loss_scale(batch, loss), running_cost, readout,
+              [&] { return next_unit < U ? next_unit++ : -1; }, sums, out, errors);
+  // Failures in series order; the sums do not depend on the order the units were done in.
   for (int u = 0; u < U; ++u) {
-    const Unit& unit = units[u];
-    if (errors[u]) {
-      if (!skip_failures) std::rethrow_exception(errors[u]);
-      for (size_t b = unit.begin; b < unit.end; ++b) out.failures.push_back(describe_failure(static_cast<int>(b), errors[u]));
-      continue;
-    }
-    Gradient& g = results[u];
-    out.loss += g.loss;
-    out.theta += g.theta;
-    out.forward += g.forward;
-    out.backward += g.backward;
-    out.nfe_forward += g.nfe_forward;
-    out.nfe_backward += g.nfe_backward;
-    if (readout && !unit.stacked) out.readout += g.readout;
-    if (readout && unit.stacked)  // the blocks of the stacked readout's gradient, in series order
-      for (size_t b = unit.begin; b < unit.end; ++b)
-        out.readout += g.readout.block((b - unit.begin) * m, (b - unit.begin) * n, m, n);
-    if (!unit.stacked) {
-      out.z0[unit.begin] = std::move(g.z0);
-      out.states[unit.begin] = std::move(g.states);
-      out.series_loss[unit.begin] = g.loss;
-      continue;
-    }
-    for (size_t b = unit.begin; b < unit.end; ++b) {
-      const int j = static_cast<int>(b - unit.begin);
-      const Trajectory& tr = batch[b];
-      out.z0[b] = g.z0.segment(j * n, n);
-      out.states[b].resize(tr.times.size(), n);
-      for (Eigen::Index k = 0; k < tr.times.size(); ++k)
-        out.states[b].row(k) = g.states.row(problems[u].rows[j][k]).segment(j * n, n);
-      out.series_loss[b] = detail::observation_terms(tr, loss, scale, out.states[b], readout).loss;
-    }
+    if (!errors[u]) continue;
+    if (!skip_failures) std::rethrow_exception(errors[u]);
+    for (size_t b = units[u].begin; b < units[u].end; ++b)
+      out.failures.push_back(describe_failure(static_cast<int>(b), errors[u]));
   }
+  sums.finish(out, readout ? readout->rows() : 0, readout ? readout->cols() : 0);
+  if (!readout) out.readout.resize(0, 0);
   return out;
 }
 
