@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "cvnode/checkpoint.h"
 #include "cvnode/fit.h"
+#include "cvnode/ranks.h"
 
 namespace cvnode::app {
 
@@ -35,6 +36,7 @@ void run(const FitArgs& a) {
   fo.stop_after_epoch = a.stop_after;
   fo.quiet = a.quiet;
   const FitResult r = run_fit(cfg, fo);
+  if (!Ranks::world().root()) return;  // rank 0 reports and draws
   const auto& s = r.state;
   std::cout << "fit: " << s.epoch << " epochs, " << s.step << " steps, best validation loss "
             << s.best_val << " at epoch " << s.best_epoch << ", " << s.failures_total

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "cvnode/errors.h"
+#include "cvnode/ranks.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cvnode: neural ordinary differential equations on SUNDIALS CVODES"};
@@ -16,16 +17,24 @@ int main(int argc, char** argv) {
   cvnode::app::add_predict(app);
   cvnode::app::add_eval(app);
   cvnode::app::add_plot(app);
+  // Under mpirun or srun every task is an MPI rank; otherwise MPI is not started at all.
+  int code = 0;
+  std::string prefix = "cvnode: ";
   try {
+    const cvnode::Ranks& ranks = cvnode::Ranks::init(&argc, &argv);
+    if (ranks.distributed()) prefix = "cvnode (rank " + std::to_string(ranks.rank()) + "): ";
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    code = app.exit(e);
   } catch (const cvnode::SolverError& e) {
-    std::cerr << "cvnode: solver failure: " << e.what() << "\n";
-    return 3;
+    std::cerr << prefix << "solver failure: " << e.what() << "\n";
+    code = 3;
   } catch (const std::exception& e) {
-    std::cerr << "cvnode: error: " << e.what() << "\n";
-    return 2;
+    std::cerr << prefix << "error: " << e.what() << "\n";
+    code = 2;
   }
-  return 0;
+  // A rank that failed alone would leave the others waiting in a collective: end them all.
+  if (code != 0 && cvnode::Ranks::world().distributed()) cvnode::Ranks::abort(code);
+  cvnode::Ranks::finalize();
+  return code;
 }

@@ -49,6 +49,15 @@ class ThreadBackend final : public GradientBackend {
   BatchSolver solver_;
 };
 
+// How MPI ranks add their parts of a gradient (cvnode/rank_backend.h).
+enum class Reduction {
+  Reproducible,  // ExactSum over the ranks: the same bits for any rank count (default)
+  Fast           // plain MPI_Allreduce of doubles: a quarter of the bytes, NOT bit-reproducible
+};
+// "reproducible", "fast" (std::invalid_argument otherwise).
+Reduction parse_reduction(const std::string& name);
+const char* reduction_name(Reduction r);
+
 struct TrainOptions {
   int epochs = 100;
   int batch_size = 16;      // series per minibatch (the last of an epoch may be smaller)
@@ -59,6 +68,8 @@ struct TrainOptions {
   // work units, and the results' bits, do not depend on the thread count.
   BatchMode batch_mode = BatchMode::PerSeries;
   int stack_size = 32;
+  // With several MPI ranks: ExactSum (same bits for any rank count) or a plain MPI_Allreduce.
+  Reduction reduction = Reduction::Reproducible;
   std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)
   int val_every = 1;        // validate every N epochs (and at the last one)
   int early_stop_patience = 0;  // validations without improvement before stopping (0 = never)
@@ -135,6 +146,9 @@ struct Evaluation {
   int series = 0, failures = 0;
   std::vector<Matrix> predictions;  // per series, observed channels (C z with a readout) at its times
   std::vector<SeriesFailure> failed;
+  // [loss terms (unscaled) | squared errors | absolute errors | counts] per channel, summed over
+  // the series: partial evaluations (MPI ranks) merge these and call finish_evaluation.
+  ExactSum sums;
 };
 
 // Forward solves of `series` (already lifted to state space) in parallel, reduced in order. With
@@ -142,6 +156,8 @@ struct Evaluation {
 Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
                     const std::vector<Trajectory>& series, const SolverOptions& options,
                     const Loss& loss, int threads, const Matrix* readout = nullptr);
+// loss, rmse, mae and rmse_all from ev.sums, ev.failures.
+void finish_evaluation(Evaluation& ev, const Loss& loss);
 
 class Trainer {
  public:

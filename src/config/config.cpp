@@ -364,6 +364,8 @@ const std::vector<Entry>& entries() {
       choice<BatchMode>("run.batch_mode", [](Config& c) -> BatchMode& { return c.train.run.batch_mode; },
                         parse_batch_mode, batch_mode_name),
       integer("run.stack_size", [](Config& c) -> int& { return c.train.run.stack_size; }),
+      choice<Reduction>("run.reduction", [](Config& c) -> Reduction& { return c.train.run.reduction; },
+                        parse_reduction, reduction_name),
       seed("run.seed", [](Config& c) -> std::uint64_t& { return c.train.run.seed; }),
       integer("run.val_every", [](Config& c) -> int& { return c.train.run.val_every; }),
       integer("run.early_stop_patience", [](Config& c) -> int& { return c.train.run.early_stop_patience; }),

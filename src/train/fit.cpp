@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
+#include "cvnode/rank_backend.h"
+#include "cvnode/ranks.h"
 
 namespace cvnode {
 
@@ -136,6 +138,21 @@ const ScalarField kScalars[] = {
     {"stopped_early", [](const TrainState& s) { return s.stopped_early ? 1.0 : 0.0; }, [](TrainState& s, double v) { s.stopped_early = v != 0; }},
 };
 
+// Every rank applies the same steps to the same numbers, so the parameters must agree to the bit;
+// a difference (ranks built for different instruction sets, a bug) stops the run instead of
+// silently training several models.
+void check_ranks_agree(const Ranks& ranks, const TrainState& s) {
+  if (!ranks.distributed()) return;
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the parameters' bytes
+  const auto* p = reinterpret_cast<const unsigned char*>(s.params.data());
+  for (std::size_t i = 0; i < sizeof(double) * static_cast<std::size_t>(s.params.size()); ++i)
+    h = (h ^ p[i]) * 1099511628211ULL;
+  const long mine = static_cast<long>(h >> 1);
+  if (ranks.allreduce_max(mine) != -ranks.allreduce_max(-mine))
+    throw std::runtime_error("MPI ranks hold different parameters after epoch " + std::to_string(s.epoch) +
+                             " (ranks built for different instruction sets?)");
+}
+
 void write_metrics_csv(const std::string& path, const std::vector<EpochMetrics>& history) {
   // Rewritten whole after every epoch through a temporary file, so that it always matches the
   // latest checkpoint (a resumed run continues it without duplicate rows).
@@ -255,13 +272,16 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   const Config config = resolve_loss_scale(given);
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
+  // With MPI ranks, rank 0 alone logs and writes; every rank computes the same state.
+  const Ranks& ranks = Ranks::world();
   auto log = options.log ? options.log : [](const std::string& s) { std::cerr << s << std::endl; };
+  if (!ranks.root()) log = [](const std::string&) {};
   if (options.out_dir.empty()) throw OptionsError("fit: an output directory (--out) is needed");
   fs::create_directories(options.out_dir);
   const std::string latest = (fs::path(options.out_dir) / "latest.h5").string();
   const std::string best = (fs::path(options.out_dir) / "best.h5").string();
   const std::string metrics = (fs::path(options.out_dir) / "metrics.csv").string();
-  {
+  if (ranks.root()) {
     std::ofstream f(fs::path(options.out_dir) / "config.toml");
     f << "# resolved configuration of this run (cvnode fit)\n" << config.to_toml();
   }
@@ -296,6 +316,8 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, d.val, d.val_ids, config.train);
     t->log = options.quiet ? quiet_log : log;
     t->on_epoch = [&](const TrainState& s) {
+      check_ranks_agree(ranks, s);
+      if (!ranks.root()) return;
       to_checkpoint(s, model, config, data.normalization).write(latest);
       if (s.best_epoch == s.epoch) {
         TrainState b = s;
@@ -373,9 +395,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   r.state = trainer->state();
   if (!data.val.empty()) {
     const Matrix C = model.readout(r.state.best_params);
-    r.best_val = evaluate(model.dynamics(), trainer->network(r.state.best_params), trainer->val_series(),
-                          config.train.solver, config.train.loss, config.train.run.threads,
-                          C.size() ? &C : nullptr);
+    r.best_val = evaluate_on_ranks(ranks, model.dynamics(), trainer->network(r.state.best_params),
+                                   trainer->val_series(), config.train.solver, config.train.loss,
+                                   config.train.run.threads, C.size() ? &C : nullptr);
   }
   if (const HybridModel* h = model.hybrid(); h && h->physics)
     r.physical = h->physical(r.state.best_params.head(model.network_params()));

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cvnode/errors.h"
+#include "cvnode/rank_backend.h"
 #include "cvnode/running_cost.h"
 #include "cvnode/solver.h"
 #include "nn/random.h"
@@ -132,16 +133,15 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
       err[s] = std::current_exception();
     }
   }
-  // Reduced in series order: the same bits for every thread count.
+  // Each series' terms are summed in its own order, and the series' sums with ExactSum: the same
+  // bits for every thread count, and for evaluations split over ranks and merged.
   Evaluation ev;
   ev.series = S;
   const int C = S > 0 ? static_cast<int>(series[0].values.cols()) : 0;
-  Vector se = Vector::Zero(C), ae = Vector::Zero(C), cnt = Vector::Zero(C);
-  long entries = 0;
-  for (const auto& tr : series) entries += tr.observed_entries();
-  const double scale = loss.is_mean() ? (entries > 0 ? 1.0 / entries : 0.0) : 1.0;
+  ev.sums.reset(1 + 3 * C);
   ev.predictions.resize(S);
   ev.series_nfe.assign(S, 0);
+  Vector se(C), ae(C), cnt(C);
   for (int s = 0; s < S; ++s) {
     if (err[s]) {
       ev.failed.push_back(describe_failure(s, err[s]));
@@ -153,22 +153,40 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
     ev.series_nfe[s] = sol[s].nfe;
     ev.predictions[s] = observed_channels(sol[s].states, readout, C);
     const Matrix& pred = ev.predictions[s];
+    double series_loss = 0;
+    se.setZero();
+    ae.setZero();
+    cnt.setZero();
     for (Eigen::Index k = 0; k < tr.times.size(); ++k)
       for (int i = 0; i < C; ++i) {
         if (tr.mask.size() && tr.mask(k, i) == 0) continue;
         const double z = pred(k, i), y = tr.values(k, i), r = z - y;
         double d;
-        ev.loss += loss.term(z, y, i, scale, &d);
+        series_loss += loss.term(z, y, i, 1.0, &d);
         se[i] += r * r;
         ae[i] += std::abs(r);
         cnt[i] += 1;
       }
+    ev.sums.add(0, series_loss);
+    ev.sums.add(se, 1);
+    ev.sums.add(ae, 1 + C);
+    ev.sums.add(cnt, 1 + 2 * C);
   }
+  finish_evaluation(ev, loss);
+  return ev;
+}
+
+void finish_evaluation(Evaluation& ev, const Loss& loss) {
+  const int C = static_cast<int>((ev.sums.size() - 1) / 3);
+  const Vector v = ev.sums.values();
+  const Vector se = v.segment(1, C), ae = v.segment(1 + C, C), cnt = v.segment(1 + 2 * C, C);
+  // The mean losses divide by the observed entries of all series (counts are exact integers).
+  const double entries = cnt.sum();
+  ev.loss = loss.is_mean() ? (entries > 0 ? v[0] / entries : 0.0) : v[0];
   ev.rmse = (se.array() / cnt.array().max(1.0)).sqrt();
   ev.mae = ae.array() / cnt.array().max(1.0);
-  ev.rmse_all = std::sqrt(se.sum() / std::max(1.0, cnt.sum()));
+  ev.rmse_all = std::sqrt(se.sum() / std::max(1.0, entries));
   if (ev.failures > 0) ev.loss = std::numeric_limits<double>::infinity();
-  return ev;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,8 +250,12 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.good_v = st_.opt_v;
   st_.best_params = st_.params;
 
-  backend_ = std::make_unique<ThreadBackend>(
-      model.dynamics(), s_.solver, BatchOptions{s_.run.threads, s_.run.batch_mode, s_.run.stack_size});
+  const BatchOptions batch{s_.run.threads, s_.run.batch_mode, s_.run.stack_size};
+  // Started as one of several MPI ranks (mpirun, srun): the minibatches' units spread over them.
+  if (Ranks::world().distributed())
+    backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction);
+  else
+    backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
   if (s_.run.kinetic_weight > 0)
     running_cost_ = std::make_unique<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
 }
@@ -439,8 +461,8 @@ void Trainer::run(int stop_after_epoch) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
       const Matrix C = model_.readout(st_.params);
-      const Evaluation ev = have_val ? evaluate(model_.dynamics(), network(st_.params), val_, s_.solver, s_.loss,
-                                                s_.run.threads, C.size() ? &C : nullptr)
+      const Evaluation ev = have_val ? evaluate_on_ranks(Ranks::world(), model_.dynamics(), network(st_.params), val_,
+                                                         s_.solver, s_.loss, s_.run.threads, C.size() ? &C : nullptr)
                                      : Evaluation{};
       for (const auto& f : ev.failed) {
         std::ostringstream o;

@@ -1,0 +1,59 @@
+// Running the cvnode program directly and under a real mpirun from a test (test_mpi_*.cpp).
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <boost/test/unit_test.hpp>
+
+#include "cvnode/ranks.h"
+
+namespace cvnode::test {
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct MpiRun {
+  std::string dir;
+  explicit MpiRun(const std::string& tag) {
+    BOOST_TEST_REQUIRE(Ranks::compiled_with_mpi(),
+                       "cvnode was built without MPI (CVNODE_MPI=OFF): scripts/setup.sh installs libopenmpi-dev");
+    BOOST_TEST_REQUIRE(std::filesystem::exists(cli()), "build the cvnode program first: " << cli());
+    dir = (std::filesystem::temp_directory_path() / ("cvnode_mpi_" + tag + "_XXXXXX")).string();
+    BOOST_TEST_REQUIRE(mkdtemp(dir.data()) != nullptr);
+    // OpenMPI refuses to run as root without these (CI runs as root).
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  }
+  ~MpiRun() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  static std::string cli() { return std::string(CVNODE_BINARY_DIR) + "/apps/cvnode"; }
+  // --oversubscribe: more ranks than free cores is fine (the tests are about bits, not speed);
+  // --bind-to none: two ranks must not be pinned to one core of a busy machine.
+  static std::string mpirun(int ranks) {
+    return std::string(CVNODE_MPIEXEC) + " --oversubscribe --bind-to none -np " + std::to_string(ranks) + " " + cli();
+  }
+  // Runs a command; its output goes to a log that the failure message shows.
+  int run(const std::string& cmd, bool require_success = true) {
+    const std::string log = dir + "/cmd.log";
+    std::fflush(stdout);
+    const int rc = std::system((cmd + " > " + log + " 2>&1").c_str());
+    const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+    if (require_success) BOOST_TEST_REQUIRE(code == 0, cmd << "\n" << read_text(log));
+    return code;
+  }
+};
+
+}  // namespace cvnode::test
