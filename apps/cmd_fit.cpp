@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "cvnode/checkpoint.h"
 #include "cvnode/fit.h"
+#include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
 
 namespace cvnode::app {
@@ -35,7 +36,13 @@ void run(const FitArgs& a) {
   fo.resume = a.resume;
   fo.stop_after_epoch = a.stop_after;
   fo.quiet = a.quiet;
+  install_stop_signals();  // SIGTERM, SIGUSR1: finish the step, save, exit 75 (preemption.h)
   const FitResult r = run_fit(cfg, fo);
+  if (r.stopped_by_signal)
+    throw Preempted("fit: stopped by " + std::string(signal_name(r.stopped_by_signal)) + " after epoch " +
+                    std::to_string(r.state.epoch) + " step " + std::to_string(r.state.epoch_step) +
+                    "; continue with: cvnode fit --resume " +
+                    (std::filesystem::path(a.out) / "latest.h5").string() + " --out " + a.out);
   if (!Ranks::world().root()) return;  // rank 0 reports and draws
   const auto& s = r.state;
   std::cout << "fit: " << s.epoch << " epochs, " << s.step << " steps, best validation loss "

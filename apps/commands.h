@@ -15,6 +15,7 @@ void add_fit(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_plot(CLI::App& app);
+void add_sweep(CLI::App& app);
 
 // Draws the figures of a run (fitted trajectories with extrapolation, losses, NFE) from its
 // checkpoint and metrics.csv into `out_dir` with gnuplot; returns the PNG paths.

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "cvnode/errors.h"
+#include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   cvnode::app::add_predict(app);
   cvnode::app::add_eval(app);
   cvnode::app::add_plot(app);
+  cvnode::app::add_sweep(app);
   // Under mpirun or srun every task is an MPI rank; otherwise MPI is not started at all.
   int code = 0;
   std::string prefix = "cvnode: ";
@@ -26,6 +28,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     code = app.exit(e);
+  } catch (const cvnode::Preempted& e) {
+    if (cvnode::Ranks::world().root()) std::cerr << "cvnode: " << e.what() << "\n";
+    code = cvnode::kPreemptedExitCode;
   } catch (const cvnode::SolverError& e) {
     std::cerr << prefix << "solver failure: " << e.what() << "\n";
     code = 3;
@@ -34,7 +39,8 @@ int main(int argc, char** argv) {
     code = 2;
   }
   // A rank that failed alone would leave the others waiting in a collective: end them all.
-  if (code != 0 && cvnode::Ranks::world().distributed()) cvnode::Ranks::abort(code);
+  if (code != 0 && code != cvnode::kPreemptedExitCode && cvnode::Ranks::world().distributed())
+    cvnode::Ranks::abort(code);
   cvnode::Ranks::finalize();
   return code;
 }

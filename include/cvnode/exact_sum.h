@@ -42,6 +42,8 @@ class ExactSum {
   void add(const double* x, Eigen::Index n, Eigen::Index offset = 0);
   // Adds another sum's terms (any order of merges gives the same bits).
   void merge(const ExactSum& other);
+  // Adds another sum's elements to elements [offset, offset + other.size()).
+  void merge_range(const ExactSum& other, Eigen::Index offset);
 
   double value(Eigen::Index i) const { return cell_value(cells_[static_cast<std::size_t>(i)]); }
   Vector values() const;

@@ -53,6 +53,8 @@ struct FitResult {
   Evaluation best_val;      // the best parameters on the validation split (model units)
   Vector physical;          // hybrid models: the physical parameters p = T(q) of the best parameters
   double seconds = 0;
+  // SIGTERM/SIGUSR1 stopped the fit (latest.h5 holds the state to resume from; best_val empty).
+  int stopped_by_signal = 0;
 };
 
 // loss.scale resolved into loss.weight (a copy; unchanged when loss.scale = "none").

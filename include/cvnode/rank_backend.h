@@ -18,31 +18,44 @@ namespace cvnode {
 // Where a step's time went on this rank (seconds, summed over the steps since the last reset).
 struct StepTiming {
   double compute = 0;      // solving units
-  double wait = 0;         // idle at the barrier until the slowest rank is done (imbalance)
-  double communicate = 0;  // the reductions and the gather of per-series results
+  double wait = 0;         // idle until the slowest rank is done (imbalance); measured with a
+                           // barrier only when CVNODE_RANK_TIMING is set, else part of communicate
+  double communicate = 0;  // the reduction and the gather of per-series results
   long steps = 0, units = 0;  // steps taken, units this rank solved
 };
 
 class RankBackend final : public GradientBackend {
  public:
+  // exchange_series: every rank needs every series' z0 gradient (learned initial states).
   RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
-              const Ranks& ranks, Reduction reduction = Reduction::Reproducible);
+              const Ranks& ranks, Reduction reduction = Reduction::Reproducible, bool exchange_series = true);
   // Collective: every rank calls it with the same batch and theta. Every rank gets loss, theta,
-  // readout, z0 and series_loss of the whole batch, failures of all ranks (series order);
-  // states only for the series this rank solved.
+  // readout and counters of the whole batch and the failures of all ranks (series order); z0 and
+  // series_loss of every series with exchange_series, else only of this rank's; states only of
+  // this rank's series.
   BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                          const Loss& loss, const RunningCost* running_cost,
                          const Matrix* readout) override;
   int workers() const override { return solver_.threads() * ranks_.size(); }
   const StepTiming& timing() const { return timing_; }
   void reset_timing() { timing_ = StepTiming{}; }
+  // The stop signal (cvnode/preemption.h) any rank had seen by the last gradient's reduction,
+  // the same on every rank: all stop after the same step without a collective of their own.
+  int agreed_stop() const { return agreed_stop_; }
 
  private:
   BatchSolver solver_;
   const Ranks& ranks_;
   Reduction reduction_;
+  bool exchange_series_;
+  bool split_wait_;  // CVNODE_RANK_TIMING set: a barrier splits waiting from communication
+  int agreed_stop_ = 0;
   StepTiming timing_;
 };
+
+// Every rank's timing (collective), as one JSON object on rank 0 ("" elsewhere): per-rank
+// seconds per step of compute, wait and communication, and units solved.
+std::string timing_report(const Ranks& ranks, const StepTiming& timing);
 
 // evaluate() with the series spread over the ranks (series s on rank s mod size) and merged
 // with ExactSum: the same loss and errors on every rank, the same bits for any rank count.

@@ -40,17 +40,23 @@ class Ranks {
   long allreduce_max(long value) const;
   // Each rank's bytes, in rank order, on every rank.
   std::vector<std::string> allgather(const std::string& bytes) const;
+  // The same when every rank already knows every rank's byte count (one collective, not two).
+  std::vector<std::string> allgatherv(const std::string& bytes, const std::vector<long>& counts) const;
   void broadcast(std::string& bytes, int from = 0) const;
   void barrier() const;
 
   // A counter on rank 0 that any rank increments without rank 0 taking part (MPI one-sided
-  // fetch-and-add): dynamic hand-out of work units. reset_counter is collective.
-  void reset_counter() const;
+  // fetch-and-add): dynamic hand-out of work units. It starts at 0 and is never reset.
   long fetch_add(long increment) const;
+  // The counter's value at the start of the current round of hand-outs (every rank moves it by
+  // the same amount after each round; it belongs to the counter, not to one backend).
+  long counter_base() const { return counter_base_; }
+  void advance_counter(long n) const { counter_base_ += n; }
 
  private:
   Ranks() = default;
   int rank_ = 0, size_ = 1;
+  mutable long counter_base_ = 0;
 };
 
 }  // namespace cvnode

@@ -134,6 +134,13 @@ struct TrainState {
   long failures_total = 0;
   bool stopped_early = false;
   std::vector<EpochMetrics> history;
+  // A fit stopped by a signal mid-epoch (cvnode/preemption.h): the minibatches of epoch
+  // `epoch + 1` already done and that epoch's running sums, so that a resumed run ends the epoch
+  // with the same bits. epoch_step = 0 at an epoch boundary.
+  int epoch_step = 0;
+  double partial_lr = 0, partial_loss_weighted = 0, partial_weight = 0, partial_grad_norm = 0;
+  double partial_nfe_forward = 0, partial_nfe_backward = 0;
+  long partial_solved = 0, partial_steps = 0, partial_failures = 0;
 };
 
 // Loss, errors and cost of a model on a set of series (validation, eval, predict).
@@ -173,14 +180,19 @@ class Trainer {
   std::function<void(const std::string&)> log;
 
   const TrainState& state() const { return st_; }
+  const GradientBackend& backend() const { return *backend_; }
   // Continue from a checkpointed state (checked against the model's sizes).
   void restore(const TrainState& state);
   // The last epoch before the current curriculum phase (0 = none): the first
   // schedule.phase_warmup_epochs epochs after it get the linear warm-up from lr/10.
   void set_phase_start(int epoch) { phase_start_ = epoch; }
-  // Trains until settings.run.epochs, early stopping, or `stop_after_epoch` (> 0) is reached.
+  // Trains until settings.run.epochs, early stopping, or `stop_after_epoch` (> 0) is reached, or
+  // until SIGTERM/SIGUSR1 (cvnode/preemption.h): then it returns after the current optimizer
+  // step, on_epoch having been called with the mid-epoch state.
   void run(int stop_after_epoch = 0);
   bool finished() const;
+  // The signal that stopped the last run() (0: it was not stopped by one).
+  int stopped_by_signal() const { return stopped_by_signal_; }
 
   int param_size() const { return static_cast<int>(st_.params.size()); }
   // The network part of a parameter vector.
@@ -202,9 +214,12 @@ class Trainer {
   Optimizer opt_;
   Schedule sched_;
   int phase_start_ = 0;
+  int stopped_by_signal_ = 0;
 
   void emit(const std::string& line) const;
-  void run_epoch(int epoch, EpochMetrics& m);
+  // false: stopped by a signal before the epoch's end (the partial state is in st_).
+  bool run_epoch(int epoch, EpochMetrics& m);
+  int stop_requested() const;
   void rollback(int epoch);
 };
 

@@ -106,6 +106,10 @@ void ExactSum::merge(const ExactSum& other) {
   for (std::size_t i = 0; i < other.cells_.size() && i < cells_.size(); ++i) merge_cell(cells_[i], other.cells_[i]);
 }
 
+void ExactSum::merge_range(const ExactSum& other, Eigen::Index offset) {
+  for (std::size_t i = 0; i < other.cells_.size(); ++i) merge_cell(cells_[static_cast<std::size_t>(offset) + i], other.cells_[i]);
+}
+
 void ExactSum::values(double* out, Eigen::Index n, Eigen::Index offset) const {
   for (Eigen::Index i = 0; i < n; ++i) out[i] = cell_value(cells_[static_cast<std::size_t>(offset + i)]);
 }

@@ -1,11 +1,15 @@
 #include "cvnode/rank_backend.h"
 
 #include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
 
 #include "cvnode/errors.h"
+#include "cvnode/preemption.h"
 
 namespace cvnode {
 
@@ -101,62 +105,58 @@ Reduction parse_reduction(const std::string& name) {
 const char* reduction_name(Reduction r) { return r == Reduction::Fast ? "fast" : "reproducible"; }
 
 RankBackend::RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
-                         const Ranks& ranks, Reduction reduction)
-    : solver_(dynamics, options, batch), ranks_(ranks), reduction_(reduction) {}
+                         const Ranks& ranks, Reduction reduction, bool exchange_series)
+    : solver_(dynamics, options, batch), ranks_(ranks), reduction_(reduction), exchange_series_(exchange_series),
+      split_wait_(std::getenv("CVNODE_RANK_TIMING") != nullptr) {}
 
+// One step costs one reduction (sums, counters, the stop flag, the byte counts of the per-series
+// messages all in one vector) and, only when some rank has per-series results to share (learned
+// initial states, failures), one allgather. Units come from a counter that is never reset: step
+// k's units are [base, base + U), and every thread stops after its first fetch past them, so the
+// next base is base + U + (those failed fetches, counted in the reduction).
 BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
                                     const Loss& loss, const RunningCost* running_cost, const Matrix* readout) {
   const int B = static_cast<int>(batch.size());
   const std::vector<WorkUnit> units = solver_.plan(batch, running_cost);
   const int U = static_cast<int>(units.size());
   const Eigen::Index R = readout ? readout->size() : 0;
+  const Eigen::Index P = theta.size();
   BatchGradient out;
   out.z0.resize(B);
   out.states.resize(B);
   out.series_loss.assign(B, 0.0);
   GradientSums sums;
-  sums.reset(theta.size(), R);
+  sums.reset(P, R);
   std::vector<std::exception_ptr> errors(U);
   std::vector<char> mine(U, 0);
-  long local_next = 0;  // one rank: no shared counter
+  long local_next = 0, past_end = 0;
+  const long base = ranks_.counter_base();
 
-  // Compute: units from the shared counter until it passes U.
   const auto t0 = clock_type::now();
-  ranks_.reset_counter();
   solver_.solve_units(theta, batch, units, loss, BatchSolver::loss_scale(batch, loss), running_cost, readout,
                       [&] {
-                        const long u = ranks_.distributed() ? ranks_.fetch_add(1) : local_next++;
-                        if (u < 0 || u >= U) return -1;
+                        const long u = ranks_.distributed() ? ranks_.fetch_add(1) - base : local_next++;
+                        if (u < 0 || u >= U) {
+                          ++past_end;
+                          return -1;
+                        }
                         mine[u] = 1;
                         return static_cast<int>(u);
                       },
                       sums, out, errors);
   const auto t1 = clock_type::now();
   timing_.compute += std::chrono::duration<double>(t1 - t0).count();
-  ranks_.barrier();  // only to tell waiting (imbalance) from communication
+  if (split_wait_) ranks_.barrier();  // only to tell waiting (imbalance) from communication
   const auto t2 = clock_type::now();
   timing_.wait += std::chrono::duration<double>(t2 - t1).count();
 
-  // Reduce the sums: exact (reproducible) or plain.
-  if (reduction_ == Reduction::Reproducible) {
-    ranks_.allreduce(sums.values);
-  } else {
-    std::vector<double> v(static_cast<std::size_t>(sums.values.size()));
-    sums.values.values(v.data(), sums.values.size());
-    ranks_.allreduce_sum(v);
-    sums.values.reset(sums.values.size());
-    sums.values.add(v.data(), static_cast<Eigen::Index>(v.size()));
-  }
-  std::vector<long> counters = pack_counters(sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
-  ranks_.allreduce_sum(counters);
-  unpack_counters(counters, sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
-
-  // Every rank's per-series results (z0 gradients, losses, failures) to every rank.
+  // This rank's per-series results: failures always, z0 gradients and losses when asked for.
   Writer w;
   long units_here = 0;
   for (int u = 0; u < U; ++u) {
     if (!mine[u]) continue;
     ++units_here;
+    if (!errors[u] && !exchange_series_) continue;
     w.put(u);
     const char ok = errors[u] ? 0 : 1;
     w.put(ok);
@@ -170,20 +170,57 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
       }
     }
   }
-  for (const std::string& part : ranks_.allgather(w.bytes)) {
-    Reader r{part};
-    while (!r.done()) {
-      const int u = r.get<int>();
-      const char ok = r.get<char>();
-      if (u < 0 || u >= U) throw std::runtime_error("rank results: unit index out of range");
-      for (std::size_t b = units[u].begin; b < units[u].end; ++b) {
-        if (ok) {
-          const auto len = r.get<long>();
-          out.z0[b].resize(len);
-          r.get(out.z0[b].data(), len);
-          out.series_loss[b] = r.get<double>();
-        } else {
-          out.failures.push_back(get_failure(r));
+
+  // The one reduction. Integer counters ride along as exact integer-valued doubles.
+  const std::vector<long> counters = pack_counters(sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
+  const Eigen::Index S = sums.values.size(), C = static_cast<Eigen::Index>(counters.size());
+  const int size = ranks_.size();
+  // [sums | counters | fetches past the end | stop signal seen | SIGUSR1 seen | bytes of rank r ...]
+  ExactSum all(S + C + 3 + size);
+  all.merge_range(sums.values, 0);
+  for (Eigen::Index i = 0; i < C; ++i) all.add(S + i, static_cast<double>(counters[i]));
+  all.add(S + C, static_cast<double>(past_end));
+  const int sig = stop_signal();
+  all.add(S + C + 1, sig != 0 ? 1.0 : 0.0);
+  all.add(S + C + 2, sig == SIGUSR1 ? 1.0 : 0.0);
+  all.add(S + C + 3 + ranks_.rank(), static_cast<double>(w.bytes.size()));
+  if (reduction_ == Reduction::Reproducible) {
+    ranks_.allreduce(all);
+  } else {
+    std::vector<double> v(static_cast<std::size_t>(all.size()));
+    all.values(v.data(), all.size());
+    ranks_.allreduce_sum(v);
+    all.reset(all.size());
+    all.add(v.data(), static_cast<Eigen::Index>(v.size()));
+  }
+  const Vector total = all.values();
+  sums.values.reset(S);
+  sums.values.add(total.data(), S);
+  std::vector<long> summed(static_cast<std::size_t>(C));
+  for (Eigen::Index i = 0; i < C; ++i) summed[i] = std::lround(total[S + i]);
+  unpack_counters(summed, sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
+  ranks_.advance_counter(U + std::lround(total[S + C]));
+  agreed_stop_ = total[S + C + 1] > 0 ? (sig ? sig : total[S + C + 2] > 0 ? SIGUSR1 : SIGTERM) : 0;
+
+  std::vector<long> bytes(size);
+  long any = 0;
+  for (int r = 0; r < size; ++r) any += bytes[r] = std::lround(total[S + C + 3 + r]);
+  if (any > 0) {
+    for (const std::string& part : ranks_.allgatherv(w.bytes, bytes)) {
+      Reader r{part};
+      while (!r.done()) {
+        const int u = r.get<int>();
+        const char ok = r.get<char>();
+        if (u < 0 || u >= U) throw std::runtime_error("rank results: unit index out of range");
+        for (std::size_t b = units[u].begin; b < units[u].end; ++b) {
+          if (ok) {
+            const auto len = r.get<long>();
+            out.z0[b].resize(len);
+            r.get(out.z0[b].data(), len);
+            out.series_loss[b] = r.get<double>();
+          } else {
+            out.failures.push_back(get_failure(r));
+          }
         }
       }
     }
@@ -196,6 +233,38 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
   ++timing_.steps;
   timing_.units += units_here;
   return out;
+}
+
+std::string timing_report(const Ranks& ranks, const StepTiming& t) {
+  Writer w;
+  w.put(t.compute);
+  w.put(t.wait);
+  w.put(t.communicate);
+  w.put(t.steps);
+  w.put(t.units);
+  const std::vector<std::string> all = ranks.allgather(w.bytes);
+  if (!ranks.root()) return "";
+  std::string compute, wait, comm, units;
+  long steps = 0;
+  char buf[64];
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    Reader rd{all[r]};
+    const double c = rd.get<double>(), wt = rd.get<double>(), cm = rd.get<double>();
+    steps = rd.get<long>();
+    const long u = rd.get<long>();
+    const double per = steps > 0 ? 1.0 / steps : 0.0;
+    const char* sep = r ? "," : "";
+    std::snprintf(buf, sizeof buf, "%s%.6f", sep, c * per);
+    compute += buf;
+    std::snprintf(buf, sizeof buf, "%s%.6f", sep, wt * per);
+    wait += buf;
+    std::snprintf(buf, sizeof buf, "%s%.6f", sep, cm * per);
+    comm += buf;
+    units += std::string(sep) + std::to_string(u);
+  }
+  return "{\"ranks\":" + std::to_string(all.size()) + ",\"steps\":" + std::to_string(steps) +
+         ",\"compute_s_per_step\":[" + compute + "],\"wait_s_per_step\":[" + wait +
+         "],\"communicate_s_per_step\":[" + comm + "],\"units\":[" + units + "]}";
 }
 
 Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, ConstVectorRef theta,

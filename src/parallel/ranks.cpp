@@ -170,6 +170,30 @@ std::vector<std::string> Ranks::allgather(const std::string& bytes) const {
   return {bytes};
 }
 
+std::vector<std::string> Ranks::allgatherv(const std::string& bytes, const std::vector<long>& counts) const {
+#ifdef CVNODE_HAVE_MPI
+  if (distributed()) {
+    std::vector<int> c(size_), displs(size_);
+    int total = 0;
+    for (int r = 0; r < size_; ++r) {
+      c[r] = static_cast<int>(counts.at(r));
+      displs[r] = total;
+      total += c[r];
+    }
+    if (c[rank_] != static_cast<int>(bytes.size())) throw std::logic_error("Ranks::allgatherv: own count differs");
+    std::string all(static_cast<std::size_t>(total), '\0');
+    check(MPI_Allgatherv(bytes.data(), c[rank_], MPI_BYTE, all.data(), c.data(), displs.data(), MPI_BYTE,
+                         MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    std::vector<std::string> out(size_);
+    for (int r = 0; r < size_; ++r) out[r] = all.substr(displs[r], c[r]);
+    return out;
+  }
+#endif
+  (void)counts;
+  return {bytes};
+}
+
 void Ranks::broadcast(std::string& bytes, int from) const {
 #ifdef CVNODE_HAVE_MPI
   if (!distributed()) return;
@@ -186,19 +210,6 @@ void Ranks::broadcast(std::string& bytes, int from) const {
 void Ranks::barrier() const {
 #ifdef CVNODE_HAVE_MPI
   if (distributed()) MPI_Barrier(MPI_COMM_WORLD);
-#endif
-}
-
-void Ranks::reset_counter() const {
-#ifdef CVNODE_HAVE_MPI
-  if (!distributed()) return;
-  // Every rank is past its last fetch_add of the previous round (a collective separates rounds).
-  if (rank_ == 0) {
-    const long zero = 0;
-    MPI_Accumulate(&zero, 1, MPI_LONG, 0, 0, 1, MPI_LONG, MPI_REPLACE, g_counter_win);
-    MPI_Win_flush(0, g_counter_win);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
 #endif
 }
 

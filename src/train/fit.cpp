@@ -137,6 +137,20 @@ const ScalarField kScalars[] = {
     {"failures_total", [](const TrainState& s) { return double(s.failures_total); }, [](TrainState& s, double v) { s.failures_total = long(v); }},
     {"stopped_early", [](const TrainState& s) { return s.stopped_early ? 1.0 : 0.0; }, [](TrainState& s, double v) { s.stopped_early = v != 0; }},
 };
+// The mid-epoch state of a fit stopped by a signal; absent (0) in checkpoints written at an
+// epoch boundary by versions before it.
+const ScalarField kPartialScalars[] = {
+    {"epoch_step", [](const TrainState& s) { return double(s.epoch_step); }, [](TrainState& s, double v) { s.epoch_step = int(v); }},
+    {"partial_lr", [](const TrainState& s) { return s.partial_lr; }, [](TrainState& s, double v) { s.partial_lr = v; }},
+    {"partial_loss_weighted", [](const TrainState& s) { return s.partial_loss_weighted; }, [](TrainState& s, double v) { s.partial_loss_weighted = v; }},
+    {"partial_weight", [](const TrainState& s) { return s.partial_weight; }, [](TrainState& s, double v) { s.partial_weight = v; }},
+    {"partial_grad_norm", [](const TrainState& s) { return s.partial_grad_norm; }, [](TrainState& s, double v) { s.partial_grad_norm = v; }},
+    {"partial_nfe_forward", [](const TrainState& s) { return s.partial_nfe_forward; }, [](TrainState& s, double v) { s.partial_nfe_forward = v; }},
+    {"partial_nfe_backward", [](const TrainState& s) { return s.partial_nfe_backward; }, [](TrainState& s, double v) { s.partial_nfe_backward = v; }},
+    {"partial_solved", [](const TrainState& s) { return double(s.partial_solved); }, [](TrainState& s, double v) { s.partial_solved = long(v); }},
+    {"partial_steps", [](const TrainState& s) { return double(s.partial_steps); }, [](TrainState& s, double v) { s.partial_steps = long(v); }},
+    {"partial_failures", [](const TrainState& s) { return double(s.partial_failures); }, [](TrainState& s, double v) { s.partial_failures = long(v); }},
+};
 
 // Every rank applies the same steps to the same numbers, so the parameters must agree to the bit;
 // a difference (ranks built for different instruction sets, a bug) stops the run instead of
@@ -181,6 +195,8 @@ Checkpoint to_checkpoint(const TrainState& s, const Model& model, const Config& 
   c.optimizer_vectors["good_m"] = s.good_m;
   c.optimizer_vectors["good_v"] = s.good_v;
   for (const auto& f : kScalars) c.optimizer_scalars[f.name] = f.get(s);
+  if (s.epoch_step > 0)
+    for (const auto& f : kPartialScalars) c.optimizer_scalars[f.name] = f.get(s);
   c.epoch = s.epoch;
   c.step = s.step;
   // Minibatch order is a pure function of (run.seed, epoch); the seed is the whole RNG state.
@@ -214,6 +230,10 @@ TrainState from_checkpoint(const Checkpoint& c) {
     auto it = c.optimizer_scalars.find(f.name);
     if (it == c.optimizer_scalars.end()) throw DataError(std::string("checkpoint: scalar '") + f.name + "' is missing");
     f.set(s, it->second);
+  }
+  for (const auto& f : kPartialScalars) {
+    auto it = c.optimizer_scalars.find(f.name);
+    f.set(s, it == c.optimizer_scalars.end() ? 0.0 : it->second);
   }
   s.epoch = static_cast<int>(c.epoch);
   s.step = c.step;
@@ -319,7 +339,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
       check_ranks_agree(ranks, s);
       if (!ranks.root()) return;
       to_checkpoint(s, model, config, data.normalization).write(latest);
-      if (s.best_epoch == s.epoch) {
+      if (s.best_epoch == s.epoch && s.epoch_step == 0) {
         TrainState b = s;
         b.params = s.best_params;
         to_checkpoint(b, model, config, data.normalization).write(best);
@@ -336,6 +356,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
                   data.val.size(), data.test.size(), data.channels);
     log(buf);
     log("model: " + model.describe());
+    if (ranks.distributed())
+      log("parallel: " + std::to_string(ranks.size()) + " MPI ranks x " + std::to_string(config.train.run.threads) +
+          " thread(s), " + reduction_name(config.train.run.reduction) + " reduction");
   }
   TrainState resumed_state;
   bool resumed = false;
@@ -364,7 +387,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   std::size_t phase = 0;
   if (resumed) {
     while (phases[phase].until > 0 && resumed_state.epoch >= phases[phase].until) ++phase;
-    if (phase > 0 && resumed_state.epoch == phases[phase - 1].until) enter_phase(resumed_state);
+    // (Not when resumed mid-epoch: the switch happened before the epoch began.)
+    if (phase > 0 && resumed_state.epoch == phases[phase - 1].until && resumed_state.epoch_step == 0)
+      enter_phase(resumed_state);
   }
   std::unique_ptr<Trainer> trainer = make(phase_data(phase));
   if (resumed) trainer->restore(resumed_state);
@@ -373,7 +398,8 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     int stop = phases[phase].until;
     if (options.stop_after_epoch > 0) stop = stop > 0 ? std::min(stop, options.stop_after_epoch) : options.stop_after_epoch;
     trainer->run(stop);
-    const bool interrupted = options.stop_after_epoch > 0 && trainer->state().epoch >= options.stop_after_epoch;
+    const bool interrupted = (options.stop_after_epoch > 0 && trainer->state().epoch >= options.stop_after_epoch) ||
+                             trainer->stopped_by_signal() != 0;
     if (phases[phase].until == 0 || trainer->finished() || interrupted) break;
     ++phase;
     if (!options.quiet) {
@@ -391,9 +417,15 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     trainer->set_phase_start(phases[phase - 1].until);
   }
 
+  // Where the last phase's steps spent their time on each rank (bench/cluster reads this line).
+  if (const auto* rb = dynamic_cast<const RankBackend*>(&trainer->backend())) {
+    const std::string report = timing_report(ranks, rb->timing());
+    if (!options.quiet) log("parallel timing: " + report);
+  }
   FitResult r;
   r.state = trainer->state();
-  if (!data.val.empty()) {
+  r.stopped_by_signal = trainer->stopped_by_signal();
+  if (!data.val.empty() && !r.stopped_by_signal) {
     const Matrix C = model.readout(r.state.best_params);
     r.best_val = evaluate_on_ranks(ranks, model.dynamics(), trainer->network(r.state.best_params),
                                    trainer->val_series(), config.train.solver, config.train.loss,

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cvnode/errors.h"
+#include "cvnode/preemption.h"
 #include "cvnode/rank_backend.h"
 #include "cvnode/running_cost.h"
 #include "cvnode/solver.h"
@@ -253,7 +254,8 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   const BatchOptions batch{s_.run.threads, s_.run.batch_mode, s_.run.stack_size};
   // Started as one of several MPI ranks (mpirun, srun): the minibatches' units spread over them.
   if (Ranks::world().distributed())
-    backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction);
+    backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction,
+                                             model.options().initial_state == InitialState::Learned);
   else
     backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
   if (s_.run.kinetic_weight > 0)
@@ -304,7 +306,14 @@ void Trainer::rollback(int epoch) {
   emit(o.str());
 }
 
-void Trainer::run_epoch(int epoch, EpochMetrics& m) {
+// Any rank's signal stops all of them after the same step: on ranks, the flag travels with each
+// step's reduction (RankBackend::agreed_stop), so every rank sees it after the same step.
+int Trainer::stop_requested() const {
+  if (const auto* ranks = dynamic_cast<const RankBackend*>(backend_.get())) return ranks->agreed_stop();
+  return stop_signal();
+}
+
+bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
   const int S = static_cast<int>(train_.size());
   const int P = model_.network_params(), R = model_.readout_params(), Q = P + R, N = model_.state_size();
   const bool learned = model_.options().initial_state == InitialState::Learned;
@@ -318,16 +327,43 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
   const int warm = s_.schedule.phase_warmup_epochs;
   if (phase_start_ > 0 && warm > 0 && epoch > phase_start_ && epoch - phase_start_ <= warm)
     lr *= 0.1 + 0.9 * static_cast<double>(epoch - phase_start_ - 1) / warm;
-  m.lr = lr;
   double loss_weighted = 0, weight = 0;
   long solved = 0, steps = 0;
   double grad_norm_sum = 0;
+  int step_in_epoch = 0;
+  if (st_.epoch_step > 0) {  // resumed mid-epoch: continue the epoch's sums where they stopped
+    lr = st_.partial_lr;
+    loss_weighted = st_.partial_loss_weighted;
+    weight = st_.partial_weight;
+    grad_norm_sum = st_.partial_grad_norm;
+    solved = st_.partial_solved;
+    steps = st_.partial_steps;
+    m.nfe_forward = st_.partial_nfe_forward;
+    m.nfe_backward = st_.partial_nfe_backward;
+    m.failures = st_.partial_failures;
+    step_in_epoch = st_.epoch_step;
+  }
+  m.lr = lr;
   using clock = std::chrono::steady_clock;
   const auto epoch_start = clock::now();
   auto last_line = epoch_start;
   const int total_steps = (S + s_.run.batch_size - 1) / s_.run.batch_size;
-  int step_in_epoch = 0;
-  for (int first = 0; first < S; first += s_.run.batch_size) {
+  for (int first = step_in_epoch * s_.run.batch_size; first < S; first += s_.run.batch_size) {
+    if (const int sig = stop_requested()) {
+      stopped_by_signal_ = sig;
+      st_.epoch_step = step_in_epoch;
+      st_.partial_lr = lr;
+      st_.partial_loss_weighted = loss_weighted;
+      st_.partial_weight = weight;
+      st_.partial_grad_norm = grad_norm_sum;
+      st_.partial_solved = solved;
+      st_.partial_steps = steps;
+      st_.partial_nfe_forward = m.nfe_forward;
+      st_.partial_nfe_backward = m.nfe_backward;
+      st_.partial_failures = m.failures;
+      st_.schedule = sched_.state();
+      return false;
+    }
     const int B = std::min(s_.run.batch_size, S - first);
     ++step_in_epoch;
     // A progress line every few seconds within long epochs (the per-epoch line follows).
@@ -443,9 +479,12 @@ void Trainer::run_epoch(int epoch, EpochMetrics& m) {
   m.nfe_forward /= std::max<long>(1, solved);
   m.nfe_backward /= std::max<long>(1, solved);
   m.grad_norm = steps > 0 ? grad_norm_sum / steps : 0;
+  st_.epoch_step = 0;
+  return true;
 }
 
 void Trainer::run(int stop_after_epoch) {
+  stopped_by_signal_ = 0;
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const int first_epoch = st_.epoch + 1;
@@ -454,7 +493,15 @@ void Trainer::run(int stop_after_epoch) {
     const auto t0 = clock::now();
     EpochMetrics m;
     m.epoch = epoch;
-    run_epoch(epoch, m);
+    if (!run_epoch(epoch, m)) {
+      char line[200];
+      std::snprintf(line, sizeof line, "%s: stopping after epoch %d step %d (of %d); latest.h5 keeps the state",
+                    signal_name(stopped_by_signal_), st_.epoch, st_.epoch_step,
+                    (static_cast<int>(train_.size()) + s_.run.batch_size - 1) / s_.run.batch_size);
+      emit(line);
+      if (on_epoch) on_epoch(st_);
+      break;
+    }
 
     const bool validate = epoch % s_.run.val_every == 0 || epoch == s_.run.epochs;
     if (validate) {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Scaling evidence for MPI data parallelism (docs/cluster.md): the same fit on 1 and on 2 MPI ranks
+# (mpirun, 1 OpenMP thread per rank) and, for comparison, 1 process with 2 threads, on
+#   stiff_many: Robertson kinetics (BDF, dense Newton) with its 3 rates learned, 64 series of 40
+#               times on 1e-5..1e5 whose initial states differ (series costs differ), per-series
+#               units handed out dynamically, minibatches of 16;
+#   wide:       a B2-like network 16-256-256-16 tanh (2 observed + 14 augmented states) on 128
+#               Lotka-Volterra series of 20 times on [0, 1], Adams adjoint, minibatches of 32.
+# Time per step = wall time of epoch 1 (no validation in it) / steps; the 2-rank runs also print
+# where each rank's step went: compute, wait (idle at the barrier: imbalance), communication.
+# One JSON line per run in OUT (default bench/results/cluster.jsonl), min over ROUNDS rounds in
+# the summary; the load average is recorded with each line (timings on a busy machine are noisy).
+#   bench/cluster/run.sh [BUILD_DIR] [ROUNDS] [OUT]        (defaults: build 3 bench/results/cluster.jsonl)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build="${1:-build}"
+rounds="${2:-3}"
+out="${3:-bench/results/cluster.jsonl}"
+cvnode="$build/apps/cvnode"
+[ -x "$cvnode" ] || { echo "bench/cluster: build $cvnode first" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun="mpirun --oversubscribe --bind-to none"
+work="$(mktemp -d /tmp/cvnode_bench_cluster_XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$(dirname "$out")"
+
+"$cvnode" data generate --system robertson --series 64 --observations 40 --grid 400 --t-start 1e-5 --t-end 1e5 \
+  --noise 0.01 --relative-noise --missing 0 --seed 11 --out "$work/robertson64.h5" > /dev/null
+"$cvnode" data generate --system lotka_volterra --series 128 --observations 20 --t-end 1 --noise 0.01 --seed 12 \
+  --out "$work/lv128.h5" > /dev/null
+
+stiff=(--config data/robertson_rates.toml --set data.file="$work/robertson64.h5" --set data.train_fraction=0.9
+       --set data.val_fraction=0.1 --set run.batch_size=16 --set run.epochs=2 --set run.val_every=100
+       --set run.batch_mode=per_series)
+wide=(--config data/demo.toml --set data.file="$work/lv128.h5" --set data.window=0 --set data.window_epochs=0
+      --set data.window_stages=[] --set data.window_stage_epochs=[] --set model.hidden=[256,256]
+      --set model.augment=14 --set run.batch_mode=per_series --set run.batch_size=32 --set run.epochs=2
+      --set run.val_every=100 --set data.train_fraction=1.0 --set data.val_fraction=0.0)
+
+run_case() {  # case ranks threads round args...
+  local name="$1" ranks="$2" threads="$3" round="$4"; shift 4
+  local dir="$work/$name-$ranks-$threads-$round" load
+  load="$(cut -d' ' -f1 /proc/loadavg)"
+  $mpirun -np "$ranks" "$cvnode" fit "$@" --set run.threads="$threads" --out "$dir" --no-plots > "$dir.log" 2>&1
+  python3 - "$name" "$ranks" "$threads" "$round" "$dir" "$dir.log" "$load" "$(cut -d' ' -f1 /proc/loadavg)" >> "$out" <<'PY'
+import csv, json, re, sys
+name, ranks, threads, rnd, d, log, load0, load1 = sys.argv[1:]
+rows = list(csv.DictReader(open(d + "/metrics.csv")))
+text = open(log).read()
+steps = re.search(r"(\d+) steps", text)
+m = re.search(r"parallel timing: (\{.*\})", text)
+timing = json.loads(m.group(1)) if m else None
+epochs = len(rows)
+total_steps = int(steps.group(1)) if steps else None
+per_epoch = total_steps // epochs if total_steps else None
+sec = float(rows[0]["seconds"])
+line = {"bench": "cluster", "case": name, "ranks": int(ranks), "threads": int(threads), "round": int(rnd),
+        "epoch1_s": sec, "steps_per_epoch": per_epoch, "s_per_step": sec / per_epoch if per_epoch else None,
+        "train_loss_epoch1": float(rows[0]["train_loss"]), "nfe_forward": float(rows[0]["nfe_forward"]),
+        "nfe_backward": float(rows[0]["nfe_backward"]), "loadavg_before": float(load0), "loadavg_after": float(load1)}
+if timing:
+    line["per_rank_s_per_step"] = {k: timing[k] for k in ("compute_s_per_step", "wait_s_per_step", "communicate_s_per_step")}
+    line["units_per_rank"] = timing["units"]
+print(json.dumps(line))
+PY
+  tail -1 "$out"
+}
+
+for round in $(seq 1 "$rounds"); do
+  for ranks_threads in "1 1" "2 1" "1 2"; do
+    set -- $ranks_threads
+    run_case stiff_many "$1" "$2" "$round" "${stiff[@]}"
+    run_case wide "$1" "$2" "$round" "${wide[@]}"
+  done
+done
+
+python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"bench": "cluster"' in l]
+best = {}
+for r in rows:
+    k = (r["case"], r["ranks"], r["threads"])
+    if k not in best or r["epoch1_s"] < best[k]["epoch1_s"]:
+        best[k] = r
+print("case        ranks x threads  epoch-1 s (min)  speedup vs 1x1  compute/wait/comm per step (rank 0, 2 ranks)")
+for case in sorted({k[0] for k in best}):
+    base = best.get((case, 1, 1))
+    for k in sorted(k for k in best if k[0] == case):
+        r = best[k]
+        sp = base["epoch1_s"] / r["epoch1_s"] if base else float("nan")
+        split = ""
+        if "per_rank_s_per_step" in r:
+            t = r["per_rank_s_per_step"]
+            split = " / ".join("%.4f" % t[c][0] for c in ("compute_s_per_step", "wait_s_per_step", "communicate_s_per_step"))
+        print("%-11s %d x %d            %8.3f         %5.2fx          %s" % (case, k[1], k[2], r["epoch1_s"], sp, split))
+PY
