@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   libsundials-dev libeigen3-dev libhdf5-dev hdf5-tools
-  libboost-test-dev libopenmpi-dev openmpi-bin
+  libboost-test-dev libopenmpi-dev openmpi-bin slurm-wlm munge
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   gnuplot-nox
   python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas
