@@ -3,6 +3,8 @@
 # slurmd from a generated slurm.conf in a temporary folder, then through it
 #   1. a 4-run array sweep (`cvnode sweep` -> sbatch --wait sweep.sbatch -> `cvnode sweep collect`),
 #   2. a 2-rank `srun --mpi=pmix cvnode fit`, whose parameters must equal a 1-process fit's bits,
+#   3. a 2-rank sweep job preempted with SIGUSR1: saved, requeued by its script, resumed, the same
+#      final parameters as an uninterrupted fit,
 # and everything stopped again. Run by the test suite (CTest test slurm_local); exits 77 (CTest:
 # skipped) with the reason when Slurm cannot start here (not installed, not root, no daemons).
 #   scripts/slurm_local.sh [BUILD_DIR]          (default: build)
@@ -137,4 +139,35 @@ h5dump -m %.17g -d /parameters "$work/one/latest.h5" | tail -n +3 > "$work/one.p
 h5dump -m %.17g -d /parameters "$work/two/latest.h5" | tail -n +3 > "$work/two.par"
 cmp -s "$work/one.par" "$work/two.par" || fail "parameters of the 2-rank srun fit differ"
 echo "slurm_local: srun --ntasks=2 fit: metrics and parameters identical to the 1-process fit"
-echo "slurm_local: 2 passed, 0 failed"
+
+# 3. Preemption: SIGUSR1 to the running tasks of a 2-rank sweep job (what --signal=USR1@S does
+#    before the time limit): the fit saves and exits 75, the job requeues itself, resumes from
+#    latest.h5 and ends with the parameters of an uninterrupted fit.
+sed -e 's/^epochs = 3/epochs = 12/' -e 's/^batch_size = 4/batch_size = 2/' "$work/fit.toml" > "$work/long.toml"
+"$cvnode" fit --config "$work/long.toml" --out "$work/long_ref" --quiet --no-plots > "$work/long_ref.log" 2>&1 ||
+  fail "uninterrupted reference fit"
+"$cvnode" sweep "$work/long.toml" --ranks 2 --out "$work/preempt" --time 00:05:00 > "$work/preempt_sweep.log" 2>&1 ||
+  fail "cvnode sweep (preemption run)"
+job=$(sbatch --parsable "$work/preempt/sweep.sbatch") || fail "sbatch of the preemption run"
+job="${job%%;*}"
+latest="$work/preempt/runs/000/latest.h5"
+for i in $(seq 1 600); do [ -f "$latest" ] && break; sleep 0.1; done
+[ -f "$latest" ] || fail "the preemption run wrote no checkpoint"
+scancel --signal=USR1 "$job" || fail "scancel --signal=USR1"
+for i in $(seq 1 1200); do
+  state="$(squeue -h -j "$job" -o '%T' 2>/dev/null)"
+  [ -n "$state" ] || break
+  # Slurm holds a requeued job back for a while (BeginTime); a test need not wait for that.
+  [ "$state" = PENDING ] && scontrol update JobId="${job}_0" StartTime=now > /dev/null 2>&1
+  sleep 0.25
+done
+squeue -h -j "$job" 2>/dev/null | grep -q . && fail "the preempted job did not finish: $(squeue -j "$job")"
+log="$work/preempt/runs/000/fit.log"
+grep -q "SIGUSR1: stopping after epoch" "$log" || fail "the run was not stopped by SIGUSR1: $(tail -5 "$log")"
+grep -q "resumed from" "$log" || fail "the requeued run did not resume: $(tail -5 "$log")"
+grep -q "requeueing" "$work"/preempt/runs/slurm-*.out || fail "the job did not requeue itself"
+h5dump -m %.17g -d /parameters "$work/long_ref/latest.h5" | tail -n +3 > "$work/ref.par"
+h5dump -m %.17g -d /parameters "$latest" | tail -n +3 > "$work/pre.par"
+cmp -s "$work/ref.par" "$work/pre.par" || fail "parameters after preemption and requeue differ from the uninterrupted fit"
+echo "slurm_local: SIGUSR1 -> saved, exit 75, requeued, resumed: final parameters identical to the uninterrupted fit"
+echo "slurm_local: 3 passed, 0 failed"
