@@ -12,6 +12,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "cvnode/generators.h"
 #include "cvnode/ranks.h"
 
 namespace cvnode::test {
@@ -21,6 +22,18 @@ inline std::string read_text(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// A small noisy Lotka-Volterra dataset written to `path` (the fits of these tests).
+inline void write_lotka_volterra(const std::string& path, int series, int observations, double t_end,
+                                 std::uint64_t seed) {
+  GeneratorOptions g;
+  g.system = "lotka_volterra";
+  g.series = series;
+  g.observations = observations;
+  g.t_end = t_end;
+  g.seed = seed;
+  generate(g).write(path);
 }
 
 struct MpiRun {

@@ -78,13 +78,7 @@ struct Setup {
   std::string cfg;
   static constexpr int kEpochs = 6;
   explicit Setup(const std::string& tag) : m(tag) {
-    GeneratorOptions g;
-    g.system = "lotka_volterra";
-    g.series = 24;
-    g.observations = 15;
-    g.t_end = 6;
-    g.seed = 21;
-    generate(g).write(m.dir + "/lv.h5");
+    write_lotka_volterra(m.dir + "/lv.h5", 24, 15, 6, 21);
     cfg = m.dir + "/fit.toml";
     std::ofstream f(cfg);
     // Small minibatches: 9 steps per epoch, so a signal usually lands mid-epoch.

@@ -119,11 +119,17 @@ void Ranks::allreduce(ExactSum& sums) const {
 #endif
 }
 
+#ifdef CVNODE_HAVE_MPI
+namespace {
+void sum_in_place(void* data, std::size_t count, MPI_Datatype type) {
+  check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+}
+}  // namespace
+#endif
+
 void Ranks::allreduce_sum(std::vector<double>& v) const {
 #ifdef CVNODE_HAVE_MPI
-  if (!distributed()) return;
-  check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
-        "MPI_Allreduce");
+  if (distributed()) sum_in_place(v.data(), v.size(), MPI_DOUBLE);
 #else
   (void)v;
 #endif
@@ -131,9 +137,7 @@ void Ranks::allreduce_sum(std::vector<double>& v) const {
 
 void Ranks::allreduce_sum(std::vector<long>& v) const {
 #ifdef CVNODE_HAVE_MPI
-  if (!distributed()) return;
-  check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_LONG, MPI_SUM, MPI_COMM_WORLD),
-        "MPI_Allreduce");
+  if (distributed()) sum_in_place(v.data(), v.size(), MPI_LONG);
 #else
   (void)v;
 #endif
