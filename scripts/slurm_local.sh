@@ -154,15 +154,16 @@ latest="$work/preempt/runs/000/latest.h5"
 for i in $(seq 1 600); do [ -f "$latest" ] && break; sleep 0.1; done
 [ -f "$latest" ] || fail "the preemption run wrote no checkpoint"
 scancel --signal=USR1 "$job" || fail "scancel --signal=USR1"
+log="$work/preempt/runs/000/fit.log"
+# Until the resumed fit has printed its summary (and its job has left the queue).
 for i in $(seq 1 1200); do
   state="$(squeue -h -j "$job" -o '%T' 2>/dev/null)"
-  [ -n "$state" ] || break
+  grep -q "^fit: 12 epochs" "$log" 2>/dev/null && [ -z "$state" ] && break
   # Slurm holds a requeued job back for a while (BeginTime); a test need not wait for that.
   [ "$state" = PENDING ] && scontrol update JobId="${job}_0" StartTime=now > /dev/null 2>&1
   sleep 0.25
 done
-squeue -h -j "$job" 2>/dev/null | grep -q . && fail "the preempted job did not finish: $(squeue -j "$job")"
-log="$work/preempt/runs/000/fit.log"
+grep -q "^fit: 12 epochs" "$log" || fail "the preempted job did not finish its fit: $(squeue -j "$job"; tail -3 "$log")"
 grep -q "SIGUSR1: stopping after epoch" "$log" || fail "the run was not stopped by SIGUSR1: $(tail -5 "$log")"
 grep -q "resumed from" "$log" || fail "the requeued run did not resume: $(tail -5 "$log")"
 grep -q "requeueing" "$work"/preempt/runs/slurm-*.out || fail "the job did not requeue itself"
