@@ -59,6 +59,12 @@ int configured_epochs(const std::string& run) {
   return Config::load((fs::path(run) / "config.toml").string()).train.run.epochs;
 }
 
+// A run is finished when its checkpoint holds all its epochs or it stopped early.
+bool finished(const Checkpoint& c, const std::string& run) {
+  const auto early = c.optimizer_scalars.find("stopped_early");
+  return c.epoch >= configured_epochs(run) || (early != c.optimizer_scalars.end() && early->second != 0);
+}
+
 }  // namespace
 
 GridAxis GridAxis::parse(const std::string& option) {
@@ -236,8 +242,7 @@ int run_sweep_locally(const std::string& dir, int jobs, const std::string& cvnod
     if (fs::exists(latest)) {
       try {
         const Checkpoint c = Checkpoint::read(latest.string());
-        done = c.epoch >= configured_epochs(rd) || c.optimizer_scalars.count("stopped_early") &&
-                                                       c.optimizer_scalars.at("stopped_early") != 0;
+        done = finished(c, rd);
       } catch (const std::exception&) {
       }
     }
@@ -341,8 +346,7 @@ std::string collect_sweep(const std::string& dir) {
       }
       seconds += secs[e];
     }
-    const bool done = c.epoch >= configured_epochs(rd) ||
-                      (c.optimizer_scalars.count("stopped_early") && c.optimizer_scalars.at("stopped_early") != 0);
+    const bool done = finished(c, rd);
     csv << "," << (done ? "done" : "partial") << "," << c.epoch << ",";
     if (best_epoch > 0) csv << best << "," << best_epoch;
     else csv << ",";
