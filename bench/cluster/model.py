@@ -9,7 +9,7 @@ Model of one optimizer step on P ranks (docs/cluster.md explains each term):
   compute  = ceil(U / P) * c          U work units of c seconds each, handed out dynamically
                                       (with unequal costs the last unit bounds the step: see imbalance)
   handout  = U * a_atomic             one remote fetch-and-add per unit, serialized at rank 0
-  reduce   = 2 log2(P) * alpha + 2 (P-1)/P * bytes / bw + cells * gamma * log2(P)
+  reduce   = 2 log2(P) * alpha + 2 (P-1)/P * bytes / bw + cells * gamma
              (reduce-scatter + allgather; bytes = 32 per cell for the exact sum, 8 for "fast";
               cells = parameters + readout + 29 counters/flags + P message sizes)
   stop/agree: inside the same reduction (no extra collective)
@@ -35,7 +35,7 @@ def step_time(P, U, c, params, exact=True):
         reduce = 0.0
     else:
         lg = math.log2(P)
-        reduce = 2 * lg * ALPHA + 2 * (P - 1) / P * nbytes / BW + (cells * GAMMA * lg if exact else 0.0)
+        reduce = 2 * lg * ALPHA + 2 * (P - 1) / P * nbytes / BW + (cells * GAMMA if exact else 0.0)
     return compute, handout + reduce
 
 

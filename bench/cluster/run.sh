@@ -19,7 +19,9 @@ out="${3:-bench/results/cluster.jsonl}"
 cvnode="$build/apps/cvnode"
 [ -x "$cvnode" ] || { echo "bench/cluster: build $cvnode first" >&2; exit 2; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun="mpirun --oversubscribe --bind-to none"
+# A barrier after the compute phase splits waiting (imbalance) from communication.
+export CVNODE_RANK_TIMING=1
+mpirun="mpirun --oversubscribe --bind-to none -x CVNODE_RANK_TIMING"
 work="$(mktemp -d /tmp/cvnode_bench_cluster_XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
