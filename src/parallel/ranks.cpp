@@ -41,6 +41,22 @@ bool launched_as_rank() {
 }
 #endif
 
+// Several tasks started without a way for them to find each other would each run the whole job
+// into the same output folder: refuse with the reason instead.
+void refuse_lonely_tasks() {
+  auto count = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::atol(v) : 0L;
+  };
+  if (count("OMPI_COMM_WORLD_SIZE") > 1 || count("PMI_SIZE") > 1)
+    throw std::runtime_error("started as one of several MPI ranks, but this cvnode was built without MPI "
+                             "(CVNODE_MPI=OFF): rebuild with an MPI, or run a single process");
+  if (count("SLURM_STEP_NUM_TASKS") > 1 && std::getenv("SLURM_PROCID"))
+    throw std::runtime_error("srun started " + std::to_string(count("SLURM_STEP_NUM_TASKS")) +
+                             " tasks without an MPI launch (no PMI in the environment): use "
+                             "`srun --mpi=pmix` (see `srun --mpi=list`), or one task");
+}
+
 }  // namespace
 
 bool Ranks::compiled_with_mpi() {
@@ -59,7 +75,11 @@ Ranks& Ranks::world() {
 Ranks& Ranks::init(int* argc, char*** argv) {
   Ranks& w = world();
 #ifdef CVNODE_HAVE_MPI
-  if (g_started || !launched_as_rank()) return w;
+  if (g_started) return w;
+  if (!launched_as_rank()) {
+    refuse_lonely_tasks();
+    return w;
+  }
   int provided = 0;
   check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
   g_started = true;
@@ -85,6 +105,7 @@ Ranks& Ranks::init(int* argc, char*** argv) {
 #else
   (void)argc;
   (void)argv;
+  refuse_lonely_tasks();
 #endif
   return w;
 }
