@@ -91,3 +91,15 @@ BOOST_AUTO_TEST_CASE(fast_reduction_runs_and_stays_close) {
   // Not bit-reproducible by design, but the same fit to rounding: log-rates agree to 1e-9.
   BOOST_TEST((a.parameters - b.parameters).cwiseAbs().maxCoeff() < 1e-9);
 }
+
+BOOST_AUTO_TEST_CASE(several_tasks_without_an_mpi_launch_are_refused) {
+  // srun -n 2 without --mpi: two independent fits into one folder. cvnode says so and stops.
+  MpiRun m("lonely");
+  const int code = m.run("SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 " + m.cli() + " fit --config " +
+                             std::string(CVNODE_SOURCE_DIR) + "/data/demo.toml --out " + m.dir + "/x",
+                         /*require_success=*/false);
+  BOOST_TEST(code == 2);
+  const std::string log = read_text(m.dir + "/cmd.log");
+  BOOST_TEST(log.find("srun started 2 tasks without an MPI launch") != std::string::npos, log);
+  BOOST_TEST(!std::filesystem::exists(m.dir + "/x/latest.h5"));
+}
