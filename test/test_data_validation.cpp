@@ -167,8 +167,9 @@ BOOST_AUTO_TEST_CASE(unknown_missing_attributes_and_versions) {
   m.skip_units = true;
   expect_read_error(m.write("missing_units"), {"attribute 'channel_units'", "missing"});
   Raw v;
-  v.version = 2;
-  expect_read_error(v.write("newer"), {"attribute 'format_version'", "2 is newer than this cvnode reads (1)"});
+  v.version = kDatasetFormatVersion + 1;
+  expect_read_error(v.write("newer"), {"attribute 'format_version'", std::to_string(kDatasetFormatVersion + 1) +
+                                       " is newer than this cvnode reads (" + std::to_string(kDatasetFormatVersion) + ")"});
   Raw f;
   f.format = "something-else";
   expect_read_error(f.write("format"), {"attribute 'format'", "'something-else'", "expected 'cvnode-dataset'"});

@@ -13,8 +13,40 @@
 
 namespace cvnode {
 
-// Version of docs/dataset-format.md this library writes; it reads this version and older ones.
-constexpr int kDatasetFormatVersion = 1;
+// Version of docs/dataset-format.md this library knows; it reads this version and older ones.
+// A file is written with the lowest version that holds its content (1 without events), so that
+// files without events stay readable by older cvnode versions.
+constexpr int kDatasetFormatVersion = 2;
+
+// What an event record does, with its pharmacometric (NONMEM) EVID code as the value. Codes 0
+// (observation) and 2 (other) are rows of the measurement table, not events.
+enum class Evid : std::uint8_t {
+  Dose = 1,       // `amount` into `compartment`: at once (rate 0) or infused at `rate`
+  Reset = 3,      // every compartment to zero (a washout)
+  ResetDose = 4,  // a reset, then the dose
+};
+// "dose", "reset", "reset_dose".
+const char* evid_name(Evid k);
+// Whether an EVID code is one of the event kinds above (1, 3, 4).
+bool is_evid(long evid);
+
+// One event of a series as the data record it (a dosing record, in the data's units and with the
+// rate as given, so that files and CSV round trips are exact); Dataset::trajectory turns records
+// into the solver's Events (observations.h). Records of a series are ordered by time; records at
+// the same time apply in their stored order. An observation at an event's time is taken before
+// the event (a trough sample taken just before the dose).
+struct EventRecord {
+  double time = 0;
+  int compartment = 0;  // index into Dataset::compartment_names()
+  double amount = 0;    // >= 0 (0 for a reset)
+  double rate = 0;      // 0: bolus; > 0: infusion at this rate, lasting amount / rate
+  Evid kind = Evid::Dose;
+  double duration() const { return rate > 0 ? amount / rate : 0.0; }
+  bool operator==(const EventRecord& o) const {
+    return time == o.time && compartment == o.compartment && amount == o.amount && rate == o.rate &&
+           kind == o.kind;
+  }
+};
 
 // One series, as a user builds or inspects it. Rows of `values` and `mask` follow `times`.
 struct Series {
@@ -28,6 +60,8 @@ struct Series {
   // Control inputs u(t): rows of control_values follow control_times. Empty if none.
   Vector control_times;
   Matrix control_values;
+  // Doses and other discrete events, ordered by time, each within [t0, last observation time].
+  std::vector<EventRecord> events;
 };
 
 // Per-channel affine normalisation y' = (y - mean) / std. Computed on the training series only,
@@ -55,6 +89,9 @@ class Dataset {
   // Names of the covariates and controls (default "covariate_0", "control_0" ... at write time).
   void set_covariate_names(std::vector<std::string> names) { covariate_names_ = std::move(names); }
   void set_control_names(std::vector<std::string> names) { control_names_ = std::move(names); }
+  // The compartments events address (state components of the model that receive doses, e.g.
+  // "depot", "central"); needed before a series with events is added.
+  void set_compartment_names(std::vector<std::string> names);
   // "piecewise_constant" (u(t) = value at the last control time <= t) or "linear".
   void set_control_interpolation(std::string how);
   void set_provenance(std::string text) { provenance_ = std::move(text); }  // free form (JSON)
@@ -91,6 +128,11 @@ class Dataset {
   int initial_state_size() const { return state_dim_ > 0 ? state_dim_ : 0; }  // 0: none
   int covariate_count() const { return cov_dim_ > 0 ? cov_dim_ : 0; }
   int control_count() const { return ctrl_dim_ > 0 ? ctrl_dim_ : 0; }
+  const std::vector<std::string>& compartment_names() const { return compartment_names_; }
+  std::size_t event_count() const { return events_.size(); }  // over all series
+  bool has_events() const { return !events_.empty(); }
+  // The format version write() uses: 1 unless the data need a newer one (events: 2).
+  int format_version() const { return has_events() ? 2 : 1; }
   // Whether values currently hold normalised numbers (normalize() was applied).
   bool normalized() const { return normalized_; }
   // Fraction of missing entries of each channel over all series.
@@ -127,7 +169,7 @@ class Dataset {
 
  private:
   friend struct DatasetIo;
-  std::vector<std::string> channel_names_, channel_units_, covariate_names_, control_names_;
+  std::vector<std::string> channel_names_, channel_units_, covariate_names_, control_names_, compartment_names_;
   std::string control_interpolation_ = "piecewise_constant";
   std::string provenance_;
   Normalization normalization_;
@@ -146,6 +188,8 @@ class Dataset {
   std::vector<std::size_t> control_offsets_{0};
   std::vector<double> control_times_;
   std::vector<double> control_values_;    // control rows x control_count()
+  std::vector<std::size_t> event_offsets_{0};  // series i has events [event_offsets_[i], ..[i+1])
+  std::vector<EventRecord> events_;
 };
 
 }  // namespace cvnode

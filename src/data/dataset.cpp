@@ -43,6 +43,31 @@ Dataset::Dataset(std::vector<std::string> channel_names, std::vector<std::string
     if (!seen.insert(n).second) throw DataError("dataset: channel name '" + n + "' appears twice");
 }
 
+const char* evid_name(Evid k) {
+  switch (k) {
+    case Evid::Dose: return "dose";
+    case Evid::Reset: return "reset";
+    case Evid::ResetDose: return "reset_dose";
+  }
+  return "?";
+}
+
+bool is_evid(long evid) { return evid == 1 || evid == 3 || evid == 4; }
+
+void Dataset::set_compartment_names(std::vector<std::string> names) {
+  std::unordered_set<std::string> seen;
+  for (const auto& n : names) {
+    if (n.empty()) throw DataError("dataset: compartment names must not be empty");
+    if (!seen.insert(n).second) throw DataError("dataset: compartment name '" + n + "' appears twice");
+  }
+  if (names.size() < compartment_names_.size())
+    for (const EventRecord& e : events_)
+      if (e.compartment >= static_cast<int>(names.size()))
+        throw DataError("dataset: " + std::to_string(names.size()) + " compartment names, but an event already "
+                        "doses compartment " + std::to_string(e.compartment));
+  compartment_names_ = std::move(names);
+}
+
 void Dataset::set_control_interpolation(std::string how) {
   if (how != "piecewise_constant" && how != "linear")
     throw DataError("dataset: control interpolation '" + how + "' (expected piecewise_constant or linear)");
@@ -121,6 +146,23 @@ void Dataset::add(const Series& s) {
   if (std::string why = detail::check_control_rows(s.control_times.data(), s.control_times.size(), cvals.data(), U);
       !why.empty())
     throw DataError(who + why);
+  {
+    const std::size_t E = s.events.size();
+    std::vector<double> et(E), ea(E), er(E);
+    std::vector<std::int64_t> ec(E);
+    std::vector<std::uint8_t> ek(E);
+    for (std::size_t k = 0; k < E; ++k) {
+      et[k] = s.events[k].time;
+      ec[k] = s.events[k].compartment;
+      ea[k] = s.events[k].amount;
+      er[k] = s.events[k].rate;
+      ek[k] = static_cast<std::uint8_t>(s.events[k].kind);
+    }
+    if (std::string why = detail::check_event_rows(s.t0, n ? s.times[n - 1] : s.t0, et.data(), ec.data(), ea.data(),
+                                                   er.data(), ek.data(), E, compartment_names_);
+        !why.empty())
+      throw DataError(who + why);
+  }
 
   state_dim_ = D;
   cov_dim_ = K;
@@ -137,6 +179,8 @@ void Dataset::add(const Series& s) {
   control_times_.insert(control_times_.end(), s.control_times.data(), s.control_times.data() + s.control_times.size());
   control_values_.insert(control_values_.end(), cvals.begin(), cvals.end());
   control_offsets_.push_back(control_times_.size());
+  events_.insert(events_.end(), s.events.begin(), s.events.end());
+  event_offsets_.push_back(events_.size());
 }
 
 Series Dataset::series(std::size_t i) const {
@@ -163,6 +207,7 @@ Series Dataset::series(std::size_t i) const {
   s.control_values.resize(static_cast<Eigen::Index>(cn), U);
   for (std::size_t k = 0; k < cn; ++k)
     for (int c = 0; c < U; ++c) s.control_values(k, c) = control_values_[(ca + k) * U + c];
+  s.events.assign(events_.begin() + event_offsets_[i], events_.begin() + event_offsets_[i + 1]);
   return s;
 }
 
@@ -202,6 +247,7 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
   d.channel_units_ = channel_units_;
   d.covariate_names_ = covariate_names_;
   d.control_names_ = control_names_;
+  d.compartment_names_ = compartment_names_;
   d.control_interpolation_ = control_interpolation_;
   d.provenance_ = provenance_;
   d.normalization_ = normalization_;
@@ -229,6 +275,8 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
     d.control_times_.insert(d.control_times_.end(), control_times_.begin() + ca, control_times_.begin() + cb);
     d.control_values_.insert(d.control_values_.end(), control_values_.begin() + ca * U, control_values_.begin() + cb * U);
     d.control_offsets_.push_back(d.control_times_.size());
+    d.events_.insert(d.events_.end(), events_.begin() + event_offsets_[i], events_.begin() + event_offsets_[i + 1]);
+    d.event_offsets_.push_back(d.events_.size());
   }
   return d;
 }

@@ -22,6 +22,10 @@ const std::set<std::string> kAttributes = {"format", "format_version", "channel_
 const std::set<std::string> kDatasets = {"series_id", "t0", "offsets", "times", "values", "mask",
                                          "initial_state", "covariates", "control_offsets", "control_times",
                                          "control_values", "normalization_mean", "normalization_std"};
+// Added by format version 2: the event tables.
+const std::set<std::string> kAttributesV2 = {"compartment_names"};
+const std::set<std::string> kEventDatasets = {"event_offsets", "event_times", "event_compartment",
+                                              "event_amount", "event_rate", "event_kind"};
 
 std::string shape_text(const std::vector<hsize_t>& s) {
   std::string out;
@@ -50,13 +54,8 @@ struct DatasetIo {
     return got;
   }
 
-  void check_header() const {
-    for (const auto& a : f.attribute_names())
-      if (!kAttributes.count(a)) fail("attribute '" + a + "': unknown attribute (not part of format version " +
-                                      std::to_string(kDatasetFormatVersion) + ")");
-    for (const auto& l : f.link_names())
-      if (!kDatasets.count(l)) fail("dataset '" + l + "': unknown dataset (not part of format version " +
-                                    std::to_string(kDatasetFormatVersion) + ")");
+  // Returns the file's format version.
+  long check_header() const {
     if (!f.has_attribute("format")) fail("attribute 'format': missing (not a cvnode dataset file)");
     const std::string format = f.string_attribute("format");
     if (format != kFormatName) fail("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
@@ -66,10 +65,42 @@ struct DatasetIo {
       fail("attribute 'format_version': " + std::to_string(version) + " is newer than this cvnode reads (" +
            std::to_string(kDatasetFormatVersion) + "); upgrade cvnode");
     if (version < 1) fail("attribute 'format_version': " + std::to_string(version) + " is not a valid version");
+    // A name of a newer version in an older file is as unknown as a typo: the file says what it holds.
+    const std::string not_part = " (not part of format version " + std::to_string(version) + ")";
+    for (const auto& a : f.attribute_names())
+      if (!kAttributes.count(a) && !(version >= 2 && kAttributesV2.count(a)))
+        fail("attribute '" + a + "': unknown attribute" + not_part);
+    for (const auto& l : f.link_names())
+      if (!kDatasets.count(l) && !(version >= 2 && kEventDatasets.count(l)))
+        fail("dataset '" + l + "': unknown dataset" + not_part);
     for (const char* need : {"channel_names", "channel_units"})
       if (!f.has_attribute(need)) fail(std::string("attribute '") + need + "': missing");
     for (const char* need : {"series_id", "t0", "offsets", "times", "values", "mask"})
       if (!f.has(need)) fail(std::string("dataset '") + need + "': missing");
+    return version;
+  }
+
+  // Rows [a, b) of a series' part of a ragged array described by an offsets dataset (series + 1
+  // entries, 0 first, `rows` last, non-decreasing), for series [first, first + count): the
+  // offsets relative to the first series' row, and the first row in the file.
+  std::vector<std::size_t> read_offsets(const char* name, long S, long rows, const char* what, std::size_t first,
+                                        std::size_t count, hsize_t* file_row) const {
+    expect_shape(name, {S + 1}, "series + 1");
+    auto off = f.read_int64_rows(name, first, static_cast<long>(count) + 1);
+    const auto head = f.read_int64_rows(name, 0, 1), tail = f.read_int64_rows(name, S, 1);
+    if (head[0] != 0) fail(std::string("dataset '") + name + "': " + name + "[0] = " + std::to_string(head[0]) +
+                           ", expected 0");
+    if (tail[0] != rows)
+      fail(std::string("dataset '") + name + "': " + name + "[" + std::to_string(S) + "] = " +
+           std::to_string(tail[0]) + ", expected the number of " + what + " " + std::to_string(rows));
+    for (std::size_t i = 0; i <= count; ++i)
+      if (off[i] < 0 || off[i] > rows || (i > 0 && off[i] < off[i - 1]))
+        fail(std::string("dataset '") + name + "': " + name + "[" + std::to_string(first + i) + "] = " +
+             std::to_string(off[i]) + " is out of order or outside [0, " + std::to_string(rows) + "]");
+    std::vector<std::size_t> out(count + 1);
+    for (std::size_t i = 0; i <= count; ++i) out[i] = static_cast<std::size_t>(off[i] - off[0]);
+    *file_row = static_cast<hsize_t>(off[0]);
+    return out;
   }
 
   Dataset read(std::size_t first, long count_in) const {
@@ -114,7 +145,6 @@ struct DatasetIo {
     if (has_ctrl) {
       for (const char* need : {"control_offsets", "control_times", "control_values"})
         if (!f.has(need)) fail(std::string("dataset '") + need + "': missing (the file has other control datasets)");
-      expect_shape("control_offsets", {S + 1}, "series + 1");
       M = static_cast<long>(expect_shape("control_times", {-1}, "control rows")[0]);
       U = static_cast<long>(expect_shape("control_values", {M, -1}, "control rows x controls")[1]);
       if (!f.has_attribute("control_names")) fail("attribute 'control_names': missing (the file has controls)");
@@ -156,25 +186,15 @@ struct DatasetIo {
     }
 
     // Offsets of the requested series; the first and last entries of the whole array bound them.
-    auto off = f.read_int64_rows("offsets", first, static_cast<long>(count) + 1);
-    const auto head = f.read_int64_rows("offsets", 0, 1), tail = f.read_int64_rows("offsets", S, 1);
-    if (head[0] != 0) fail("dataset 'offsets': offsets[0] = " + std::to_string(head[0]) + ", expected 0");
-    if (tail[0] != N) fail("dataset 'offsets': offsets[" + std::to_string(S) + "] = " + std::to_string(tail[0]) +
-                           ", expected the number of observations " + std::to_string(N));
-    for (std::size_t i = 0; i <= count; ++i)
-      if (off[i] < 0 || off[i] > N || (i > 0 && off[i] < off[i - 1]))
-        fail("dataset 'offsets': offsets[" + std::to_string(first + i) + "] = " + std::to_string(off[i]) +
-             " is out of order or outside [0, " + std::to_string(N) + "]");
-    const auto a = static_cast<hsize_t>(off.front());
-    const long rows = static_cast<long>(off.back() - off.front());
+    hsize_t a = 0;
+    d.offsets_ = read_offsets("offsets", S, N, "observations", first, count, &a);
+    const long rows = static_cast<long>(d.offsets_.back());
 
     d.ids_ = f.read_string_rows("series_id", first, static_cast<long>(count));
     d.t0_ = f.read_double_rows("t0", first, static_cast<long>(count));
     d.times_ = f.read_double_rows("times", a, rows);
     d.values_ = f.read_double_rows("values", a, rows);
     d.mask_ = f.read_uint8_rows("mask", a, rows);
-    d.offsets_.resize(count + 1);
-    for (std::size_t i = 0; i <= count; ++i) d.offsets_[i] = static_cast<std::size_t>(off[i] - off[0]);
     d.state_dim_ = static_cast<int>(D);
     d.cov_dim_ = static_cast<int>(K);
     d.ctrl_dim_ = static_cast<int>(U);
@@ -182,19 +202,43 @@ struct DatasetIo {
     if (has_cov) d.covariates_ = f.read_double_rows("covariates", first, static_cast<long>(count));
     d.control_offsets_.assign(count + 1, 0);
     if (has_ctrl) {
-      auto coff = f.read_int64_rows("control_offsets", first, static_cast<long>(count) + 1);
-      const auto chead = f.read_int64_rows("control_offsets", 0, 1), ctail = f.read_int64_rows("control_offsets", S, 1);
-      if (chead[0] != 0 || ctail[0] != M)
-        fail("dataset 'control_offsets': must start at 0 and end at the number of control rows " + std::to_string(M));
-      for (std::size_t i = 0; i <= count; ++i)
-        if (coff[i] < 0 || coff[i] > M || (i > 0 && coff[i] < coff[i - 1]))
-          fail("dataset 'control_offsets': control_offsets[" + std::to_string(first + i) + "] = " +
-               std::to_string(coff[i]) + " is out of order or outside [0, " + std::to_string(M) + "]");
-      const auto ca = static_cast<hsize_t>(coff.front());
-      const long crows = static_cast<long>(coff.back() - coff.front());
+      hsize_t ca = 0;
+      d.control_offsets_ = read_offsets("control_offsets", S, M, "control rows", first, count, &ca);
+      const long crows = static_cast<long>(d.control_offsets_.back());
       d.control_times_ = f.read_double_rows("control_times", ca, crows);
       d.control_values_ = f.read_double_rows("control_values", ca, crows);
-      for (std::size_t i = 0; i <= count; ++i) d.control_offsets_[i] = static_cast<std::size_t>(coff[i] - coff[0]);
+    }
+
+    // Events (format version 2): the same ragged layout with their own offsets.
+    bool has_events = false;
+    for (const auto& name : kEventDatasets) has_events = has_events || f.has(name);
+    std::vector<double> ev_t, ev_a, ev_r;
+    std::vector<std::int64_t> ev_c;
+    std::vector<std::uint8_t> ev_k;
+    std::vector<std::size_t> ev_off(count + 1, 0);
+    if (has_events) {
+      for (const auto& need : kEventDatasets)
+        if (!f.has(need)) fail("dataset '" + need + "': missing (the file has other event datasets)");
+      const long E = static_cast<long>(expect_shape("event_times", {-1}, "events")[0]);
+      for (const char* name : {"event_compartment", "event_amount", "event_rate", "event_kind"})
+        expect_shape(name, {E}, "events");
+      if (!f.has_attribute("compartment_names")) fail("attribute 'compartment_names': missing (the file has events)");
+      try {
+        d.set_compartment_names(f.string_array_attribute("compartment_names"));
+      } catch (const DataError& e) {
+        const std::string why = e.what();
+        fail("attribute 'compartment_names': " + why.substr(why.find(": ") + 2));
+      }
+      hsize_t ea = 0;
+      ev_off = read_offsets("event_offsets", S, E, "events", first, count, &ea);
+      const long erows = static_cast<long>(ev_off.back());
+      ev_t = f.read_double_rows("event_times", ea, erows);
+      ev_c = f.read_int64_rows("event_compartment", ea, erows);
+      ev_a = f.read_double_rows("event_amount", ea, erows);
+      ev_r = f.read_double_rows("event_rate", ea, erows);
+      ev_k = f.read_uint8_rows("event_kind", ea, erows);
+    } else if (f.has_attribute("compartment_names")) {
+      fail("attribute 'compartment_names': present but the file has no events");
     }
 
     // Per-series rules, with the series named in the message.
@@ -221,14 +265,24 @@ struct DatasetIo {
                                                        d.control_values_.data() + co * U, static_cast<int>(U));
           !why.empty())
         fail(who + why);
+      const std::size_t eo = ev_off[i], en = ev_off[i + 1] - eo;
+      if (std::string why = detail::check_event_rows(d.t0_[i], d.times_[d.offsets_[i + 1] - 1], ev_t.data() + eo,
+                                                     ev_c.data() + eo, ev_a.data() + eo, ev_r.data() + eo,
+                                                     ev_k.data() + eo, en, d.compartment_names_);
+          !why.empty())
+        fail(who + why);
     }
+    d.event_offsets_ = ev_off;
+    d.events_.resize(ev_t.size());
+    for (std::size_t k = 0; k < ev_t.size(); ++k)
+      d.events_[k] = EventRecord{ev_t[k], static_cast<int>(ev_c[k]), ev_a[k], ev_r[k], static_cast<Evid>(ev_k[k])};
     return d;
   }
 
   static void write(const Dataset& d, const h5::File& f) {
     const hsize_t S = d.size(), N = d.observations(), C = d.channels();
     f.write_string_attribute("format", kFormatName);
-    f.write_int_attribute("format_version", kDatasetFormatVersion);
+    f.write_int_attribute("format_version", d.format_version());
     f.write_string_array_attribute("channel_names", d.channel_names_);
     f.write_string_array_attribute("channel_units", d.channel_units_);
     if (!d.provenance_.empty()) f.write_string_attribute("provenance", d.provenance_);
@@ -253,6 +307,27 @@ struct DatasetIo {
       f.write_doubles("control_times", d.control_times_.data(), {d.control_times_.size()});
       f.write_doubles("control_values", d.control_values_.data(),
                       {d.control_times_.size(), static_cast<hsize_t>(d.control_count())});
+    }
+    if (d.has_events()) {
+      const std::size_t E = d.events_.size();
+      std::vector<double> t(E), a(E), r(E);
+      std::vector<std::int64_t> c(E);
+      std::vector<std::uint8_t> k(E);
+      for (std::size_t e = 0; e < E; ++e) {
+        t[e] = d.events_[e].time;
+        c[e] = d.events_[e].compartment;
+        a[e] = d.events_[e].amount;
+        r[e] = d.events_[e].rate;
+        k[e] = static_cast<std::uint8_t>(d.events_[e].kind);
+      }
+      f.write_string_array_attribute("compartment_names", d.compartment_names_);
+      std::vector<std::int64_t> eoff(d.event_offsets_.begin(), d.event_offsets_.end());
+      f.write_int64("event_offsets", eoff.data(), eoff.size());
+      f.write_doubles("event_times", t.data(), {E});
+      f.write_int64("event_compartment", c.data(), E);
+      f.write_doubles("event_amount", a.data(), {E});
+      f.write_doubles("event_rate", r.data(), {E});
+      f.write_uint8("event_kind", k.data(), {E});
     }
     if (!d.normalization_.empty()) {
       f.write_doubles("normalization_mean", d.normalization_.mean.data(), {C});

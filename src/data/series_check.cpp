@@ -67,6 +67,66 @@ std::string check_control_rows(const double* times, std::size_t n, const double*
   return {};
 }
 
+std::string check_event_rows(double t0, double last_time, const double* times, const std::int64_t* compartment,
+                             const double* amount, const double* rate, const std::uint8_t* kind, std::size_t n,
+                             const std::vector<std::string>& names) {
+  std::ostringstream o;
+  o.precision(17);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::string at = "[" + std::to_string(k) + "]";
+    if (kind[k] != 1 && kind[k] != 3 && kind[k] != 4) {
+      o << "field 'event_kind': event_kind" << at << " = " << int(kind[k])
+        << " is not an event code this cvnode knows (1 dose, 3 reset, 4 reset and dose)";
+      return o.str();
+    }
+    if (!std::isfinite(times[k])) {
+      o << "field 'event_times': event_times" << at << " = " << times[k] << " is not finite";
+      return o.str();
+    }
+    if (times[k] < t0) {
+      o << "field 'event_times': event_times" << at << " = " << times[k] << " lies before t0 = " << t0;
+      return o.str();
+    }
+    if (times[k] > last_time) {
+      o << "field 'event_times': event_times" << at << " = " << times[k]
+        << " lies after the series' last observation time " << last_time << " (it cannot affect any observation)";
+      return o.str();
+    }
+    if (k > 0 && times[k] < times[k - 1]) {
+      o << "field 'event_times': events must be in time order, but event_times[" << k - 1 << "] = " << times[k - 1]
+        << " and event_times" << at << " = " << times[k];
+      return o.str();
+    }
+    if (compartment[k] < 0 || compartment[k] >= static_cast<std::int64_t>(names.size())) {
+      o << "field 'event_compartment': event_compartment" << at << " = " << compartment[k]
+        << " is not a compartment (";
+      if (names.empty()) o << "the data name no compartments";
+      else {
+        o << "0.." << names.size() - 1 << ":";
+        for (const auto& nm : names) o << " " << nm;
+      }
+      o << ")";
+      return o.str();
+    }
+    if (!std::isfinite(amount[k]) || amount[k] < 0) {
+      o << "field 'event_amount': event_amount" << at << " = " << amount[k]
+        << " at time " << times[k] << " must be finite and >= 0";
+      return o.str();
+    }
+    if (kind[k] == 3 && amount[k] != 0) {
+      o << "field 'event_amount': event_amount" << at << " = " << amount[k]
+        << " on a reset (kind 3) must be 0 (a reset with a dose is kind 4)";
+      return o.str();
+    }
+    if (!std::isfinite(rate[k]) || rate[k] < 0) {
+      o << "field 'event_rate': event_rate" << at << " = " << rate[k]
+        << " at time " << times[k] << " must be finite and >= 0 (0: bolus, > 0: infusion rate)";
+      return o.str();
+    }
+  }
+  return {};
+}
+
 std::string series_label(const std::string& id, std::size_t index) {
   return "series '" + id + "' (index " + std::to_string(index) + ")";
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cvnode::detail {
 
@@ -16,6 +17,13 @@ std::string check_series_rows(double t0, const double* times, std::size_t n, con
 
 // Same for control inputs: finite strictly increasing times and finite values (n x width).
 std::string check_control_rows(const double* times, std::size_t n, const double* values, int width);
+
+// Same for events: known kinds, finite times within [t0, last_time] in non-decreasing order, a
+// compartment index below `compartments`, finite amounts >= 0 (0 for a reset) and rates >= 0.
+// The arrays are n long; `names` (may be empty) are the compartment names for the message.
+std::string check_event_rows(double t0, double last_time, const double* times, const std::int64_t* compartment,
+                             const double* amount, const double* rate, const std::uint8_t* kind, std::size_t n,
+                             const std::vector<std::string>& names);
 
 // "series 'ID' (index i)": how messages name a series.
 std::string series_label(const std::string& id, std::size_t index);
