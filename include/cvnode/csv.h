@@ -23,6 +23,9 @@ struct CsvImportOptions {
   // other than the id and time columns, in file order.
   std::vector<std::string> value_columns;
   std::vector<std::string> units;  // one per channel, or empty for none
+  // Rows format: columns of static covariates (one value per series, repeated or on some rows)
+  // and of control inputs (a knot at each row where the cell is not empty). Not value columns.
+  std::vector<std::string> covariate_columns, control_columns;
   bool wide = false;
   std::string channel_name = "value";  // wide format: the name of the single channel
   std::string single_series_id = "series_0";
@@ -34,8 +37,9 @@ struct CsvImportOptions {
 Dataset import_csv(const std::string& path, const CsvImportOptions& options);
 
 // Rows format with an `id` and a `time` column, values printed exactly (shortest round-trip
-// form), missing entries empty. Written atomically. Initial states, covariates and controls
-// have no place in this CSV and are left out.
+// form), missing entries empty, then one column per covariate (repeated on every row). Written
+// atomically. Initial states, controls and events have no place in this layout: a dataset with
+// controls or events is refused (export it with export_nonmem_csv, include/cvnode/nonmem.h).
 void export_csv(const Dataset& data, const std::string& path);
 
 }  // namespace cvnode

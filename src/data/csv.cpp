@@ -11,6 +11,8 @@
 
 #include "cvnode/errors.h"
 #include "data/atomic_file.h"
+#include "data/csv_table.h"
+#include "data/series_inputs.h"
 
 namespace cvnode {
 
@@ -21,43 +23,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 std::string trim(const std::string& s) {
   const auto a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
   return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
-// Splits one CSV record (RFC 4180 quotes: "a,b" and "" for a quote). Returns false on an
-// unterminated quote.
-bool split_fields(const std::string& line, std::vector<std::string>& out) {
-  out.clear();
-  std::string cur;
-  bool quoted = false, was_quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char ch = line[i];
-    if (quoted) {
-      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') { cur += '"'; ++i; }
-      else if (ch == '"') quoted = false;
-      else cur += ch;
-    } else if (ch == '"') {
-      quoted = was_quoted = true;
-    } else if (ch == ',') {
-      out.push_back(was_quoted ? cur : trim(cur));
-      cur.clear();
-      was_quoted = false;
-    } else {
-      cur += ch;
-    }
-  }
-  out.push_back(was_quoted ? cur : trim(cur));
-  return !quoted;
-}
-
-bool is_missing(const std::string& s) { return s.empty() || s == "NA" || s == "NaN" || s == "nan" || s == "N/A"; }
-
-// Parses the whole field as a finite double.
-bool parse_number(const std::string& s, double* out) {
-  if (s.empty()) return false;
-  const char* begin = s.data();
-  if (*begin == '+') ++begin;
-  const auto r = std::from_chars(begin, s.data() + s.size(), *out);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
 std::string exact(double v) {
@@ -77,68 +42,63 @@ struct Row {
   long line;
   double time;
   std::vector<double> values;  // NaN = missing
+  std::vector<double> covariates, controls;  // NaN = empty cell
 };
+
+// The cells of one column as numbers (NaN where missing), or a DataError naming line and column.
+double cell_number(const std::string& path, long line, const std::string& column, const std::string& s) {
+  double v = kNaN;
+  if (!detail::csv_missing(s) && (!detail::csv_number(s, &v) || !std::isfinite(v)))
+    throw DataError(path + ":" + std::to_string(line) + ": column '" + column + "': value '" + s +
+                    "' is not a finite number (leave the cell empty if missing)");
+  return v;
+}
 
 }  // namespace
 
 Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open the CSV file");
+  const detail::CsvTable table = detail::read_csv_table(path);
+  const auto& header = table.header;
   auto at = [&](long line, const std::string& what) { return DataError(path + ":" + std::to_string(line) + ": " + what); };
-
-  std::string line;
-  std::vector<std::string> header, fields;
-  long lineno = 0;
-  while (header.empty() && std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (lineno == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
-    if (trim(line).empty()) continue;
-    if (!split_fields(line, header)) throw at(lineno, "unterminated quote in the header");
-  }
-  if (header.empty()) throw DataError(path + ": empty CSV file (no header row)");
-  auto column = [&](const std::string& name, const char* role) -> std::size_t {
-    const auto it = std::find(header.begin(), header.end(), name);
-    if (it == header.end()) {
-      std::string have;
-      for (const auto& h : header) have += (have.empty() ? "" : ", ") + h;
-      throw DataError(path + ": " + role + " column '" + name + "' not in the header (" + have + ")");
-    }
-    return static_cast<std::size_t>(it - header.begin());
-  };
-  const std::size_t tcol = column(opt.time_column, "time");
+  const std::size_t tcol = table.column(opt.time_column, "time");
   const bool has_id = !opt.id_column.empty();
   if (has_id && opt.wide) throw DataError(path + ": the wide format has no id column (one column per series)");
-  const std::size_t icol = has_id ? column(opt.id_column, "id") : header.size();
+  const std::size_t icol = has_id ? table.column(opt.id_column, "id") : header.size();
+  if (opt.wide && !(opt.covariate_columns.empty() && opt.control_columns.empty()))
+    throw DataError(path + ": the wide format has no covariates or controls (one column per series)");
+  std::vector<std::size_t> kcols, ucols;
+  for (const auto& n : opt.covariate_columns) kcols.push_back(table.column(n, "covariate"));
+  for (const auto& n : opt.control_columns) ucols.push_back(table.column(n, "control"));
   std::vector<std::string> names = opt.value_columns;
   if (names.empty())
     for (std::size_t c = 0; c < header.size(); ++c)
-      if (c != tcol && c != icol) names.push_back(header[c]);
+      if (c != tcol && c != icol && std::find(kcols.begin(), kcols.end(), c) == kcols.end() &&
+          std::find(ucols.begin(), ucols.end(), c) == ucols.end())
+        names.push_back(header[c]);
   if (names.empty()) throw DataError(path + ": no value columns");
   std::vector<std::size_t> vcols;
-  for (const auto& n : names) vcols.push_back(column(n, "value"));
+  for (const auto& n : names) {
+    vcols.push_back(table.column(n, "value"));
+    if (std::find(kcols.begin(), kcols.end(), vcols.back()) != kcols.end() ||
+        std::find(ucols.begin(), ucols.end(), vcols.back()) != ucols.end())
+      throw DataError(path + ": column '" + n + "' is given as a value column and as a covariate or control");
+  }
 
   // Rows grouped by series, in order of first appearance.
   std::vector<std::string> order;
   std::unordered_map<std::string, std::vector<Row>> rows;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (trim(line).empty()) continue;
-    if (!split_fields(line, fields)) throw at(lineno, "unterminated quote");
-    if (fields.size() != header.size())
-      throw at(lineno, std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size()));
+  for (const detail::CsvRecord& rec : table.records) {
+    const long lineno = rec.line;
+    const std::vector<std::string>& fields = rec.fields;
     Row r;
     r.line = lineno;
-    if (!parse_number(fields[tcol], &r.time) || !std::isfinite(r.time))
+    if (!detail::csv_number(fields[tcol], &r.time) || !std::isfinite(r.time))
       throw at(lineno, "column '" + opt.time_column + "': time '" + fields[tcol] + "' is not a finite number");
-    for (std::size_t c = 0; c < vcols.size(); ++c) {
-      const std::string& s = fields[vcols[c]];
-      double v = kNaN;
-      if (!is_missing(s) && (!parse_number(s, &v) || !std::isfinite(v)))
-        throw at(lineno, "column '" + names[c] + "': value '" + s + "' is not a finite number (leave the cell empty if missing)");
-      r.values.push_back(v);
-    }
+    for (std::size_t c = 0; c < vcols.size(); ++c) r.values.push_back(cell_number(path, lineno, names[c], fields[vcols[c]]));
+    for (std::size_t c = 0; c < kcols.size(); ++c)
+      r.covariates.push_back(cell_number(path, lineno, opt.covariate_columns[c], fields[kcols[c]]));
+    for (std::size_t c = 0; c < ucols.size(); ++c)
+      r.controls.push_back(cell_number(path, lineno, opt.control_columns[c], fields[ucols[c]]));
     const std::string id = has_id ? fields[icol] : opt.single_series_id;
     if (has_id && id.empty()) throw at(lineno, "column '" + opt.id_column + "': empty series id");
     auto [it, fresh] = rows.try_emplace(id);
@@ -153,6 +113,8 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
     throw DataError(path + ": " + std::to_string(units.size()) + " units given for " +
                     std::to_string(channel_names.size()) + " channels");
   Dataset d(channel_names, units);
+  if (!opt.covariate_columns.empty()) d.set_covariate_names(opt.covariate_columns);
+  if (!opt.control_columns.empty()) d.set_control_names(opt.control_columns);
   d.set_provenance("{\"imported_from\": \"" + path + "\", \"format\": \"" + (opt.wide ? "wide" : "rows") + "\"}");
 
   auto build = [&](const std::string& id, std::vector<Row>& rs, int column_index) {
@@ -179,6 +141,9 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
       }
     }
     s.t0 = s.times[0];
+    std::vector<detail::InputCells> cells;
+    for (const Row* r : kept) cells.push_back({r->line, r->time, r->covariates, r->controls});
+    detail::fill_inputs(cells, opt.covariate_columns, opt.control_columns, path, "series '" + id + "'", s);
     d.add(s);
   };
   if (opt.wide) {
@@ -191,6 +156,9 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
 }
 
 void export_csv(const Dataset& data, const std::string& path) {
+  if (data.control_count() > 0 || data.has_events())
+    throw DataError(path + ": the dataset has " + (data.has_events() ? std::string("events") : std::string("controls")) +
+                    ", which the rows layout cannot hold: export it in the event layout (--format nonmem)");
   io::AtomicWrite out(path);
   {
     std::ofstream f(out.temp_path(), std::ios::binary);
@@ -198,17 +166,20 @@ void export_csv(const Dataset& data, const std::string& path) {
     // A CSV has no room for a seal: it is committed atomically but unsealed.
     f << "id,time";
     for (const auto& n : data.channel_names()) f << ',' << quote(n);
+    for (const auto& n : data.covariate_names()) f << ',' << quote(n);
     f << '\n';
     for (std::size_t i = 0; i < data.size(); ++i) {
       const Series s = data.series(i);
       const std::string id = quote(s.id);
+      std::string cov;
+      for (Eigen::Index k = 0; k < s.covariates.size(); ++k) cov += ',' + exact(s.covariates[k]);
       for (Eigen::Index k = 0; k < s.times.size(); ++k) {
         f << id << ',' << exact(s.times[k]);
         for (Eigen::Index c = 0; c < s.values.cols(); ++c) {
           f << ',';
           if (s.mask(k, c) != 0) f << exact(s.values(k, c));
         }
-        f << '\n';
+        f << cov << '\n';
       }
     }
     f.flush();
