@@ -1,6 +1,7 @@
 // `cvnode data ...`: import, export, inspect, split and generate datasets. Option parsing and
 // printing only; the work is in the library (dataset.h, csv.h, generators.h).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -11,16 +12,110 @@
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
+#include "cvnode/nonmem.h"
+#include "cvnode/pk.h"
 
 namespace cvnode::app {
 
 namespace {
 
 struct ImportArgs {
-  std::string file, out, id, time = "time", channel = "value", series_id = "series_0";
-  std::vector<std::string> values, units;
+  std::string file, out, id, time = "time", channel, series_id = "series_0", format = "rows", dvid;
+  std::string interpolation = "piecewise_constant";
+  std::vector<std::string> values, units, covariates, controls, ignore, compartments;
   bool wide = false;
 };
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+void import(const ImportArgs& a) {
+  if (a.wide && a.format != "rows" && a.format != "wide")
+    throw OptionsError("import-csv: --wide and --format " + a.format + " contradict each other");
+  const std::string format = a.wide ? "wide" : a.format;
+  Dataset d;
+  std::vector<std::string> notes;
+  if (format == "nonmem") {
+    NonmemImportOptions o;
+    if (!a.id.empty()) o.id = a.id;
+    if (a.time != "time") o.time = a.time;  // the default matches TIME (names ignore case)
+    o.value_columns = a.values;
+    o.dvid = a.dvid;
+    if (!a.channel.empty()) {
+      std::stringstream in(a.channel);
+      for (std::string n; std::getline(in, n, ',');) o.channel_names.push_back(n);
+    }
+    o.units = a.units;
+    o.covariate_columns = a.covariates;
+    o.control_columns = a.controls;
+    o.control_interpolation = a.interpolation;
+    o.ignore_columns = a.ignore;
+    o.compartment_names = a.compartments;
+    NonmemImport r = import_nonmem_csv(a.file, o);
+    d = std::move(r.data);
+    notes = std::move(r.notes);
+  } else if (format == "rows" || format == "wide") {
+    if (!a.ignore.empty() || !a.compartments.empty() || !a.dvid.empty())
+      throw OptionsError("import-csv: --ignore, --compartments and --dvid belong to --format nonmem");
+    CsvImportOptions o;
+    o.id_column = a.id;
+    o.time_column = a.time;
+    o.value_columns = a.values;
+    o.units = a.units;
+    o.covariate_columns = a.covariates;
+    o.control_columns = a.controls;
+    o.wide = format == "wide";
+    o.channel_name = a.channel.empty() ? "value" : a.channel;
+    o.single_series_id = a.series_id;
+    d = import_csv(a.file, o);
+    if (d.control_count() > 0) d.set_control_interpolation(a.interpolation);
+    // Say which columns became channels (or series) when --values did not choose them.
+    if (a.values.empty()) {
+      std::vector<std::string> taken = d.channel_names();
+      if (format == "wide") {
+        taken.clear();
+        for (std::size_t i = 0; i < d.size(); ++i) taken.push_back(d.id(i));
+      }
+      notes.push_back(std::string(format == "wide" ? "series" : "channels") +
+                      " taken from every column not named as id, time, covariate or control: " + joined(taken) +
+                      " (choose them with --values)");
+    }
+  } else {
+    throw OptionsError("import-csv: --format " + a.format + " (expected rows, wide or nonmem)");
+  }
+  d.write(a.out);
+  std::cout << a.out << ": " << d.size() << " series, " << d.observations() << " observation times, " << d.channels()
+            << " channel(s) (" << joined(d.channel_names()) << ")";
+  if (d.covariate_count()) std::cout << ", covariates " << joined(d.covariate_names());
+  if (d.control_count()) std::cout << ", controls " << joined(d.control_names());
+  if (d.has_events())
+    std::cout << ", " << d.event_count() << " events into compartments " << joined(d.compartment_names());
+  std::cout << "\n";
+  for (const auto& n : notes) std::cout << "  note: " << n << "\n";
+}
+
+void export_to_csv(const std::string& file, const std::string& out, std::string format) {
+  const Dataset d = Dataset::read(file);
+  if (format.empty()) format = d.has_events() || d.control_count() > 0 ? "nonmem" : "rows";
+  if (format == "rows") {
+    export_csv(d, out);
+    std::string covariates;
+    for (const auto& n : d.covariate_names()) covariates += (covariates.empty() ? " --covariates " : ",") + n;
+    std::cout << out << ": rows layout (id, time, channels" << (d.covariate_count() ? ", covariates" : "")
+              << "); read it back with: cvnode data import-csv " << out << " --id id" << covariates << "\n";
+  } else if (format == "nonmem") {
+    const auto notes = export_nonmem_csv(d, out);
+    std::cout << out << ": event layout (ID, TIME, " << (d.channels() == 1 ? "DV" : "one column per channel")
+              << ", AMT, EVID, CMT, MDV ...); read it back with: cvnode data import-csv " << out << " "
+              << import_command_arguments(export_import_options(d)) << "\n";
+    for (const auto& n : notes) std::cout << "  note: " << n << "\n";
+  } else {
+    throw OptionsError("export-csv: --format " + format + " (expected rows or nonmem)");
+  }
+}
 
 struct SplitArgs {
   std::string file, prefix;
@@ -45,7 +140,7 @@ void info(const std::string& file, bool per_series) {
   const Dataset d = Dataset::read(file);
   const int C = d.channels();
   std::cout << file << ": " << d.size() << " series, " << d.observations() << " observation times, " << C
-            << " channel(s), format version " << kDatasetFormatVersion << "\n";
+            << " channel(s), format version " << d.format_version() << "\n";
   const Vector missing = d.missing_fraction();
   for (int c = 0; c < C; ++c)
     std::cout << "  channel " << d.channel_names()[c] << " [" << (d.channel_units()[c].empty() ? "-" : d.channel_units()[c])
@@ -75,6 +170,21 @@ void info(const std::string& file, bool per_series) {
             << "  initial states: " << (d.initial_state_size() ? std::to_string(d.initial_state_size()) + " entries" : "none")
             << ", covariates: " << d.covariate_count() << ", controls: " << d.control_count()
             << (d.control_count() ? " (" + d.control_interpolation() + ")" : "") << "\n";
+  if (d.has_events()) {
+    std::size_t kinds[5] = {0, 0, 0, 0, 0}, infusions = 0;
+    std::vector<double> per_series;
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      const Series s = d.series(i);
+      per_series.push_back(static_cast<double>(s.events.size()));
+      for (const EventRecord& e : s.events) {
+        ++kinds[static_cast<int>(e.kind)];
+        infusions += e.rate > 0;
+      }
+    }
+    std::cout << "  events: " << d.event_count() << " (" << kinds[1] << " doses of which " << infusions
+              << " infusions, " << kinds[3] << " resets, " << kinds[4] << " resets with a dose), per series "
+              << min_med_max(per_series) << "; compartments " << joined(d.compartment_names()) << "\n";
+  }
   if (!d.normalization().empty()) {
     std::cout << "  normalization (" << (d.normalized() ? "applied" : "stored, not applied") << "):";
     for (int c = 0; c < C; ++c)
@@ -112,36 +222,40 @@ void add_data(CLI::App& app) {
   data->require_subcommand(1);
 
   auto imp = std::make_shared<ImportArgs>();
-  CLI::App* ic = data->add_subcommand("import-csv", "CSV (one row per series and time, or wide) to HDF5");
+  CLI::App* ic = data->add_subcommand("import-csv", "CSV (rows, wide, or the NONMEM event layout) to HDF5");
   ic->add_option("file", imp->file, "CSV file")->required();
   ic->add_option("--out,-o", imp->out, "Output HDF5 file")->required();
-  ic->add_option("--id", imp->id, "Series id column (omit: the file is one series)");
+  ic->add_option("--format", imp->format,
+                 "rows (one row per series and time), wide (one column per series) or nonmem (ID, TIME, DV, AMT, "
+                 "EVID, CMT, MDV, RATE ...: doses as events)")
+      ->capture_default_str();
+  ic->add_option("--id", imp->id, "Series id column (rows: omit when the file is one series; nonmem: default ID)");
   ic->add_option("--time", imp->time, "Time column")->capture_default_str();
-  ic->add_option("--values", imp->values, "Value columns, comma separated (default: all others)")->delimiter(',');
+  ic->add_option("--values", imp->values,
+                 "Value columns, comma separated (rows: default every column not otherwise named, listed in the "
+                 "output; nonmem: one column per channel instead of DV)")
+      ->delimiter(',');
   ic->add_option("--units", imp->units, "Units, one per channel, comma separated")->delimiter(',');
-  ic->add_flag("--wide", imp->wide, "Wide format: one row per time, one column per single-channel series");
-  ic->add_option("--channel-name", imp->channel, "Wide format: name of the channel")->capture_default_str();
+  ic->add_option("--covariates", imp->covariates, "Static per-series covariate columns, comma separated")->delimiter(',');
+  ic->add_option("--controls", imp->controls, "Time-varying input columns u(t), comma separated")->delimiter(',');
+  ic->add_option("--control-interpolation", imp->interpolation, "piecewise_constant or linear")->capture_default_str();
+  ic->add_option("--compartments", imp->compartments, "nonmem: names of compartments 1, 2, ... (CMT), comma separated")
+      ->delimiter(',');
+  ic->add_option("--dvid", imp->dvid, "nonmem: column whose values select the channel of each DV (long layout)");
+  ic->add_option("--ignore", imp->ignore, "nonmem: columns to read past, comma separated")->delimiter(',');
+  ic->add_flag("--wide", imp->wide, "Same as --format wide");
+  ic->add_option("--channel-name", imp->channel,
+                 "wide: name of the channel (default value); nonmem: name(s) of the DV channel(s), comma separated");
   ic->add_option("--series-id", imp->series_id, "Id of the series when there is no id column")->capture_default_str();
-  ic->callback([imp] {
-    CsvImportOptions o;
-    o.id_column = imp->id;
-    o.time_column = imp->time;
-    o.value_columns = imp->values;
-    o.units = imp->units;
-    o.wide = imp->wide;
-    o.channel_name = imp->channel;
-    o.single_series_id = imp->series_id;
-    const Dataset d = import_csv(imp->file, o);
-    d.write(imp->out);
-    std::cout << imp->out << ": " << d.size() << " series, " << d.observations() << " observation times, "
-              << d.channels() << " channel(s)\n";
-  });
+  ic->callback([imp] { import(*imp); });
 
-  auto exp = std::make_shared<std::pair<std::string, std::string>>();
-  CLI::App* ec = data->add_subcommand("export-csv", "HDF5 dataset to CSV (id, time, one column per channel)");
-  ec->add_option("file", exp->first, "HDF5 dataset")->required();
-  ec->add_option("--out,-o", exp->second, "Output CSV file")->required();
-  ec->callback([exp] { export_csv(Dataset::read(exp->first), exp->second); });
+  auto exp = std::make_shared<std::array<std::string, 3>>();
+  CLI::App* ec = data->add_subcommand("export-csv", "HDF5 dataset to CSV (rows layout, or the event layout for data "
+                                                    "with events or controls)");
+  ec->add_option("file", (*exp)[0], "HDF5 dataset")->required();
+  ec->add_option("--out,-o", (*exp)[1], "Output CSV file")->required();
+  ec->add_option("--format", (*exp)[2], "rows or nonmem (default: nonmem when the data have events or controls)");
+  ec->callback([exp] { export_to_csv((*exp)[0], (*exp)[1], (*exp)[2]); });
 
   auto inf = std::make_shared<std::pair<std::string, bool>>();
   CLI::App* nc = data->add_subcommand("info", "Counts, time ranges, sampling, missing fractions, units");
@@ -176,13 +290,44 @@ void add_data(CLI::App& app) {
   gc->add_option("--t-start", g.t_start, "First time of a logarithmic grid (0: t_end * 1e-8)")->capture_default_str();
   gc->add_option("--missing", g.missing, "Probability an entry is missing")->capture_default_str();
   gc->add_option("--seed", g.seed, "Random seed")->capture_default_str();
-  gc->add_option("--out,-o", gen->second, "Output HDF5 file")->required();
-  gc->callback([gen, regular] {
+  gc->add_option("--out,-o", gen->second, "Output HDF5 file");
+  gc->require_subcommand(0, 1);
+  gc->callback([gen, regular, gc] {
+    if (gc->got_subcommand("pk")) return;
+    if (gen->second.empty()) throw OptionsError("data generate: --out FILE is required");
     gen->first.irregular = !*regular;
     const Dataset d = generate(gen->first);
     d.write(gen->second);
     std::cout << gen->second << ": " << d.size() << " series, " << d.observations() << " observation times, "
               << d.channels() << " channel(s)\n";
+  });
+
+  auto pk = std::make_shared<std::pair<PkOptions, std::string>>();
+  PkOptions& po = pk->first;
+  CLI::App* pc = gc->add_subcommand("pk", "Population pharmacokinetics: oral one-compartment model with first-order "
+                                          "absorption (closed form), doses as events, weight covariate");
+  pc->add_option("--subjects,--series", po.subjects, "Number of subjects")->capture_default_str();
+  pc->add_option("--observations", po.observations, "Samples per subject")->capture_default_str();
+  pc->add_option("--doses", po.doses, "Doses per subject, every --interval from t = 0")->capture_default_str();
+  pc->add_option("--interval", po.interval, "Dosing interval (h)")->capture_default_str();
+  pc->add_option("--t-end", po.t_end, "Last sampling time (h)")->capture_default_str();
+  pc->add_option("--dose", po.dose, "Dose (mg); subjects get 0.5x, 1x, 2x in turn")->capture_default_str();
+  pc->add_option("--ka", po.ka, "Population absorption rate (1/h) at 70 kg")->capture_default_str();
+  pc->add_option("--ke", po.ke, "Population elimination rate (1/h) at 70 kg")->capture_default_str();
+  pc->add_option("--V", po.V, "Population volume (L) at 70 kg")->capture_default_str();
+  pc->add_option("--omega-ka", po.omega_ka, "Std of log(ka) between subjects")->capture_default_str();
+  pc->add_option("--omega-ke", po.omega_ke, "Std of log(ke) between subjects")->capture_default_str();
+  pc->add_option("--omega-V", po.omega_V, "Std of log(V) between subjects")->capture_default_str();
+  pc->add_option("--weight-median", po.weight_median, "Median body weight (kg)")->capture_default_str();
+  pc->add_option("--weight-cv", po.weight_cv, "Coefficient of variation of body weight")->capture_default_str();
+  pc->add_option("--noise", po.noise, "Proportional error: y = C (1 + noise eps)")->capture_default_str();
+  pc->add_option("--seed", po.seed, "Random seed")->capture_default_str();
+  pc->add_option("--out,-o", pk->second, "Output HDF5 file")->required();
+  pc->callback([pk] {
+    const Dataset d = generate_pk(pk->first);
+    d.write(pk->second);
+    std::cout << pk->second << ": " << d.size() << " subjects, " << d.observations() << " samples, "
+              << d.event_count() << " doses into compartment 'depot'; covariate WT\n";
   });
 }
 
