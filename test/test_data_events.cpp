@@ -481,3 +481,49 @@ BOOST_AUTO_TEST_CASE(pk_generator_follows_the_bateman_solution) {
   o.noise = 0.5;
   BOOST_CHECK_THROW(generate_pk(o), OptionsError);
 }
+
+BOOST_AUTO_TEST_CASE(records_become_the_solvers_events) {
+  const Dataset d = everything();
+  // Compartments depot, central, effect site -> state components 2, 0, 1 of a 3-state model;
+  // doses into the depot scaled by 0.01 (mg -> the model's units).
+  TrajectoryOptions o;
+  o.compartment_state = {2, 0, 1};
+  o.dose_scale = (Vector(3) << 0.01, 1.0, 1.0).finished();
+  const Trajectory a = d.trajectory(3, 3, o);
+  BOOST_CHECK(a.validate(3).empty());
+  BOOST_CHECK_EQUAL(a.t0, 0.0);
+  BOOST_REQUIRE_EQUAL(a.events.size(), 5u);  // dose, infusion, reset + dose, dose
+  BOOST_CHECK(a.events[0].kind == EventKind::Bolus);
+  BOOST_CHECK_EQUAL(a.events[0].compartment, 2);
+  BOOST_CHECK_EQUAL(a.events[0].amount, 0.01 * 25.0);
+  BOOST_CHECK(a.events[1].kind == EventKind::Infusion);
+  BOOST_CHECK_EQUAL(a.events[1].compartment, 0);
+  BOOST_CHECK_EQUAL(a.events[1].duration, 2.0);  // 5 at rate 2.5
+  BOOST_CHECK(a.events[2].kind == EventKind::Reset);
+  BOOST_CHECK(a.events[3].kind == EventKind::Bolus);
+  BOOST_CHECK_EQUAL(a.events[3].time, 6.0);
+  BOOST_CHECK_EQUAL(a.events[3].compartment, 1);
+  BOOST_CHECK(a.controls.times == d.series(3).control_times);
+  BOOST_CHECK(a.controls.interpolation == ControlInterpolation::PiecewiseConstant);
+  BOOST_CHECK(a.covariates == d.series(3).covariates);
+  // t0 before the first observation is kept when the series has events (series 1: t0 = -0.5).
+  BOOST_CHECK_EQUAL(d.trajectory(1, 3, o).t0, -0.5);
+  // A compartment mapped outside the state is named.
+  o.compartment_state = {2, 0, 3};
+  expect_error([&] { d.trajectory(3, 3, o); }, {"series 's3'", "compartment 'effect site' enters state component 3",
+                                                 "the model's state has 3 components"});
+  // Normalised data: a dose into an observed channel is divided by its scale; that channel must
+  // be normalised by scale only (mean 0), which compute_normalization gives on request.
+  Dataset n = everything();
+  o.compartment_state = {2, 0, 1};
+  n.normalize(n.compute_normalization({0, 1, 2, 3}));
+  expect_error([&] { n.trajectory(0, 3, o); }, {"compartment 'central' doses the channel 'conc'", "scale only"});
+  Dataset m = everything();
+  const Normalization sn = m.compute_normalization({0, 1, 2, 3}, {true, false});
+  BOOST_CHECK_EQUAL(sn.mean[0], 0.0);
+  BOOST_CHECK(sn.mean[1] != 0.0);
+  m.normalize(sn);
+  const Trajectory b = m.trajectory(0, 3, o);
+  BOOST_CHECK_EQUAL(b.events[1].amount, 5.0 / sn.std[0]);
+  BOOST_CHECK_EQUAL(b.events[0].amount, 0.01 * 100.0);  // the depot is not a channel: unscaled
+}

@@ -71,6 +71,18 @@ struct Normalization {
   bool empty() const { return mean.size() == 0; }
 };
 
+// How a dataset's event records become the solver's events (Dataset::trajectory).
+struct TrajectoryOptions {
+  // The state component each compartment's events enter, one per compartment name (empty:
+  // compartment k is state component k).
+  std::vector<int> compartment_state;
+  // Per compartment: the factor from a record's amount (and rate) to its state component's units,
+  // e.g. 1/V to dose an amount into a concentration (empty: ones). A dose into an observed channel
+  // of normalised data is divided by the channel's std on top (its normalisation must have mean
+  // 0: a jump has no offset).
+  Vector dose_scale;
+};
+
 // Indices of series in each part of a split.
 struct Split {
   std::vector<std::size_t> train, validation, test;
@@ -92,7 +104,8 @@ class Dataset {
   // The compartments events address (state components of the model that receive doses, e.g.
   // "depot", "central"); needed before a series with events is added.
   void set_compartment_names(std::vector<std::string> names);
-  // "piecewise_constant" (u(t) = value at the last control time <= t) or "linear".
+  // "piecewise_constant" (u(t) = value at the last control time <= t), "linear" or
+  // "monotone_cubic" (Fritsch-Carlson: smooth, no overshoot; format version 2).
   void set_control_interpolation(std::string how);
   void set_provenance(std::string text) { provenance_ = std::move(text); }  // free form (JSON)
   void set_normalization(const Normalization& n);  // stored with the data; does not apply it
@@ -131,8 +144,11 @@ class Dataset {
   const std::vector<std::string>& compartment_names() const { return compartment_names_; }
   std::size_t event_count() const { return events_.size(); }  // over all series
   bool has_events() const { return !events_.empty(); }
-  // The format version write() uses: 1 unless the data need a newer one (events: 2).
-  int format_version() const { return has_events() ? 2 : 1; }
+  // The format version write() uses: 1 unless the data need a newer one (events or monotone
+  // cubic controls: 2).
+  int format_version() const {
+    return has_events() || (control_count() > 0 && control_interpolation_ == "monotone_cubic") ? 2 : 1;
+  }
   // Whether values currently hold normalised numbers (normalize() was applied).
   bool normalized() const { return normalized_; }
   // Fraction of missing entries of each channel over all series.
@@ -153,7 +169,10 @@ class Dataset {
   // --- normalisation --------------------------------------------------------------------------
   // Mean and standard deviation of each channel over the observed entries of the given series
   // (a channel with zero spread gets std 1). Throws DataError if a channel has no observation.
-  Normalization compute_normalization(const std::vector<std::size_t>& series) const;
+  // A channel with scale_only[c] = true gets mean 0 and its root mean square as the "std": zero
+  // and the sign keep their meaning (doses add to it, sign constraints hold in it).
+  Normalization compute_normalization(const std::vector<std::size_t>& series,
+                                      const std::vector<bool>& scale_only = {}) const;
   // Apply / undo on values and on the first `channels()` components of the initial states.
   // The statistics are recorded as this dataset's normalization. Throws DataError if the sizes
   // do not match or the values are already normalised.
@@ -163,9 +182,13 @@ class Dataset {
   // --- to the solver --------------------------------------------------------------------------
   // The series as the solver's Trajectory for a state of `state_size` >= channels(): z0 is the
   // stored initial state if there is one, else the first observation row (missing entries 0)
-  // at t0, padded with zeros; values and mask are the channels.
-  Trajectory trajectory(std::size_t i, int state_size) const;
-  std::vector<Trajectory> trajectories(const std::vector<std::size_t>& indices, int state_size) const;
+  // at t0, padded with zeros; values and mask are the channels. Events: a dose record becomes a
+  // Bolus (rate 0) or an Infusion (duration amount / rate) into its compartment's state
+  // component, a reset a Reset, a reset with a dose both; controls and covariates are copied.
+  // Throws DataError naming the series for a compartment mapped outside the state.
+  Trajectory trajectory(std::size_t i, int state_size, const TrajectoryOptions& options = {}) const;
+  std::vector<Trajectory> trajectories(const std::vector<std::size_t>& indices, int state_size,
+                                       const TrajectoryOptions& options = {}) const;
 
  private:
   friend struct DatasetIo;

@@ -69,8 +69,8 @@ void Dataset::set_compartment_names(std::vector<std::string> names) {
 }
 
 void Dataset::set_control_interpolation(std::string how) {
-  if (how != "piecewise_constant" && how != "linear")
-    throw DataError("dataset: control interpolation '" + how + "' (expected piecewise_constant or linear)");
+  if (how != "piecewise_constant" && how != "linear" && how != "monotone_cubic")
+    throw DataError("dataset: control interpolation '" + how + "' (expected piecewise_constant, linear or monotone_cubic)");
   control_interpolation_ = std::move(how);
 }
 
@@ -294,8 +294,12 @@ std::vector<std::vector<std::size_t>> Dataset::minibatches(const std::vector<std
   return out;
 }
 
-Normalization Dataset::compute_normalization(const std::vector<std::size_t>& series) const {
+Normalization Dataset::compute_normalization(const std::vector<std::size_t>& series,
+                                             const std::vector<bool>& scale_only) const {
   const int C = channels();
+  if (!scale_only.empty() && static_cast<int>(scale_only.size()) != C)
+    throw DataError("normalization: " + std::to_string(scale_only.size()) + " scale-only flags for " +
+                    std::to_string(C) + " channels");
   Vector sum = Vector::Zero(C), count = Vector::Zero(C);
   for (std::size_t i : series) {
     if (i >= size()) throw DataError("normalization: series index " + std::to_string(i) + " out of range");
@@ -308,7 +312,7 @@ Normalization Dataset::compute_normalization(const std::vector<std::size_t>& ser
   for (int c = 0; c < C; ++c) {
     if (count[c] == 0)
       throw DataError("normalization: channel '" + channel_names_[c] + "' has no observed value in the chosen series");
-    n.mean[c] = sum[c] / count[c];
+    n.mean[c] = scale_only.empty() || !scale_only[c] ? sum[c] / count[c] : 0.0;
   }
   Vector sq = Vector::Zero(C);  // second pass: no cancellation
   for (std::size_t i : series)
@@ -345,7 +349,7 @@ void Dataset::denormalize() {
   normalized_ = false;
 }
 
-Trajectory Dataset::trajectory(std::size_t i, int state_size) const {
+Trajectory Dataset::trajectory(std::size_t i, int state_size, const TrajectoryOptions& options) const {
   const int C = channels(), D = initial_state_size();
   if (i >= size()) throw DataError("trajectory: series index " + std::to_string(i) + " out of range");
   if (state_size < C || state_size < D)
@@ -370,13 +374,59 @@ Trajectory Dataset::trajectory(std::size_t i, int state_size) const {
     tr.t0 = tr.times[0];
     tr.z0.head(C) = tr.values.row(0).transpose();
   }
+  const std::string who = "series '" + ids_[i] + "': ";
+  if (event_offsets_[i + 1] > event_offsets_[i]) {
+    // Events act from the series' own t0 (the first dose may precede the first observation).
+    tr.t0 = t0_[i];
+    const auto P = static_cast<int>(compartment_names_.size());
+    if (!options.compartment_state.empty() && static_cast<int>(options.compartment_state.size()) != P)
+      throw DataError(who + std::to_string(options.compartment_state.size()) + " state components given for the " +
+                      std::to_string(P) + " compartments of the data");
+    if (options.dose_scale.size() > 0 && options.dose_scale.size() != P)
+      throw DataError(who + std::to_string(options.dose_scale.size()) + " dose scales given for the " +
+                      std::to_string(P) + " compartments of the data");
+    for (std::size_t e = event_offsets_[i]; e < event_offsets_[i + 1]; ++e) {
+      const EventRecord& r = events_[e];
+      if (r.kind == Evid::Reset || r.kind == Evid::ResetDose) tr.events.push_back(Event{r.time, 0, EventKind::Reset, 0, 0});
+      if (r.kind == Evid::Reset) continue;
+      const int state = options.compartment_state.empty() ? r.compartment : options.compartment_state[r.compartment];
+      if (state < 0 || state >= state_size)
+        throw DataError(who + "compartment '" + compartment_names_[r.compartment] + "' enters state component " +
+                        std::to_string(state) + ", but the model's state has " + std::to_string(state_size) +
+                        " components (data.compartment_states)");
+      double scale = options.dose_scale.size() ? options.dose_scale[r.compartment] : 1.0;
+      if (normalized_ && state < C) {
+        if (normalization_.mean[state] != 0)
+          throw DataError(who + "compartment '" + compartment_names_[r.compartment] + "' doses the channel '" +
+                          channel_names_[state] + "', whose normalisation shifts it by its mean " +
+                          std::to_string(normalization_.mean[state]) + ": a dosed channel is normalised by scale only");
+        scale /= normalization_.std[state];
+      }
+      if (r.rate > 0) tr.events.push_back(Event{r.time, state, EventKind::Infusion, scale * r.amount, r.duration()});
+      else tr.events.push_back(Event{r.time, state, EventKind::Bolus, scale * r.amount, 0});
+    }
+  }
+  if (control_count() > 0) {
+    const std::size_t ca = control_offsets_[i], cn = control_offsets_[i + 1] - ca;
+    const int U = control_count();
+    tr.controls.times = Eigen::Map<const Vector>(control_times_.data() + ca, static_cast<Eigen::Index>(cn));
+    tr.controls.values.resize(static_cast<Eigen::Index>(cn), U);
+    for (std::size_t k = 0; k < cn; ++k)
+      for (int u = 0; u < U; ++u) tr.controls.values(k, u) = control_values_[(ca + k) * U + u];
+    tr.controls.interpolation = parse_control_interpolation(control_interpolation_);
+  }
+  if (covariate_count() > 0) {
+    const int K = covariate_count();
+    tr.covariates = Eigen::Map<const Vector>(covariates_.data() + i * K, K);
+  }
   return tr;
 }
 
-std::vector<Trajectory> Dataset::trajectories(const std::vector<std::size_t>& indices, int state_size) const {
+std::vector<Trajectory> Dataset::trajectories(const std::vector<std::size_t>& indices, int state_size,
+                                              const TrajectoryOptions& options) const {
   std::vector<Trajectory> out;
   out.reserve(indices.size());
-  for (std::size_t i : indices) out.push_back(trajectory(i, state_size));
+  for (std::size_t i : indices) out.push_back(trajectory(i, state_size, options));
   return out;
 }
 

@@ -104,7 +104,7 @@ struct DatasetIo {
   }
 
   Dataset read(std::size_t first, long count_in) const {
-    check_header();
+    const long version = check_header();
     Dataset d;
     try {
       d = Dataset(f.string_array_attribute("channel_names"), f.string_array_attribute("channel_units"));
@@ -154,8 +154,9 @@ struct DatasetIo {
              std::to_string(U) + " controls");
       if (f.has_attribute("control_interpolation")) {
         const std::string how = f.string_attribute("control_interpolation");
-        if (how != "piecewise_constant" && how != "linear")
-          fail("attribute 'control_interpolation': '" + how + "' (expected piecewise_constant or linear)");
+        if (how != "piecewise_constant" && how != "linear" && !(how == "monotone_cubic" && version >= 2))
+          fail("attribute 'control_interpolation': '" + how + "' (expected piecewise_constant or linear" +
+               (version >= 2 ? ", monotone_cubic)" : "; monotone_cubic needs format version 2)"));
         d.control_interpolation_ = how;
       }
     } else {
