@@ -147,19 +147,10 @@ void Dataset::add(const Series& s) {
       !why.empty())
     throw DataError(who + why);
   {
-    const std::size_t E = s.events.size();
-    std::vector<double> et(E), ea(E), er(E);
-    std::vector<std::int64_t> ec(E);
-    std::vector<std::uint8_t> ek(E);
-    for (std::size_t k = 0; k < E; ++k) {
-      et[k] = s.events[k].time;
-      ec[k] = s.events[k].compartment;
-      ea[k] = s.events[k].amount;
-      er[k] = s.events[k].rate;
-      ek[k] = static_cast<std::uint8_t>(s.events[k].kind);
-    }
-    if (std::string why = detail::check_event_rows(s.t0, n ? s.times[n - 1] : s.t0, et.data(), ec.data(), ea.data(),
-                                                   er.data(), ek.data(), E, compartment_names_);
+    const detail::EventColumns e(s.events.data(), s.events.size());
+    if (std::string why = detail::check_event_rows(s.t0, n ? s.times[n - 1] : s.t0, e.time.data(), e.compartment.data(),
+                                                   e.amount.data(), e.rate.data(), e.kind.data(), e.size(),
+                                                   compartment_names_);
         !why.empty())
       throw DataError(who + why);
   }

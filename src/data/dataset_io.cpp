@@ -310,25 +310,16 @@ struct DatasetIo {
                       {d.control_times_.size(), static_cast<hsize_t>(d.control_count())});
     }
     if (d.has_events()) {
-      const std::size_t E = d.events_.size();
-      std::vector<double> t(E), a(E), r(E);
-      std::vector<std::int64_t> c(E);
-      std::vector<std::uint8_t> k(E);
-      for (std::size_t e = 0; e < E; ++e) {
-        t[e] = d.events_[e].time;
-        c[e] = d.events_[e].compartment;
-        a[e] = d.events_[e].amount;
-        r[e] = d.events_[e].rate;
-        k[e] = static_cast<std::uint8_t>(d.events_[e].kind);
-      }
+      const detail::EventColumns e(d.events_.data(), d.events_.size());
+      const hsize_t E = e.size();
       f.write_string_array_attribute("compartment_names", d.compartment_names_);
       std::vector<std::int64_t> eoff(d.event_offsets_.begin(), d.event_offsets_.end());
       f.write_int64("event_offsets", eoff.data(), eoff.size());
-      f.write_doubles("event_times", t.data(), {E});
-      f.write_int64("event_compartment", c.data(), E);
-      f.write_doubles("event_amount", a.data(), {E});
-      f.write_doubles("event_rate", r.data(), {E});
-      f.write_uint8("event_kind", k.data(), {E});
+      f.write_doubles("event_times", e.time.data(), {E});
+      f.write_int64("event_compartment", e.compartment.data(), E);
+      f.write_doubles("event_amount", e.amount.data(), {E});
+      f.write_doubles("event_rate", e.rate.data(), {E});
+      f.write_uint8("event_kind", e.kind.data(), {E});
     }
     if (!d.normalization_.empty()) {
       f.write_doubles("normalization_mean", d.normalization_.mean.data(), {C});

@@ -67,6 +67,17 @@ std::string check_control_rows(const double* times, std::size_t n, const double*
   return {};
 }
 
+EventColumns::EventColumns(const EventRecord* records, std::size_t n)
+    : time(n), amount(n), rate(n), compartment(n), kind(n) {
+  for (std::size_t k = 0; k < n; ++k) {
+    time[k] = records[k].time;
+    compartment[k] = records[k].compartment;
+    amount[k] = records[k].amount;
+    rate[k] = records[k].rate;
+    kind[k] = static_cast<std::uint8_t>(records[k].kind);
+  }
+}
+
 std::string check_event_rows(double t0, double last_time, const double* times, const std::int64_t* compartment,
                              const double* amount, const double* rate, const std::uint8_t* kind, std::size_t n,
                              const std::vector<std::string>& names) {

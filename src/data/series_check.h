@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "cvnode/dataset.h"
+
 namespace cvnode::detail {
 
 // Empty when the series is usable, else one phrase naming the field and the value: at least one
@@ -17,6 +19,16 @@ std::string check_series_rows(double t0, const double* times, std::size_t n, con
 
 // Same for control inputs: finite strictly increasing times and finite values (n x width).
 std::string check_control_rows(const double* times, std::size_t n, const double* values, int width);
+
+// Event records as the column arrays of the file format (and of check_event_rows).
+struct EventColumns {
+  std::vector<double> time, amount, rate;
+  std::vector<std::int64_t> compartment;
+  std::vector<std::uint8_t> kind;
+  EventColumns() = default;
+  EventColumns(const EventRecord* records, std::size_t n);
+  std::size_t size() const { return time.size(); }
+};
 
 // Same for events: known kinds, finite times within [t0, last_time] in non-decreasing order, a
 // compartment index below `compartments`, finite amounts >= 0 (0 for a reset) and rates >= 0.
