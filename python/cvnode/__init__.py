@@ -64,6 +64,8 @@ from . import _arrays, _frames  # noqa: E402,F401  (Dataset.from_arrays, from_da
 #: ConfigError under the library's C++ name (cvnode::OptionsError).
 OptionsError = ConfigError
 
+from ._cvnode import EventRecord  # noqa: E402  (dosing records of a Dataset's series)
+
 __all__ = [
     "__version__", "Error", "DataError", "ConfigError", "OptionsError", "SolverError",
     "Series", "Dataset", "Normalization", "Split", "generate", "generator_systems",
@@ -73,3 +75,4 @@ __all__ = [
     "Solver", "BatchSolver", "Solution", "Gradient", "BatchGradient", "SolverStats",
     "TrainedModel", "BenchProblem", "fit", "FitResult", "load_checkpoint", "evaluate", "Evaluation",
 ]
+__all__ += ["EventRecord"]

@@ -64,12 +64,23 @@ class Loss:
 
 LossLike = Union[str, Loss]
 
+class EventRecord:
+    def __init__(self, time: float, compartment: int = ..., amount: float = ..., rate: float = ...,
+                 kind: str = ...) -> None: ...
+    time: float
+    compartment: int
+    amount: float
+    rate: float
+    kind: str
+    duration: float
+
 class Series:
     def __init__(self, id: str, times: ArrayLike, values: ArrayLike, mask: Optional[ArrayLike] = ...,
                  t0: Optional[float] = ..., initial_state: Optional[ArrayLike] = ...,
                  covariates: Optional[ArrayLike] = ..., control_times: Optional[ArrayLike] = ...,
-                 control_values: Optional[ArrayLike] = ...) -> None: ...
+                 control_values: Optional[ArrayLike] = ..., events: Optional[Sequence[EventRecord]] = ...) -> None: ...
     id: str
+    events: List[EventRecord]
     t0: float
     times: np.ndarray
     values: np.ndarray
@@ -120,6 +131,7 @@ class Dataset:
     covariate_names: List[str]
     control_names: List[str]
     control_interpolation: str
+    compartment_names: List[str]
     provenance: str
     initial_state_size: int
     covariate_count: int
@@ -132,7 +144,8 @@ class Dataset:
     def compute_normalization(self, indices: Optional[Sequence[int]] = ...) -> Normalization: ...
     def normalize(self, normalization: Normalization) -> None: ...
     def denormalize(self) -> None: ...
-    def trajectories(self, state_size: Optional[int] = ..., indices: Optional[Sequence[int]] = ...) -> Batch: ...
+    def trajectories(self, state_size: Optional[int] = ..., indices: Optional[Sequence[int]] = ...,
+                     compartment_state: Optional[Sequence[int]] = ..., dose_scale: Optional[ArrayLike] = ...) -> Batch: ...
 
 def generator_systems() -> List[str]: ...
 def generate(system: str = ..., series: int = ..., observations: int = ..., grid: int = ..., irregular: bool = ...,

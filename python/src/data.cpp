@@ -27,9 +27,15 @@ py::object bool_mask(const Matrix& mask, Eigen::Index rows, Eigen::Index cols) {
   return std::move(a);
 }
 
+Evid evid_arg(const std::string& kind) {
+  for (Evid k : {Evid::Dose, Evid::Reset, Evid::ResetDose})
+    if (kind == evid_name(k)) return k;
+  fail(Kind::Data, "EventRecord: kind = '" + kind + "' (expected dose, reset or reset_dose)");
+}
+
 Series make_series(const std::string& id, py::handle times, py::handle values, py::handle mask, py::handle t0,
                    py::handle initial_state, py::handle covariates, py::handle control_times,
-                   py::handle control_values) {
+                   py::handle control_values, py::handle events) {
   Series s;
   s.id = id;
   const std::string who = "series '" + id + "': ";
@@ -47,6 +53,17 @@ Series make_series(const std::string& id, py::handle times, py::handle values, p
                                  false, true);
   else if (s.control_times.size() > 0)
     fail(Kind::Data, who + "control_times without control_values");
+  if (!events.is_none()) {
+    try {
+      for (py::handle h : events) {
+        if (!py::isinstance<EventRecord>(h))
+          fail(Kind::Data, who + "events: expected cvnode.EventRecord items, got " + std::string(py::str(h.get_type())));
+        s.events.push_back(h.cast<EventRecord>());
+      }
+    } catch (py::error_already_set&) {
+      fail(Kind::Data, who + "events: expected a list of cvnode.EventRecord");
+    }
+  }
   return s;
 }
 
@@ -68,14 +85,44 @@ std::vector<std::size_t> indices_arg(py::handle obj, std::size_t size, const cha
 }  // namespace
 
 void bind_data(py::module_& m) {
+  py::class_<EventRecord>(m, "EventRecord",
+                          "A dosing record of a series as the data give it (NONMEM's AMT, RATE, CMT, EVID): kind "
+                          "dose (amount into `compartment`, at once with rate 0 or infused at `rate`), reset "
+                          "(every compartment to zero) or reset_dose. Dataset.trajectories turns records into "
+                          "the solver's events.")
+      .def(py::init([](double time, int compartment, double amount, double rate, const std::string& kind) {
+             EventRecord e;
+             e.time = time;
+             e.compartment = compartment;
+             e.amount = amount;
+             e.rate = rate;
+             e.kind = evid_arg(kind);
+             return e;
+           }),
+           py::arg("time"), py::arg("compartment") = 0, py::arg("amount") = 0.0, py::arg("rate") = 0.0,
+           py::arg("kind") = "dose")
+      .def_readonly("time", &EventRecord::time)
+      .def_readonly("compartment", &EventRecord::compartment)
+      .def_readonly("amount", &EventRecord::amount)
+      .def_readonly("rate", &EventRecord::rate)
+      .def_property_readonly("kind", [](const EventRecord& e) { return evid_name(e.kind); })
+      .def_property_readonly("duration", &EventRecord::duration)
+      .def("__eq__", [](const EventRecord& a, const EventRecord& b) { return a == b; })
+      .def("__repr__", [](const EventRecord& e) {
+        return std::string("<cvnode.EventRecord ") + evid_name(e.kind) + " t=" + std::to_string(e.time) +
+               " compartment " + std::to_string(e.compartment) + " amount " + std::to_string(e.amount) +
+               " rate " + std::to_string(e.rate) + ">";
+      });
+
   py::class_<Series>(m, "Series",
                      "One measured series of a Dataset: `values` (times x channels) at strictly increasing "
                      "`times`, an optional mask (True/1 = observed; masked values may be NaN), t0 (default: the "
                      "first time), and optionally a known initial state, static covariates and controls u(t).")
       .def(py::init(&make_series), py::arg("id"), py::arg("times"), py::arg("values"), py::arg("mask") = py::none(),
            py::arg("t0") = py::none(), py::arg("initial_state") = py::none(), py::arg("covariates") = py::none(),
-           py::arg("control_times") = py::none(), py::arg("control_values") = py::none())
+           py::arg("control_times") = py::none(), py::arg("control_values") = py::none(), py::arg("events") = py::none())
       .def_readonly("id", &Series::id)
+      .def_readonly("events", &Series::events)
       .def_readonly("t0", &Series::t0)
       .def_property_readonly("times", [](const Series& s) { return to_numpy(s.times); })
       .def_property_readonly("values", [](const Series& s) { return to_numpy(s.values); })
@@ -143,12 +190,14 @@ void bind_data(py::module_& m) {
       .def(
           "add",
           [](Dataset& d, const std::string& id, py::handle times, py::handle values, py::handle mask, py::handle t0,
-             py::handle initial_state, py::handle covariates, py::handle control_times, py::handle control_values) {
-            d.add(make_series(id, times, values, mask, t0, initial_state, covariates, control_times, control_values));
+             py::handle initial_state, py::handle covariates, py::handle control_times, py::handle control_values,
+             py::handle events) {
+            d.add(make_series(id, times, values, mask, t0, initial_state, covariates, control_times, control_values,
+                              events));
           },
           py::arg("id"), py::arg("times"), py::arg("values"), py::arg("mask") = py::none(), py::arg("t0") = py::none(),
           py::arg("initial_state") = py::none(), py::arg("covariates") = py::none(),
-          py::arg("control_times") = py::none(), py::arg("control_values") = py::none())
+          py::arg("control_times") = py::none(), py::arg("control_values") = py::none(), py::arg("events") = py::none())
       .def("__len__", &Dataset::size)
       .def("__getitem__",
            [](const Dataset& d, long i) {
@@ -170,6 +219,10 @@ void bind_data(py::module_& m) {
                     [](Dataset& d, py::handle v) { d.set_covariate_names(to_strings(v, "covariate_names", Kind::Data)); })
       .def_property("control_names", &Dataset::control_names,
                     [](Dataset& d, py::handle v) { d.set_control_names(to_strings(v, "control_names", Kind::Data)); })
+      .def_property("compartment_names", &Dataset::compartment_names,
+                    [](Dataset& d, py::handle v) {
+                      d.set_compartment_names(to_strings(v, "compartment_names", Kind::Data));
+                    })
       .def_property("control_interpolation", &Dataset::control_interpolation, &Dataset::set_control_interpolation)
       .def_property("provenance", &Dataset::provenance, &Dataset::set_provenance)
       .def_property_readonly("initial_state_size", &Dataset::initial_state_size)
@@ -197,18 +250,26 @@ void bind_data(py::module_& m) {
       .def("denormalize", &Dataset::denormalize)
       .def(
           "trajectories",
-          [](const Dataset& d, py::object state_size, py::handle indices) {
+          [](const Dataset& d, py::object state_size, py::handle indices, py::handle compartment_state,
+             py::handle dose_scale) {
             const int n = state_size.is_none() ? d.channels() : state_size.cast<int>();
             if (n < d.channels())
               fail(Kind::Config, "trajectories: state_size = " + std::to_string(n) + " is below the " +
                                      std::to_string(d.channels()) + " channels");
+            TrajectoryOptions o;
+            if (!compartment_state.is_none())
+              o.compartment_state = to_ints(compartment_state, "trajectories: compartment_state", Kind::Config);
+            if (!dose_scale.is_none()) o.dose_scale = to_vector(dose_scale, "trajectories: dose_scale", Kind::Config);
             auto b = std::make_shared<Batch>();
-            b->items = d.trajectories(indices_arg(indices, d.size(), "trajectories: indices"), n);
+            b->items = d.trajectories(indices_arg(indices, d.size(), "trajectories: indices"), n, o);
             return b;
           },
-          py::arg("state_size") = py::none(), py::arg("indices") = py::none(),
+          py::arg("state_size") = py::none(), py::arg("indices") = py::none(), py::arg("compartment_state") = py::none(),
+          py::arg("dose_scale") = py::none(),
           "The series as a Batch for a state of state_size >= channels (default: channels): z0 is the stored "
-          "initial state, else the first observation (missing entries 0), padded with zeros.")
+          "initial state, else the first observation (missing entries 0), padded with zeros; event records become "
+          "the solver's events (compartment k into state component compartment_state[k], amounts times "
+          "dose_scale[k]), controls and covariates the series' inputs.")
       .def("__repr__", [](const Dataset& d) {
         return "<cvnode.Dataset: " + std::to_string(d.size()) + " series, " + std::to_string(d.channels()) +
                " channels, " + std::to_string(d.observations()) + " observation rows>";

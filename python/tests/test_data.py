@@ -147,3 +147,21 @@ def test_dataframe_errors():
     ok = pd.DataFrame({"id": ["a", "a"], "time": [0.0, 1.0], "channel": ["x", "y"], "value": [1.0, np.nan]})
     ds = cvnode.Dataset.from_dataframe(ok, channels=["x", "y"])
     np.testing.assert_array_equal(ds[0].mask, [[True, False]])  # NaN value: not measured
+
+
+def test_dosing_records_roundtrip_and_become_solver_events(tmp_path):
+    ds = cvnode.Dataset(["conc"])
+    ds.compartment_names = ["central"]
+    doses = [cvnode.EventRecord(0.0, compartment=0, amount=2.0), cvnode.EventRecord(1.0, amount=4.0, rate=8.0)]
+    ds.add("p1", [0.5, 1.5, 3.0], [[1.0], [0.8], [0.3]], t0=0.0, events=doses)
+    ds.write(tmp_path / "pk.h5")
+    back = cvnode.Dataset.read(tmp_path / "pk.h5")
+    assert back.compartment_names == ["central"]
+    assert back[0].events == doses and back[0].events[1].duration == 0.5
+    tr = back.trajectories(dose_scale=[0.5])[0]
+    assert [e.kind for e in tr.events] == ["bolus", "infusion"]
+    assert tr.events[0].amount == 1.0 and tr.events[1].duration == 0.5  # amounts times dose_scale
+    with pytest.raises(cvnode.DataError, match="reset_dose"):
+        cvnode.EventRecord(0.0, kind="infuse")
+    with pytest.raises(cvnode.DataError, match="p2"):
+        ds.add("p2", [0.5], [[1.0]], t0=0.0, events=[cvnode.EventRecord(0.2, amount=-1.0)])
