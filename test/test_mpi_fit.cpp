@@ -1,7 +1,8 @@
 // `cvnode fit` under a real `mpirun` with 2 ranks gives the same bits as one process with 1 or 2
 // threads and as `mpirun -np 1`: every parameter, every metric but the wall time. Once for the
 // demo configuration (stacked Adams, windows curriculum; shortened) and once for a stiff BDF fit
-// (data/robertson_rates.toml, per-series units handed out dynamically). Also: a fit resumed
+// (data/robertson_rates.toml, per-series units handed out dynamically; the demo also with the
+// static unit split). Also: a fit resumed
 // with a different rank count, and the fast (plain MPI_Allreduce) reduction runs.
 #define BOOST_TEST_MODULE mpi_fit
 #include <boost/test/unit_test.hpp>
@@ -58,7 +59,8 @@ BOOST_AUTO_TEST_CASE(demo_config_same_bits_for_ranks_and_threads) {
   m.run(m.mpirun(1) + args + " --set run.threads=1 --out " + m.dir + "/np1");
   m.run(m.mpirun(2) + args + " --set run.threads=1 --out " + m.dir + "/np2");
   m.run(m.mpirun(2) + args + " --set run.threads=2 --out " + m.dir + "/np2t2");
-  for (const char* other : {"/t2", "/np1", "/np2", "/np2t2"}) expect_same_bits(m.dir + "/t1", m.dir + other);
+  m.run(m.mpirun(2) + args + " --set run.threads=1 --set run.balance=static --out " + m.dir + "/static");
+  for (const char* other : {"/t2", "/np1", "/np2", "/np2t2", "/static"}) expect_same_bits(m.dir + "/t1", m.dir + other);
   // The fit moved the parameters (a comparison of untouched initial values proves nothing).
   const Checkpoint c = Checkpoint::read(m.dir + "/np2/latest.h5");
   BOOST_TEST(c.metrics.at("train_loss").back() < 0.9 * c.metrics.at("train_loss").front());

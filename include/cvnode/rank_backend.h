@@ -28,7 +28,8 @@ class RankBackend final : public GradientBackend {
  public:
   // exchange_series: every rank needs every series' z0 gradient (learned initial states).
   RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
-              const Ranks& ranks, Reduction reduction = Reduction::Reproducible, bool exchange_series = true);
+              const Ranks& ranks, Reduction reduction = Reduction::Reproducible, bool exchange_series = true,
+              Balance balance = Balance::Dynamic);
   // Collective: every rank calls it with the same batch and theta. Every rank gets loss, theta,
   // readout and counters of the whole batch and the failures of all ranks (series order); z0 and
   // series_loss of every series with exchange_series, else only of this rank's; states only of
@@ -48,6 +49,7 @@ class RankBackend final : public GradientBackend {
   const Ranks& ranks_;
   Reduction reduction_;
   bool exchange_series_;
+  Balance balance_;
   bool split_wait_;  // CVNODE_RANK_TIMING set: a barrier splits waiting from communication
   int agreed_stop_ = 0;
   StepTiming timing_;

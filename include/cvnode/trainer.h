@@ -58,6 +58,14 @@ enum class Reduction {
 Reduction parse_reduction(const std::string& name);
 const char* reduction_name(Reduction r);
 
+// How MPI ranks share a minibatch's work units (cvnode/rank_backend.h). The bits are the same.
+enum class Balance {
+  Dynamic,  // the next free rank takes the next unit from a counter on rank 0 (default)
+  Static    // unit u on rank u mod ranks: no counter (for ~1 unit per rank at large rank counts)
+};
+Balance parse_balance(const std::string& name);
+const char* balance_name(Balance b);
+
 struct TrainOptions {
   int epochs = 100;
   int batch_size = 16;      // series per minibatch (the last of an epoch may be smaller)
@@ -70,6 +78,7 @@ struct TrainOptions {
   int stack_size = 32;
   // With several MPI ranks: ExactSum (same bits for any rank count) or a plain MPI_Allreduce.
   Reduction reduction = Reduction::Reproducible;
+  Balance balance = Balance::Dynamic;
   std::uint64_t seed = 0;   // minibatch order (with the epoch number: stateless, resumable)
   int val_every = 1;        // validate every N epochs (and at the last one)
   int early_stop_patience = 0;  // validations without improvement before stopping (0 = never)

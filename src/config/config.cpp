@@ -366,6 +366,8 @@ const std::vector<Entry>& entries() {
       integer("run.stack_size", [](Config& c) -> int& { return c.train.run.stack_size; }),
       choice<Reduction>("run.reduction", [](Config& c) -> Reduction& { return c.train.run.reduction; },
                         parse_reduction, reduction_name),
+      choice<Balance>("run.balance", [](Config& c) -> Balance& { return c.train.run.balance; },
+                      parse_balance, balance_name),
       seed("run.seed", [](Config& c) -> std::uint64_t& { return c.train.run.seed; }),
       integer("run.val_every", [](Config& c) -> int& { return c.train.run.val_every; }),
       integer("run.early_stop_patience", [](Config& c) -> int& { return c.train.run.early_stop_patience; }),

@@ -104,9 +104,18 @@ Reduction parse_reduction(const std::string& name) {
 
 const char* reduction_name(Reduction r) { return r == Reduction::Fast ? "fast" : "reproducible"; }
 
+Balance parse_balance(const std::string& name) {
+  if (name == "dynamic") return Balance::Dynamic;
+  if (name == "static") return Balance::Static;
+  throw std::invalid_argument("unknown balance '" + name + "' (expected dynamic or static)");
+}
+
+const char* balance_name(Balance b) { return b == Balance::Static ? "static" : "dynamic"; }
+
 RankBackend::RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
-                         const Ranks& ranks, Reduction reduction, bool exchange_series)
+                         const Ranks& ranks, Reduction reduction, bool exchange_series, Balance balance)
     : solver_(dynamics, options, batch), ranks_(ranks), reduction_(reduction), exchange_series_(exchange_series),
+      balance_(balance),
       split_wait_(std::getenv("CVNODE_RANK_TIMING") != nullptr) {}
 
 // One step costs one reduction (sums, counters, the stop flag, the byte counts of the per-series
@@ -135,7 +144,15 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
   const auto t0 = clock_type::now();
   solver_.solve_units(theta, batch, units, loss, BatchSolver::loss_scale(batch, loss), running_cost, readout,
                       [&] {
-                        const long u = ranks_.distributed() ? ranks_.fetch_add(1) - base : local_next++;
+                        long u;
+                        if (!ranks_.distributed()) {
+                          u = local_next++;
+                        } else if (balance_ == Balance::Static) {
+                          u = ranks_.rank() + ranks_.size() * local_next++;  // no counter
+                          if (u >= U) return -1;
+                        } else {
+                          u = ranks_.fetch_add(1) - base;
+                        }
                         if (u < 0 || u >= U) {
                           ++past_end;
                           return -1;
@@ -199,7 +216,7 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
   std::vector<long> summed(static_cast<std::size_t>(C));
   for (Eigen::Index i = 0; i < C; ++i) summed[i] = std::lround(total[S + i]);
   unpack_counters(summed, sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
-  ranks_.advance_counter(U + std::lround(total[S + C]));
+  if (balance_ == Balance::Dynamic) ranks_.advance_counter(U + std::lround(total[S + C]));
   agreed_stop_ = total[S + C + 1] > 0 ? (sig ? sig : total[S + C + 2] > 0 ? SIGUSR1 : SIGTERM) : 0;
 
   std::vector<long> bytes(size);

@@ -255,7 +255,8 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   // Started as one of several MPI ranks (mpirun, srun): the minibatches' units spread over them.
   if (Ranks::world().distributed())
     backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction,
-                                             model.options().initial_state == InitialState::Learned);
+                                             model.options().initial_state == InitialState::Learned,
+                                             s_.run.balance);
   else
     backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
   if (s_.run.kinetic_weight > 0)
