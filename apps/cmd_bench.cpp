@@ -32,7 +32,7 @@ struct BenchArgs {
   int repeats = 5;
   int threads = 1;
   int checkpoint_steps = 100;
-  std::string mode = "per-series";
+  std::string mode = "per_series";
   int stack_size = 32;
   bool polynomial = false;
   bool no_quad_errcon = false;
@@ -135,31 +135,31 @@ void run(const BenchArgs& a) {
     dynamics = std::make_unique<Mlp>(p.spec);
   }
   SolverOptions opt;
-  opt.method = parse_method(a.method);
-  if (a.linear_solver == "gmres") opt.linear_solver = LinearSolver::Gmres;
-  else if (a.linear_solver != "dense")
-    throw OptionsError("--linear-solver = '" + a.linear_solver + "' (expected dense or gmres)");
+  opt.method = a.method;
+  opt.cvodes.linear_solver = parse_linear_solver(a.linear_solver);
   opt.rtol = a.rtol;
   opt.atol = a.atol > 0 ? a.atol : a.rtol;
-  opt.adjoint_atol = a.adjoint_atol;
-  opt.max_order = a.max_order;
-  opt.checkpoint_steps = a.checkpoint_steps;
-  opt.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
-  opt.quadrature_error_control = !a.no_quad_errcon;
-  opt.quadrature = parse_quadrature(a.quadrature);
-  opt.adjoint_form = parse_adjoint_form(a.adjoint_form);
+  opt.cvodes.adjoint_atol = a.adjoint_atol;
+  opt.cvodes.max_order = a.max_order;
+  opt.cvodes.checkpoint_steps = a.checkpoint_steps;
+  opt.cvodes.interpolation = a.polynomial ? Interpolation::Polynomial : Interpolation::Hermite;
+  opt.cvodes.quadrature_error_control = !a.no_quad_errcon;
+  opt.cvodes.quadrature = parse_quadrature(a.quadrature);
+  opt.cvodes.adjoint_form = parse_adjoint_form(a.adjoint_form);
   if (a.repeats < 1) throw OptionsError("--repeats = " + std::to_string(a.repeats) + " must be >= 1");
   BatchOptions bo;
   bo.threads = a.threads;
-  bo.mode = a.mode == "stacked" ? BatchMode::Stacked : a.mode == "auto" ? BatchMode::Auto : BatchMode::PerSeries;
+  if (a.mode == "per-series") std::cerr << "note: --mode per-series is spelled per_series now (as in run.batch_mode)\n";
+  bo.mode = parse_batch_mode(a.mode == "per-series" ? "per_series" : a.mode);
   bo.stack_size = a.stack_size;
   BatchSolver solver(*dynamics, opt, bo);
+  const Problem problem(p.trajectories, p.loss);
 
   std::vector<double> ms;
   BatchGradient g;
   for (int r = 0; r < a.repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    g = solver.gradient(p.theta, p.trajectories, p.loss);
+    g = solver.gradient(p.theta, problem);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   std::vector<double> sorted = ms;
@@ -176,17 +176,17 @@ void run(const BenchArgs& a) {
   j["dynamics"] = a.hybrid ? "hybrid(linear_decay, mlp)" : "mlp";
   j["rtol"] = opt.rtol;
   j["atol"] = opt.atol;
-  const bool backprop = opt.method == Method::Dopri5;
+  const bool backprop = opt.method == "dopri5";
   j["gradient"] = backprop ? "backprop" : "adjoint";
   if (!backprop) {
     // Stacking keeps the blocks of df/dz (one per series), so the form is the same in every mode.
     j["adjoint_form"] = adjoint_form_name(resolved_adjoint_form(opt, *dynamics));
-    if (opt.adjoint_atol > 0) j["adjoint_atol"] = opt.adjoint_atol;
-    if (opt.adjoint_atol == 0) j["adjoint_atol"] = "scaled";
-    if (opt.adjoint_atol < 0) j["adjoint_atol"] = "atol";
+    if (opt.cvodes.adjoint_atol > 0) j["adjoint_atol"] = opt.cvodes.adjoint_atol;
+    if (opt.cvodes.adjoint_atol == 0) j["adjoint_atol"] = "scaled";
+    if (opt.cvodes.adjoint_atol < 0) j["adjoint_atol"] = "atol";
   }
   j["threads"] = solver.threads();
-  j["mode"] = a.mode;
+  j["mode"] = batch_mode_name(bo.mode);
   j["stack_size"] = a.stack_size;
   j["runs"] = a.repeats;
   j["ms_median"] = median;
@@ -209,9 +209,9 @@ void run(const BenchArgs& a) {
     j["loss_rel_err"] = nullptr;
     j["grad_rel_err"] = nullptr;
   }
-  j["checkpoint_steps"] = opt.checkpoint_steps;
-  j["quad_errcon"] = opt.quadrature_error_control;
-  j["quadrature"] = opt.uses_gauss_legendre() ? "gauss_legendre" : "cvodes";
+  j["checkpoint_steps"] = opt.cvodes.checkpoint_steps;
+  j["quad_errcon"] = opt.cvodes.quadrature_error_control;
+  if (!backprop) j["quadrature"] = opt.cvodes.uses_gauss_legendre(opt.is_bdf()) ? "gauss_legendre" : "cvodes";
   j["peak_rss_mb"] = peak_rss_mb();
   if (a.json) {
     std::cout << j.dump() << std::endl;
@@ -242,8 +242,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--max-order", args->max_order, "Maximum method order (default: the method's, Adams 12, BDF 5)");
   cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
   cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();
-  cmd->add_option("--mode", args->mode, "per-series, stacked or auto")
-      ->check(CLI::IsMember({"per-series", "stacked", "auto"}))->capture_default_str();
+  cmd->add_option("--mode", args->mode, "per_series, stacked or auto")
+      ->check(CLI::IsMember({"per_series", "stacked", "auto", "per-series"}))->capture_default_str();
   cmd->add_option("--stack-size", args->stack_size, "Series per stacked ODE")->capture_default_str();
   cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str();
   cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");

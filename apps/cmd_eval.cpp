@@ -34,13 +34,13 @@ SolverOptions at_tolerance(const SolverOptions& base, double tol) {
   o.rtol = tol;
   o.atol = base.atol * f;
   if (o.atol_vector.size()) o.atol_vector = base.atol_vector * f;
-  if (o.adjoint_atol > 0) o.adjoint_atol = base.adjoint_atol * f;
+  if (o.cvodes.adjoint_atol > 0) o.cvodes.adjoint_atol = base.cvodes.adjoint_atol * f;
   return o;
 }
 
 const char* nonlinear_name(const SolverOptions& o) {
-  if (o.method == Method::Dopri5) return "explicit";
-  return o.uses_fixed_point() ? "fixed_point" : "newton";
+  if (o.method == "dopri5") return "explicit";
+  return o.cvodes.uses_fixed_point(o.is_bdf()) ? "fixed_point" : "newton";
 }
 
 void run(const EvalArgs& a) {
@@ -57,7 +57,8 @@ void run(const EvalArgs& a) {
   const Vector& std_ = data.normalization.empty() ? Vector(Vector::Ones(data.channels)) : data.normalization.std;
 
   const SolverOptions base = tm.config.train.solver;
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, base, tm.config.train.loss, a.threads, tm.readout_ptr());
+  const Problem problem = tm.problem(lifted);
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, problem, base, a.threads);
   std::printf("eval: %s, split '%s', %d series (%d failed), rtol %g\n", a.checkpoint.c_str(),
               a.split.c_str(), ev.series, ev.failures, base.rtol);
   if (ev.failures)  // the loss and errors below cover the solved series only
@@ -87,11 +88,12 @@ void run(const EvalArgs& a) {
   // reference_rtol with every absolute tolerance scaled by the same factor, and a step budget
   // large enough never to bind.
   SolverOptions ref_opt = at_tolerance(base, a.reference_rtol);
-  ref_opt.method = Method::Bdf;
-  ref_opt.nonlinear_solver = NonlinearSolver::Newton;
-  if (base.method != Method::Bdf) ref_opt.linear_solver = LinearSolver::Dense;
+  ref_opt.method = "bdf";
+  ref_opt.dopri5 = Dopri5Options{};
+  ref_opt.cvodes.nonlinear_solver = NonlinearSolver::Newton;
+  if (base.method != "bdf") ref_opt.cvodes.linear_solver = LinearSolver::Dense;
   ref_opt.max_steps = std::max<long>(base.max_steps, 1000000);
-  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, lifted, ref_opt, tm.config.train.loss, a.threads, tm.readout_ptr());
+  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, problem, ref_opt, a.threads);
   if (ref.failures)
     throw SolverError("eval reference (BDF, rtol " + std::to_string(a.reference_rtol) + ")", ref.failed[0].flag,
                       ref.failed[0].flag_name, ref.failed[0].time, ref.failed[0].message);
@@ -106,13 +108,13 @@ void run(const EvalArgs& a) {
   }
   std::printf("\n  tolerance vs NFE vs error: %s (%s), max_steps %ld per observation interval\n"
               "  (atol scaled with rtol; reference: BDF at rtol %g; rel. error = max |z - z_ref| / max |z_ref| per channel)\n",
-              method_name(base.method), nonlinear_name(base), base.max_steps, a.reference_rtol);
+              base.method.c_str(), nonlinear_name(base), base.max_steps, a.reference_rtol);
   std::printf("  %10s %14s %16s %18s %12s %10s\n", "rtol", "NFE/series", "RMSE vs data", "max |z - z_ref|",
               "max rel.err", "ms");
   for (double tol : tols) {
     const SolverOptions o = at_tolerance(base, tol);
     const auto t0 = std::chrono::steady_clock::now();
-    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, lifted, o, tm.config.train.loss, a.threads, tm.readout_ptr());
+    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, problem, o, a.threads);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     double maxdiff = 0;
     Vector chan_err = Vector::Zero(data.channels);
@@ -142,10 +144,9 @@ void run(const EvalArgs& a) {
       nlohmann::json j;
       j["checkpoint"] = a.checkpoint;
       j["split"] = a.split;
-      j["method"] = method_name(o.method);
+      j["method"] = o.method;
       j["nonlinear_solver"] = nonlinear_name(o);
-      j["linear_solver"] = o.linear_solver == LinearSolver::Dense ? "dense"
-                           : o.linear_solver == LinearSolver::Band ? "band" : "gmres";
+      j["linear_solver"] = linear_solver_name(o.cvodes.linear_solver);
       j["rtol"] = o.rtol;
       j["atol"] = o.atol;
       if (o.atol_vector.size()) j["atol_vector"] = std::vector<double>(o.atol_vector.data(), o.atol_vector.data() + o.atol_vector.size());

@@ -63,20 +63,20 @@ class Y3 final : public RunningCost {
 int main() {
   try {
     const RobertsonKinetics robertson;  // written here as a user would; cvnode::Robertson is the built-in twin
-    const Y3 y3;
+    const auto y3 = std::make_shared<const Y3>();
     const Vector p = (Vector(3) << 0.04, 1.0e4, 3.0e7).finished();
 
     // The example's settings: BDF with a dense Jacobian, rtol 1e-6, atol (1e-8, 1e-14, 1e-6),
     // adjoint atol 1e-8, quadratures with atol 1e-6 in the error test, 150 steps a checkpoint.
     SolverOptions opt;
-    opt.method = Method::Bdf;
+    opt.method = "bdf";
     opt.rtol = 1e-6;
     opt.atol_vector = (Vector(3) << 1e-8, 1e-14, 1e-6).finished();
-    opt.adjoint_atol = 1e-8;
-    opt.quadrature_atol = 1e-6;
-    opt.quadrature_error_control = true;
+    opt.cvodes.adjoint_atol = 1e-8;
+    opt.cvodes.quadrature_atol = 1e-6;
+    opt.cvodes.quadrature_error_control = true;
     opt.max_steps = 2500;
-    opt.checkpoint_steps = 150;
+    opt.cvodes.checkpoint_steps = 150;
     Solver solver(robertson, opt);
 
     for (double tB : {4e7, 50.0}) {
@@ -86,7 +86,9 @@ int main() {
       tr.times.resize(0);
       tr.values.resize(0, 3);
       tr.t_end = tB;
-      const Gradient g = solver.gradient(p, tr, Loss{}, 1.0, &y3);
+      Problem problem({tr}, make_loss("half_sse"));  // no observations: G alone
+      problem.add_running_cost(y3);
+      const Gradient g = solver.gradient(p, problem);
       nlohmann::json j;
       j["tB"] = tB;
       j["G"] = g.loss;

@@ -31,7 +31,7 @@ struct MildDecay {
 
 BOOST_FIXTURE_TEST_CASE(non_negative_constraint_stops_the_undershoot, Decay) {
   SolverOptions loose;
-  loose.method = Method::Bdf;
+  loose.method = "bdf";
   loose.rtol = 1e-2;
   loose.atol = 1e-3;
   Vector z0(2);
@@ -40,7 +40,7 @@ BOOST_FIXTURE_TEST_CASE(non_negative_constraint_stops_the_undershoot, Decay) {
   Solver free_solver(mlp, loose);
   const double free_min = free_solver.solve(theta, 0.0, z0, times).states.minCoeff();
   SolverOptions pos = loose;
-  pos.constraints = Vector::Ones(2);
+  pos.cvodes.constraints = Vector::Ones(2);
   Solver pos_solver(mlp, pos);
   const double pos_min = pos_solver.solve(theta, 0.0, z0, times).states.minCoeff();
   BOOST_TEST_MESSAGE("min without constraints " << free_min << ", with " << pos_min);
@@ -58,23 +58,23 @@ BOOST_FIXTURE_TEST_CASE(gradient_with_constraints_matches_finite_differences, Mi
   tr.times = Vector::LinSpaced(4, 0.05, 0.3);  // inside the decay, where the state is O(0.1..1)
   tr.values = Matrix::Constant(4, 2, 0.3);
   SolverOptions o;
-  o.method = Method::Bdf;
+  o.method = "bdf";
   o.rtol = 1e-10;
   o.atol = 1e-12;
-  o.constraints = Vector::Ones(2);
+  o.cvodes.constraints = Vector::Ones(2);
   SolverOptions tight = o;
   tight.rtol = 1e-13;
   tight.atol = 1e-15;
   Solver solver(mlp, o), ref(mlp, tight);
-  const Gradient g = solver.gradient(theta, tr, Loss{});
-  const Vector fd = test::fd_gradient([&](const Vector& th) { return ref.gradient(th, tr, Loss{}).loss; }, theta, 1e-4);
+  const Gradient g = solver.gradient(theta, test::problem(tr, make_loss("half_sse")));
+  const Vector fd = test::fd_gradient([&](const Vector& th) { return ref.gradient(th, test::problem(tr, make_loss("half_sse"))).loss; }, theta, 1e-4);
   BOOST_TEST(test::rel_err(g.theta, fd) < 1e-6);
 }
 
 BOOST_AUTO_TEST_CASE(bad_constraint_values_are_named) {
   SolverOptions o;
-  o.constraints = Vector::Constant(2, 3.0);
+  o.cvodes.constraints = Vector::Constant(2, 3.0);
   BOOST_TEST(o.validate(2).find("constraints = [0] = 3") != std::string::npos);
-  o.constraints = Vector::Ones(3);
+  o.cvodes.constraints = Vector::Ones(3);
   BOOST_TEST(o.validate(2).find("constraints has 3 entries but the state has 2") != std::string::npos);
 }

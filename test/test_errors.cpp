@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cvnode/cvnode.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
@@ -103,14 +104,14 @@ BOOST_AUTO_TEST_CASE(too_much_work_is_a_typed_error_with_flag_and_time) {
   s.layers = {2, 8, 2};
   const Mlp mlp(s);
   const Vector theta = mlp.initial_parameters(Init::Glorot, 1);
-  for (Method m : {Method::Adams, Method::Dopri5}) {
+  for (std::string m : {"adams", "dopri5"}) {
     SolverOptions opt;
     opt.method = m;
     opt.max_steps = 5;
     Solver solver(mlp, opt);
     std::string err = capture_stderr([&] {
       try {
-        solver.gradient(theta, one_obs(2, 100.0), Loss{});
+        solver.gradient(theta, test::problem(one_obs(2, 100.0), make_loss("half_sse")));
         BOOST_FAIL("expected a SolverError");
       } catch (const SolverError& e) {
         BOOST_TEST(e.flag() == -1);  // CV_TOO_MUCH_WORK
@@ -125,18 +126,18 @@ BOOST_AUTO_TEST_CASE(too_much_work_is_a_typed_error_with_flag_and_time) {
   }
   // The same solver recovers for the next call.
   Solver ok(mlp, SolverOptions{});
-  BOOST_TEST(std::isfinite(ok.gradient(theta, one_obs(2, 1.0), Loss{}).loss));
+  BOOST_TEST(std::isfinite(ok.gradient(theta, test::problem(one_obs(2, 1.0), make_loss("half_sse"))).loss));
 }
 
 BOOST_AUTO_TEST_CASE(nan_right_hand_side_is_a_typed_error) {
   const NanAfterHalf dyn;
-  for (Method m : {Method::Adams, Method::Bdf, Method::Dopri5}) {
+  for (std::string m : {"adams", "bdf", "dopri5"}) {
     SolverOptions opt;
     opt.method = m;
     Solver solver(dyn, opt);
     std::string err = capture_stderr([&] {
       try {
-        solver.gradient(Vector(0), one_obs(2, 1.0), Loss{});
+        solver.gradient(Vector(0), test::problem(one_obs(2, 1.0), make_loss("half_sse")));
         BOOST_FAIL("expected a SolverError");
       } catch (const SolverError& e) {
         // Stops at the last good step before t = 0.5, within a few dozen evaluations.
@@ -173,17 +174,17 @@ BOOST_AUTO_TEST_CASE(invalid_options_name_the_option_and_value) {
       {[](SolverOptions& o) { o.rtol = 1e-20; }, "rtol = 1e-20"},
       {[](SolverOptions& o) { o.atol = NAN; }, "atol = nan"},
       {[](SolverOptions& o) { o.max_steps = 0; }, "max_steps = 0"},
-      {[](SolverOptions& o) { o.max_order = 7; o.method = Method::Bdf; }, "max_order = 7"},
-      {[](SolverOptions& o) { o.checkpoint_steps = 0; }, "checkpoint_steps = 0"},
+      {[](SolverOptions& o) { o.cvodes.max_order = 7; o.method = "bdf"; }, "max_order = 7"},
+      {[](SolverOptions& o) { o.cvodes.checkpoint_steps = 0; }, "checkpoint_steps = 0"},
       {[](SolverOptions& o) { o.atol_vector = Vector::Ones(3); }, "atol_vector has 3 entries but the state has 2"},
-      {[](SolverOptions& o) { o.method = Method::Bdf; o.nonlinear_solver = NonlinearSolver::FixedPoint; }, "nonlinear_solver"},
+      {[](SolverOptions& o) { o.method = "bdf"; o.cvodes.nonlinear_solver = NonlinearSolver::FixedPoint; }, "nonlinear_solver"},
       {[](SolverOptions& o) { o.max_step = 1; o.min_step = 2; }, "min_step = 2"},
-      {[](SolverOptions& o) { o.method = Method::Bdf; o.linear_solver = LinearSolver::Band; }, "band_upper/band_lower = -1/-1"},
-      {[](SolverOptions& o) { o.preconditioner = Preconditioner::BlockJacobi; }, "preconditioner = block_jacobi needs linear_solver = gmres"},
-      {[](SolverOptions& o) { o.linear_solver = LinearSolver::Gmres; o.preconditioner = Preconditioner::BlockJacobi; o.preconditioner_block = 3; }, "preconditioner_block = 3"},
-      {[](SolverOptions& o) { o.method = Method::Dopri5; o.adjoint_form = AdjointForm::Restart; }, "adjoint_form = restart applies to the adjoint methods"},
-      {[](SolverOptions& o) { o.method = Method::Dopri5; o.quadrature = Quadrature::Cvodes; }, "quadrature = cvodes applies to the adjoint methods"},
-      {[](SolverOptions& o) { o.method = Method::Dopri5; o.max_order = 4; }, "max_order = 4 does not apply to dopri5"},
+      {[](SolverOptions& o) { o.method = "bdf"; o.cvodes.linear_solver = LinearSolver::Band; }, "band_upper/band_lower = -1/-1"},
+      {[](SolverOptions& o) { o.cvodes.preconditioner = Preconditioner::BlockJacobi; }, "preconditioner = block_jacobi needs linear_solver = gmres"},
+      {[](SolverOptions& o) { o.cvodes.linear_solver = LinearSolver::Gmres; o.cvodes.preconditioner = Preconditioner::BlockJacobi; o.cvodes.preconditioner_block = 3; }, "preconditioner_block = 3"},
+      {[](SolverOptions& o) { o.method = "dopri5"; o.cvodes.adjoint_form = AdjointForm::Restart; }, "adjoint_form = restart applies to the adjoint methods"},
+      {[](SolverOptions& o) { o.method = "dopri5"; o.cvodes.quadrature = Quadrature::Cvodes; }, "quadrature = cvodes applies to the adjoint methods"},
+      {[](SolverOptions& o) { o.method = "dopri5"; o.cvodes.max_order = 4; }, "max_order = 4 applies to the adjoint methods (adams, bdf), not to dopri5"},
   };
   MlpSpec s;
   s.layers = {2, 4, 2};
@@ -199,8 +200,16 @@ BOOST_AUTO_TEST_CASE(invalid_options_name_the_option_and_value) {
     }
   }
   BOOST_TEST(SolverOptions{}.validate(2).empty());
-  BOOST_CHECK_THROW(parse_method("rk4"), OptionsError);
-  BOOST_TEST((parse_method("dopri5") == Method::Dopri5));
+  SolverOptions rk4;
+  rk4.method = "rk4";
+  BOOST_TEST(rk4.validate(2) == "unknown solver method 'rk4' (expected adams, bdf or dopri5)");
+  BOOST_CHECK_THROW(Solver(mlp, rk4), OptionsError);
+  // An option of the CVODES engines is refused by dopri5, and dopri5's by them, by name.
+  SolverOptions keep;
+  keep.dopri5.keep_mib = 8;
+  BOOST_TEST(contains(keep.validate(2), "dopri5_keep_mib = 8 applies to method dopri5, not to adams"), keep.validate(2));
+  keep.method = "dopri5";
+  BOOST_TEST(keep.validate(2).empty());
 }
 
 BOOST_AUTO_TEST_CASE(invalid_trajectories_are_rejected_before_solving) {
@@ -213,29 +222,29 @@ BOOST_AUTO_TEST_CASE(invalid_trajectories_are_rejected_before_solving) {
   tr.z0 = Vector::Ones(2);
   tr.times = (Vector(3) << 0.5, 0.5, 1.0).finished();
   tr.values = Matrix::Zero(3, 2);
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}), OptionsError, [](const OptionsError& e) {
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, test::problem(tr, make_loss("half_sse"))), OptionsError, [](const OptionsError& e) {
     return contains(e.what(), "strictly increasing: times[0] = 0.5, times[1] = 0.5");
   });
   tr.times << 0.2, 0.5, NAN;
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}), OptionsError, [](const OptionsError& e) {
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, test::problem(tr, make_loss("half_sse"))), OptionsError, [](const OptionsError& e) {
     return contains(e.what(), "times[2] = nan is not finite");
   });
   tr.times << 0.2, 0.5, 1.0;
   tr.values(1, 1) = NAN;
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}), OptionsError, [](const OptionsError& e) {
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, test::problem(tr, make_loss("half_sse"))), OptionsError, [](const OptionsError& e) {
     return contains(e.what(), "values(1, 1) = nan is not finite and not masked");
   });
   tr.values(1, 1) = 0;
   tr.mask = Matrix::Ones(2, 2);
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}), OptionsError, [](const OptionsError& e) {
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, test::problem(tr, make_loss("half_sse"))), OptionsError, [](const OptionsError& e) {
     return contains(e.what(), "mask is 2 x 2 but values is 3 x 2");
   });
   tr.mask.resize(0, 0);
   tr.times << -0.5, 0.5, 1.0;
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}), OptionsError, [](const OptionsError& e) {
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, test::problem(tr, make_loss("half_sse"))), OptionsError, [](const OptionsError& e) {
     return contains(e.what(), "lies before t0");
   });
-  BOOST_CHECK_EXCEPTION(solver.gradient(Vector::Ones(3), one_obs(2, 1.0), Loss{}), OptionsError,
+  BOOST_CHECK_EXCEPTION(solver.gradient(Vector::Ones(3), test::problem(one_obs(2, 1.0), make_loss("half_sse"))), OptionsError,
                         [](const OptionsError& e) { return contains(e.what(), "theta has 3 entries"); });
 }
 

@@ -28,21 +28,17 @@ namespace {
 
 SolverOptions bdf(LinearSolver ls, double rtol, double atol) {
   SolverOptions o;
-  o.method = Method::Bdf;
-  o.linear_solver = ls;
+  o.method = "bdf";
+  o.cvodes.linear_solver = ls;
   o.rtol = rtol;
   o.atol = atol;
   return o;
 }
 
 // The loss from a forward solve alone (no adjoint): the finite differences need only values.
-double loss_by_solve(Solver& solver, const Vector& theta, const Trajectory& tr, const Loss& loss) {
+double loss_by_solve(Solver& solver, const Vector& theta, const Trajectory& tr, const std::shared_ptr<const Loss>& loss) {
   const Solution sol = solver.solve(theta, tr.t0, tr.z0, tr.times);
-  double L = 0, d = 0;
-  for (int k = 0; k < tr.values.rows(); ++k)
-    for (int i = 0; i < tr.values.cols(); ++i)
-      if (tr.mask.size() == 0 || tr.mask(k, i) != 0) L += loss.term(sol.states(k, i), tr.values(k, i), i, 1.0, &d);
-  return L;
+  return test::problem(tr, loss).observe(0, sol.states).loss;
 }
 
 struct Checked {
@@ -57,11 +53,11 @@ Checked check(const char* name, const Dynamics& dyn, const Vector& theta, const 
   Checked c{};
   BOOST_TEST_CONTEXT(name) {
     Solver ref(dyn, bdf(LinearSolver::Dense, 1e-12, atol_ref));
-    auto loss_theta = [&](const Vector& th) { return loss_by_solve(ref, th, tr, Loss{}); };
+    auto loss_theta = [&](const Vector& th) { return loss_by_solve(ref, th, tr, make_loss("half_sse")); };
     auto loss_z0 = [&](const Vector& z0) {
       Trajectory t2 = tr;
       t2.z0 = z0;
-      return loss_by_solve(ref, theta, t2, Loss{});
+      return loss_by_solve(ref, theta, t2, make_loss("half_sse"));
     };
     const double h = 1e-3;
     const Vector g_theta = fd_gradient(loss_theta, theta, h);
@@ -70,7 +66,7 @@ Checked check(const char* name, const Dynamics& dyn, const Vector& theta, const 
     int i = 0;
     for (LinearSolver ls : {LinearSolver::Dense, LinearSolver::Gmres}) {
       Solver solver(dyn, bdf(ls, 1e-10, atol_ref * 1e2));
-      const Gradient g = solver.gradient(theta, tr, Loss{});
+      const Gradient g = solver.gradient(theta, test::problem(tr, make_loss("half_sse")));
       c.theta_err[i] = rel_err(g.theta, g_theta);
       c.z0_err[i] = rel_err(g.z0, g_z0);
       BOOST_TEST(std::abs(g.loss - L) <= 1e-8 * std::abs(L));
@@ -145,10 +141,10 @@ BOOST_AUTO_TEST_CASE(robertson_log_time_grid_rates_only) {
   const Vector start = physics->to_internal((Vector(3) << 0.4, 1e5, 3e8).finished());
   // z0 FD steps would make y2(0) < 0 (a blow-up), so z0 = (1, 0, 0) is checked through theta only.
   Solver ref(hybrid, bdf(LinearSolver::Dense, 1e-12, 1e-16));
-  const Vector fd = fd_gradient([&](const Vector& q) { return loss_by_solve(ref, q, tr, Loss{}); }, start, 1e-3);
+  const Vector fd = fd_gradient([&](const Vector& q) { return loss_by_solve(ref, q, tr, make_loss("half_sse")); }, start, 1e-3);
   for (LinearSolver ls : {LinearSolver::Dense, LinearSolver::Gmres}) {
     Solver solver(hybrid, bdf(ls, 1e-10, 1e-14));
-    const Gradient g = solver.gradient(start, tr, Loss{});
+    const Gradient g = solver.gradient(start, test::problem(tr, make_loss("half_sse")));
     const double err = rel_err(g.theta, fd);
     std::printf("robertson log grid, rates x10 %-5s loss %.6e  dL/dlog k (%.4e %.4e %.4e)  rel err %.2e  nfe %ld/%ld\n",
                 ls == LinearSolver::Dense ? "dense" : "gmres", g.loss, g.theta[0], g.theta[1], g.theta[2], err,
@@ -220,7 +216,7 @@ SumGradient gradient_all(const Dynamics& dyn, const Vector& theta, const BenchPr
   SumGradient s;
   s.theta = Vector::Zero(theta.size());
   for (const Trajectory& tr : p.trajectories) {
-    const Gradient g = solver.gradient(theta, tr, p.loss);
+    const Gradient g = solver.gradient(theta, test::problem(tr, p.loss));
     s.loss += g.loss;
     s.theta += g.theta;
     s.nfe_fwd += g.nfe_forward;
@@ -324,7 +320,7 @@ BOOST_AUTO_TEST_CASE(hybrid_shared_by_threads_is_bit_identical) {
     Solver solver(hybrid, opt);
     out = Vector::Zero(theta.size() + 1);
     for (const Trajectory& tr : batch) {
-      const Gradient g = solver.gradient(theta, tr, Loss{});
+      const Gradient g = solver.gradient(theta, test::problem(tr, make_loss("half_sse")));
       out.head(theta.size()) += g.theta;
       out[theta.size()] += g.loss;
     }

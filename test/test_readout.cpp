@@ -46,46 +46,51 @@ struct Fixture {
 
 }  // namespace
 
+// The problem with the readout C (phi of a LinearReadout, column-major) on `loss`.
+Problem readout_problem(std::vector<Trajectory> series, const std::string& loss, const Matrix& C) {
+  LossSpec spec;
+  spec.kind = loss;
+  Problem p(std::move(series), make_loss(spec, std::make_shared<LinearReadout>(static_cast<int>(C.rows()),
+                                                                               static_cast<int>(C.cols()))));
+  p.set_loss_parameters(C.reshaped());
+  return p;
+}
+
 // At rtol 1e-10 the adjoint must agree with the finite differences to < 1e-6 (the same bound as
 // test_gradient: the reference solves at rtol 1e-13, whose loss noise over h = 1e-4 is ~1e-9).
 BOOST_FIXTURE_TEST_CASE(theta_z0_and_readout_gradients_match_finite_differences, Fixture) {
   const Trajectory tr = make_series(5);
-  const Loss loss = Loss::parse("half_sse");
   SolverOptions tight;
-  tight.method = Method::Bdf;
+  tight.method = "bdf";
   tight.rtol = 1e-13;
   tight.atol = 1e-15;
   Solver ref(mlp, tight);
   const double h = 1e-4;
-  const Vector fd_theta = fd_gradient([&](const Vector& th) { return ref.gradient(th, tr, loss, 1, nullptr, &C).loss; },
-                                      theta, h);
+  const Vector fd_theta = fd_gradient(
+      [&](const Vector& th) { return ref.gradient(th, readout_problem({tr}, "half_sse", C)).loss; }, theta, h);
   const Vector fd_z0 = fd_gradient(
       [&](const Vector& z0) {
         Trajectory t2 = tr;
         t2.z0 = z0;
-        return ref.gradient(theta, t2, loss, 1, nullptr, &C).loss;
+        return ref.gradient(theta, readout_problem({t2}, "half_sse", C)).loss;
       },
       tr.z0, h);
   const Vector c_flat = C.reshaped();
   const Vector fd_C = fd_gradient(
-      [&](const Vector& c) {
-        const Matrix Cc = flat_to_matrix(c, 2, 3);
-        return ref.gradient(theta, tr, loss, 1, nullptr, &Cc).loss;
-      },
+      [&](const Vector& c) { return ref.gradient(theta, readout_problem({tr}, "half_sse", flat_to_matrix(c, 2, 3))).loss; },
       c_flat, h);
-  for (Method m : {Method::Adams, Method::Bdf, Method::Dopri5}) {
+  for (std::string m : {"adams", "bdf", "dopri5"}) {
     SolverOptions o;
     o.method = m;
     o.rtol = 1e-10;
     o.atol = 1e-12;
     Solver solver(mlp, o);
-    const Gradient g = solver.gradient(theta, tr, loss, 1.0, nullptr, &C);
-    BOOST_TEST_CONTEXT("method " << method_name(m)) {
-      BOOST_TEST_REQUIRE(g.readout.rows() == 2);
-      BOOST_TEST_REQUIRE(g.readout.cols() == 3);
+    const Gradient g = solver.gradient(theta, readout_problem({tr}, "half_sse", C));
+    BOOST_TEST_CONTEXT("method " << m) {
+      BOOST_TEST_REQUIRE(g.phi.size() == 6);
       BOOST_TEST(rel_err(g.theta, fd_theta) < 1e-6);
       BOOST_TEST(rel_err(g.z0, fd_z0) < 1e-6);
-      BOOST_TEST(rel_err(g.readout.reshaped(), fd_C) < 1e-6);
+      BOOST_TEST(rel_err(g.phi, fd_C) < 1e-6);
     }
   }
 }
@@ -93,45 +98,42 @@ BOOST_FIXTURE_TEST_CASE(theta_z0_and_readout_gradients_match_finite_differences,
 // C = [I 0] is the plain observation map of the first two components: same loss and gradients.
 BOOST_FIXTURE_TEST_CASE(identity_readout_equals_the_plain_map, Fixture) {
   const Trajectory tr = make_series(9);
-  const Loss loss = Loss::parse("mse_mean");
   SolverOptions o;
   o.rtol = 1e-8;
   Solver solver(mlp, o);
   Matrix I = Matrix::Zero(2, 3);
   I(0, 0) = I(1, 1) = 1;
-  const Gradient plain = solver.gradient(theta, tr, loss, 0.1);
-  const Gradient mapped = solver.gradient(theta, tr, loss, 0.1, nullptr, &I);
+  const Gradient plain = solver.gradient(theta, Problem({tr}, make_loss("mse_mean")));
+  const Gradient mapped = solver.gradient(theta, readout_problem({tr}, "mse_mean", I));
   BOOST_TEST(mapped.loss == plain.loss, boost::test_tools::tolerance(1e-14));
   BOOST_TEST((mapped.theta - plain.theta).norm() <= 1e-13 * plain.theta.norm());
   BOOST_TEST((mapped.z0 - plain.z0).norm() <= 1e-13 * plain.z0.norm());
-  BOOST_TEST(plain.readout.size() == 0);
+  BOOST_TEST(plain.phi.size() == 0);
 }
 
 // The batch sums the readout gradients of its series; the stacked mode (one ODE for several
-// series, block-diagonal readout) gives the per-series result to the solver's accuracy and is
-// bit-identical for 1 and 2 threads.
+// series, each scored on its own rows) gives the per-series result to the solver's accuracy and
+// is bit-identical for 1 and 2 threads.
 BOOST_FIXTURE_TEST_CASE(batch_readout_gradients_per_series_and_stacked, Fixture) {
   std::vector<Trajectory> batch;
   for (int b = 0; b < 5; ++b) batch.push_back(make_series(100 + 7 * b, 5 + b % 3));
-  const Loss loss = Loss::parse("mse_mean");
+  const Problem problem = readout_problem(batch, "mse_mean", C);
   SolverOptions o;
   o.rtol = 1e-10;
   o.atol = 1e-12;
-  BatchSolver per_series(mlp, o, 2);
-  const BatchGradient ps = per_series.gradient(theta, batch, loss, nullptr, false, &C);
-  // The sum of single-series solves with the batch's mean scale.
-  double entries = 0;
-  for (const auto& tr : batch) entries += tr.observed_entries();
+  BatchSolver per_series(mlp, o, BatchOptions{2});
+  const BatchGradient ps = per_series.gradient(theta, problem);
+  // The sum of single-series solves with the batch's mean.
   Solver single(mlp, o);
-  Matrix dC = Matrix::Zero(2, 3);
+  Vector dC = Vector::Zero(6);
   double L = 0;
-  for (const auto& tr : batch) {
-    const Gradient g = single.gradient(theta, tr, loss, 1.0 / entries, nullptr, &C);
-    dC += g.readout;
+  for (int b = 0; b < problem.size(); ++b) {
+    const Gradient g = single.gradient(theta, problem, b);
+    dC += g.phi;
     L += g.loss;
   }
   BOOST_TEST(ps.loss == L, boost::test_tools::tolerance(1e-14));
-  BOOST_TEST((ps.readout - dC).norm() <= 1e-14 * dC.norm());
+  BOOST_TEST((ps.phi - dC).norm() <= 1e-14 * dC.norm());
 
   BatchOptions bo;
   bo.mode = BatchMode::Stacked;
@@ -140,17 +142,17 @@ BOOST_FIXTURE_TEST_CASE(batch_readout_gradients_per_series_and_stacked, Fixture)
   BatchSolver st1(mlp, o, bo);
   bo.threads = 2;
   BatchSolver st2(mlp, o, bo);
-  const BatchGradient s1 = st1.gradient(theta, batch, loss, nullptr, false, &C);
-  const BatchGradient s2 = st2.gradient(theta, batch, loss, nullptr, false, &C);
+  const BatchGradient s1 = st1.gradient(theta, problem);
+  const BatchGradient s2 = st2.gradient(theta, problem);
   // Different step sequences (one ODE vs five): agreement to the tolerance's order, 1e-10.
   BOOST_TEST(std::abs(s1.loss - ps.loss) <= 1e-8 * ps.loss);
-  BOOST_TEST((s1.readout - ps.readout).norm() <= 1e-7 * ps.readout.norm());
+  BOOST_TEST((s1.phi - ps.phi).norm() <= 1e-7 * ps.phi.norm());
   BOOST_TEST((s1.theta - ps.theta).norm() <= 1e-7 * ps.theta.norm());
   double series_sum = 0;
   for (double l : s1.series_loss) series_sum += l;
   BOOST_TEST(series_sum == s1.loss, boost::test_tools::tolerance(1e-12));
   BOOST_TEST(s1.loss == s2.loss);
-  BOOST_TEST((s1.readout - s2.readout).cwiseAbs().maxCoeff() == 0.0);
+  BOOST_TEST((s1.phi - s2.phi).cwiseAbs().maxCoeff() == 0.0);
   BOOST_TEST((s1.theta - s2.theta).cwiseAbs().maxCoeff() == 0.0);
 }
 
@@ -158,13 +160,11 @@ BOOST_FIXTURE_TEST_CASE(readout_shape_errors_name_the_sizes, Fixture) {
   Trajectory tr = make_series(3);
   SolverOptions o;
   Solver solver(mlp, o);
-  const Matrix wrong_cols = Matrix::Ones(2, 4);
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}, 1, nullptr, &wrong_cols), OptionsError,
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, readout_problem({tr}, "half_sse", Matrix::Ones(2, 4))), OptionsError,
                         [](const OptionsError& e) {
                           return std::string(e.what()).find("4 columns but the state has 3") != std::string::npos;
                         });
-  const Matrix three_channels = Matrix::Ones(3, 3);
-  BOOST_CHECK_EXCEPTION(solver.gradient(theta, tr, Loss{}, 1, nullptr, &three_channels), OptionsError,
+  BOOST_CHECK_EXCEPTION(solver.gradient(theta, readout_problem({tr}, "half_sse", Matrix::Ones(3, 3))), OptionsError,
                         [](const OptionsError& e) {
                           return std::string(e.what()).find("2 channels but the readout gives 3") != std::string::npos;
                         });

@@ -57,11 +57,11 @@ log_time = true
   BOOST_TEST(c.model.physics.kind == "mass_action");
   BOOST_TEST(c.model.physics.reactions.size() == 2u);
   BOOST_TEST(c.model.physics.output_matrix.size() == 3u);
-  BOOST_TEST((c.train.solver.linear_solver == LinearSolver::Band));
-  BOOST_TEST(c.train.solver.band_upper == 2);
+  BOOST_TEST((c.train.solver.cvodes.linear_solver == LinearSolver::Band));
+  BOOST_TEST(c.train.solver.cvodes.band_upper == 2);
   BOOST_TEST(c.train.solver.atol_vector.size() == 3);
   BOOST_TEST(c.train.solver.atol_vector[1] == 1e-14);
-  BOOST_TEST(c.train.solver.max_order == 4);
+  BOOST_TEST(c.train.solver.cvodes.max_order == 4);
   BOOST_TEST(c.train.loss.weight[1] == 1e8);
   BOOST_TEST(c.plot.log_time);
   const Config back = Config::parse(c.to_toml(), "printed");
@@ -78,14 +78,14 @@ log_time = true
   // Preconditioner choice too.
   const Config g = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nmethod = \"bdf\"\nlinear_solver = \"gmres\"\n"
                                  "preconditioner = \"block_jacobi\"\n[loss]\nscale = \"max\"\n", "g.toml");
-  BOOST_TEST((g.train.solver.preconditioner == Preconditioner::BlockJacobi));
+  BOOST_TEST((g.train.solver.cvodes.preconditioner == Preconditioner::BlockJacobi));
   BOOST_TEST(g.loss_scale == "max");
   // Adams with Newton iteration (docs/stiff.md compares it with BDF and fixed-point Adams).
   const Config n = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nnonlinear_solver = \"newton\"\n", "n.toml");
-  BOOST_TEST((n.train.solver.nonlinear_solver == NonlinearSolver::Newton));
+  BOOST_TEST((n.train.solver.cvodes.nonlinear_solver == NonlinearSolver::Newton));
   BOOST_TEST(Config::parse(n.to_toml(), "printed").to_toml() == n.to_toml());
   const Config r = Config::parse("[data]\nfile = \"x.h5\"\n[solver]\nadjoint_form = \"restart\"\n", "r.toml");
-  BOOST_TEST((r.train.solver.adjoint_form == AdjointForm::Restart));
+  BOOST_TEST((r.train.solver.cvodes.adjoint_form == AdjointForm::Restart));
   BOOST_TEST(Config::parse(r.to_toml(), "printed").to_toml() == r.to_toml());
 }
 

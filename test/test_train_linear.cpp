@@ -23,7 +23,7 @@ BOOST_AUTO_TEST_CASE(recovers_linear_system) {
   TrainerSettings ts;
   ts.solver.rtol = 1e-10;
   ts.solver.atol = 1e-12;
-  ts.loss = Loss::parse("mse_mean");
+  ts.loss.kind = "mse_mean";
   ts.optimizer.kind = OptimizerKind::Adam;
   ts.optimizer.lr = 0.05;
   ts.schedule.kind = ScheduleKind::Cosine;

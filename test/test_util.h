@@ -8,6 +8,8 @@
 
 #include <Eigen/Core>
 
+#include "cvnode/problem.h"
+
 namespace cvnode::test {
 
 inline Eigen::VectorXd random_vector(int n, std::uint64_t seed, double scale = 1.0) {
@@ -35,6 +37,18 @@ inline Eigen::VectorXd fd_gradient(const std::function<double(const Eigen::Vecto
     g[i] = directional_fd(F, x, e, h);
   }
   return g;
+}
+
+// One series scored by `loss`, with a running cost the caller owns (optional): the problem a
+// single-series gradient check solves.
+inline Problem problem(const Trajectory& tr, std::shared_ptr<const Loss> loss, const RunningCost* rc = nullptr) {
+  Problem p({tr}, std::move(loss));
+  if (rc) p.add_running_cost(std::shared_ptr<const RunningCost>(rc, [](const RunningCost*) {}));
+  return p;
+}
+
+inline Problem problem(const std::vector<Trajectory>& batch, std::shared_ptr<const Loss> loss) {
+  return Problem(batch, std::move(loss));
 }
 
 inline double rel_err(const Eigen::VectorXd& a, const Eigen::VectorXd& ref) {

@@ -2,6 +2,7 @@
 // observation times, targets, loss, and an independent reference loss and gradient.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ struct BenchProblem {
   MlpSpec spec;
   Vector theta;                          // [W1 row-major, b1, W2 row-major, b2, ...]
   std::vector<Trajectory> trajectories;  // one per initial state; t[0] is t0 and observed
-  Loss loss;
+  std::shared_ptr<const Loss> loss;
   double ref_loss = 0;
   Vector ref_grad;
 

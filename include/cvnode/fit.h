@@ -68,11 +68,12 @@ struct TrainedModel {
   Config config;
   std::unique_ptr<Model> model;
   Vector theta;
-  Matrix readout;  // learned readout C (model.readout = linear), else empty
+  Vector phi;    // the loss's parameters (a learned readout's C), else empty
   Normalization normalization;
   Checkpoint checkpoint;
   std::vector<std::string> channel_names;
-  const Matrix* readout_ptr() const { return readout.size() ? &readout : nullptr; }
+  // Lifted series scored by the configured loss on the model's observation map, with phi.
+  Problem problem(std::vector<Trajectory> lifted) const;
 };
 TrainedModel load_trained(const std::string& checkpoint_path,
                           const std::vector<std::string>& overrides = {});

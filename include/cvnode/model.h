@@ -12,6 +12,7 @@
 
 #include "cvnode/hybrid_model.h"
 #include "cvnode/mlp.h"
+#include "cvnode/observation_map.h"
 #include "cvnode/observations.h"
 
 namespace cvnode {
@@ -90,14 +91,15 @@ class Model {
   int state_size() const { return observed_ + o_.augment; }
   // All parameters of the dynamics ([q physics, theta network] for a hybrid).
   int network_params() const { return dynamics_->param_size(); }
-  // Entries of the learned readout C (channels x state, column-major), 0 for the identity map.
-  int readout_params() const { return o_.readout == Readout::Linear ? observed_ * state_size() : 0; }
-  // The parameters every series shares: [dynamics | readout]. Learned initial states follow them.
+  // What the loss compares with the data: a learned linear readout y = C z (model.readout =
+  // linear), or null for the first `observed` state components.
+  std::shared_ptr<const ObservationMap> observation_map() const { return map_; }
+  // The loss's parameters phi: the readout's entries (C column-major), 0 for the identity map.
+  int readout_params() const { return map_ ? map_->param_size() : 0; }
+  // The parameters every series shares: [dynamics | loss phi]. Learned initial states follow them.
   int shared_params() const { return network_params() + readout_params(); }
-  // C from a parameter vector that starts with the shared parameters; empty for the identity map.
-  Matrix readout(ConstVectorRef params) const;
-  // [I 0]: at the start the readout measures the first components, as the identity map does.
-  Vector initial_readout() const;
+  // The loss's parameters within a parameter vector that starts with the shared parameters.
+  Vector loss_parameters(ConstVectorRef params) const;
 
   // Network parameters from the options' init scheme and seed (biases zeroed when bias = false).
   Vector initial_parameters() const;
@@ -120,6 +122,7 @@ class Model {
   std::shared_ptr<const Mlp> mlp_;
   std::optional<HybridModel> hybrid_;
   std::shared_ptr<const Dynamics> dynamics_;
+  std::shared_ptr<const ObservationMap> map_;
 };
 
 // The HybridModelSpec a model's physics options give, for `state` components (throws OptionsError).

@@ -53,9 +53,9 @@ struct Trajectory {
   Vector z0;
   // Strictly increasing observation times, each >= t0. An observation at t0 compares z0 itself.
   Vector times;
-  // values(k, i): measurement of channel i at times[k]. Without a readout the channels are the
-  // first values.cols() state components (the others, e.g. augmented dimensions, are unobserved);
-  // with a readout C (Solver::gradient) channel i is (C z)_i.
+  // values(k, i): measurement of channel i at times[k]. What a channel measures is the loss's
+  // observation map (cvnode/loss.h): the first values.cols() state components by default (the
+  // others, e.g. augmented dimensions or an unobserved gut compartment, are unobserved).
   Matrix values;
   // Optional, same shape as values: 1 = observed, 0 = missing. Empty means all observed.
   Matrix mask;
@@ -71,16 +71,10 @@ struct Trajectory {
 
   int observed_entries() const;  // entries that enter the loss
   double horizon() const;        // max(t_end, last time)
-  // Empty when consistent with a state of size n, else a readable reason. `channels` >= 0 is the
-  // number of measured channels a readout maps the state onto (values must have that many
-  // columns); -1 means the plain map: the first values.cols() <= n state components.
-  std::string validate(int state_size, int channels = -1) const;
+  // Empty when consistent with a state of n components, else a readable reason naming the field
+  // and its value. Whether the values' channels fit the state is the loss's question
+  // (Loss::validate).
+  std::string validate(int state_size) const;
 };
-
-// The channels the loss compares with a series' values: C z(t_k) for the rows of `states` with
-// a readout C (channels x state), else the first `channels` state components.
-Matrix observed_channels(const Matrix& states, const Matrix* readout, Eigen::Index channels);
-// Empty when a readout fits a state of `state_size` components, else the reason.
-std::string readout_mismatch(const Matrix& readout, int state_size);
 
 }  // namespace cvnode

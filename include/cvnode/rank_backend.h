@@ -30,13 +30,11 @@ class RankBackend final : public GradientBackend {
   RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
               const Ranks& ranks, Reduction reduction = Reduction::Reproducible, bool exchange_series = true,
               Balance balance = Balance::Dynamic);
-  // Collective: every rank calls it with the same batch and theta. Every rank gets loss, theta,
-  // readout and counters of the whole batch and the failures of all ranks (series order); z0 and
+  // Collective: every rank calls it with the same problem and theta. Every rank gets loss, theta,
+  // phi and counters of the whole batch and the failures of all ranks (series order); z0 and
   // series_loss of every series with exchange_series, else only of this rank's; states only of
   // this rank's series.
-  BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                         const Loss& loss, const RunningCost* running_cost,
-                         const Matrix* readout) override;
+  BatchGradient gradient(ConstVectorRef theta, const Problem& problem) override;
   int workers() const override { return solver_.threads() * ranks_.size(); }
   const StepTiming& timing() const { return timing_; }
   void reset_timing() { timing_ = StepTiming{}; }
@@ -63,7 +61,6 @@ std::string timing_report(const Ranks& ranks, const StepTiming& timing);
 // with ExactSum: the same loss and errors on every rank, the same bits for any rank count.
 // Predictions and series_nfe are filled only for this rank's series.
 Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, ConstVectorRef theta,
-                             const std::vector<Trajectory>& series, const SolverOptions& options,
-                             const Loss& loss, int threads, const Matrix* readout = nullptr);
+                             const Problem& problem, const SolverOptions& options, int threads);
 
 }  // namespace cvnode

@@ -1,154 +1,54 @@
-// How the forward and the adjoint problem are integrated (CVODES for adams and bdf). Every field
-// has a documented default; validate() says in words what is wrong before any solve starts.
+// How a Solver integrates: the method (which gradient engine, cvnode/engine.h), the tolerances
+// and step limits every engine shares, and one options struct per engine family. An engine
+// refuses, by name, an option of another family that is set (a configuration says what it does:
+// nothing is silently ignored). Every field has a documented default; validate() says in words
+// what is wrong before any solve starts.
 #pragma once
 
 #include <string>
 
+#include "cvnode/cvodes_options.h"
+#include "cvnode/dopri5_options.h"
 #include "cvnode/dynamics.h"
 
 namespace cvnode {
 
-enum class Method {
-  Adams,  // variable-order Adams-Moulton (orders 1-12): non-stiff problems, cheapest per step
-  Bdf,    // backward differentiation formulas (orders 1-5): stiff problems, needs a linear solver
-  // Explicit Dormand-Prince 5(4) outside CVODES, its gradient by backpropagation through the
-  // accepted steps (discretize, then optimize; src/ode/dopri5.h). For smooth non-stiff models
-  // observed at many times, where the adjoint restarts at every observation: it answers
-  // observations from its continuous extension and its reverse pass costs six VJPs per step.
-  // Memory grows with the steps (no checkpointing); uses rtol, atol(_vector), initial/max/min
-  // step and max_steps; refuses the adjoint's options and a running cost.
-  Dopri5
-};
-
-enum class NonlinearSolver {
-  Auto,        // fixed point for Adams, Newton for BDF: the textbook pairing
-  Newton,      // Newton iteration with the linear solver below
-  FixedPoint   // functional iteration, no Jacobian: only for non-stiff problems
-};
-
-enum class LinearSolver {
-  Dense,  // dense LU of I - gamma J with the analytic Jacobian of the Dynamics
-  Band,   // banded LU (band_upper / band_lower): O(n w^2) instead of O(n^3) for banded J
-  Gmres   // matrix-free GMRES with exact Jacobian-vector products: large states
-};
-
-enum class Preconditioner {
-  None,
-  // GMRES only: left preconditioning with the block-diagonal part of I - gamma J, blocks of
-  // preconditioner_block components. Exact for stacked batches (their Jacobian is block
-  // diagonal), so GMRES converges in one iteration without ever forming the full matrix. The
-  // blocks are found with preconditioner_block Jacobian-vector products (one per column
-  // position, all blocks at once), so any Dynamics qualifies.
-  BlockJacobi
-};
-
-enum class Quadrature {
-  Auto,          // GaussLegendre with Adams, Cvodes with BDF
-  Cvodes,        // CVODES' backward quadrature (CVodeQuadInitB)
-  GaussLegendre  // outside CVODES, on the forward steps (Adams only; see SolverOptions::quadrature)
-};
-
-// How the adjoint carries the observation jumps a(t_k-) = a(t_k+) + dl_k/dz (FACTS.md: each
-// restart of the multistep method at order 1 cost B1L about six times the forward evaluations).
-enum class AdjointForm {
-  Auto,        // Transition where it applies (Adams with the Gauss-Legendre quadrature, no
-               // running cost, blocks of df/dz of at most kMaxTransitionBlock), else Restart
-  Restart,     // integrate a itself, restarting CVODES' backward problem at every observation
-  // Integrate Psi(t) = Phi(t_last, t)^T, the adjoint's state-transition matrix, one n_b x n_b
-  // block per independent block of df/dz (Dynamics::block_size), as one smooth backward problem:
-  // a(t) = Psi(t) c(t) with c += Psi(t_k)^{-1} dl_k/dz at each observation, so nothing restarts.
-  // Costs n_b vector-Jacobian products per right-hand side (all but the first reuse the forward
-  // pass), which pays off for small blocks with many observations per forward step. When a block
-  // of Psi grows ill-conditioned (condition number above 1e4) it is re-anchored: Psi = I from
-  // that observation on, one ordinary restart.
-  Transition
-};
-inline constexpr int kMaxTransitionBlock = 4;
-
-enum class Interpolation {
-  Hermite,    // cubic Hermite between checkpointed steps: cheap, the SUNDIALS default
-  Polynomial  // the forward method's own polynomial: more memory, no better here (FACTS.md)
-};
-
 struct SolverOptions {
-  Method method = Method::Adams;
-  NonlinearSolver nonlinear_solver = NonlinearSolver::Auto;
-  // The iteration actually used: fixed point when asked, or for Auto with Adams; else Newton.
-  bool uses_fixed_point() const {
-    return nonlinear_solver == NonlinearSolver::FixedPoint ||
-           (nonlinear_solver == NonlinearSolver::Auto && method == Method::Adams);
-  }
-  LinearSolver linear_solver = LinearSolver::Dense;
-  int gmres_max_krylov = 0;  // Krylov dimension; 0 = SUNDIALS' default (5)
-  int band_upper = -1, band_lower = -1;  // half-bandwidths of df/dz, for LinearSolver::Band
-  Preconditioner preconditioner = Preconditioner::None;
-  int preconditioner_block = 0;  // block size; 0 = the whole state (one dense block)
+  // The gradient engine (engine_methods()):
+  //   adams   CVODES, variable-order Adams-Moulton (orders 1-12): non-stiff problems, cheapest
+  //           per step; gradients by the adjoint method
+  //   bdf     CVODES, backward differentiation formulas (orders 1-5): stiff problems, needs a
+  //           linear solver; gradients by the adjoint method
+  //   dopri5  explicit Dormand-Prince 5(4) outside CVODES, gradients by backpropagation through
+  //           the accepted steps (discretize, then optimize): for smooth non-stiff models
+  //           observed at many times, where the adjoint restarts at every observation. Memory
+  //           grows with the steps (no checkpointing); no running costs.
+  std::string method = "adams";
 
   double rtol = 1e-6;
-  double atol = 1e-8;      // scalar absolute tolerance, used when atol_vector is empty
-  Vector atol_vector;      // per-component absolute tolerance (state_size), optional
-  // Per-component sign constraints on the forward solution (state_size), CVODES' convention:
-  // 0 free, 1 >= 0, 2 > 0, -1 <= 0, -2 < 0. CVODES rejects and retries a step that would break
-  // one, so species concentrations stay non-negative instead of undershooting below zero (where
-  // mass-action kinetics can blow up). Empty: none.
-  Vector constraints;
-  // Absolute tolerance of the backward problem. 0 (default): atol on the adjoint's own scale,
-  // atol times the largest observation jump |dl_k/dz| over the largest |z(t_k)|, per trajectory
-  // (the adjoint a = dLoss/dz is in loss per unit of state). < 0: the same as atol. > 0: this
-  // value. The transition form's Psi is dimensionless and starts at I: there 0 and < 0 mean
-  // 1e-3 rtol (AdjointForm::Transition). Why scaled: a mean loss over N entries makes a ~1/N in
-  // size, and with atol taken as is the restart form's adjoint was effectively uncontrolled
-  // (B2: gradient error 7.7e-5 for every rtol from 1e-4 to 1e-6; scaled it follows rtol).
-  double adjoint_atol = 0;
-  // Whether the theta-gradient quadrature enters the backward error test. Measured with a plain
-  // CVODES prototype: on the stiff B3 problem the gradient was ~500 times, on B1 ~4 times more
-  // accurate at the same rtol, for ~2% more backward evaluations. Off is cheaper per step but
-  // then the gradient's accuracy is not controlled at all.
-  bool quadrature_error_control = true;
-  // How dLoss/dtheta = int a^T df/dtheta dt is integrated. Cvodes: as CVODES' backward quadrature,
-  // a P-long vector carried through every step with its own Nordsieck history (and error test
-  // when quadrature_error_control). GaussLegendre: outside CVODES, by the two-point
-  // Gauss-Legendre rule on panels (the forward steps, split at observations; for a non-smooth f
-  // the backward steps), each node evaluated once a backward step covers it, with a(t) from
-  // that step's interpolant and z(t) from the forward interpolation: the
-  // parameters never enter CVODES' vector work, which for P >> n was most of the time (B1L 4.5x,
-  // B2 2.2x faster at about equal gradient error; docs/performance.md). Its error is not controlled by
-  // its own test but follows the solution's: with Adams the steps resolve every mode of a and z,
-  // so the rule is as accurate as CVODES' quadrature (test_gradient). With BDF on a stiff problem
-  // the steps stride over the fast modes of a after each observation jump, whose contribution
-  // the interpolant misses (B3: 5e-4 gradient error), so GaussLegendre is refused with BDF.
-  Quadrature quadrature = Quadrature::Auto;
-  bool uses_gauss_legendre() const {
-    return quadrature == Quadrature::GaussLegendre || (quadrature == Quadrature::Auto && method == Method::Adams);
-  }
-  AdjointForm adjoint_form = AdjointForm::Auto;
-  double quadrature_rtol = -1;  // < 0 means "same as rtol"
-  double quadrature_atol = -1;  // < 0 means "same as atol" (scalar)
-
+  double atol = 1e-8;   // scalar absolute tolerance, used when atol_vector is empty
+  Vector atol_vector;   // per-component absolute tolerance (state_size), optional
   long max_steps = 100000;  // per output interval (between two observation times)
-  double initial_step = 0;  // 0 = CVODES estimates it
+  double initial_step = 0;  // first forward step; 0 = the engine estimates it
   double max_step = 0;      // 0 = unbounded
   double min_step = 0;
-  int max_order = 0;        // 0 = the method's maximum (Adams 12, BDF 5)
 
-  // Steps between two checkpoints of the forward solution, for the adjoint pass. More saves
-  // memory (each checkpoint is a few KiB); fewer saves recomputation. 10 made a long backward
-  // pass 2.7 times slower than 100 in a plain prototype.
-  int checkpoint_steps = 100;
-  Interpolation interpolation = Interpolation::Hermite;
+  CvodesOptions cvodes;  // methods adams and bdf
+  Dopri5Options dopri5;  // method dopri5
 
-  // Empty when valid, else one sentence naming the option and its value.
-  // state_size > 0 also checks atol_vector's length.
+  bool is_bdf() const { return method == "bdf"; }
+  // Empty when valid, else one sentence naming the option and its value. state_size > 0 also
+  // checks the per-component options' lengths.
   std::string validate(int state_size = 0) const;
   // validate(), throwing cvnode::OptionsError with the reason.
   void check(int state_size = 0) const;
 };
 
-const char* method_name(Method m);
-const char* adjoint_form_name(AdjointForm f);          // "auto" | "restart" | "transition"
-AdjointForm parse_adjoint_form(const std::string& name);  // throws OptionsError
-const char* quadrature_name(Quadrature q);             // "auto" | "cvodes" | "gauss_legendre"
-Quadrature parse_quadrature(const std::string& name);  // throws OptionsError
-Method parse_method(const std::string& name);  // "adams" | "bdf" | "dopri5"; throws OptionsError
+// The adjoint form a CVODES engine with these options uses for these dynamics: Restart or
+// Transition (CvodesOptions::adjoint_form, Auto resolved); Restart for other methods. Throws
+// OptionsError when Transition is asked for dynamics whose blocks are too large.
+AdjointForm resolved_adjoint_form(const SolverOptions& options, const Dynamics& dynamics);
+// Whether the implicit steps solve dense Newton systems (cost cubic in the state size).
+bool dense_newton(const SolverOptions& options);
 
 }  // namespace cvnode

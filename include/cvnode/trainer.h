@@ -13,6 +13,7 @@
 
 #include "cvnode/batch.h"
 #include "cvnode/loss.h"
+#include "cvnode/problem.h"
 #include "cvnode/model.h"
 #include "cvnode/optimizer.h"
 #include "cvnode/schedule.h"
@@ -20,29 +21,23 @@
 
 namespace cvnode {
 
-// Where the gradient of a minibatch is computed and reduced. The reduction must be a sum in
-// series order so that results do not depend on how the work was spread. ThreadBackend does it
-// with OpenMP threads in one process; an MPI backend would give each rank a slice of the series
-// and gather the per-series results to sum them in the same order.
+// Where the gradient of a minibatch is computed and reduced. The reduction must not depend on
+// how the work was spread (ExactSum, cvnode/batch.h). ThreadBackend does it with OpenMP threads
+// in one process; RankBackend (cvnode/rank_backend.h) over MPI ranks.
 class GradientBackend {
  public:
   virtual ~GradientBackend() = default;
-  // Failures are listed (series = index in `batch`) and left out of the sums, never thrown.
-  // `readout` (may be null): the learned observation map C of the loss (BatchSolver::gradient).
-  virtual BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                 const Loss& loss, const RunningCost* running_cost,
-                                 const Matrix* readout) = 0;
+  // The problem's loss and gradient (BatchSolver::gradient). Failures are listed (series = index
+  // in the problem) and left out of the sums, never thrown.
+  virtual BatchGradient gradient(ConstVectorRef theta, const Problem& problem) = 0;
   virtual int workers() const = 0;
 };
 
 class ThreadBackend final : public GradientBackend {
  public:
-  ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads);
-  // With a batch mode: stacked solves several series as one ODE (BatchOptions, cvnode/batch.h).
-  ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch);
-  BatchGradient gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                         const Loss& loss, const RunningCost* running_cost,
-                         const Matrix* readout) override;
+  // BatchOptions (cvnode/batch.h): threads, per-series or stacked; failures are always skipped.
+  ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, BatchOptions batch);
+  BatchGradient gradient(ConstVectorRef theta, const Problem& problem) override;
   int workers() const override { return solver_.threads(); }
 
  private:
@@ -93,13 +88,9 @@ struct TrainOptions {
   std::string validate() const;
 };
 
-// "per_series", "stacked", "auto" (std::invalid_argument listing the choices otherwise).
-BatchMode parse_batch_mode(const std::string& name);
-const char* batch_mode_name(BatchMode mode);
-
 struct TrainerSettings {
   SolverOptions solver;
-  Loss loss = Loss::parse("mse_mean");
+  LossSpec loss = {"mse_mean", {}, {}};  // on the model's observation map (Model::observation_map)
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   TrainOptions run;
@@ -129,7 +120,7 @@ struct EpochMetrics {
 struct TrainState {
   int epoch = 0;                  // epochs completed
   long step = 0;                  // optimizer steps taken
-  Vector params;                  // [network theta | readout C | learned z0 of each training series]
+  Vector params;                  // [network theta | loss phi | learned z0 of each training series]
   Vector opt_m, opt_v;            // optimizer moments
   long opt_steps = 0;
   Schedule::State schedule;
@@ -162,18 +153,18 @@ struct Evaluation {
   int series = 0, failures = 0;
   std::vector<Matrix> predictions;  // per series, observed channels (C z with a readout) at its times
   std::vector<SeriesFailure> failed;
-  // [loss terms (unscaled) | squared errors | absolute errors | counts] per channel, summed over
-  // the series: partial evaluations (MPI ranks) merge these and call finish_evaluation.
+  // [loss (each series' normalised terms) | squared errors | absolute errors | counts] per
+  // channel, summed over the series: partial evaluations (MPI ranks) merge these and call
+  // finish_evaluation.
   ExactSum sums;
 };
 
-// Forward solves of `series` (already lifted to state space) in parallel, reduced in order. With
-// a readout C the channels are C z, else the first state components.
-Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
-                    const std::vector<Trajectory>& series, const SolverOptions& options,
-                    const Loss& loss, int threads, const Matrix* readout = nullptr);
+// Forward solves of the problem's series (already lifted to state space) in parallel: the
+// problem's loss, and the errors of the loss's predictions (Loss::predict) against the values.
+Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta, const Problem& problem,
+                    const SolverOptions& options, int threads);
 // loss, rmse, mae and rmse_all from ev.sums, ev.failures.
-void finish_evaluation(Evaluation& ev, const Loss& loss);
+void finish_evaluation(Evaluation& ev);
 
 class Trainer {
  public:
@@ -210,6 +201,8 @@ class Trainer {
   const std::vector<Trajectory>& val_series() const { return val_; }
   // Training series with the learned initial states of `params` (if any).
   std::vector<Trajectory> train_with_z0(const Vector& params) const;
+  // The validation series as a problem scored with `params`' loss parameters.
+  Problem val_problem(const Vector& params) const;
 
  private:
   const Model& model_;
@@ -219,7 +212,8 @@ class Trainer {
   TrainState st_;
   Vector trainable_, decay_;
   std::unique_ptr<GradientBackend> backend_;
-  std::unique_ptr<RunningCost> running_cost_;
+  std::shared_ptr<const Loss> loss_;
+  std::shared_ptr<const RunningCost> running_cost_;
   Optimizer opt_;
   Schedule sched_;
   int phase_start_ = 0;

@@ -1,5 +1,6 @@
 #include "cvnode/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -8,6 +9,8 @@
 
 #include <toml++/toml.h>
 
+#include "core/names.h"
+#include "cvnode/engine.h"
 #include "cvnode/errors.h"
 
 namespace cvnode {
@@ -147,30 +150,23 @@ Entry choice(const char* key, Acc<E> acc, E (*parse)(const std::string&), const 
           [acc, name](const Config& c) { return quote(name(acc(const_cast<Config&>(c)))); }};
 }
 
-const char* method_str(Method m) { return method_name(m); }
-LinearSolver parse_linear_solver(const std::string& s) {
-  if (s == "dense") return LinearSolver::Dense;
-  if (s == "band") return LinearSolver::Band;
-  if (s == "gmres") return LinearSolver::Gmres;
-  throw OptionsError("unknown linear solver '" + s + "' (expected dense, band or gmres)");
+// A name from a registry (solver methods, losses): checked when set, the registry's message kept.
+Entry registered(const char* key, Acc<std::string> acc, void (*check)(const std::string&)) {
+  return {key,
+          [acc, check](Config& c, const toml::node& n) {
+            const std::string name = as_string(n);
+            try {
+              check(name);
+            } catch (const std::invalid_argument& e) {
+              throw Bad{e.what()};
+            }
+            acc(c) = name;
+          },
+          [acc](const Config& c) { return quote(acc(const_cast<Config&>(c))); }};
 }
-const char* linear_solver_name(LinearSolver l) {
-  return l == LinearSolver::Dense ? "dense" : l == LinearSolver::Band ? "band" : "gmres";
-}
-Preconditioner parse_preconditioner(const std::string& s) {
-  if (s == "none") return Preconditioner::None;
-  if (s == "block_jacobi") return Preconditioner::BlockJacobi;
-  throw OptionsError("unknown preconditioner '" + s + "' (expected none or block_jacobi)");
-}
-const char* preconditioner_name(Preconditioner p) { return p == Preconditioner::None ? "none" : "block_jacobi"; }
-NonlinearSolver parse_nonlinear_solver(const std::string& s) {
-  if (s == "auto") return NonlinearSolver::Auto;
-  if (s == "newton") return NonlinearSolver::Newton;
-  if (s == "fixed_point") return NonlinearSolver::FixedPoint;
-  throw OptionsError("unknown nonlinear solver '" + s + "' (expected auto, newton or fixed_point)");
-}
-const char* nonlinear_solver_name(NonlinearSolver n) {
-  return n == NonlinearSolver::Auto ? "auto" : n == NonlinearSolver::Newton ? "newton" : "fixed_point";
+void check_method(const std::string& name) {
+  const std::vector<std::string> methods = engine_methods();
+  if (std::find(methods.begin(), methods.end(), name) == methods.end()) detail::unknown_name("solver method", name, methods);
 }
 
 std::string doubles_str(const std::vector<double>& v) {
@@ -208,17 +204,6 @@ Entry eigen_vector(const char* key, Acc<Vector> acc) {
   return {key, [acc](Config& c, const toml::node& n) { acc(c) = to_vector(as_doubles(n)); },
           [acc](const Config& c) { return vector_str(acc(const_cast<Config&>(c))); }};
 }
-const char* loss_name(LossKind k) {
-  switch (k) {
-    case LossKind::HalfSumSquares: return "half_sse";
-    case LossKind::MeanSquared: return "mse_mean";
-    case LossKind::MeanAbsolute: return "l1_mean";
-    case LossKind::GaussianNll: return "gaussian_nll";
-  }
-  return "?";
-}
-LossKind parse_loss_kind(const std::string& s) { return Loss::parse(s).kind; }
-
 std::string list_str(const std::vector<int>& v) {
   std::string s = "[";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -285,40 +270,39 @@ const std::vector<Entry>& entries() {
          return s + "]";
        }},
 
-      choice<Method>("solver.method", [](Config& c) -> Method& { return c.train.solver.method; },
-                     parse_method, method_str),
+      registered("solver.method", [](Config& c) -> std::string& { return c.train.solver.method; }, check_method),
       choice<LinearSolver>("solver.linear_solver",
-                           [](Config& c) -> LinearSolver& { return c.train.solver.linear_solver; },
+                           [](Config& c) -> LinearSolver& { return c.train.solver.cvodes.linear_solver; },
                            parse_linear_solver, linear_solver_name),
       choice<NonlinearSolver>("solver.nonlinear_solver",
-                              [](Config& c) -> NonlinearSolver& { return c.train.solver.nonlinear_solver; },
+                              [](Config& c) -> NonlinearSolver& { return c.train.solver.cvodes.nonlinear_solver; },
                               parse_nonlinear_solver, nonlinear_solver_name),
       num("solver.rtol", [](Config& c) -> double& { return c.train.solver.rtol; }),
       num("solver.atol", [](Config& c) -> double& { return c.train.solver.atol; }),
       eigen_vector("solver.atol_vector", [](Config& c) -> Vector& { return c.train.solver.atol_vector; }),
-      eigen_vector("solver.constraints", [](Config& c) -> Vector& { return c.train.solver.constraints; }),
-      num("solver.adjoint_atol", [](Config& c) -> double& { return c.train.solver.adjoint_atol; }),
-      integer("solver.band_upper", [](Config& c) -> int& { return c.train.solver.band_upper; }),
-      integer("solver.band_lower", [](Config& c) -> int& { return c.train.solver.band_lower; }),
+      eigen_vector("solver.constraints", [](Config& c) -> Vector& { return c.train.solver.cvodes.constraints; }),
+      num("solver.adjoint_atol", [](Config& c) -> double& { return c.train.solver.cvodes.adjoint_atol; }),
+      integer("solver.band_upper", [](Config& c) -> int& { return c.train.solver.cvodes.band_upper; }),
+      integer("solver.band_lower", [](Config& c) -> int& { return c.train.solver.cvodes.band_lower; }),
       choice<Preconditioner>("solver.preconditioner",
-                             [](Config& c) -> Preconditioner& { return c.train.solver.preconditioner; },
+                             [](Config& c) -> Preconditioner& { return c.train.solver.cvodes.preconditioner; },
                              parse_preconditioner, preconditioner_name),
-      integer("solver.preconditioner_block", [](Config& c) -> int& { return c.train.solver.preconditioner_block; }),
-      integer("solver.max_order", [](Config& c) -> int& { return c.train.solver.max_order; }),
+      integer("solver.preconditioner_block", [](Config& c) -> int& { return c.train.solver.cvodes.preconditioner_block; }),
+      integer("solver.max_order", [](Config& c) -> int& { return c.train.solver.cvodes.max_order; }),
       num("solver.initial_step", [](Config& c) -> double& { return c.train.solver.initial_step; }),
       num("solver.min_step", [](Config& c) -> double& { return c.train.solver.min_step; }),
       long_int("solver.max_steps", [](Config& c) -> long& { return c.train.solver.max_steps; }),
       num("solver.max_step", [](Config& c) -> double& { return c.train.solver.max_step; }),
-      integer("solver.checkpoint_steps", [](Config& c) -> int& { return c.train.solver.checkpoint_steps; }),
+      integer("solver.checkpoint_steps", [](Config& c) -> int& { return c.train.solver.cvodes.checkpoint_steps; }),
       boolean("solver.quadrature_error_control",
-              [](Config& c) -> bool& { return c.train.solver.quadrature_error_control; }),
-      choice<Quadrature>("solver.quadrature", [](Config& c) -> Quadrature& { return c.train.solver.quadrature; },
+              [](Config& c) -> bool& { return c.train.solver.cvodes.quadrature_error_control; }),
+      choice<Quadrature>("solver.quadrature", [](Config& c) -> Quadrature& { return c.train.solver.cvodes.quadrature; },
                          parse_quadrature, quadrature_name),
-      choice<AdjointForm>("solver.adjoint_form", [](Config& c) -> AdjointForm& { return c.train.solver.adjoint_form; },
+      choice<AdjointForm>("solver.adjoint_form", [](Config& c) -> AdjointForm& { return c.train.solver.cvodes.adjoint_form; },
                           parse_adjoint_form, adjoint_form_name),
+      num("solver.dopri5_keep_mib", [](Config& c) -> double& { return c.train.solver.dopri5.keep_mib; }),
 
-      choice<LossKind>("loss.kind", [](Config& c) -> LossKind& { return c.train.loss.kind; },
-                       parse_loss_kind, loss_name),
+      registered("loss.kind", [](Config& c) -> std::string& { return c.train.loss.kind; }, check_loss_kind),
       {"loss.sigma",
        [](Config& c, const toml::node& n) {
          const auto v = as_doubles(n);
@@ -516,7 +500,7 @@ std::string Config::validate() const {
   if (why.empty()) why = train.optimizer.validate();
   if (why.empty()) why = train.schedule.validate();
   if (why.empty()) why = train.run.validate();
-  if (why.empty() && train.loss.kind == LossKind::GaussianNll && train.loss.sigma.size() == 0)
+  if (why.empty() && train.loss.kind == "gaussian_nll" && train.loss.sigma.size() == 0)
     why = "loss.kind = \"gaussian_nll\" needs loss.sigma (one per channel)";
   if (why.empty() && plot.series < 0) why = "plot.series = " + std::to_string(plot.series) + " must be >= 0";
   if (why.empty() && !(plot.extrapolate >= 0)) why = "plot.extrapolate must be >= 0";

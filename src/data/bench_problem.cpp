@@ -18,7 +18,7 @@ BenchProblem BenchProblem::load(const std::string& path) {
   try {
     p.spec.activation = parse_activation(f.string_attribute("activation"));
     p.loss_name = f.string_attribute("loss");
-    p.loss = Loss::parse(p.loss_name);
+    p.loss = make_loss(p.loss_name);
   } catch (const std::invalid_argument& e) {
     throw bad("attributes", e.what());
   }

@@ -7,7 +7,7 @@
 #include <cvodes/cvodes.h>  // CV_* flags: failures here carry the same vocabulary as CVODES'
 
 #include "cvnode/errors.h"
-#include "ode/observation_terms.h"
+#include "ode/engine_util.h"
 #include "ode/sundials_raii.h"
 
 namespace cvnode::detail {
@@ -42,11 +42,6 @@ constexpr double kP[7][4] = {
 // after a rejection (Hairer, Norsett & Wanner II.4; the rule torchdiffeq's dopri5 uses too).
 constexpr double kSafety = 0.9, kMinShrink = 0.2, kMaxGrow = 10;
 
-// Stage workspaces kept for the reverse sweep, at most (B2 stacked by 128: 1.6 MB a stage,
-// 34 MB for its three steps); steps beyond it recompute their forward pass in the VJP. Keeping
-// saved B2 16% and a 2-50-2 network ~5%; 256 MB made the stiff B3 (30,000 explicit steps of an
-// 8-32-8 network) peak at 247 MB, 64 MB at 85 MB.
-constexpr double kKeepBytes = 64.0 * 1024 * 1024;
 
 // Stage i's state y + h sum_{j<i} a_ij K_j into out: one function for the forward pass and the
 // reverse sweep, so the sweep's VJPs are taken at the same bits the stages were evaluated at.
@@ -61,9 +56,8 @@ void extension_weights(double s, double w[7]) {
 }
 }  // namespace
 
-Dopri5::Dopri5(const Dynamics& dynamics, const SolverOptions& options)
+Dopri5Backprop::Dopri5Backprop(const Dynamics& dynamics, const SolverOptions& options)
     : dyn_(dynamics), opt_(options), n_(dynamics.state_size()), P_(dynamics.param_size()) {
-  opt_.check(n_);
   work_.setZero(dyn_.workspace_size());
   stage_in_.setZero(n_);
   stage_out_.setZero(n_);
@@ -77,21 +71,21 @@ Dopri5::Dopri5(const Dynamics& dynamics, const SolverOptions& options)
   ws_stride_ = (dyn_.workspace_size() + 7) / 8 * 8;
 }
 
-VectorRef Dopri5::stage_work(long s, int i) {
+VectorRef Dopri5Backprop::stage_work(long s, int i) {
   if (s >= kept_steps_) return work_;
   const Eigen::Index need = (static_cast<Eigen::Index>(s) + 1) * 7 * ws_stride_;
   if (kept_.size() < need) kept_.conservativeResize(std::max(need, 2 * kept_.size()));
   return kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size());
 }
 
-void Dopri5::fail(int flag, double t, const std::string& detail) const {
+void Dopri5Backprop::fail(int flag, double t, const std::string& detail) const {
   throw SolverError("dopri5", flag, flag_name(flag), t, detail);
 }
 
 // f at (t, y) into k (n doubles), through fixed-alignment staging buffers: Eigen's kernels take
 // different paths by an operand's alignment, and the bits must not depend on where a caller's
 // vector happens to live (solver.cpp has the same rule).
-void Dopri5::rhs(double t, ConstVectorRef y, double* k, VectorRef work) {
+void Dopri5Backprop::rhs(double t, ConstVectorRef y, double* k, VectorRef work) {
   stage_in_ = y;
   dyn_.rhs(t, stage_in_, Eigen::Map<const Vector>(theta_, P_), stage_out_, work);
   ++n_rhs_;
@@ -101,7 +95,7 @@ void Dopri5::rhs(double t, ConstVectorRef y, double* k, VectorRef work) {
 }
 
 // Hairer's norm: the root mean square of err_i / (atol_i + rtol max(|y_i|, |y_new_i|)).
-double Dopri5::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
+double Dopri5Backprop::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
   scale_.array() = opt_.rtol * y.array().abs().max(y_new.array().abs());
   if (opt_.atol_vector.size() > 0) scale_ += opt_.atol_vector;
   else scale_.array() += opt_.atol;
@@ -110,7 +104,7 @@ double Dopri5::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
 
 // Hairer, Norsett & Wanner's starting step (II.4): a step whose explicit Euler change is 1% of
 // the state, refined by one more evaluation of f; K_.col(0) holds f(t0, y0).
-double Dopri5::initial_step(double t0, double span) {
+double Dopri5Backprop::initial_step(double t0, double span) {
   scale_.array() = opt_.rtol * y_.array().abs();
   if (opt_.atol_vector.size() > 0) scale_ += opt_.atol_vector;
   else scale_.array() += opt_.atol;
@@ -126,7 +120,7 @@ double Dopri5::initial_step(double t0, double span) {
   return std::min({100 * h0, h1, span});
 }
 
-void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
+void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double t_end, bool record,
                      Matrix& states, SolverStats& stats) {
   const Eigen::Index T = times.size();
   states.resize(T, n_);
@@ -217,7 +211,7 @@ void Dopri5::forward(double t0, ConstVectorRef z0, ConstVectorRef times, double 
   }
 }
 
-Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
+Solution Dopri5Backprop::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) {
   check_theta(theta, P_);
   check_solve_inputs(t0, z0, times, n_);
   theta_ = theta.data();
@@ -231,25 +225,28 @@ Solution Dopri5::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
   return out;
 }
 
-Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss& loss, double scale,
-                          const Matrix* readout) {
-  check_gradient_inputs(tr, loss, readout, n_);
+Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, const Observer& observe,
+                                 const RunningCosts& running_costs) {
+  if (!running_costs.empty())
+    throw OptionsError("solver method dopri5 does not take a running cost (use adams or bdf)");
+  check_ivp(tr, n_);
   check_theta(theta, P_);
   theta_ = theta.data();
   n_rhs_ = n_vjp_ = 0;
   Gradient g;
   g.theta.setZero(P_);
   g.z0.setZero(n_);
-  kept_steps_ = ws_stride_ > 0 ? static_cast<long>(kKeepBytes / (7.0 * 8.0 * static_cast<double>(ws_stride_))) : 0;
+  kept_steps_ = ws_stride_ > 0 ? static_cast<long>(opt_.dopri5.keep_mib * 1024 * 1024 / (7.0 * 8.0 * static_cast<double>(ws_stride_))) : 0;
   struct KeepNone {  // solve() keeps nothing, also after a gradient that threw
     long& kept;
     ~KeepNone() { kept = 0; }
   } keep_none{kept_steps_};
   forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
   g.forward.rhs_evals = n_rhs_;
-  ObservationTerms terms = observation_terms(tr, loss, scale, g.states, readout);
+  ObservationTerms terms = observe(g.states);
+  check_terms(terms, tr.times.size(), n_);
   g.loss = terms.loss;
-  g.readout = std::move(terms.readout);
+  g.phi = std::move(terms.phi);
   const Matrix& jumps = terms.jumps;
 
   // ---- reverse sweep through the accepted steps ----
@@ -324,3 +321,17 @@ Gradient Dopri5::gradient(ConstVectorRef theta, const Trajectory& tr, const Loss
 }
 
 }  // namespace cvnode::detail
+
+namespace cvnode {
+
+std::unique_ptr<GradientEngine> make_dopri5_backprop_engine(const Dynamics& dynamics, const SolverOptions& options) {
+  return std::make_unique<detail::Dopri5Backprop>(dynamics, options);
+}
+
+std::string validate_dopri5_backprop_options(const SolverOptions& options, int) {
+  if (std::string c = options.cvodes.changed(); !c.empty())
+    return "solver option " + c + " applies to the adjoint methods (adams, bdf), not to dopri5";
+  return options.dopri5.validate();
+}
+
+}  // namespace cvnode

@@ -1,5 +1,5 @@
-// The explicit Dormand-Prince 5(4) method (SolverOptions::method = Dopri5) with gradients by
-// backpropagation through its accepted steps: discretize, then optimize. Solver forwards to it.
+// The dopri5 engine: the explicit Dormand-Prince 5(4) method with gradients by backpropagation
+// through its accepted steps (discretize, then optimize).
 //
 // Why beside the CVODES adjoint: on a smooth, non-stiff model observed at many times, the
 // continuous adjoint restarts its multistep method at every observation (or carries n_b columns
@@ -8,23 +8,23 @@
 // products per forward step whatever the number of observations. The gradient is the exact
 // derivative of the discrete solution (step sizes held fixed), so it is consistent with the
 // loss the forward pass computed, at the price of memory: every accepted step keeps its state
-// and seven stages (no checkpointing), and up to kKeepBytes of the stages' network passes, so
+// and seven stages (no checkpointing), and up to Dopri5Options::keep_mib of the stages' network passes, so
 // that the reverse sweep's VJPs skip their forward half. Stiff problems need BDF and the adjoint.
 #pragma once
 
 #include <vector>
 
-#include "cvnode/solver.h"
+#include "cvnode/engine.h"
 
 namespace cvnode::detail {
 
-class Dopri5 {
+class Dopri5Backprop final : public GradientEngine {
  public:
-  Dopri5(const Dynamics& dynamics, const SolverOptions& options);
-  const SolverOptions& options() const { return opt_; }
-  Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times);
-  Gradient gradient(ConstVectorRef theta, const Trajectory& trajectory, const Loss& loss, double scale,
-                    const Matrix* readout);
+  Dopri5Backprop(const Dynamics& dynamics, const SolverOptions& options);
+  Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) override;
+  // Refuses running costs (OptionsError).
+  Gradient gradient(ConstVectorRef theta, const Trajectory& ivp, const Observer& observe,
+                    const RunningCosts& running_costs) override;
 
  private:
   // Integrates from t0 to t_end, filling states.row(k) = z(times[k]) from the continuous

@@ -123,12 +123,11 @@ RankBackend::RankBackend(const Dynamics& dynamics, const SolverOptions& options,
 // initial states, failures), one allgather. Units come from a counter that is never reset: step
 // k's units are [base, base + U), and every thread stops after its first fetch past them, so the
 // next base is base + U + (those failed fetches, counted in the reduction).
-BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                    const Loss& loss, const RunningCost* running_cost, const Matrix* readout) {
-  const int B = static_cast<int>(batch.size());
-  const std::vector<WorkUnit> units = solver_.plan(batch, running_cost);
+BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem) {
+  const int B = problem.size();
+  const std::vector<WorkUnit> units = solver_.plan(problem);
   const int U = static_cast<int>(units.size());
-  const Eigen::Index R = readout ? readout->size() : 0;
+  const Eigen::Index R = problem.loss().param_size();
   const Eigen::Index P = theta.size();
   BatchGradient out;
   out.z0.resize(B);
@@ -142,7 +141,7 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
   const long base = ranks_.counter_base();
 
   const auto t0 = clock_type::now();
-  solver_.solve_units(theta, batch, units, loss, BatchSolver::loss_scale(batch, loss), running_cost, readout,
+  solver_.solve_units(theta, problem, units,
                       [&] {
                         long u;
                         if (!ranks_.distributed()) {
@@ -244,8 +243,7 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const std::vector<Traj
   }
   std::sort(out.failures.begin(), out.failures.end(),
             [](const SeriesFailure& a, const SeriesFailure& b) { return a.series < b.series; });
-  sums.finish(out, readout ? readout->rows() : 0, readout ? readout->cols() : 0);
-  if (!readout) out.readout.resize(0, 0);
+  sums.finish(out, P);
   timing_.communicate += since(t2);
   ++timing_.steps;
   timing_.units += units_here;
@@ -285,27 +283,23 @@ std::string timing_report(const Ranks& ranks, const StepTiming& t) {
 }
 
 Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, ConstVectorRef theta,
-                             const std::vector<Trajectory>& series, const SolverOptions& options,
-                             const Loss& loss, int threads, const Matrix* readout) {
-  if (!ranks.distributed()) return evaluate(dynamics, theta, series, options, loss, threads, readout);
-  const int S = static_cast<int>(series.size());
-  std::vector<Trajectory> local;
+                             const Problem& problem, const SolverOptions& options, int threads) {
+  if (!ranks.distributed()) return evaluate(dynamics, theta, problem, options, threads);
+  const int S = problem.size();
   std::vector<int> index;
-  for (int s = ranks.rank(); s < S; s += ranks.size()) {
-    local.push_back(series[s]);
-    index.push_back(s);
-  }
-  Evaluation part = evaluate(dynamics, theta, local, options, loss, threads, readout);
+  for (int s = ranks.rank(); s < S; s += ranks.size()) index.push_back(s);
+  const Problem local = problem.select(index);  // scored as in the whole problem
+  Evaluation part = evaluate(dynamics, theta, local, options, threads);
   Evaluation ev;
   ev.series = S;
   ev.predictions.resize(S);
   ev.series_nfe.assign(S, 0);
-  for (std::size_t i = 0; i < local.size(); ++i) {
+  for (std::size_t i = 0; i < index.size(); ++i) {
     ev.predictions[index[i]] = std::move(part.predictions[i]);
     ev.series_nfe[index[i]] = part.series_nfe[i];
   }
   ev.sums = std::move(part.sums);
-  const int C = S > 0 ? static_cast<int>(series[0].values.cols()) : 0;
+  const int C = S > 0 ? static_cast<int>(problem.series(0).values.cols()) : 0;
   if (ev.sums.size() != 1 + 3 * C) ev.sums.reset(1 + 3 * C);  // a rank without series
   ranks.allreduce(ev.sums);
   std::vector<long> counts{part.nfe};
@@ -324,7 +318,7 @@ Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, Const
   std::sort(ev.failed.begin(), ev.failed.end(),
             [](const SeriesFailure& a, const SeriesFailure& b) { return a.series < b.series; });
   ev.failures = static_cast<int>(ev.failed.size());
-  finish_evaluation(ev, loss);
+  finish_evaluation(ev);
   return ev;
 }
 

@@ -426,10 +426,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   r.state = trainer->state();
   r.stopped_by_signal = trainer->stopped_by_signal();
   if (!data.val.empty() && !r.stopped_by_signal) {
-    const Matrix C = model.readout(r.state.best_params);
     r.best_val = evaluate_on_ranks(ranks, model.dynamics(), trainer->network(r.state.best_params),
-                                   trainer->val_series(), config.train.solver, config.train.loss,
-                                   config.train.run.threads, C.size() ? &C : nullptr);
+                                   trainer->val_problem(r.state.best_params), config.train.solver,
+                                   config.train.run.threads);
   }
   if (const HybridModel* h = model.hybrid(); h && h->physics)
     r.physical = h->physical(r.state.best_params.head(model.network_params()));
@@ -453,9 +452,15 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
     throw DataError(path + ": the stored configuration does not give the stored model_spec " +
                     t.checkpoint.model_spec + " (a --set changed the model?)");
   t.theta = t.checkpoint.parameters.head(t.model->network_params());
-  t.readout = t.model->readout(t.checkpoint.parameters);
+  t.phi = t.model->loss_parameters(t.checkpoint.parameters);
   t.normalization = t.checkpoint.normalization;
   return t;
+}
+
+Problem TrainedModel::problem(std::vector<Trajectory> lifted) const {
+  Problem p(std::move(lifted), make_loss(config.train.loss, model->observation_map()));
+  p.set_loss_parameters(phi);
+  return p;
 }
 
 }  // namespace cvnode
@@ -486,12 +491,11 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
     lifted[s].mask = Matrix::Zero(times[s].size(), tm.model->observed());
   }
   // evaluate() runs the forward solves in parallel and keeps the per-series predictions.
-  const Loss loss;
   for (std::size_t s = 0; s < series.size(); ++s) {
     out[s].id = ids[s];
     out[s].times = times[s];
   }
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, lifted, options, loss, threads, tm.readout_ptr());
+  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, tm.problem(std::move(lifted)), options, threads);
   std::vector<std::string> err(series.size());
   for (const auto& f : ev.failed) err[f.series] = f.message.empty() ? "failed" : f.message;
   for (std::size_t s = 0; s < series.size(); ++s) {

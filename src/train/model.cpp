@@ -107,6 +107,7 @@ Model::Model(const ModelOptions& options, int observed) : o_(options), observed_
   const std::string why = o_.validate();
   if (!why.empty()) throw OptionsError(why);
   if (observed < 1) throw OptionsError("the data have " + std::to_string(observed) + " channels; need >= 1");
+  if (o_.readout == Readout::Linear) map_ = std::make_shared<LinearReadout>(observed_, state_size());
   if (o_.physics.enabled()) {
     const HybridModelSpec hs = hybrid_spec(o_, state_size());
     if (std::string w = hs.validate(); !w.empty()) throw OptionsError("[physics] " + w);
@@ -159,17 +160,11 @@ Vector Model::trainable_mask() const {
   return m;
 }
 
-Matrix Model::readout(ConstVectorRef params) const {
-  if (o_.readout != Readout::Linear) return {};
+Vector Model::loss_parameters(ConstVectorRef params) const {
   if (params.size() < shared_params())
     throw OptionsError("the parameter vector has " + std::to_string(params.size()) + " entries, the model shares " +
                        std::to_string(shared_params()));
-  return params.segment(network_params(), readout_params()).reshaped(observed_, state_size());
-}
-
-Vector Model::initial_readout() const {
-  if (o_.readout != Readout::Linear) return {};
-  return Matrix::Identity(observed_, state_size()).reshaped();
+  return params.segment(network_params(), readout_params());
 }
 
 Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {

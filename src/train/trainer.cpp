@@ -20,33 +20,14 @@
 namespace cvnode {
 
 // ---------------------------------------------------------------------------------------------
-ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, int threads)
-    : solver_(dynamics, options, threads) {}
+ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options, BatchOptions batch)
+    : solver_(dynamics, options, [&] {
+        batch.skip_failures = true;
+        return batch;
+      }()) {}
 
-ThreadBackend::ThreadBackend(const Dynamics& dynamics, const SolverOptions& options,
-                             const BatchOptions& batch)
-    : solver_(dynamics, options, batch) {}
-
-BatchMode parse_batch_mode(const std::string& name) {
-  if (name == "per_series") return BatchMode::PerSeries;
-  if (name == "stacked") return BatchMode::Stacked;
-  if (name == "auto") return BatchMode::Auto;
-  throw std::invalid_argument("unknown batch mode '" + name + "' (expected per_series, stacked or auto)");
-}
-
-const char* batch_mode_name(BatchMode mode) {
-  switch (mode) {
-    case BatchMode::PerSeries: return "per_series";
-    case BatchMode::Stacked: return "stacked";
-    case BatchMode::Auto: return "auto";
-  }
-  return "?";
-}
-
-BatchGradient ThreadBackend::gradient(ConstVectorRef theta, const std::vector<Trajectory>& batch,
-                                      const Loss& loss, const RunningCost* running_cost,
-                                      const Matrix* readout) {
-  return solver_.gradient(theta, batch, loss, running_cost, /*skip_failures=*/true, readout);
+BatchGradient ThreadBackend::gradient(ConstVectorRef theta, const Problem& problem) {
+  return solver_.gradient(theta, problem);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,11 +94,11 @@ std::string EpochMetrics::csv_row() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
-                    const std::vector<Trajectory>& series, const SolverOptions& options,
-                    const Loss& loss, int threads, const Matrix* readout) {
+Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta, const Problem& problem,
+                    const SolverOptions& options, int threads) {
   if (threads <= 0) threads = omp_get_max_threads();
-  const int S = static_cast<int>(series.size());
+  const int S = problem.size();
+  problem.check(dynamics.state_size());
   std::vector<std::unique_ptr<Solver>> solvers;
   for (int i = 0; i < std::max(1, std::min(threads, S)); ++i)
     solvers.push_back(std::make_unique<Solver>(dynamics, options));
@@ -127,9 +108,10 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
 #pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(solvers.size()))
   for (int s = 0; s < S; ++s) {
     try {
-      sol[s] = solvers[omp_get_thread_num()]->solve(th, series[s].t0, series[s].z0, series[s].times);
+      const Trajectory& tr = problem.series(s);
+      sol[s] = solvers[omp_get_thread_num()]->solve(th, tr.t0, tr.z0, tr.times);
       if (!sol[s].states.allFinite())
-        throw SolverError("evaluate", 0, "NON_FINITE", series[s].t0, "the solution is not finite");
+        throw SolverError("evaluate", 0, "NON_FINITE", tr.t0, "the solution is not finite");
     } catch (...) {
       err[s] = std::current_exception();
     }
@@ -138,7 +120,7 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
   // bits for every thread count, and for evaluations split over ranks and merged.
   Evaluation ev;
   ev.series = S;
-  const int C = S > 0 ? static_cast<int>(series[0].values.cols()) : 0;
+  const int C = S > 0 ? static_cast<int>(problem.series(0).values.cols()) : 0;
   ev.sums.reset(1 + 3 * C);
   ev.predictions.resize(S);
   ev.series_nfe.assign(S, 0);
@@ -149,21 +131,19 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
       ++ev.failures;
       continue;
     }
-    const Trajectory& tr = series[s];
+    const Trajectory& tr = problem.series(s);
     ev.nfe += sol[s].nfe;
     ev.series_nfe[s] = sol[s].nfe;
-    ev.predictions[s] = observed_channels(sol[s].states, readout, C);
+    const double series_loss = problem.observe(s, sol[s].states).loss;
+    ev.predictions[s] = problem.predict(s, sol[s].states);
     const Matrix& pred = ev.predictions[s];
-    double series_loss = 0;
     se.setZero();
     ae.setZero();
     cnt.setZero();
     for (Eigen::Index k = 0; k < tr.times.size(); ++k)
       for (int i = 0; i < C; ++i) {
         if (tr.mask.size() && tr.mask(k, i) == 0) continue;
-        const double z = pred(k, i), y = tr.values(k, i), r = z - y;
-        double d;
-        series_loss += loss.term(z, y, i, 1.0, &d);
+        const double r = pred(k, i) - tr.values(k, i);
         se[i] += r * r;
         ae[i] += std::abs(r);
         cnt[i] += 1;
@@ -173,17 +153,16 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta,
     ev.sums.add(ae, 1 + C);
     ev.sums.add(cnt, 1 + 2 * C);
   }
-  finish_evaluation(ev, loss);
+  finish_evaluation(ev);
   return ev;
 }
 
-void finish_evaluation(Evaluation& ev, const Loss& loss) {
+void finish_evaluation(Evaluation& ev) {
   const int C = static_cast<int>((ev.sums.size() - 1) / 3);
   const Vector v = ev.sums.values();
   const Vector se = v.segment(1, C), ae = v.segment(1 + C, C), cnt = v.segment(1 + 2 * C, C);
-  // The mean losses divide by the observed entries of all series (counts are exact integers).
-  const double entries = cnt.sum();
-  ev.loss = loss.is_mean() ? (entries > 0 ? v[0] / entries : 0.0) : v[0];
+  const double entries = cnt.sum();  // counts are exact integers
+  ev.loss = v[0];  // each series' terms carry the problem's normalisation
   ev.rmse = (se.array() / cnt.array().max(1.0)).sqrt();
   ev.mae = ae.array() / cnt.array().max(1.0);
   ev.rmse_all = std::sqrt(se.sum() / std::max(1.0, entries));
@@ -210,8 +189,8 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
       sched_(settings.schedule, settings.optimizer.lr, settings.run.epochs) {
   std::string why = s_.run.validate();
   if (why.empty()) why = s_.solver.validate(model.state_size());
-  if (why.empty()) why = s_.loss.validate(model.observed());
   if (!why.empty()) throw OptionsError(why);
+  loss_ = make_loss(s_.loss, model.observation_map());
   if (train.empty()) throw DataError("the training split has no series");
   if (train_ids_.size() != train.size() || val_ids_.size() != val.size())
     throw OptionsError("Trainer: one id per series is needed");
@@ -231,6 +210,8 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
       tr.t0 = 0;
     }
   for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
+  Problem(train_, loss_).check(model.state_size());
+  Problem(val_, loss_).check(model.state_size());
 
   const int P = model.network_params();
   const int total = opt_.m().size();
@@ -241,7 +222,7 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   trainable_.head(P) = model.trainable_mask();
   decay_.head(P) = model.decay_mask();
   const int R = model.readout_params(), Q = model.shared_params(), N = model.state_size();
-  st_.params.segment(P, R) = model.initial_readout();  // trained, no weight decay
+  st_.params.segment(P, R) = loss_->initial_parameters();  // trained, no weight decay
   for (std::size_t i = 0; Q + static_cast<int>(i) * N < total; ++i)
     st_.params.segment(Q + i * N, N) = train_[i].z0;
   st_.opt_m = opt_.m();
@@ -251,7 +232,7 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.good_v = st_.opt_v;
   st_.best_params = st_.params;
 
-  const BatchOptions batch{s_.run.threads, s_.run.batch_mode, s_.run.stack_size};
+  const BatchOptions batch{s_.run.threads, s_.run.batch_mode, s_.run.stack_size, true};
   // Started as one of several MPI ranks (mpirun, srun): the minibatches' units spread over them.
   if (Ranks::world().distributed())
     backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction,
@@ -260,7 +241,7 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   else
     backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
   if (s_.run.kinetic_weight > 0)
-    running_cost_ = std::make_unique<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
+    running_cost_ = std::make_shared<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
 }
 
 Trainer::~Trainer() = default;
@@ -287,6 +268,12 @@ std::vector<Trajectory> Trainer::train_with_z0(const Vector& params) const {
   const int Q = model_.shared_params(), N = model_.state_size();
   for (std::size_t i = 0; i < out.size(); ++i) out[i].z0 = params.segment(Q + i * N, N);
   return out;
+}
+
+Problem Trainer::val_problem(const Vector& params) const {
+  Problem p(val_, loss_);
+  p.set_loss_parameters(params.segment(model_.network_params(), model_.readout_params()));
+  return p;
 }
 
 void Trainer::rollback(int epoch) {
@@ -383,16 +370,17 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
       emit(line);
     }
     std::vector<Trajectory> batch(B);
-    long entries = 0;
     for (int b = 0; b < B; ++b) {
       const int s = order[first + b];
       batch[b] = train_[s];
       if (learned) batch[b].z0 = st_.params.segment(Q + s * N, N);
-      entries += batch[b].observed_entries();
     }
+    Problem problem(std::move(batch), loss_);
+    problem.set_loss_parameters(st_.params.segment(P, R));
+    if (running_cost_) problem.add_running_cost(running_cost_);
+    long entries = problem.entries();
     const Vector theta = st_.params.head(P);
-    const Matrix C = model_.readout(st_.params);
-    BatchGradient g = backend_->gradient(theta, batch, s_.loss, running_cost_.get(), R > 0 ? &C : nullptr);
+    BatchGradient g = backend_->gradient(theta, problem);
     for (const auto& f : g.failures) {
       std::ostringstream o;
       o.precision(6);
@@ -402,18 +390,19 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
       emit(o.str());
     }
     const int failed = static_cast<int>(g.failures.size());
-    // BatchSolver scales mean losses by 1 / (observed entries of the whole batch), failed series
-    // included. Rescale to the entries of the series that were solved, so that a step with a
-    // failure is still a mean over what it saw (the same loss scale as a clean step).
-    if (s_.loss.is_mean() && failed > 0 && failed < B) {
+    // A mean loss is normalised by the entries of the whole batch, failed series included.
+    // Rescale to the entries of the series that were solved, so that a step with a failure is
+    // still a mean over what it saw (the same loss scale as a clean step).
+    const bool mean = loss_->reduction() == LossReduction::Mean;
+    if (mean && failed > 0 && failed < B) {
       long lost = 0;
-      for (const auto& f : g.failures) lost += batch[f.series].observed_entries();
+      for (const auto& f : g.failures) lost += loss_->entries(problem.series(f.series));
       const long kept = entries - lost;
       if (kept > 0) {
         const double factor = static_cast<double>(entries) / static_cast<double>(kept);
         g.loss *= factor;
         g.theta *= factor;
-        g.readout *= factor;
+        g.phi *= factor;
         for (auto& z : g.z0) z *= factor;
         entries = kept;
       }
@@ -426,7 +415,7 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
 
     Vector grad = Vector::Zero(st_.params.size());
     grad.head(P) = g.theta;
-    if (R > 0) grad.segment(P, R) = g.readout.reshaped();
+    grad.segment(P, R) = g.phi;
     if (learned)
       for (int b = 0; b < B; ++b)
         if (g.z0[b].size() == N) grad.segment(Q + order[first + b] * N, N) = g.z0[b];
@@ -468,7 +457,7 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
       st_.good_opt_steps = st_.opt_steps;
     }
     // Mean losses are per entry of the batch: weight them by its entries for the epoch mean.
-    if (s_.loss.is_mean()) {
+    if (mean) {
       loss_weighted += g.loss * entries;
       weight += entries;
     } else {
@@ -508,9 +497,8 @@ void Trainer::run(int stop_after_epoch) {
     if (validate) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
-      const Matrix C = model_.readout(st_.params);
-      const Evaluation ev = have_val ? evaluate_on_ranks(Ranks::world(), model_.dynamics(), network(st_.params), val_,
-                                                         s_.solver, s_.loss, s_.run.threads, C.size() ? &C : nullptr)
+      const Evaluation ev = have_val ? evaluate_on_ranks(Ranks::world(), model_.dynamics(), network(st_.params),
+                                                         val_problem(st_.params), s_.solver, s_.run.threads)
                                      : Evaluation{};
       for (const auto& f : ev.failed) {
         std::ostringstream o;

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "cvnode/errors.h"
+#include "core/names.h"
 
 namespace cvnode {
 
@@ -17,18 +17,7 @@ double Trajectory::horizon() const {
   return std::isnan(t_end) ? last : std::max(last, t_end);
 }
 
-Matrix observed_channels(const Matrix& states, const Matrix* readout, Eigen::Index channels) {
-  if (readout) return states * readout->transpose();
-  return states.leftCols(channels);
-}
-
-std::string readout_mismatch(const Matrix& readout, int state_size) {
-  if (readout.cols() == state_size) return {};
-  return "the readout has " + std::to_string(readout.cols()) + " columns but the state has " +
-         std::to_string(state_size) + " components";
-}
-
-std::string Trajectory::validate(int n, int channels) const {
+std::string Trajectory::validate(int n) const {
   std::ostringstream o;
   o.precision(17);
   if (!std::isfinite(t0)) {
@@ -42,14 +31,6 @@ std::string Trajectory::validate(int n, int channels) const {
   if (!z0.allFinite()) return "z0 is not finite";
   if (values.rows() != times.size()) {
     o << "values has " << values.rows() << " rows but there are " << times.size() << " times";
-    return o.str();
-  }
-  if (channels < 0 && values.cols() > n) {
-    o << "values has " << values.cols() << " channels, more than the state's " << n;
-    return o.str();
-  }
-  if (channels >= 0 && values.cols() != channels) {
-    o << "values has " << values.cols() << " channels but the readout gives " << channels;
     return o.str();
   }
   if (mask.size() > 0 && (mask.rows() != values.rows() || mask.cols() != values.cols())) {
@@ -134,37 +115,22 @@ std::string Trajectory::validate(int n, int channels) const {
   return {};
 }
 
-const char* event_kind_name(EventKind k) {
-  switch (k) {
-    case EventKind::Bolus: return "bolus";
-    case EventKind::Infusion: return "infusion";
-    case EventKind::Remove: return "remove";
-    case EventKind::Reset: return "reset";
-  }
-  return "?";
-}
+namespace {
+const detail::EnumName<EventKind> kEventKinds[] = {{EventKind::Bolus, "bolus"},
+                                                   {EventKind::Infusion, "infusion"},
+                                                   {EventKind::Remove, "remove"},
+                                                   {EventKind::Reset, "reset"}};
+const detail::EnumName<ControlInterpolation> kControlInterpolations[] = {
+    {ControlInterpolation::PiecewiseConstant, "piecewise_constant"},
+    {ControlInterpolation::Linear, "linear"},
+    {ControlInterpolation::MonotoneCubic, "monotone_cubic"}};
+}  // namespace
 
-EventKind parse_event_kind(const std::string& name) {
-  for (EventKind k : {EventKind::Bolus, EventKind::Infusion, EventKind::Remove, EventKind::Reset})
-    if (name == event_kind_name(k)) return k;
-  throw OptionsError("unknown event kind '" + name + "' (expected bolus, infusion, remove or reset)");
-}
-
-const char* control_interpolation_name(ControlInterpolation c) {
-  switch (c) {
-    case ControlInterpolation::PiecewiseConstant: return "piecewise_constant";
-    case ControlInterpolation::Linear: return "linear";
-    case ControlInterpolation::MonotoneCubic: return "monotone_cubic";
-  }
-  return "?";
-}
-
+const char* event_kind_name(EventKind k) { return detail::enum_name(kEventKinds, k); }
+EventKind parse_event_kind(const std::string& name) { return detail::parse_enum(kEventKinds, name, "event kind"); }
+const char* control_interpolation_name(ControlInterpolation c) { return detail::enum_name(kControlInterpolations, c); }
 ControlInterpolation parse_control_interpolation(const std::string& name) {
-  for (ControlInterpolation c : {ControlInterpolation::PiecewiseConstant, ControlInterpolation::Linear,
-                                 ControlInterpolation::MonotoneCubic})
-    if (name == control_interpolation_name(c)) return c;
-  throw OptionsError("unknown control interpolation '" + name +
-                     "' (expected piecewise_constant, linear or monotone_cubic)");
+  return detail::parse_enum(kControlInterpolations, name, "control interpolation");
 }
 
 }  // namespace cvnode

@@ -1,0 +1,21 @@
+// Options of the dopri5 engine (backpropagation through Dormand-Prince 5(4) steps). Its
+// tolerances and step limits are SolverOptions' shared ones.
+#pragma once
+
+#include <string>
+
+namespace cvnode {
+
+struct Dopri5Options {
+  // Memory for the stages' network passes kept during one gradient call, in MiB, so that the
+  // reverse sweep's vector-Jacobian products skip their forward half; steps beyond it recompute
+  // (the same bits). Released when the call returns. Keeping saved B2 16% and a 2-50-2 network
+  // ~5% (docs/performance.md).
+  double keep_mib = 64;
+
+  std::string validate() const;  // empty when valid, else the option and its value
+  // "name = value" of the first field that differs from its default (empty: none).
+  std::string changed() const;
+};
+
+}  // namespace cvnode
