@@ -46,11 +46,11 @@ configs = [
 ]
 
 
-def python_call_seconds(solver, theta, batch, loss, calls):
+def python_call_seconds(solver, theta, batch, calls):
     out = np.empty(calls)
     for i in range(calls):
         start = time.perf_counter()
-        g = solver.gradient(theta, batch, loss)
+        g = solver.gradient(theta, batch)
         value, grad = g.loss, g.theta  # what an optimizer step reads
         out[i] = time.perf_counter() - start
     assert np.isfinite(value) and grad.shape == theta.shape
@@ -68,13 +68,13 @@ def cli_ms(cfg, calls):
 for cfg in configs:
     solver = cvnode.BatchSolver(problem.dynamics(), threads=1, mode="per_series", method=cfg["method"],
                                 rtol=cfg["rtol"], atol=cfg["rtol"])
-    theta, batch, loss = problem.theta, problem.trajectories, problem.loss
-    g = solver.gradient(theta, batch, loss)
+    theta, batch = problem.theta, problem.problem()  # built once, as a training loop would
+    g = solver.gradient(theta, batch)
     err = float(np.linalg.norm(g.theta - problem.ref_grad) / np.linalg.norm(problem.ref_grad))
     py_med, cpp_med, py_min, cpp_min, cli_min, cli_med = [], [], [], [], [], []
     for _ in range(args.rounds):
-        t_py = python_call_seconds(solver, theta, batch, loss, args.calls)
-        t_cpp = solver._time_gradient(theta, batch, loss, args.calls)
+        t_py = python_call_seconds(solver, theta, batch, args.calls)
+        t_cpp = solver._time_gradient(theta, batch, args.calls)
         py_med.append(statistics.median(t_py) * 1e3)
         cpp_med.append(statistics.median(t_cpp) * 1e3)
         py_min.append(t_py.min() * 1e3)

@@ -47,7 +47,7 @@ from ._cvnode import (  # noqa: E402
     # data
     Series, Dataset, Normalization, Split, generate, generator_systems,
     # what a gradient is taken of
-    Trajectory, Batch, Loss, Event, Controls,
+    Trajectory, Batch, Loss, Problem, loss_kinds, Event, Controls,
     # models
     Dynamics, Mlp, CubicSpiral, LotkaVolterra, DampedOscillator, Robertson, LinearDecay, Hybrid,
     HybridModel, hybrid_model, PythonDynamics,
@@ -69,7 +69,7 @@ from ._cvnode import EventRecord  # noqa: E402  (dosing records of a Dataset's s
 __all__ = [
     "__version__", "Error", "DataError", "ConfigError", "OptionsError", "SolverError",
     "Series", "Dataset", "Normalization", "Split", "generate", "generator_systems",
-    "Trajectory", "Batch", "Loss", "Event", "Controls",
+    "Trajectory", "Batch", "Loss", "Problem", "loss_kinds", "Event", "Controls",
     "Dynamics", "Mlp", "CubicSpiral", "LotkaVolterra", "DampedOscillator", "Robertson", "LinearDecay", "Hybrid",
     "HybridModel", "hybrid_model", "PythonDynamics",
     "Solver", "BatchSolver", "Solution", "Gradient", "BatchGradient", "SolverStats",

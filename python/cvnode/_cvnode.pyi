@@ -58,9 +58,22 @@ BatchLike = Union[Batch, Sequence[Trajectory]]
 
 class Loss:
     def __init__(self, kind: str = ..., sigma: Optional[ArrayLike] = ..., weight: Optional[ArrayLike] = ...) -> None: ...
-    kind: str
-    sigma: np.ndarray
-    weight: np.ndarray
+    name: str
+    reduction: str
+    param_size: int
+    def initial_parameters(self) -> np.ndarray: ...
+
+def loss_kinds() -> List[str]: ...
+
+class Problem:
+    def __init__(self, series: Union[Batch, Sequence[Trajectory]], loss: Union[str, Loss] = ...,
+                 loss_parameters: Optional[ArrayLike] = ...) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Trajectory: ...
+    loss: Loss
+    loss_parameters: np.ndarray
+    entries: int
+    normalization: float
 
 LossLike = Union[str, Loss]
 
@@ -244,8 +257,8 @@ class Gradient:
     loss: float
     theta: np.ndarray
     z0: np.ndarray
+    phi: np.ndarray
     states: np.ndarray
-    readout: Optional[np.ndarray]
     forward: SolverStats
     backward: SolverStats
     nfe_forward: int
@@ -255,8 +268,8 @@ class BatchGradient:
     loss: float
     theta: np.ndarray
     z0: np.ndarray
+    phi: np.ndarray
     states: List[np.ndarray]
-    readout: Optional[np.ndarray]
     series_loss: np.ndarray
     forward: SolverStats
     backward: SolverStats
@@ -268,16 +281,15 @@ class Solver:
     def __init__(self, dynamics: Dynamics, **options: Any) -> None: ...
     dynamics: Dynamics
     def solve(self, theta: ArrayLike, t0: float, z0: ArrayLike, times: ArrayLike) -> Solution: ...
-    def gradient(self, theta: ArrayLike, trajectory: Trajectory, loss: LossLike = ..., scale: float = ...,
-                 readout: Optional[ArrayLike] = ...) -> Gradient: ...
+    def gradient(self, theta: ArrayLike, series: Union[Trajectory, Problem], loss: Optional[LossLike] = ...,
+                 index: int = ...) -> Gradient: ...
 
 class BatchSolver:
     def __init__(self, dynamics: Dynamics, threads: int = ..., mode: str = ..., stack_size: int = ...,
-                 **options: Any) -> None: ...
+                 skip_failures: bool = ..., **options: Any) -> None: ...
     dynamics: Dynamics
     threads: int
-    def gradient(self, theta: ArrayLike, batch: BatchLike, loss: LossLike = ..., readout: Optional[ArrayLike] = ...,
-                 skip_failures: bool = ...) -> BatchGradient: ...
+    def gradient(self, theta: ArrayLike, problem: Union[Problem, BatchLike], loss: Optional[LossLike] = ...) -> BatchGradient: ...
     def solve(self, theta: ArrayLike, batch: BatchLike) -> List[Solution]: ...
 
 class TrainedModel:
@@ -289,6 +301,7 @@ class TrainedModel:
     parameters: np.ndarray
     theta: np.ndarray
     readout: Optional[np.ndarray]
+    loss_parameters: np.ndarray
     normalization: Optional[Normalization]
     observed: int
     state_size: int
@@ -311,3 +324,4 @@ class BenchProblem:
     ref_grad: np.ndarray
     trajectories: Batch
     def dynamics(self) -> Mlp: ...
+    def problem(self) -> Problem: ...

@@ -21,7 +21,9 @@ void bind_bench(py::module_& m) {
           py::arg("path"))
       .def_readonly("name", &BenchProblem::name)
       .def_readonly("about", &BenchProblem::about)
-      .def_readonly("loss", &BenchProblem::loss)
+      .def_property_readonly("loss", [](const BenchProblem& p) { return std::const_pointer_cast<Loss>(p.loss); })
+      .def("problem", [](const BenchProblem& p) { return std::make_shared<Problem>(p.trajectories, p.loss); },
+           "The problem's series and loss as a cvnode.Problem.")
       .def_readonly("ref_loss", &BenchProblem::ref_loss)
       .def_property_readonly("layers", [](const BenchProblem& p) { return p.spec.layers; })
       .def_property_readonly("k_diag", [](const BenchProblem& p) { return to_numpy(p.spec.k_diag); })

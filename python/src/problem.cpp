@@ -8,6 +8,12 @@ namespace cvnode::python {
 
 namespace {
 
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 py::object mask_to_numpy(const Matrix& mask) {
   if (mask.size() == 0) return py::none();
   py::array_t<bool> a({mask.rows(), mask.cols()});
@@ -51,10 +57,8 @@ Trajectory make_trajectory(py::handle t0, py::handle z0, py::handle times, py::h
   }
   if (!covariates.is_none()) tr.covariates = to_vector(covariates, "Trajectory: covariates", Kind::Data);
   if (tr.z0.size() == 0) fail(Kind::Data, "Trajectory: z0 is empty");
-  // The channel count against the state is checked by the solve (a readout may map the state onto
-  // more channels than it has).
-  if (std::string why = tr.validate(static_cast<int>(tr.z0.size()), static_cast<int>(tr.values.cols()));
-      !why.empty())
+  // The channel count against the state is the loss's question, asked by the solve.
+  if (std::string why = tr.validate(static_cast<int>(tr.z0.size())); !why.empty())
     fail(Kind::Data, "Trajectory: " + why);
   return tr;
 }
@@ -77,17 +81,26 @@ const std::vector<Trajectory>& batch_arg(py::handle obj, std::vector<Trajectory>
   return storage;
 }
 
-Loss loss_arg(py::handle obj) {
-  if (py::isinstance<py::str>(obj)) return Loss::parse(obj.cast<std::string>());
-  if (py::isinstance<Loss>(obj)) return obj.cast<Loss>();
-  fail(Kind::Config, "loss: expected a name (half_sse, mse_mean, l1_mean, gaussian_nll) or a cvnode.Loss, got " +
+std::shared_ptr<const Loss> loss_arg(py::handle obj) {
+  if (py::isinstance<py::str>(obj)) return make_loss(obj.cast<std::string>());
+  if (py::isinstance<Loss>(obj)) return obj.cast<std::shared_ptr<Loss>>();
+  fail(Kind::Config, "loss: expected a name (" + join(loss_kinds()) + ") or a cvnode.Loss, got " +
                          std::string(py::str(obj.get_type())));
 }
 
-const Matrix* readout_arg(py::handle obj, Matrix& storage) {
-  if (obj.is_none()) return nullptr;
-  storage = to_matrix(obj, "readout", Kind::Config);
-  return &storage;
+const Problem& problem_arg(py::handle obj, py::handle loss, const char* default_loss, bool one,
+                           std::unique_ptr<Problem>& storage) {
+  if (py::isinstance<Problem>(obj)) {
+    if (!loss.is_none()) fail(Kind::Config, "loss: a Problem brings its own loss; give none with it");
+    return obj.cast<const Problem&>();
+  }
+  if (py::isinstance<py::str>(obj))  // iterable, but never series
+    throw py::type_error("expected a Trajectory, a list of Trajectory, a Batch or a Problem, got str");
+  std::vector<Trajectory> series;
+  if (one && py::isinstance<Trajectory>(obj)) series.push_back(obj.cast<const Trajectory&>());
+  else series = batch_arg(obj, series);
+  storage = std::make_unique<Problem>(std::move(series), loss_arg(loss.is_none() ? py::str(default_loss) : loss));
+  return *storage;
 }
 
 void bind_problem(py::module_& m) {
@@ -181,29 +194,53 @@ void bind_problem(py::module_& m) {
            })
       .def("__repr__", [](const Batch& b) { return "<cvnode.Batch of " + std::to_string(b.items.size()) + " trajectories>"; });
 
-  py::class_<Loss>(m, "Loss",
-                   "A loss on the observed channels at the observation times: half_sse (0.5 sum of squares), "
-                   "mse_mean, l1_mean (means over the observed entries of a batch), gaussian_nll (needs sigma, "
-                   "one per channel); optional per-channel weights.")
+  py::class_<Loss, std::shared_ptr<Loss>>(
+      m, "Loss",
+      "A loss on the observed channels at the observation times (docs/config.md [loss]): half_sse (0.5 sum of "
+      "squares), mse_mean, l1_mean (means over the observed entries of the whole problem), gaussian_nll (needs "
+      "sigma, one per channel); optional per-channel weights. Losses are the library's registered kinds.")
       .def(py::init([](const std::string& kind, py::handle sigma, py::handle weight) {
-             Loss l = Loss::parse(kind);
-             if (!sigma.is_none()) l.sigma = to_vector(sigma, "Loss: sigma", Kind::Config);
-             if (!weight.is_none()) l.weight = to_vector(weight, "Loss: weight", Kind::Config);
-             return l;
+             LossSpec spec;
+             spec.kind = kind;
+             if (!sigma.is_none()) spec.sigma = to_vector(sigma, "Loss: sigma", Kind::Config);
+             if (!weight.is_none()) spec.weight = to_vector(weight, "Loss: weight", Kind::Config);
+             return std::const_pointer_cast<Loss>(make_loss(spec));
            }),
            py::arg("kind") = "half_sse", py::arg("sigma") = py::none(), py::arg("weight") = py::none())
-      .def_property_readonly("kind", [](const Loss& l) {
-        switch (l.kind) {
-          case LossKind::HalfSumSquares: return "half_sse";
-          case LossKind::MeanSquared: return "mse_mean";
-          case LossKind::MeanAbsolute: return "l1_mean";
-          case LossKind::GaussianNll: return "gaussian_nll";
-        }
-        return "?";
-      })
-      .def_property_readonly("sigma", [](const Loss& l) { return to_numpy(l.sigma); })
-      .def_property_readonly("weight", [](const Loss& l) { return to_numpy(l.weight); })
-      .def("__repr__", [](py::object self) { return "<cvnode.Loss " + self.attr("kind").cast<std::string>() + ">"; });
+      .def_property_readonly("name", &Loss::name)
+      .def_property_readonly("reduction",
+                             [](const Loss& l) { return l.reduction() == Reduction::Mean ? "mean" : "sum"; })
+      .def_property_readonly("param_size", &Loss::param_size)
+      .def("initial_parameters", [](const Loss& l) { return to_numpy(l.initial_parameters()); })
+      .def("__repr__", [](const Loss& l) { return "<cvnode.Loss " + l.name() + ">"; });
+  m.def("loss_kinds", &loss_kinds, "The registered loss kinds.");
+
+  py::class_<Problem, std::shared_ptr<Problem>>(
+      m, "Problem",
+      "What a gradient is taken of: series (a list of Trajectory or a Batch) scored by a loss (a name or a "
+      "cvnode.Loss), with the loss's parameters. Immutable; build it once for many gradients.")
+      .def(py::init([](py::handle series, py::handle loss, py::handle loss_parameters) {
+             std::unique_ptr<Problem> p;
+             problem_arg(series, loss, "mse_mean", false, p);
+             if (!loss_parameters.is_none())
+               p->set_loss_parameters(to_vector(loss_parameters, "Problem: loss_parameters", Kind::Config));
+             return std::shared_ptr<Problem>(std::move(p));
+           }),
+           py::arg("series"), py::arg("loss") = "mse_mean", py::arg("loss_parameters") = py::none())
+      .def("__len__", &Problem::size)
+      .def("__getitem__",
+           [](const Problem& p, int i) {
+             if (i < 0) i += p.size();
+             if (i < 0 || i >= p.size()) throw py::index_error("Problem index out of range");
+             return p.series(i);
+           })
+      .def_property_readonly("loss", [](const Problem& p) { return std::const_pointer_cast<Loss>(p.loss_ptr()); })
+      .def_property_readonly("loss_parameters", [](const Problem& p) { return to_numpy(p.loss_parameters()); })
+      .def_property_readonly("entries", &Problem::entries)
+      .def_property_readonly("normalization", &Problem::normalization)
+      .def("__repr__", [](const Problem& p) {
+        return "<cvnode.Problem: " + std::to_string(p.size()) + " series, loss " + p.loss().name() + ">";
+      });
 }
 
 }  // namespace cvnode::python

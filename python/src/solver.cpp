@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "cvnode/batch.h"
 #include "cvnode/config.h"
+#include "cvnode/problem.h"
 #include "cvnode/solver.h"
 #include "problem.h"
 #include "python_dynamics.h"
@@ -98,15 +99,12 @@ void bind_solver(py::module_& m) {
       .def_readonly("nfe", &Solution::nfe);
 
   // Arrays are made on access: a training loop that reads loss and theta pays for nothing else.
-  py::class_<Gradient>(m, "Gradient", "Loss, dLoss/dtheta, dLoss/dz0 and the predicted states of one series.")
+  py::class_<Gradient>(m, "Gradient", "Loss, dLoss/dtheta, dLoss/dz0, dLoss/dphi (the loss's parameters) and the predicted states of one series.")
       .def_readonly("loss", &Gradient::loss)
       .def_property_readonly("theta", [](const Gradient& g) { return to_numpy(g.theta); })
       .def_property_readonly("z0", [](const Gradient& g) { return to_numpy(g.z0); })
       .def_property_readonly("states", [](const Gradient& g) { return to_numpy(g.states); })
-      .def_property_readonly("readout", [](const Gradient& g) -> py::object {
-        if (g.readout.size() == 0) return py::none();
-        return to_numpy(g.readout);
-      })
+      .def_property_readonly("phi", [](const Gradient& g) { return to_numpy(g.phi); })
       .def_readonly("forward", &Gradient::forward)
       .def_readonly("backward", &Gradient::backward)
       .def_readonly("nfe_forward", &Gradient::nfe_forward)
@@ -128,10 +126,7 @@ void bind_solver(py::module_& m) {
                                for (const auto& s : g.states) out.append(to_numpy(s));
                                return out;
                              })
-      .def_property_readonly("readout", [](const BatchGradient& g) -> py::object {
-        if (g.readout.size() == 0) return py::none();
-        return to_numpy(g.readout);
-      })
+      .def_property_readonly("phi", [](const BatchGradient& g) { return to_numpy(g.phi); })
       .def_property_readonly("series_loss",
                              [](const BatchGradient& g) {
                                return to_numpy(Vector(Eigen::Map<const Vector>(
@@ -170,76 +165,72 @@ void bind_solver(py::module_& m) {
           "States at `times` (non-decreasing, >= t0) from z(t0) = z0.")
       .def(
           "gradient",
-          [](SolverObject& s, py::handle theta, const Trajectory& trajectory, py::handle loss, double scale,
-             py::handle readout) {
+          [](SolverObject& s, py::handle theta, py::handle series, py::handle loss, int index) {
             const Vector th = to_vector(theta, "theta", Kind::Config, s.dynamics->param_size());
-            const Loss l = loss_arg(loss);
-            Matrix C;
-            const Matrix* Cp = readout_arg(readout, C);
-            return s.guard.run([&] { return s.solver->gradient(th, trajectory, l, scale, nullptr, Cp); });
+            std::unique_ptr<Problem> storage;
+            const Problem& problem = problem_arg(series, loss, "half_sse", true, storage);
+            if (index < 0 || index >= problem.size())
+              fail(Kind::Config, "series = " + std::to_string(index) + " is not a series of the problem (" +
+                                     std::to_string(problem.size()) + ")");
+            return s.guard.run([&] { return s.solver->gradient(th, problem, index); });
           },
-          py::arg("theta"), py::arg("trajectory"), py::arg("loss") = "half_sse", py::arg("scale") = 1.0,
-          py::arg("readout") = py::none(),
-          "Loss and its gradient (adjoint for adams/bdf, backpropagation for dopri5). `scale` multiplies every "
-          "observation term; readout C: the loss compares C z with the values.");
+          py::arg("theta"), py::arg("series"), py::arg("loss") = py::none(), py::arg("index") = 0,
+          "Loss and gradient of one series: a Trajectory with a loss (default half_sse), or series `index` of a "
+          "Problem (with the problem's normalisation: a mean loss divides by all its entries). Adjoint for "
+          "adams/bdf, backpropagation for dopri5.");
 
   py::class_<BatchObject, std::shared_ptr<BatchObject>>(
       m, "BatchSolver",
       "Gradients of many series over threads, summed in series order: bit-identical for any thread count. "
-      "threads, mode (per_series, stacked, auto) and stack_size as in a configuration's [run] section; the other "
-      "keyword arguments are [solver] options.")
+      "threads, mode (per_series, stacked, auto) and stack_size as in a configuration's [run] section; "
+      "skip_failures: failed series are listed in the result and left out instead of raising SolverError; the "
+      "other keyword arguments are [solver] options.")
       .def(py::init([](std::shared_ptr<Dynamics> dynamics, int threads, const std::string& mode, int stack_size,
-                       py::kwargs options) {
+                       bool skip_failures, py::kwargs options) {
              dynamics = dynamics_arg(std::move(dynamics));
              BatchOptions b;
              b.threads = threads;
              b.mode = parse_batch_mode(mode);
              b.stack_size = stack_size;
+             b.skip_failures = skip_failures;
              if (stack_size < 1) fail(Kind::Config, "BatchSolver: stack_size = " + std::to_string(stack_size) + " must be >= 1");
              return std::make_shared<BatchObject>(dynamics, solver_options(options, "BatchSolver", dynamics->state_size()),
                                                   b);
            }),
-           py::arg("dynamics"), py::arg("threads") = 1, py::arg("mode") = "per_series", py::arg("stack_size") = 32)
+           py::arg("dynamics"), py::arg("threads") = 1, py::arg("mode") = "per_series", py::arg("stack_size") = 32,
+           py::arg("skip_failures") = false)
       .def_property_readonly("dynamics", [](const BatchObject& s) { return s.dynamics; })
       .def_property_readonly("threads", [](const BatchObject& s) { return s.solver->threads(); })
       .def(
           "gradient",
-          [](BatchObject& s, py::handle theta, py::handle batch, py::handle loss, py::handle readout,
-             bool skip_failures) {
+          [](BatchObject& s, py::handle theta, py::handle problem, py::handle loss) {
             const Vector th = to_vector(theta, "theta", Kind::Config, s.dynamics->param_size());
-            std::vector<Trajectory> storage;
-            const std::vector<Trajectory>& b = batch_arg(batch, storage);
-            const Loss l = loss_arg(loss);
-            Matrix C;
-            const Matrix* Cp = readout_arg(readout, C);
-            return s.guard.run([&] { return s.solver->gradient(th, b, l, nullptr, skip_failures, Cp); });
+            std::unique_ptr<Problem> storage;
+            const Problem& p = problem_arg(problem, loss, "mse_mean", false, storage);
+            return s.guard.run([&] { return s.solver->gradient(th, p); });
           },
-          py::arg("theta"), py::arg("batch"), py::arg("loss") = "mse_mean", py::arg("readout") = py::none(),
-          py::arg("skip_failures") = false,
-          "Loss and gradient of a batch (a cvnode.Batch or a list of Trajectory). A mean loss averages over the "
-          "observed entries of the whole batch. skip_failures: failed series are listed and left out instead of "
-          "raising SolverError.")
+          py::arg("theta"), py::arg("problem"), py::arg("loss") = py::none(),
+          "Loss and gradient of every series of a Problem, or of a list of Trajectory (or a Batch) with a loss "
+          "(default mse_mean: the mean over the observed entries of all series). A Problem built once saves "
+          "converting the series at every call.")
       .def(
           "_time_gradient",
-          [](BatchObject& s, py::handle theta, py::handle batch, py::handle loss, int repeats) {
+          [](BatchObject& s, py::handle theta, const Problem& problem, int repeats) {
             // The same gradient timed call by call inside C++ (bench/python_overhead.py compares it
             // with the time of the Python call).
             const Vector th = to_vector(theta, "theta", Kind::Config, s.dynamics->param_size());
-            std::vector<Trajectory> storage;
-            const std::vector<Trajectory>& b = batch_arg(batch, storage);
-            const Loss l = loss_arg(loss);
             Vector seconds(std::max(repeats, 1));
             s.guard.run([&] {
               for (Eigen::Index r = 0; r < seconds.size(); ++r) {
                 const auto start = std::chrono::steady_clock::now();
-                const BatchGradient g = s.solver->gradient(th, b, l);
+                const BatchGradient g = s.solver->gradient(th, problem);
                 seconds[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
               }
               return 0;
             });
             return to_numpy(seconds);
           },
-          py::arg("theta"), py::arg("batch"), py::arg("loss"), py::arg("repeats"))
+          py::arg("theta"), py::arg("problem"), py::arg("repeats"))
       .def(
           "solve",
           [](BatchObject& s, py::handle theta, py::handle batch) {

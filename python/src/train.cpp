@@ -9,6 +9,7 @@
 #include "convert.h"
 #include "cvnode/checkpoint.h"
 #include "cvnode/fit.h"
+#include "cvnode/observation_map.h"
 #include "toml_text.h"
 
 namespace cvnode::python {
@@ -161,9 +162,12 @@ void bind_train(py::module_& m) {
       .def_property_readonly("step", [](const Trained& t) { return t.tm.checkpoint.step; })
       .def_property_readonly("parameters", [](const Trained& t) { return to_numpy(t.tm.checkpoint.parameters); })
       .def_property_readonly("theta", [](const Trained& t) { return to_numpy(t.tm.theta); })
+      .def_property_readonly("loss_parameters", [](const Trained& t) { return to_numpy(t.tm.phi); })
       .def_property_readonly("readout", [](const Trained& t) -> py::object {
-        if (t.tm.readout.size() == 0) return py::none();
-        return to_numpy(t.tm.readout);
+        // A learned linear readout's C (model.readout = linear), from the loss's parameters.
+        const auto map = t.tm.model->observation_map();
+        if (const auto* r = dynamic_cast<const LinearReadout*>(map.get())) return to_numpy(r->matrix(t.tm.phi));
+        return py::none();
       })
       .def_property_readonly("normalization", [](const Trained& t) -> py::object {
         if (t.tm.normalization.empty()) return py::none();
@@ -229,8 +233,8 @@ void bind_train(py::module_& m) {
             Evaluation ev;
             {
               py::gil_scoped_release release;
-              ev = evaluate(t.tm.model->dynamics(), t.tm.theta, lifted, t.tm.config.train.solver,
-                            t.tm.config.train.loss, threads, t.tm.readout_ptr());
+              ev = evaluate(t.tm.model->dynamics(), t.tm.theta, t.tm.problem(std::move(lifted)),
+                            t.tm.config.train.solver, threads);
             }
             return evaluation_dict(ev, t.tm.normalization, ids);
           },

@@ -85,8 +85,10 @@ def test_bad_options_and_losses(model):
         solver.gradient(theta, spiral_trajectory(), "l3_mean")
     with pytest.raises(cvnode.ConfigError, match="sigma"):
         solver.gradient(theta, spiral_trajectory(), cvnode.Loss("gaussian_nll"))
-    with pytest.raises(cvnode.ConfigError, match="readout"):
-        solver.gradient(theta, spiral_trajectory(), readout=np.ones((2, 3)))
+    with pytest.raises(cvnode.ConfigError, match="own loss"):
+        solver.gradient(theta, cvnode.Problem([spiral_trajectory()]), "half_sse")
+    with pytest.raises(cvnode.ConfigError, match="series = 3"):
+        solver.gradient(theta, cvnode.Problem([spiral_trajectory()]), index=3)
     with pytest.raises(cvnode.ConfigError, match="layers"):
         cvnode.Mlp([2])
     with pytest.raises(cvnode.ConfigError, match="activation|relu"):
@@ -114,10 +116,9 @@ def test_batch_failures_can_be_skipped():
     theta = cvnode.LotkaVolterra.default_parameters()
     short = cvnode.Trajectory(0.0, [1.0, 1.0], [0.1], [[1.0, 1.0]])
     long = cvnode.Trajectory(0.0, [1.0, 1.0], [40.0], [[1.0, 1.0]])
-    solver = cvnode.BatchSolver(f, max_steps=20)
     with pytest.raises(cvnode.SolverError):
-        solver.gradient(theta, [short, long], "half_sse")
-    g = solver.gradient(theta, [short, long], "half_sse", skip_failures=True)
+        cvnode.BatchSolver(f, max_steps=20).gradient(theta, [short, long], "half_sse")
+    g = cvnode.BatchSolver(f, max_steps=20, skip_failures=True).gradient(theta, [short, long], "half_sse")
     assert [x["series"] for x in g.failures] == [1]
     assert g.failures[0]["flag_name"] == "CV_TOO_MUCH_WORK"
     assert np.all(np.isnan(g.z0[1])) and np.all(np.isfinite(g.z0[0]))

@@ -42,11 +42,13 @@ def test_solver_gradient_matches_finite_differences(method):
 def test_b1_gradient_matches_the_shared_reference(bench_dir):
     p = cvnode.BenchProblem.read(bench_dir / "B1.h5")
     solver = cvnode.BatchSolver(p.dynamics(), rtol=1e-10, atol=1e-10)
-    g = solver.gradient(p.theta, p.trajectories, p.loss)
+    g = solver.gradient(p.theta, p.problem())
     # README: 5.0e-10 at rtol 1e-10 for the C++ call; the same call here.
     assert np.linalg.norm(g.theta - p.ref_grad) / np.linalg.norm(p.ref_grad) < 1e-8
     assert abs(g.loss - p.ref_loss) / p.ref_loss < 1e-8
     assert g.z0.shape == (len(p.trajectories), 2)
+    again = solver.gradient(p.theta, p.trajectories, p.loss)  # series and a Loss: the same problem
+    np.testing.assert_array_equal(again.theta, g.theta)
 
 
 def test_batch_threads_give_identical_bits(lv_data):
@@ -135,3 +137,18 @@ def test_hybrid_model_gradient_against_finite_differences():
     g = solver.gradient(h.initial, tr, "half_sse")
     fd = fd_gradient(lambda th: solver.gradient(th, tr, "half_sse").loss, h.initial, 1e-4)
     assert np.linalg.norm(g.theta - fd) / np.linalg.norm(fd) < 1e-6
+
+
+def test_problem_normalises_a_mean_loss_over_all_its_series(lv_data):
+    f = cvnode.Mlp([2, 8, 2])
+    theta = f.initial_parameters("glorot", seed=5)
+    problem = cvnode.Problem(lv_data.trajectories(), "mse_mean")
+    assert len(problem) == len(lv_data) and problem.loss.name == "mse_mean" and problem.loss.reduction == "mean"
+    assert problem.entries == sum(s.mask.sum() for s in lv_data)
+    batch = cvnode.BatchSolver(f, rtol=1e-9, atol=1e-11).gradient(theta, problem)
+    one = cvnode.Solver(f, rtol=1e-9, atol=1e-11)
+    parts = [one.gradient(theta, problem, index=i) for i in range(len(problem))]
+    # Each series' terms carry 1 / (all the problem's entries): the parts add up to the batch.
+    assert sum(p.loss for p in parts) == pytest.approx(batch.loss, rel=1e-12)
+    np.testing.assert_allclose(sum(p.theta for p in parts), batch.theta, rtol=1e-10, atol=1e-14)
+    assert "mse_mean" in cvnode.loss_kinds()
