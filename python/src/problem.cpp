@@ -209,7 +209,7 @@ void bind_problem(py::module_& m) {
            py::arg("kind") = "half_sse", py::arg("sigma") = py::none(), py::arg("weight") = py::none())
       .def_property_readonly("name", &Loss::name)
       .def_property_readonly("reduction",
-                             [](const Loss& l) { return l.reduction() == Reduction::Mean ? "mean" : "sum"; })
+                             [](const Loss& l) { return l.reduction() == LossReduction::Mean ? "mean" : "sum"; })
       .def_property_readonly("param_size", &Loss::param_size)
       .def("initial_parameters", [](const Loss& l) { return to_numpy(l.initial_parameters()); })
       .def("__repr__", [](const Loss& l) { return "<cvnode.Loss " + l.name() + ">"; });
