@@ -208,6 +208,15 @@ void BatchSolver::solve_units(ConstVectorRef theta, const Problem& problem, cons
     const int thread = omp_get_thread_num();
     GradientSums local;
     local.reset(P, R);
+    auto add = [&](const Gradient& g) {
+      local.values.add(0, g.loss);
+      local.values.add(g.theta, 1);
+      local.values.add(g.phi, 1 + P);
+      local.forward += g.forward;
+      local.backward += g.backward;
+      local.nfe_forward += g.nfe_forward;
+      local.nfe_backward += g.nfe_backward;
+    };
     for (;;) {
       int u;
 #pragma omp critical(cvnode_next_unit)
@@ -217,13 +226,7 @@ void BatchSolver::solve_units(ConstVectorRef theta, const Problem& problem, cons
       try {
         if (!unit.stacked) {
           Gradient g = detail::series_gradient(*engines_[thread], theta_copy, problem, static_cast<int>(unit.begin));
-          local.values.add(0, g.loss);
-          local.values.add(g.theta, 1);
-          local.values.add(g.phi, 1 + P);
-          local.forward += g.forward;
-          local.backward += g.backward;
-          local.nfe_forward += g.nfe_forward;
-          local.nfe_backward += g.nfe_backward;
+          add(g);
           out.z0[unit.begin] = std::move(g.z0);
           out.states[unit.begin] = std::move(g.states);
           out.series_loss[unit.begin] = g.loss;
@@ -249,13 +252,7 @@ void BatchSolver::solve_units(ConstVectorRef theta, const Problem& problem, cons
           return all;
         };
         Gradient g = stacked_engine(u, copies).engine->gradient(theta_copy, st.ivp, observe, problem.running_costs());
-        local.values.add(0, g.loss);
-        local.values.add(g.theta, 1);
-        local.values.add(g.phi, 1 + P);
-        local.forward += g.forward;
-        local.backward += g.backward;
-        local.nfe_forward += g.nfe_forward;
-        local.nfe_backward += g.nfe_backward;
+        add(g);
         for (size_t b = unit.begin; b < unit.end; ++b) {
           const int j = static_cast<int>(b - unit.begin);
           out.z0[b] = g.z0.segment(j * n, n);
