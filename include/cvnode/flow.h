@@ -31,6 +31,13 @@ struct FlowPoints {
   long nfe = 0;        // right-hand-side evaluations of all stacked solves
 };
 
+// Solves the rows of Y0 (initial states of `dynamics` at t = 0) in stacked chunks of `chunk`
+// rows, chunks in parallel over `threads`: result[k] holds the states at times[k] (rows = the
+// points). Adds the right-hand-side evaluations to nfe; rethrows the first chunk's failure.
+std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, const Matrix& Y0,
+                                  const Vector& times, const SolverOptions& options, int chunk, int threads,
+                                  long& nfe);
+
 class Flow {
  public:
   // `field` must outlive the Flow. Throws OptionsError for invalid settings or a theta of the
@@ -51,10 +58,6 @@ class Flow {
   std::vector<Matrix> transport(const Matrix& X, const Vector& times, bool from_base) const;
 
  private:
-  // Solves rows [begin, end) of Y0 (initial states, one per row) with `dyn` stacked; returns the
-  // states at `times` (one matrix per time, rows = points) and adds the evaluations to nfe.
-  std::vector<Matrix> solve_rows(const Dynamics& dyn, const Matrix& Y0, const Vector& times, long& nfe) const;
-
   const ProbedField& field_;
   Cnf cnf_;
   Vector theta_;

@@ -33,23 +33,26 @@ double Flow::base_log_density(ConstVectorRef z) const {
   return -0.5 * z.squaredNorm() / s2 - 0.5 * z.size() * std::log(2 * M_PI * s2);
 }
 
-std::vector<Matrix> Flow::solve_rows(const Dynamics& dyn, const Matrix& Y0, const Vector& times, long& nfe) const {
-  const int n = dyn.state_size();
+std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, const Matrix& Y0,
+                                  const Vector& times, const SolverOptions& options, int chunk, int threads,
+                                  long& nfe) {
+  const int n = dynamics.state_size();
   const Eigen::Index N = Y0.rows(), T = times.size();
   std::vector<Matrix> out(T, Matrix(N, n));
-  const Eigen::Index chunks = (N + s_.chunk - 1) / s_.chunk;
+  const Eigen::Index chunks = (N + chunk - 1) / chunk;
   std::vector<std::exception_ptr> errors(chunks);
+  const Vector theta_copy = theta;
   long total = 0;
-  const int threads = s_.threads <= 0 ? omp_get_max_threads() : s_.threads;
+  if (threads <= 0) threads = omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic) num_threads(threads) reduction(+ : total)
   for (Eigen::Index c = 0; c < chunks; ++c) {
     try {
-      const Eigen::Index begin = c * s_.chunk, B = std::min<Eigen::Index>(s_.chunk, N - begin);
-      Stacked stacked(dyn, static_cast<int>(B));
-      Solver solver(stacked, s_.solver);
+      const Eigen::Index begin = c * chunk, B = std::min<Eigen::Index>(chunk, N - begin);
+      Stacked stacked(dynamics, static_cast<int>(B));
+      Solver solver(stacked, options);
       Vector z0(B * n);
       for (Eigen::Index b = 0; b < B; ++b) z0.segment(b * n, n) = Y0.row(begin + b).transpose();
-      const Solution sol = solver.solve(theta_, 0.0, z0, times);
+      const Solution sol = solver.solve(theta_copy, 0.0, z0, times);
       total += sol.nfe;
       for (Eigen::Index k = 0; k < T; ++k)
         for (Eigen::Index b = 0; b < B; ++b) out[k].row(begin + b) = sol.states.row(k).segment(b * n, n);
@@ -71,7 +74,7 @@ FlowPoints Flow::log_density(const Matrix& X) const {
   Matrix Y0 = Matrix::Zero(X.rows(), cnf_.state_size());
   Y0.leftCols(D) = X;
   FlowPoints r;
-  const Matrix YT = solve_rows(cnf_, Y0, Vector::Constant(1, s_.end_time), r.nfe)[0];
+  const Matrix YT = solve_stacked(cnf_, theta_, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
   r.points = X;
   r.base = YT.leftCols(D);
   r.log_density.resize(X.rows());
@@ -89,7 +92,7 @@ FlowPoints Flow::sample(int n, std::uint64_t seed) const {
     for (int d = 0; d < D; ++d) Y0(i, d) = s_.base_std * rng.normal();
   const TimeReversed back(cnf_, s_.end_time);
   FlowPoints r;
-  const Matrix Y = solve_rows(back, Y0, Vector::Constant(1, s_.end_time), r.nfe)[0];
+  const Matrix Y = solve_stacked(back, theta_, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
   r.base = Y0.leftCols(D);
   r.points = Y.leftCols(D);
   r.log_density.resize(n);
@@ -105,13 +108,13 @@ std::vector<Matrix> Flow::transport(const Matrix& X, const Vector& times, bool f
   long nfe = 0;
   std::vector<Matrix> out;
   if (!from_base) {
-    out = solve_rows(cnf_, Y0, times, nfe);
+    out = solve_stacked(cnf_, theta_, Y0, times, s_.solver, s_.chunk, s_.threads, nfe);
   } else {
     // The reversed clock s = T - t runs forward: ask for the times in increasing s.
     Vector s(times.size());
     for (Eigen::Index k = 0; k < times.size(); ++k) s[k] = s_.end_time - times[times.size() - 1 - k];
     const TimeReversed back(cnf_, s_.end_time);
-    std::vector<Matrix> rev = solve_rows(back, Y0, s, nfe);
+    std::vector<Matrix> rev = solve_stacked(back, theta_, Y0, s, s_.solver, s_.chunk, s_.threads, nfe);
     out.assign(rev.rbegin(), rev.rend());
   }
   for (Matrix& m : out) m = m.leftCols(D).eval();

@@ -1,0 +1,197 @@
+#include "cvnode/cnf_model.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "cvnode/errors.h"
+#include "cvnode/planar_flow.h"
+#include "cvnode/probed_mlp.h"
+#include "nn/random.h"
+
+namespace cvnode {
+
+std::uint64_t probe_seed(std::uint64_t seed, long step, std::size_t index) {
+  detail::Rng r(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(step + 1)) ^
+                (0xD1B54A32D192ED03ULL * static_cast<std::uint64_t>(index + 1)));
+  return r.next();
+}
+
+std::string CnfModelOptions::validate() const {
+  if (field != "mlp" && field != "planar") return "cnf field = '" + field + "': mlp or planar";
+  for (int h : hidden)
+    if (h < 1) return "cnf hidden width " + std::to_string(h) + " must be >= 1";
+  if (width < 1) return "cnf width = " + std::to_string(width) + " must be >= 1";
+  if (hyper_hidden < 1) return "cnf hyper_hidden = " + std::to_string(hyper_hidden) + " must be >= 1";
+  if (trace == TraceEstimator::Hutchinson && probes < 1)
+    return "cnf probes = " + std::to_string(probes) + " must be >= 1";
+  if (!(end_time > 0) || !std::isfinite(end_time)) return "cnf end_time = " + std::to_string(end_time) + " must be > 0";
+  if (!(base_std > 0) || !std::isfinite(base_std)) return "cnf base_std = " + std::to_string(base_std) + " must be > 0";
+  if (!(kinetic_weight >= 0) || !std::isfinite(kinetic_weight))
+    return "regularization kinetic_weight = " + std::to_string(kinetic_weight) + " must be >= 0";
+  if (!(jacobian_weight >= 0) || !std::isfinite(jacobian_weight))
+    return "regularization jacobian_weight = " + std::to_string(jacobian_weight) + " must be >= 0";
+  if (!(steer >= 0) || !(steer < end_time))
+    return "regularization steer = " + std::to_string(steer) + " must be in [0, end_time = " +
+           std::to_string(end_time) + ")";
+  return {};
+}
+
+CnfModel::CnfModel(const CnfModelOptions& options, int dim, double log_scale)
+    : o_(options), dim_(dim), log_scale_(log_scale) {
+  if (std::string why = o_.validate(); !why.empty()) throw OptionsError(why);
+  if (dim < 1) throw OptionsError("cnf: the data have " + std::to_string(dim) + " dimensions");
+  if (o_.field == "mlp") {
+    ProbedMlpSpec s;
+    s.layers.push_back(dim);
+    s.layers.insert(s.layers.end(), o_.hidden.begin(), o_.hidden.end());
+    s.layers.push_back(dim);
+    s.activation = o_.activation;
+    s.time_input = o_.time_input;
+    s.init = o_.init;
+    field_ = std::make_unique<ProbedMlp>(s);
+  } else {
+    PlanarFlowSpec s;
+    s.dim = dim;
+    s.width = o_.width;
+    s.hyper_hidden = o_.hyper_hidden;
+    s.init = o_.init;
+    field_ = std::make_unique<PlanarFlow>(s);
+  }
+  CnfOptions c;
+  c.trace = o_.trace;
+  c.noise = o_.noise;
+  c.probes = o_.probes;
+  c.kinetic = o_.kinetic_weight > 0;
+  c.frobenius = o_.jacobian_weight > 0;
+  cnf_ = std::make_unique<Cnf>(*field_, c);
+}
+
+CnfModel::~CnfModel() = default;
+
+std::string CnfModel::describe() const {
+  std::ostringstream s;
+  s << "cnf ";
+  if (o_.field == "mlp") {
+    s << "mlp " << dim_;
+    for (int h : o_.hidden) s << "-" << h;
+    s << "-" << dim_ << " " << activation_name(o_.activation) << (o_.time_input ? " time_input" : "");
+  } else {
+    s << "planar width " << o_.width << " hypernetwork 1-" << o_.hyper_hidden << "-" << o_.hyper_hidden;
+  }
+  s << ", trace " << trace_estimator_name(o_.trace);
+  if (o_.trace == TraceEstimator::Hutchinson) s << " (" << o_.probes << " " << probe_noise_name(o_.noise) << ")";
+  s << ", T " << o_.end_time << ", base std " << o_.base_std << ", " << param_size() << " parameters";
+  return s.str();
+}
+
+CnfEngine CnfModel::engine(SolverOptions solver, int stack, int threads) const {
+  if (stack < 1) throw OptionsError("cnf stack = " + std::to_string(stack) + " must be >= 1");
+  if (solver.adjoint_form == AdjointForm::Auto && solver.method != Method::Dopri5)
+    solver.adjoint_form = AdjointForm::Restart;
+  CnfEngine e;
+  e.solver = solver;
+  e.stack = stack;
+  e.threads = threads;
+  BatchOptions b;
+  b.threads = threads;
+  b.mode = BatchMode::Stacked;
+  b.stack_size = stack;
+  e.batch = std::make_unique<BatchSolver>(*cnf_, solver, b);
+  return e;
+}
+
+CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, const std::vector<std::size_t>& rows,
+                                const CnfStep& step, CnfEngine& engine) const {
+  const Cnf& cnf = *cnf_;
+  const int n = cnf.state_size(), D = dim_;
+  const int B = static_cast<int>(rows.size());
+  CnfMinibatch out;
+  out.end_time = o_.end_time;
+  if (o_.steer > 0) {
+    detail::Rng r(probe_seed(step.seed ^ 0x5EEDULL, step.step, 0));
+    out.end_time += o_.steer * (2 * r.uniform() - 1);
+  }
+  // The loss at T of sample i: 0.5 |z|^2 / s^2 + D/2 log(2 pi s^2) + l(T) (its NLL, l' = -tr J)
+  // + lambda_k kinetic(T) + lambda_j frobenius(T), averaged over the minibatch. The engine's
+  // observation loss is half_sse against targets y = z(T) - c, whose cotangent z - y is c, the
+  // derivative of this loss: a forward solve finds z(T) first.
+  // TODO(M1): one given-cotangent loss class instead of the extra forward solve.
+  std::vector<Trajectory> batch(B);
+  const int channels = cnf.noise_offset();  // z, l and the regularisers; not the probes
+  Matrix Y0(B, n);
+  for (int b = 0; b < B; ++b) {
+    Trajectory& tr = batch[b];
+    tr.t0 = 0;
+    tr.z0 = cnf.initial_state(points.row(rows[b]).transpose(), probe_seed(step.seed, step.step, rows[b]));
+    tr.times = Vector::Constant(1, out.end_time);
+    Y0.row(b) = tr.z0.transpose();
+  }
+  long ahead_nfe = 0;
+  const Matrix ahead = solve_stacked(cnf, params, Y0, Vector::Constant(1, out.end_time), engine.solver, engine.stack,
+                                     engine.threads, ahead_nfe)[0];
+  const double s2 = o_.base_std * o_.base_std;
+  for (int b = 0; b < B; ++b) {
+    const Vector zT = ahead.row(b).transpose();
+    Vector c(channels);
+    c.head(D) = zT.head(D) / (s2 * B);
+    c[cnf.logp_index()] = 1.0 / B;
+    if (cnf.kinetic_index() >= 0) c[cnf.kinetic_index()] = o_.kinetic_weight / B;
+    if (cnf.frobenius_index() >= 0) c[cnf.frobenius_index()] = o_.jacobian_weight / B;
+    batch[b].values = (zT.head(channels) - c).transpose();
+  }
+  Loss loss;
+  loss.kind = LossKind::HalfSumSquares;
+  const BatchGradient g = engine.batch->gradient(params, batch, loss, nullptr, true);
+  out.failures = g.failures;
+  out.gradient = g.theta;
+  out.nfe_forward = g.nfe_forward;  // the gradient's own forward pass, not the look-ahead
+  out.nfe_backward = g.nfe_backward;
+  std::vector<bool> failed(B, false);
+  for (const SeriesFailure& f : g.failures) failed[f.series] = true;
+  const int ok = B - static_cast<int>(g.failures.size());
+  const double norm = 0.5 * D * std::log(2 * M_PI * s2);
+  for (int b = 0; b < B; ++b) {
+    if (failed[b]) continue;
+    const Vector y = g.states[b].row(0).transpose();
+    const double nll = 0.5 * y.head(D).squaredNorm() / s2 + norm + y[cnf.logp_index()];
+    out.nll += nll;
+    out.loss += nll;
+    if (cnf.kinetic_index() >= 0) {
+      out.kinetic += y[cnf.kinetic_index()];
+      out.loss += o_.kinetic_weight * y[cnf.kinetic_index()];
+    }
+    if (cnf.frobenius_index() >= 0) {
+      out.frobenius += y[cnf.frobenius_index()];
+      out.loss += o_.jacobian_weight * y[cnf.frobenius_index()];
+    }
+  }
+  // The gradient is of the sum over all B samples / B; rescale to the mean over those solved.
+  if (ok > 0) {
+    out.gradient *= static_cast<double>(B) / ok;
+    out.nll = out.nll / ok + log_scale_;
+    out.loss /= ok;
+    out.kinetic /= ok;
+    out.frobenius /= ok;
+  }
+  out.solves = (B + engine.stack - 1) / engine.stack;
+  return out;
+}
+
+Flow CnfModel::flow(const Vector& params, FlowSettings settings) const {
+  settings.end_time = o_.end_time;
+  settings.base_std = o_.base_std;
+  return Flow(*field_, params, settings);
+}
+
+CnfEvaluation CnfModel::evaluate(const Vector& params, const Matrix& points, const FlowSettings& settings) const {
+  const Flow f = flow(params, settings);
+  const FlowPoints r = f.log_density(points);
+  CnfEvaluation e;
+  e.log_density = r.log_density.array() - log_scale_;
+  e.nll = -e.log_density.mean();
+  e.nll_per_dim = e.nll / dim_;
+  e.nfe = r.nfe;
+  return e;
+}
+
+}  // namespace cvnode
