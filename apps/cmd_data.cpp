@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "cvnode/csv.h"
 #include "cvnode/dataset.h"
+#include "cvnode/densities.h"
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
 #include "cvnode/nonmem.h"
@@ -278,8 +279,16 @@ void add_data(CLI::App& app) {
   auto regular = std::make_shared<bool>(false);
   CLI::App* gc = data->add_subcommand("generate", "Synthetic dataset from known dynamics");
   GeneratorOptions& g = gen->first;
-  gc->add_option("--system", g.system, "spiral, lotka_volterra, damped_oscillator or robertson")
-      ->check(CLI::IsMember(generator_systems()))->capture_default_str();
+  std::vector<std::string> systems = generator_systems();
+  for (const std::string& k : density_kinds()) systems.push_back(k);
+  auto dens = std::make_shared<DensityOptions>();
+  gc->add_option("--system", g.system, "spiral, lotka_volterra, damped_oscillator or robertson; or a density for "
+                                       "flows: moons, circles, eight_gaussians, checkerboard, mixture (--series "
+                                       "points, one series each; docs/cnf.md)")
+      ->check(CLI::IsMember(systems))->capture_default_str();
+  gc->add_option("--dim", dens->dim, "mixture: dimension")->capture_default_str();
+  gc->add_option("--components", dens->components, "mixture: number of Gaussian components")->capture_default_str();
+  gc->add_option("--spread", dens->spread, "mixture: std of the component means")->capture_default_str();
   gc->add_option("--series", g.series, "Number of series")->capture_default_str();
   gc->add_option("--observations", g.observations, "Observation times per series")->capture_default_str();
   gc->add_option("--grid", g.grid, "Fine grid points the times are drawn from (0: 10 x observations)")->capture_default_str();
@@ -292,9 +301,24 @@ void add_data(CLI::App& app) {
   gc->add_option("--seed", g.seed, "Random seed")->capture_default_str();
   gc->add_option("--out,-o", gen->second, "Output HDF5 file");
   gc->require_subcommand(0, 1);
-  gc->callback([gen, regular, gc] {
+  CLI::Option* noise_opt = gc->get_option("--noise");
+  gc->callback([gen, regular, gc, dens, noise_opt] {
     if (gc->got_subcommand("pk")) return;
     if (gen->second.empty()) throw OptionsError("data generate: --out FILE is required");
+    const auto kinds = density_kinds();
+    if (std::find(kinds.begin(), kinds.end(), gen->first.system) != kinds.end()) {
+      // A density for flows: --noise is its Gaussian std when given (else the density's default).
+      dens->kind = gen->first.system;
+      dens->seed = gen->first.seed;
+      dens->noise = noise_opt->count() ? gen->first.noise : -1;
+      const auto d = make_density(*dens);
+      const Dataset data = density_dataset(*d, gen->first.series, gen->first.seed);
+      data.write(gen->second);
+      const EntropyEstimate h = dataset_entropy(data);
+      std::cout << gen->second << ": " << data.size() << " points of " << d->kind() << " in " << d->dim()
+                << " dimension(s); entropy " << h.value << " nats (+- " << h.standard_error << ")\n";
+      return;
+    }
     gen->first.irregular = !*regular;
     const Dataset d = generate(gen->first);
     d.write(gen->second);

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <filesystem>
 
 #include "cvnode/densities.h"
 #include "cvnode/errors.h"
@@ -134,4 +135,41 @@ BOOST_AUTO_TEST_CASE(bad_options_and_descriptions_are_refused_with_a_reason) {
   BOOST_TEST(message([] { density_from_json(R"({"kind":"mixture","weights":[1],"means":[[0,0]],"chol":[[[1],[0,-1]]]})",
                                             "f.h5"); })
                  .find("f.h5: mixture component 0: Cholesky diagonal") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(density_datasets_round_trip_with_their_density_and_entropy) {
+  DensityOptions o;
+  o.kind = "mixture";
+  o.dim = 3;
+  o.components = 2;
+  o.seed = 8;
+  const auto d = make_density(o);
+  const Dataset data = density_dataset(*d, 50, 3, 5000);
+  BOOST_TEST(data.size() == 50u);
+  BOOST_TEST(data.channels() == 3);
+  const std::string path = (std::filesystem::temp_directory_path() / "cvnode_test_density.h5").string();
+  data.write(path);
+  const Dataset back = Dataset::read(path);
+  std::filesystem::remove(path);
+  const Matrix X = d->sample(50, 3);
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const Series s = back.series(i);
+    BOOST_TEST(s.times.size() == 1);
+    BOOST_TEST((s.values.row(0) - X.row(i)).norm() == 0.0);
+  }
+  const auto rebuilt = dataset_density(back, path);
+  BOOST_REQUIRE(rebuilt);
+  BOOST_TEST(rebuilt->to_json() == d->to_json());
+  const EntropyEstimate h = dataset_entropy(back), ref = estimate_entropy(*d, 5000, 4);
+  BOOST_TEST(h.value == ref.value);
+  BOOST_TEST(h.samples == 5000);
+  // A dataset from elsewhere has no density.
+  Dataset plain({"y"}, {""});
+  Series s;
+  s.id = "a";
+  s.times = Vector::Zero(1);
+  s.values = Matrix::Ones(1, 1);
+  plain.add(s);
+  BOOST_TEST(!dataset_density(plain, "plain.h5"));
+  BOOST_TEST(std::isnan(dataset_entropy(plain).value));
 }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cvnode/dataset.h"
 #include "cvnode/dynamics.h"
 
 namespace cvnode {
@@ -59,5 +60,16 @@ struct EntropyEstimate {
   int samples = 0;
 };
 EntropyEstimate estimate_entropy(const Density& density, int samples, std::uint64_t seed);
+
+// `samples` points of a density as a cvnode Dataset: one series per point ("p0", "p1", ...),
+// observed once at t = 0, channels x1..xD. Its provenance (JSON) holds the density's description
+// (density_from_json rebuilds it), the seed and the entropy from `entropy_samples` fresh samples
+// (seed + 1), so a fit can set its held-out NLL against the truth.
+Dataset density_dataset(const Density& density, int samples, std::uint64_t seed, int entropy_samples = 200000);
+// The density stored in a dataset's provenance by density_dataset(), or null when it has none.
+// Throws DataError (naming `where`) when the provenance claims a density it does not describe.
+std::unique_ptr<Density> dataset_density(const Dataset& data, const std::string& where);
+// The entropy stored with it (NaN when absent).
+EntropyEstimate dataset_entropy(const Dataset& data);
 
 }  // namespace cvnode

@@ -342,3 +342,63 @@ EntropyEstimate estimate_entropy(const Density& density, int samples, std::uint6
 }
 
 }  // namespace cvnode
+
+namespace cvnode {
+
+Dataset density_dataset(const Density& density, int samples, std::uint64_t seed, int entropy_samples) {
+  if (samples < 1) throw OptionsError("density samples = " + std::to_string(samples) + " must be >= 1");
+  const int D = density.dim();
+  std::vector<std::string> names(D), units(D);
+  for (int d = 0; d < D; ++d) names[d] = "x" + std::to_string(d + 1);
+  Dataset data(names, units);
+  const Matrix X = density.sample(samples, seed);
+  Series s;
+  s.times = Vector::Zero(1);
+  for (int i = 0; i < samples; ++i) {
+    s.id = "p" + std::to_string(i);
+    s.values = X.row(i);
+    data.add(s);
+  }
+  nlohmann::json prov{{"generator", "density"}, {"density", nlohmann::json::parse(density.to_json())}, {"seed", seed}};
+  if (entropy_samples > 0) {
+    const EntropyEstimate h = estimate_entropy(density, entropy_samples, seed + 1);
+    prov["entropy"] = h.value;
+    prov["entropy_standard_error"] = h.standard_error;
+    prov["entropy_samples"] = h.samples;
+  }
+  data.set_provenance(prov.dump());
+  return data;
+}
+
+namespace {
+nlohmann::json density_provenance(const Dataset& data) {
+  if (data.provenance().empty()) return {};
+  const nlohmann::json p = nlohmann::json::parse(data.provenance(), nullptr, false);
+  if (p.is_discarded() || !p.is_object() || p.value("generator", "") != "density") return {};
+  return p;
+}
+}  // namespace
+
+std::unique_ptr<Density> dataset_density(const Dataset& data, const std::string& where) {
+  const nlohmann::json p = density_provenance(data);
+  if (p.is_null()) return nullptr;
+  if (!p.contains("density")) throw DataError(where + ": provenance names a density generator but no density");
+  auto d = density_from_json(p["density"].dump(), where);
+  if (d->dim() != data.channels())
+    throw DataError(where + ": the stored density has " + std::to_string(d->dim()) + " dimensions, the data " +
+                    std::to_string(data.channels()) + " channels");
+  return d;
+}
+
+EntropyEstimate dataset_entropy(const Dataset& data) {
+  const nlohmann::json p = density_provenance(data);
+  EntropyEstimate e;
+  e.value = e.standard_error = std::numeric_limits<double>::quiet_NaN();
+  if (p.is_null() || !p.contains("entropy")) return e;
+  e.value = p["entropy"].get<double>();
+  e.standard_error = p.value("entropy_standard_error", std::numeric_limits<double>::quiet_NaN());
+  e.samples = p.value("entropy_samples", 0);
+  return e;
+}
+
+}  // namespace cvnode
