@@ -108,6 +108,12 @@ BOOST_AUTO_TEST_CASE(nonlinear_flow_density_integrates_to_one) {
       BOOST_TEST_MESSAGE("mass " << mass << ", largest |log p - log p_base| on the grid " << gap);
       BOOST_TEST(mass == 1.0, boost::test_tools::tolerance(1e-4));
       BOOST_TEST(gap > 0.1);
+      // The density of z(t) halfway is one too (the flow restarted at t = 0.5).
+      const FlowPoints half = flow.log_density(X, 0.5);
+      double mass_half = 0;
+      for (Eigen::Index i = 0; i < half.log_density.size(); ++i) mass_half += std::exp(half.log_density[i]) * h * h;
+      BOOST_TEST(mass_half == 1.0, boost::test_tools::tolerance(1e-4));
+      BOOST_TEST((half.log_density - r.log_density).norm() > 0.1);
     }
   }
 }

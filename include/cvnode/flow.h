@@ -31,10 +31,10 @@ struct FlowPoints {
   long nfe = 0;        // right-hand-side evaluations of all stacked solves
 };
 
-// Solves the rows of Y0 (initial states of `dynamics` at t = 0) in stacked chunks of `chunk`
+// Solves the rows of Y0 (initial states of `dynamics` at t0) in stacked chunks of `chunk`
 // rows, chunks in parallel over `threads`: result[k] holds the states at times[k] (rows = the
 // points). Adds the right-hand-side evaluations to nfe; rethrows the first chunk's failure.
-std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, const Matrix& Y0,
+std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, double t0, const Matrix& Y0,
                                   const Vector& times, const SolverOptions& options, int chunk, int threads,
                                   long& nfe);
 
@@ -48,8 +48,9 @@ class Flow {
   int dim() const { return cnf_.dim(); }
   double base_log_density(ConstVectorRef z) const;
 
-  // log p(x) for every row of X; throws SolverError if a chunk's solve fails.
-  FlowPoints log_density(const Matrix& X) const;
+  // log p(x) for every row of X; throws SolverError if a chunk's solve fails. With t > 0: the
+  // density of z(t), the state at time t of points drawn from the flow (t = T: the base).
+  FlowPoints log_density(const Matrix& X, double t = 0) const;
   // n samples drawn from the base with `seed`, carried from T back to 0.
   FlowPoints sample(int n, std::uint64_t seed) const;
   // The rows of X at each of `times` (in [0, T]): result[k] holds the points at times[k].

@@ -127,7 +127,7 @@ CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, cons
     Y0.row(b) = tr.z0.transpose();
   }
   long ahead_nfe = 0;
-  const Matrix ahead = solve_stacked(cnf, params, Y0, Vector::Constant(1, out.end_time), engine.solver, engine.stack,
+  const Matrix ahead = solve_stacked(cnf, params, 0.0, Y0, Vector::Constant(1, out.end_time), engine.solver, engine.stack,
                                      engine.threads, ahead_nfe)[0];
   const double s2 = o_.base_std * o_.base_std;
   for (int b = 0; b < B; ++b) {

@@ -33,7 +33,7 @@ double Flow::base_log_density(ConstVectorRef z) const {
   return -0.5 * z.squaredNorm() / s2 - 0.5 * z.size() * std::log(2 * M_PI * s2);
 }
 
-std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, const Matrix& Y0,
+std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta, double t0, const Matrix& Y0,
                                   const Vector& times, const SolverOptions& options, int chunk, int threads,
                                   long& nfe) {
   const int n = dynamics.state_size();
@@ -52,7 +52,7 @@ std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta
       Solver solver(stacked, options);
       Vector z0(B * n);
       for (Eigen::Index b = 0; b < B; ++b) z0.segment(b * n, n) = Y0.row(begin + b).transpose();
-      const Solution sol = solver.solve(theta_copy, 0.0, z0, times);
+      const Solution sol = solver.solve(theta_copy, t0, z0, times);
       total += sol.nfe;
       for (Eigen::Index k = 0; k < T; ++k)
         for (Eigen::Index b = 0; b < B; ++b) out[k].row(begin + b) = sol.states.row(k).segment(b * n, n);
@@ -66,7 +66,7 @@ std::vector<Matrix> solve_stacked(const Dynamics& dynamics, ConstVectorRef theta
   return out;
 }
 
-FlowPoints Flow::log_density(const Matrix& X) const {
+FlowPoints Flow::log_density(const Matrix& X, double t) const {
   const int D = dim();
   if (X.cols() != D)
     throw OptionsError("flow log_density: points have " + std::to_string(X.cols()) + " components, the flow " +
@@ -74,7 +74,11 @@ FlowPoints Flow::log_density(const Matrix& X) const {
   Matrix Y0 = Matrix::Zero(X.rows(), cnf_.state_size());
   Y0.leftCols(D) = X;
   FlowPoints r;
-  const Matrix YT = solve_stacked(cnf_, theta_, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
+  if (!(t >= 0 && t <= s_.end_time))
+    throw OptionsError("flow log_density: time " + std::to_string(t) + " lies outside [0, " +
+                       std::to_string(s_.end_time) + "]");
+  const Matrix YT =
+      solve_stacked(cnf_, theta_, t, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
   r.points = X;
   r.base = YT.leftCols(D);
   r.log_density.resize(X.rows());
@@ -92,7 +96,7 @@ FlowPoints Flow::sample(int n, std::uint64_t seed) const {
     for (int d = 0; d < D; ++d) Y0(i, d) = s_.base_std * rng.normal();
   const TimeReversed back(cnf_, s_.end_time);
   FlowPoints r;
-  const Matrix Y = solve_stacked(back, theta_, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
+  const Matrix Y = solve_stacked(back, theta_, 0.0, Y0, Vector::Constant(1, s_.end_time), s_.solver, s_.chunk, s_.threads, r.nfe)[0];
   r.base = Y0.leftCols(D);
   r.points = Y.leftCols(D);
   r.log_density.resize(n);
@@ -108,13 +112,13 @@ std::vector<Matrix> Flow::transport(const Matrix& X, const Vector& times, bool f
   long nfe = 0;
   std::vector<Matrix> out;
   if (!from_base) {
-    out = solve_stacked(cnf_, theta_, Y0, times, s_.solver, s_.chunk, s_.threads, nfe);
+    out = solve_stacked(cnf_, theta_, 0.0, Y0, times, s_.solver, s_.chunk, s_.threads, nfe);
   } else {
     // The reversed clock s = T - t runs forward: ask for the times in increasing s.
     Vector s(times.size());
     for (Eigen::Index k = 0; k < times.size(); ++k) s[k] = s_.end_time - times[times.size() - 1 - k];
     const TimeReversed back(cnf_, s_.end_time);
-    std::vector<Matrix> rev = solve_stacked(back, theta_, Y0, s, s_.solver, s_.chunk, s_.threads, nfe);
+    std::vector<Matrix> rev = solve_stacked(back, theta_, 0.0, Y0, s, s_.solver, s_.chunk, s_.threads, nfe);
     out.assign(rev.rbegin(), rev.rend());
   }
   for (Matrix& m : out) m = m.leftCols(D).eval();
