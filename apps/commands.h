@@ -2,10 +2,14 @@
 // calls the library and prints. No numerics here.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "cvnode/densities.h"
+#include "cvnode/flow.h"
 
 namespace cvnode::app {
 
@@ -21,5 +25,25 @@ void add_sweep(CLI::App& app);
 // Draws the figures of a run (fitted trajectories with extrapolation, losses, NFE) from its
 // checkpoint and metrics.csv into `out_dir` with gnuplot; returns the PNG paths.
 std::vector<std::string> make_plots(const std::string& checkpoint, const std::string& out_dir);
+
+// What the figures of a flow need (cmd_plot_flow.cpp). The flow works in model units; `shift`
+// and `scale` (empty: none) map them to the data's units, x = shift + scale .* y.
+struct FlowPlotInput {
+  const Flow& flow;
+  const Density* target = nullptr;  // the true density, when known (heat map beside the learned one)
+  Matrix data;                      // points in data units (the scatter)
+  Vector shift, scale;
+  std::string title;
+  double entropy = std::nan("");    // drawn on the loss figure when known
+  std::string metrics_csv;          // loss.png and nfe.png from it (empty: skipped)
+  int train_column = 3, val_column = 4, nfe_forward_column = 6, nfe_backward_column = 7;  // 1-based
+  int grid = 100;       // density heat maps: grid x grid points
+  int flow_grid = 60;   // the flow figure's densities (0: none)
+  int samples = 5000;
+  std::uint64_t seed = 0;
+};
+// Draws density.png, flow.png (and loss.png, nfe.png from the metrics) into `out_dir`; returns
+// the PNG paths. Throws DataError when gnuplot fails.
+std::vector<std::string> make_flow_plots(const FlowPlotInput& input, const std::string& out_dir);
 
 }  // namespace cvnode::app
