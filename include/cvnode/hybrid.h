@@ -53,6 +53,7 @@ class Hybrid final : public Dynamics {
   const std::vector<int>& input_indices() const { return in_; }
   const std::vector<int>& output_indices() const { return out_; }  // empty with an output_matrix
   const Matrix& output_matrix() const { return S_; }                // empty without one
+  const Vector& input_scale() const { return scale_; }              // the network sees input_scale .* z[in]
 
   int state_size() const override { return n_; }
   bool smooth() const override {

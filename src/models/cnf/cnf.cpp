@@ -63,11 +63,13 @@ Cnf::Cnf(const ProbedField& field, CnfOptions options) : field_(field), o_(optio
   n_ = n;
 }
 
-void Cnf::draw_probes(std::uint64_t seed, VectorRef eps) const {
+void draw_probes(ProbeNoise noise, std::uint64_t seed, VectorRef eps) {
   detail::Rng rng(seed);
   for (Eigen::Index i = 0; i < eps.size(); ++i)
-    eps[i] = o_.noise == ProbeNoise::Rademacher ? (rng.next() >> 63 ? 1.0 : -1.0) : rng.normal();
+    eps[i] = noise == ProbeNoise::Rademacher ? (rng.next() >> 63 ? 1.0 : -1.0) : rng.normal();
 }
+
+void Cnf::draw_probes(std::uint64_t seed, VectorRef eps) const { cvnode::draw_probes(o_.noise, seed, eps); }
 
 Vector Cnf::initial_state(ConstVectorRef x, std::uint64_t seed) const {
   if (x.size() != D_)

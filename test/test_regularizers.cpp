@@ -1,0 +1,172 @@
+// Regularisers of issue 16 for every model kind: the Jacobian Frobenius norm as a running cost
+// (exact and Hutchinson) on an Mlp and on a hybrid's network term, against the Jacobian and
+// central differences, and through the adjoint against differences of the regularised loss.
+#define BOOST_TEST_MODULE regularizers
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "cvnode/errors.h"
+#include "cvnode/hybrid.h"
+#include "cvnode/linear_decay.h"
+#include "cvnode/mlp.h"
+#include "cvnode/running_cost.h"
+#include "cvnode/solver.h"
+#include "test_util.h"
+
+using namespace cvnode;
+using cvnode::test::fd_gradient;
+using cvnode::test::random_vector;
+
+namespace {
+
+MlpSpec spec(bool decay) {
+  MlpSpec s;
+  s.layers = {3, 9, 7, 3};
+  s.activation = Activation::Tanh;
+  s.time_input = true;
+  if (decay) s.k_diag = (Vector(3) << 0.5, 2.0, 5.0).finished();
+  return s;
+}
+
+// Fourth-order differences, h = 1e-3: ~1e-12 truncation; the second-order terms are O(1).
+void check_gradient(const RunningCost& g, const Dynamics& f, const Vector& theta, const Vector& z, double t) {
+  Vector work(g.workspace_size()), dz(f.state_size()), dth(f.param_size());
+  g.gradient(t, z, theta, dz, dth, work);
+  const Vector fz = fd_gradient([&](const Vector& x) { return g.value(t, x, theta, work); }, z, 1e-3);
+  const Vector ft = fd_gradient([&](const Vector& x) { return g.value(t, z, x, work); }, theta, 1e-3);
+  BOOST_TEST((dz - fz).norm() <= 1e-8 * (1 + fz.norm()));
+  BOOST_TEST((dth - ft).norm() <= 1e-8 * (1 + ft.norm()));
+  BOOST_TEST(fz.norm() > 1e-3);  // not a vacuous comparison
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(exact_frobenius_is_the_jacobians_norm_and_its_gradient_matches_differences) {
+  for (bool decay : {false, true}) {
+    BOOST_TEST_CONTEXT("k_diag " << decay) {
+      Mlp f(spec(decay));
+      const Vector theta = f.initial_parameters(Init::Glorot, 3) + random_vector(f.param_size(), 4, 0.2);
+      const Vector z = random_vector(3, 5, 1.0);
+      JacobianFrobenius::Options o;
+      o.weight = 0.7;
+      JacobianFrobenius g(f, o);
+      Matrix J(3, 3);
+      Vector fw(f.workspace_size()), gw(g.workspace_size());
+      f.jacobian(0.3, z, theta, J, fw);
+      BOOST_TEST(g.value(0.3, z, theta, gw) == 0.7 * J.squaredNorm(), boost::test_tools::tolerance(1e-13));
+      check_gradient(g, f, theta, z, 0.3);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(hutchinson_frobenius_is_unbiased_and_differentiated_exactly) {
+  Mlp f(spec(true));
+  const Vector theta = f.initial_parameters(Init::Glorot, 6);
+  const Vector z = random_vector(3, 7, 1.0);
+  JacobianFrobenius::Options o;
+  o.weight = 1;
+  JacobianFrobenius exact(f, o);
+  Vector w(exact.workspace_size());
+  const double ref = exact.value(0.1, z, theta, w);
+  o.estimator = TraceEstimator::Hutchinson;
+  o.probes = 2;
+  for (ProbeNoise noise : {ProbeNoise::Rademacher, ProbeNoise::Gaussian}) {
+    BOOST_TEST_CONTEXT("noise " << probe_noise_name(noise)) {
+      o.noise = noise;
+      // Fixed probes per object: its gradient is that of its own (fixed) estimate.
+      o.seed = 1;
+      JacobianFrobenius one(f, o);
+      check_gradient(one, f, theta, z, 0.1);
+      // The mean over many draws: within 4 standard errors of the exact norm.
+      const int N = 4000;
+      double m = 0, m2 = 0;
+      for (int s = 0; s < N; ++s) {
+        o.seed = 100 + s;
+        JacobianFrobenius h(f, o);
+        Vector hw(h.workspace_size());
+        const double v = h.value(0.1, z, theta, hw);
+        m += v;
+        m2 += v * v;
+      }
+      m /= N;
+      const double se = std::sqrt((m2 / N - m * m) / N);
+      BOOST_TEST_MESSAGE("mean " << m << " exact " << ref << " standard error " << se);
+      BOOST_TEST(std::abs(m - ref) <= 4 * se);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(hybrid_penalises_its_network_term_in_the_networks_input_space) {
+  // Physics on 3 components, a 2-state network reading components 2 and 0 scaled by 3 and 0.5.
+  auto physics = std::make_shared<LinearDecay>(3);
+  MlpSpec ns;
+  ns.layers = {2, 8, 2};
+  auto net = std::make_shared<Mlp>(ns);
+  HybridCoupling c;
+  c.input_indices = {2, 0};
+  c.input_scale = (Vector(2) << 3.0, 0.5).finished();
+  Hybrid h(physics, net, c);
+  Vector theta(h.param_size());
+  theta << Vector::Constant(h.physics_param_size(), 0.4), net->initial_parameters(Init::Glorot, 2);
+  const Vector z = random_vector(3, 8, 1.0);
+  JacobianFrobenius::Options o;
+  o.weight = 0.5;
+  JacobianFrobenius g(h, o);
+  Matrix Jn(2, 2);
+  Vector nw(net->workspace_size()), gw(g.workspace_size());
+  const Vector x = (Vector(2) << 3.0 * z[2], 0.5 * z[0]).finished();
+  net->jacobian(0.0, x, theta.tail(net->param_size()), Jn, nw);
+  BOOST_TEST(g.value(0.0, z, theta, gw) == 0.5 * Jn.squaredNorm(), boost::test_tools::tolerance(1e-13));
+  check_gradient(g, h, theta, z, 0.0);
+  // The physics' parameters do not enter.
+  Vector dz(3), dth(h.param_size());
+  g.gradient(0.0, z, theta, dz, dth, gw);
+  BOOST_TEST(dth.head(h.physics_param_size()).norm() == 0.0);
+  BOOST_TEST(dz[1] == 0.0);  // component 1 is not read by the network
+}
+
+BOOST_AUTO_TEST_CASE(regularised_adjoint_gradient_matches_differences) {
+  // loss = 0.5 |z(t_k) - y_k|^2 + lambda int ||J||_F^2 dt through the CVODES adjoint.
+  Mlp f(spec(false));
+  const Vector theta = f.initial_parameters(Init::Glorot, 9) * 0.7;
+  Trajectory tr;
+  tr.z0 = random_vector(3, 10, 1.0);
+  tr.times = (Vector(3) << 0.3, 0.7, 1.2).finished();
+  tr.values = Matrix::Zero(3, 3);
+  for (int k = 0; k < 3; ++k) tr.values.row(k) = random_vector(3, 11 + k, 1.0).transpose();
+  JacobianFrobenius::Options o;
+  o.weight = 0.3;
+  o.estimator = TraceEstimator::Hutchinson;
+  o.seed = 4;
+  JacobianFrobenius g(f, o);
+  Loss loss;
+  for (Method m : {Method::Adams, Method::Bdf}) {
+    BOOST_TEST_CONTEXT("method " << method_name(m)) {
+      SolverOptions s;
+      s.method = m;
+      s.rtol = 1e-10;
+      s.atol = 1e-12;
+      Solver solver(f, s);
+      const Gradient grad = solver.gradient(theta, tr, loss, 1.0, &g);
+      auto L = [&](const Vector& th) { return solver.gradient(th, tr, loss, 1.0, &g).loss; };
+      for (int d = 0; d < 2; ++d) {
+        const Vector v = random_vector(f.param_size(), 20 + d, 1.0).normalized();
+        const double fd = cvnode::test::directional_fd(L, theta, v, 1e-3);
+        BOOST_TEST(std::abs(grad.theta.dot(v) - fd) <= 1e-6 * grad.theta.norm() + 1e-9);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(other_dynamics_are_refused_with_a_reason) {
+  LinearDecay d(2);
+  JacobianFrobenius::Options o;
+  o.weight = 1;
+  try {
+    JacobianFrobenius g(d, o);
+    BOOST_FAIL("accepted a dynamics without an MLP");
+  } catch (const OptionsError& e) {
+    BOOST_TEST(std::string(e.what()).find("MLP") != std::string::npos);
+  }
+}
