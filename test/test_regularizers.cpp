@@ -10,6 +10,7 @@
 #include "cvnode/hybrid.h"
 #include "cvnode/linear_decay.h"
 #include "cvnode/mlp.h"
+#include "cvnode/regularization.h"
 #include "cvnode/running_cost.h"
 #include "cvnode/solver.h"
 #include "test_util.h"
@@ -169,4 +170,46 @@ BOOST_AUTO_TEST_CASE(other_dynamics_are_refused_with_a_reason) {
   } catch (const OptionsError& e) {
     BOOST_TEST(std::string(e.what()).find("MLP") != std::string::npos);
   }
+}
+
+BOOST_AUTO_TEST_CASE(steer_moves_observation_times_within_their_gaps) {
+  Trajectory tr;
+  tr.t0 = 0;
+  tr.z0 = Vector::Zero(2);
+  tr.times = (Vector(4) << 0.0, 0.5, 0.6, 2.0).finished();
+  tr.values = Matrix::Ones(4, 2);
+  const Trajectory a = steer_times(tr, 0.3, 1), b = steer_times(tr, 0.3, 1), c = steer_times(tr, 0.3, 2);
+  BOOST_TEST((a.times - b.times).norm() == 0.0);  // seeded
+  BOOST_TEST((a.times - c.times).norm() > 0.0);
+  BOOST_TEST(a.times[0] == 0.0);                  // the first observation stays
+  // b is capped at 0.45 of the smallest gap (0.1): every time within 0.045 of its own, in order.
+  for (int k = 1; k < 4; ++k) BOOST_TEST(std::abs(a.times[k] - tr.times[k]) <= 0.045 + 1e-15);
+  BOOST_TEST(a.times[1] != tr.times[1]);
+  for (int k = 1; k < 4; ++k) BOOST_TEST(a.times[k] > a.times[k - 1]);
+  BOOST_TEST((a.values - tr.values).norm() == 0.0);
+  BOOST_TEST((steer_times(tr, 0.0, 1).times - tr.times).norm() == 0.0);
+  RegularizationOptions o;
+  o.steer = -1;
+  BOOST_TEST(o.validate().find("regularization.steer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(regularizer_costs_follow_the_weights) {
+  Mlp f(spec(false));
+  RegularizationOptions o;
+  BOOST_TEST(regularizer_costs(f, o, 1).empty());
+  o.kinetic_weight = 0.1;
+  o.jacobian_weight = 0.2;
+  o.jacobian_estimator = TraceEstimator::Hutchinson;
+  const auto costs = regularizer_costs(f, o, 3);
+  BOOST_TEST(costs.size() == 2u);
+  // The step seed fixes the Jacobian cost's probes: the same seed, the same value.
+  const Vector theta = f.initial_parameters(Init::Glorot, 1), z = random_vector(3, 2, 1.0);
+  Vector w1(costs[1]->workspace_size()), w2(w1.size());
+  const auto again = regularizer_costs(f, o, 3);
+  const double v = costs[1]->value(0, z, theta, w1);
+  BOOST_TEST(v == again[1]->value(0, z, theta, w2));
+  // Other seeds, other probes (one Rademacher probe in 3-D: 4 distinct values of |J eps|^2).
+  int differ = 0;
+  for (std::uint64_t s = 4; s < 12; ++s) differ += regularizer_costs(f, o, s)[1]->value(0, z, theta, w2) != v;
+  BOOST_TEST(differ > 0);
 }

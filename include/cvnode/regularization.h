@@ -1,0 +1,53 @@
+// The regularisers of a fit (issue 16), for every model kind: what the [regularization] section
+// of a configuration says and the pieces a model kind builds from it each optimizer step. They
+// keep learned dynamics cheap to integrate (fewer function evaluations) and smooth:
+//   kinetic energy    lambda int ||f||^2 dt            (Finlay et al. 2020)
+//   Jacobian norm     lambda int ||df/dz||_F^2 dt      (Finlay et al. 2020; exact or Hutchinson)
+//   STEER             the end time (flows) or every observation time (series) jittered by
+//                     U(-b, b) each step                (Ghosh et al. 2020)
+//   solver error      lambda sum over dopri5's accepted steps of |h| times the local error
+//                     estimate (Pal et al. 2021), differentiated through the discrete steps;
+//                     dopri5 only: the CVODES adjoint differentiates the continuous problem,
+//                     its error estimates are not functions of theta it can differentiate
+// docs/regularization.md measures what each one buys.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cvnode/cnf.h"
+#include "cvnode/observations.h"
+#include "cvnode/running_cost.h"
+
+namespace cvnode {
+
+struct RegularizationOptions {
+  double kinetic_weight = 0;
+  double jacobian_weight = 0;
+  TraceEstimator jacobian_estimator = TraceEstimator::Exact;
+  int jacobian_probes = 1;  // Hutchinson: probe vectors (Rademacher), fresh each step
+  double steer = 0;         // STEER's half-width b (0 = off)
+  double error_weight = 0;  // dopri5's local-error penalty (0 = off)
+
+  std::string validate() const;  // empty when valid; names the key
+  bool any() const {
+    return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0 || error_weight > 0;
+  }
+};
+
+// The running costs of one optimizer step (kinetic energy, Jacobian norm with this step's
+// probes from `step_seed`) for dynamics that take them; empty when both weights are 0. Throws
+// OptionsError when the Jacobian norm does not apply to the dynamics (it needs an MLP).
+std::vector<std::shared_ptr<const RunningCost>> regularizer_costs(const Dynamics& dynamics,
+                                                                   const RegularizationOptions& options,
+                                                                   std::uint64_t step_seed);
+
+// STEER for an observed series: every observation time after the first moved by U(-b, b), with b
+// capped at 0.45 of the series' smallest gap so the times stay increasing and in their order
+// (the first observation, often the initial state, stays). The values are unchanged: the model
+// is asked for them a little early or late. Deterministic in `seed`.
+Trajectory steer_times(const Trajectory& series, double b, std::uint64_t seed);
+
+}  // namespace cvnode
