@@ -80,7 +80,7 @@ void bench_flow(const BenchFlowArgs& a) {
           },
           a.repeats, a.eval_seconds);
       SolverOptions s;
-      s.method = parse_method(a.method);
+      s.method = a.method;
       s.rtol = s.atol = a.rtol;
       CnfEngine engine = model.engine(s, a.batch, a.threads);
       CnfMinibatch last;

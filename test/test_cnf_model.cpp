@@ -19,7 +19,7 @@ using cvnode::test::random_vector;
 
 namespace {
 
-SolverOptions tight(Method m) {
+SolverOptions tight(const std::string& m) {
   SolverOptions s;
   s.method = m;
   s.rtol = 1e-10;
@@ -39,8 +39,8 @@ BOOST_AUTO_TEST_CASE(minibatch_gradient_matches_finite_differences_on_every_engi
   const Matrix X = moons(5);
   const std::vector<std::size_t> rows = {4, 0, 2, 3, 1};
   for (const std::string field : {"mlp", "planar"}) {
-    for (Method m : {Method::Adams, Method::Bdf, Method::Dopri5}) {
-      BOOST_TEST_CONTEXT("field " << field << " method " << method_name(m)) {
+    for (const std::string m : {"adams", "bdf", "dopri5"}) {
+      BOOST_TEST_CONTEXT("field " << field << " method " << m) {
         CnfModelOptions o;
         o.field = field;
         o.hidden = {8, 8};
@@ -92,10 +92,10 @@ BOOST_AUTO_TEST_CASE(exact_trace_loss_is_the_flow_nll_and_a_new_step_draws_new_p
   o.hidden = {8, 8};
   CnfModel model(o, 2);
   const Vector theta = model.initial_parameters() * 3;
-  CnfEngine engine = model.engine(tight(Method::Adams), 4, 1);
+  CnfEngine engine = model.engine(tight("adams"), 4, 1);
   const CnfMinibatch g = model.gradient(theta, X, {0, 1, 2, 3, 4, 5}, CnfStep{}, engine);
   FlowSettings fs;
-  fs.solver = tight(Method::Adams);
+  fs.solver = tight("adams");
   const CnfEvaluation e = model.evaluate(theta, X, fs);
   BOOST_TEST(g.nll == e.nll, boost::test_tools::tolerance(1e-8));
   BOOST_TEST(e.nll_per_dim == e.nll / 2);
@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(exact_trace_loss_is_the_flow_nll_and_a_new_step_draws_new_p
   CnfModelOptions h = o;
   h.trace = TraceEstimator::Hutchinson;
   CnfModel hm(h, 2);
-  CnfEngine he = hm.engine(tight(Method::Adams), 4, 1);
+  CnfEngine he = hm.engine(tight("adams"), 4, 1);
   CnfStep s1, s2;
   s2.step = 1;
   const double a = hm.gradient(theta, X, {0, 1, 2, 3, 4, 5}, s1, he).nll;

@@ -12,6 +12,7 @@
 #include "cvnode/mlp.h"
 #include "cvnode/regularization.h"
 #include "cvnode/running_cost.h"
+#include "cvnode/problem.h"
 #include "cvnode/solver.h"
 #include "test_util.h"
 
@@ -140,17 +141,17 @@ BOOST_AUTO_TEST_CASE(regularised_adjoint_gradient_matches_differences) {
   o.weight = 0.3;
   o.estimator = TraceEstimator::Hutchinson;
   o.seed = 4;
-  JacobianFrobenius g(f, o);
-  Loss loss;
-  for (Method m : {Method::Adams, Method::Bdf}) {
-    BOOST_TEST_CONTEXT("method " << method_name(m)) {
+  Problem problem({tr}, make_loss("half_sse"));
+  problem.add_running_cost(std::make_shared<JacobianFrobenius>(f, o));
+  for (const std::string m : {"adams", "bdf"}) {
+    BOOST_TEST_CONTEXT("method " << m) {
       SolverOptions s;
       s.method = m;
       s.rtol = 1e-10;
       s.atol = 1e-12;
       Solver solver(f, s);
-      const Gradient grad = solver.gradient(theta, tr, loss, 1.0, &g);
-      auto L = [&](const Vector& th) { return solver.gradient(th, tr, loss, 1.0, &g).loss; };
+      const Gradient grad = solver.gradient(theta, problem);
+      auto L = [&](const Vector& th) { return solver.gradient(th, problem).loss; };
       for (int d = 0; d < 2; ++d) {
         const Vector v = random_vector(f.param_size(), 20 + d, 1.0).normalized();
         const double fd = cvnode::test::directional_fd(L, theta, v, 1e-3);

@@ -4,11 +4,55 @@
 #include <sstream>
 
 #include "cvnode/errors.h"
+#include "cvnode/loss.h"
+#include "cvnode/problem.h"
 #include "cvnode/planar_flow.h"
 #include "cvnode/probed_mlp.h"
 #include "nn/random.h"
 
 namespace cvnode {
+
+namespace {
+
+// The loss of one sample at its one observation, t = T: its negative log-likelihood
+// 0.5 |z|^2 / s^2 + (D/2) log(2 pi s^2) + l(T) (l' = -tr J) plus the weighted regulariser
+// integrals carried as state components. A mean over the minibatch: each sample counts once.
+class CnfLikelihood final : public Loss {
+ public:
+  CnfLikelihood(const Cnf& cnf, double s2, double kinetic_weight, double jacobian_weight)
+      : cnf_(cnf), s2_(s2), kinetic_weight_(kinetic_weight), jacobian_weight_(jacobian_weight) {}
+  std::string name() const override { return "cnf_likelihood"; }
+  LossReduction reduction() const override { return LossReduction::Mean; }
+  long entries(const Trajectory&) const override { return 1; }
+  std::string validate(int series, const Trajectory& trajectory, int state_size) const override {
+    if (state_size != cnf_.state_size() || trajectory.times.size() != 1)
+      return "cnf_likelihood scores one observation (t = T) of a flow state of " +
+             std::to_string(cnf_.state_size()) + " components";
+    return {};
+  }
+  double term(const ObservationSite&, ConstVectorRef z, ConstVectorRef, VectorRef dl_dz, VectorRef) const override {
+    const int D = cnf_.dim();
+    dl_dz.setZero();
+    dl_dz.head(D) = z.head(D) / s2_;
+    dl_dz[cnf_.logp_index()] = 1;
+    double l = 0.5 * z.head(D).squaredNorm() / s2_ + 0.5 * D * std::log(2 * M_PI * s2_) + z[cnf_.logp_index()];
+    if (cnf_.kinetic_index() >= 0) {
+      dl_dz[cnf_.kinetic_index()] = kinetic_weight_;
+      l += kinetic_weight_ * z[cnf_.kinetic_index()];
+    }
+    if (cnf_.frobenius_index() >= 0) {
+      dl_dz[cnf_.frobenius_index()] = jacobian_weight_;
+      l += jacobian_weight_ * z[cnf_.frobenius_index()];
+    }
+    return l;
+  }
+
+ private:
+  const Cnf& cnf_;
+  double s2_, kinetic_weight_, jacobian_weight_;
+};
+
+}  // namespace
 
 std::uint64_t probe_seed(std::uint64_t seed, long step, std::size_t index) {
   detail::Rng r(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(step + 1)) ^
@@ -86,8 +130,8 @@ std::string CnfModel::describe() const {
 
 CnfEngine CnfModel::engine(SolverOptions solver, int stack, int threads) const {
   if (stack < 1) throw OptionsError("cnf stack = " + std::to_string(stack) + " must be >= 1");
-  if (solver.adjoint_form == AdjointForm::Auto && solver.method != Method::Dopri5)
-    solver.adjoint_form = AdjointForm::Restart;
+  if (solver.method != "dopri5" && solver.cvodes.adjoint_form == AdjointForm::Auto)
+    solver.cvodes.adjoint_form = AdjointForm::Restart;
   CnfEngine e;
   e.solver = solver;
   e.stack = stack;
@@ -96,6 +140,7 @@ CnfEngine CnfModel::engine(SolverOptions solver, int stack, int threads) const {
   b.threads = threads;
   b.mode = BatchMode::Stacked;
   b.stack_size = stack;
+  b.skip_failures = true;
   e.batch = std::make_unique<BatchSolver>(*cnf_, solver, b);
   return e;
 }
@@ -103,7 +148,7 @@ CnfEngine CnfModel::engine(SolverOptions solver, int stack, int threads) const {
 CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, const std::vector<std::size_t>& rows,
                                 const CnfStep& step, CnfEngine& engine) const {
   const Cnf& cnf = *cnf_;
-  const int n = cnf.state_size(), D = dim_;
+  const int D = dim_;
   const int B = static_cast<int>(rows.size());
   CnfMinibatch out;
   out.end_time = o_.end_time;
@@ -111,40 +156,20 @@ CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, cons
     detail::Rng r(probe_seed(step.seed ^ 0x5EEDULL, step.step, 0));
     out.end_time += o_.steer * (2 * r.uniform() - 1);
   }
-  // The loss at T of sample i: 0.5 |z|^2 / s^2 + D/2 log(2 pi s^2) + l(T) (its NLL, l' = -tr J)
-  // + lambda_k kinetic(T) + lambda_j frobenius(T), averaged over the minibatch. The engine's
-  // observation loss is half_sse against targets y = z(T) - c, whose cotangent z - y is c, the
-  // derivative of this loss: a forward solve finds z(T) first.
-  // TODO(M1): one given-cotangent loss class instead of the extra forward solve.
   std::vector<Trajectory> batch(B);
-  const int channels = cnf.noise_offset();  // z, l and the regularisers; not the probes
-  Matrix Y0(B, n);
   for (int b = 0; b < B; ++b) {
     Trajectory& tr = batch[b];
     tr.t0 = 0;
     tr.z0 = cnf.initial_state(points.row(rows[b]).transpose(), probe_seed(step.seed, step.step, rows[b]));
     tr.times = Vector::Constant(1, out.end_time);
-    Y0.row(b) = tr.z0.transpose();
+    tr.values = Matrix::Zero(1, 1);  // not read: the likelihood scores z(T) alone
   }
-  long ahead_nfe = 0;
-  const Matrix ahead = solve_stacked(cnf, params, 0.0, Y0, Vector::Constant(1, out.end_time), engine.solver, engine.stack,
-                                     engine.threads, ahead_nfe)[0];
   const double s2 = o_.base_std * o_.base_std;
-  for (int b = 0; b < B; ++b) {
-    const Vector zT = ahead.row(b).transpose();
-    Vector c(channels);
-    c.head(D) = zT.head(D) / (s2 * B);
-    c[cnf.logp_index()] = 1.0 / B;
-    if (cnf.kinetic_index() >= 0) c[cnf.kinetic_index()] = o_.kinetic_weight / B;
-    if (cnf.frobenius_index() >= 0) c[cnf.frobenius_index()] = o_.jacobian_weight / B;
-    batch[b].values = (zT.head(channels) - c).transpose();
-  }
-  Loss loss;
-  loss.kind = LossKind::HalfSumSquares;
-  const BatchGradient g = engine.batch->gradient(params, batch, loss, nullptr, true);
+  Problem problem(std::move(batch), std::make_shared<CnfLikelihood>(cnf, s2, o_.kinetic_weight, o_.jacobian_weight));
+  const BatchGradient g = engine.batch->gradient(params, problem);
   out.failures = g.failures;
   out.gradient = g.theta;
-  out.nfe_forward = g.nfe_forward;  // the gradient's own forward pass, not the look-ahead
+  out.nfe_forward = g.nfe_forward;
   out.nfe_backward = g.nfe_backward;
   std::vector<bool> failed(B, false);
   for (const SeriesFailure& f : g.failures) failed[f.series] = true;
