@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "cvnode/checkpoint.h"
+#include "cvnode/cnf_fit.h"
 #include "cvnode/fit.h"
 #include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
@@ -21,6 +22,13 @@ struct FitArgs {
 };
 
 void run(const FitArgs& a) {
+  // A flow ([cnf] section, or a flow's checkpoint) trains in its own loop until the trainer
+  // drives model kinds.
+  if (a.config.empty() ? !a.resume.empty() && is_cnf_checkpoint(Checkpoint::read(a.resume))
+                       : CnfFitConfig::describes_cnf(a.config)) {
+    run_cnf_train({a.config, a.out, a.resume, a.overrides, a.stop_after, a.quiet, a.no_plots});
+    return;
+  }
   Config cfg;
   if (!a.resume.empty() && a.config.empty()) {
     // The checkpoint carries the resolved configuration of the run it continues.

@@ -21,6 +21,16 @@ void add_predict(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_sweep(CLI::App& app);
+void add_cnf(CLI::App& app);
+
+// `cvnode cnf train` (cmd_cnf.cpp); `cvnode fit` runs it for a configuration with [cnf].
+struct CnfTrainArgs {
+  std::string config, out, resume;
+  std::vector<std::string> overrides;
+  int stop_after = 0;
+  bool quiet = false, no_plots = false;
+};
+void run_cnf_train(const CnfTrainArgs& args);
 
 // Draws the figures of a run (fitted trajectories with extrapolation, losses, NFE) from its
 // checkpoint and metrics.csv into `out_dir` with gnuplot; returns the PNG paths.

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   cvnode::app::add_eval(app);
   cvnode::app::add_plot(app);
   cvnode::app::add_sweep(app);
+  cvnode::app::add_cnf(app);
   // Under mpirun or srun every task is an MPI rank; otherwise MPI is not started at all.
   int code = 0;
   std::string prefix = "cvnode: ";

@@ -61,21 +61,21 @@ std::uint64_t probe_seed(std::uint64_t seed, long step, std::size_t index) {
 }
 
 std::string CnfModelOptions::validate() const {
-  if (field != "mlp" && field != "planar") return "cnf field = '" + field + "': mlp or planar";
+  if (field != "mlp" && field != "planar") return "cnf.field = '" + field + "': mlp or planar";
   for (int h : hidden)
-    if (h < 1) return "cnf hidden width " + std::to_string(h) + " must be >= 1";
-  if (width < 1) return "cnf width = " + std::to_string(width) + " must be >= 1";
-  if (hyper_hidden < 1) return "cnf hyper_hidden = " + std::to_string(hyper_hidden) + " must be >= 1";
+    if (h < 1) return "cnf.hidden: width " + std::to_string(h) + " must be >= 1";
+  if (width < 1) return "cnf.width = " + std::to_string(width) + " must be >= 1";
+  if (hyper_hidden < 1) return "cnf.hyper_hidden = " + std::to_string(hyper_hidden) + " must be >= 1";
   if (trace == TraceEstimator::Hutchinson && probes < 1)
-    return "cnf probes = " + std::to_string(probes) + " must be >= 1";
-  if (!(end_time > 0) || !std::isfinite(end_time)) return "cnf end_time = " + std::to_string(end_time) + " must be > 0";
-  if (!(base_std > 0) || !std::isfinite(base_std)) return "cnf base_std = " + std::to_string(base_std) + " must be > 0";
+    return "cnf.probes = " + std::to_string(probes) + " must be >= 1";
+  if (!(end_time > 0) || !std::isfinite(end_time)) return "cnf.end_time = " + std::to_string(end_time) + " must be > 0";
+  if (!(base_std > 0) || !std::isfinite(base_std)) return "cnf.base_std = " + std::to_string(base_std) + " must be > 0";
   if (!(kinetic_weight >= 0) || !std::isfinite(kinetic_weight))
-    return "regularization kinetic_weight = " + std::to_string(kinetic_weight) + " must be >= 0";
+    return "regularization.kinetic_weight = " + std::to_string(kinetic_weight) + " must be >= 0";
   if (!(jacobian_weight >= 0) || !std::isfinite(jacobian_weight))
-    return "regularization jacobian_weight = " + std::to_string(jacobian_weight) + " must be >= 0";
+    return "regularization.jacobian_weight = " + std::to_string(jacobian_weight) + " must be >= 0";
   if (!(steer >= 0) || !(steer < end_time))
-    return "regularization steer = " + std::to_string(steer) + " must be in [0, end_time = " +
+    return "regularization.steer = " + std::to_string(steer) + " must be in [0, cnf.end_time = " +
            std::to_string(end_time) + ")";
   return {};
 }
