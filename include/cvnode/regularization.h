@@ -5,11 +5,7 @@
 //   Jacobian norm     lambda int ||df/dz||_F^2 dt      (Finlay et al. 2020; exact or Hutchinson)
 //   STEER             the end time (flows) or every observation time (series) jittered by
 //                     U(-b, b) each step                (Ghosh et al. 2020)
-//   solver error      lambda sum over dopri5's accepted steps of |h| times the local error
-//                     estimate (Pal et al. 2021), differentiated through the discrete steps;
-//                     dopri5 only: the CVODES adjoint differentiates the continuous problem,
-//                     its error estimates are not functions of theta it can differentiate
-// docs/regularization.md measures what each one buys.
+// (A penalty on the solver's error estimates, Kelly et al. 2020, is not built yet.)
 #pragma once
 
 #include <cstdint>
@@ -29,11 +25,10 @@ struct RegularizationOptions {
   TraceEstimator jacobian_estimator = TraceEstimator::Exact;
   int jacobian_probes = 1;  // Hutchinson: probe vectors (Rademacher), fresh each step
   double steer = 0;         // STEER's half-width b (0 = off)
-  double error_weight = 0;  // dopri5's local-error penalty (0 = off)
 
   std::string validate() const;  // empty when valid; names the key
   bool any() const {
-    return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0 || error_weight > 0;
+    return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0;
   }
 };
 

@@ -16,7 +16,6 @@ std::string RegularizationOptions::validate() const {
   if (jacobian_probes < 1)
     return "regularization.jacobian_probes = " + std::to_string(jacobian_probes) + " must be >= 1";
   if (bad(steer)) return "regularization.steer = " + std::to_string(steer) + " must be >= 0";
-  if (bad(error_weight)) return "regularization.error_weight = " + std::to_string(error_weight) + " must be >= 0";
   return {};
 }
 
