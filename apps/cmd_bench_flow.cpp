@@ -2,7 +2,7 @@
 // trace (D probe columns: D Jacobian-vector products in the forward pass and their reverse) and
 // with Hutchinson's estimator (K probes), by dimension D: microseconds per batched evaluation of
 // the flow's right-hand side plus its VJP, and milliseconds per minibatch gradient (forward
-// solve, look-ahead and backward pass through the chosen engine). One JSON line per (D, trace);
+// solve and backward pass through the chosen engine). One JSON line per (D, trace);
 // minimum and median over rounds, since this machine's speed drifts under shared load.
 #include <algorithm>
 #include <chrono>
