@@ -107,6 +107,41 @@ BOOST_AUTO_TEST_CASE(stacked_batch_calls_do_not_allocate) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(conv_dynamics_calls_do_not_allocate) {
+  // The ODE-Net block as the solver sees a minibatch of images (Stacked), on one and on two
+  // OpenMP threads (the thread team exists after the warm-up call), and one image alone.
+  for (int threads : {1, 2})
+    for (Activation act : {Activation::Relu, Activation::Softplus}) {
+      ConvDynamicsSpec s;
+      s.channels = 16;
+      s.height = s.width = 6;
+      s.groups = 4;
+      s.activation = act;
+      s.threads = threads;
+      const ConvDynamics conv(s);
+      const Stacked st(conv, 20);
+      const int n = st.state_size(), m = conv.state_size();
+      const Vector theta = conv.initial_parameters(1);
+      const Vector z = test::random_vector(n, 2), v = test::random_vector(n, 3);
+      Vector f(n), az(n), ath(conv.param_size()), work(st.workspace_size()), none(0);
+      Vector f1(m), az1(m), work1(conv.workspace_size());
+      Matrix J(m, m);
+      st.rhs(0.5, z, theta, f, work);  // warm-up: OpenMP starts its threads
+      const long count = count_allocations([&] {
+        st.rhs(0.5, z, theta, f, work);
+        st.vjp(0.5, z, theta, v, az, ath, work);
+        st.vjp_again(0.5, z, theta, v, az, ath, work);
+        st.vjp(0.5, z, theta, v, az, none, work);
+        st.jvp(0.5, z, theta, v, f, work);
+        conv.rhs(0.5, z.head(m), theta, f1, work1);
+        conv.vjp(0.5, z.head(m), theta, v.head(m), az1, ath, work1);
+        conv.jvp(0.5, z.head(m), theta, v.head(m), f1, work1);
+        conv.jacobian(0.5, z.head(m), theta, J, work1);
+      });
+      BOOST_TEST(count == 0, threads << " threads, " << activation_name(act) << ": " << count << " allocations");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(kinetic_energy_does_not_allocate) {
   MlpSpec s;
   s.layers = {3, 32, 3};

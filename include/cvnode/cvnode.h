@@ -4,6 +4,7 @@
 
 // Dynamics and networks
 #include "cvnode/activation.h"
+#include "cvnode/conv_dynamics.h"
 #include "cvnode/dynamics.h"
 #include "cvnode/mlp.h"
 #include "cvnode/stacked.h"

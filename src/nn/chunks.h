@@ -1,0 +1,34 @@
+// Deterministic parallel work over images: fixed chunks of items on OpenMP threads, and the
+// chunks' partial sums reduced in chunk order. Which thread takes which chunk never changes a
+// result, so results do not depend on the number of threads.
+#pragma once
+
+#include <algorithm>
+
+#include <Eigen/Core>
+#include <omp.h>
+
+namespace cvnode::detail {
+
+// Runs fn(chunk, first item, items, thread) for the chunks of `count` items, `chunk` items each
+// (the last may be shorter), on up to `threads` threads: one when called inside another
+// parallel region, so an outer loop over series is never oversubscribed. `thread` indexes
+// per-thread scratch memory in [0, threads).
+template <class Fn>
+void parallel_chunks(int count, int chunk, int threads, Fn&& fn) {
+  const int chunks = (count + chunk - 1) / chunk;
+  const int team = omp_in_parallel() ? 1 : std::max(1, std::min(threads, chunks));
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
+  for (int c = 0; c < chunks; ++c) {
+    const int first = c * chunk;
+    fn(c, first, std::min(chunk, count - first), omp_get_thread_num());
+  }
+}
+
+// out = sum of the `parts` vectors of out.size() doubles at base, base + stride, ..., in order.
+inline void sum_partials(const double* base, long stride, int parts, Eigen::Ref<Eigen::VectorXd> out) {
+  out = Eigen::Map<const Eigen::VectorXd>(base, out.size());
+  for (int c = 1; c < parts; ++c) out += Eigen::Map<const Eigen::VectorXd>(base + c * stride, out.size());
+}
+
+}  // namespace cvnode::detail
