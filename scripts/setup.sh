@@ -11,6 +11,7 @@ pkgs=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   gnuplot-nox
   python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas
+  zlib1g-dev dataset-fashion-mnist
   "$@"
 )
 missing=()
