@@ -15,6 +15,7 @@ namespace cvnode::app {
 
 void add_bench(CLI::App& app);
 void add_bench_flow(CLI::App& app);
+void add_classify(CLI::App& app);
 void add_data(CLI::App& app);
 void add_fit(CLI::App& app);
 void add_predict(CLI::App& app);

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "cvnode 0.1.0");
   cvnode::app::add_bench(app);
   cvnode::app::add_bench_flow(app);
+  cvnode::app::add_classify(app);
   cvnode::app::add_data(app);
   cvnode::app::add_fit(app);
   cvnode::app::add_predict(app);

@@ -1,0 +1,162 @@
+#include "models/classifier/body.h"
+
+#include <map>
+#include <stdexcept>
+
+#include "cvnode/loss.h"
+#include "cvnode/observations.h"
+#include "cvnode/solver.h"
+#include "cvnode/stacked.h"
+
+namespace cvnode::detail {
+
+namespace {
+
+class OdeBody final : public Body {
+ public:
+  OdeBody(const ConvDynamics& f, const SolverOptions& options, double horizon)
+      : f_(f), options_(options), horizon_(horizon) {}
+
+  int param_size() const override { return f_.param_size(); }
+  Vector initial_parameters(std::uint64_t seed) const override { return f_.initial_parameters(seed); }
+
+  void forward(const double* theta, const Matrix& Z0, Matrix& Z1, BodyStats& stats,
+               const SolverOptions* solver) override {
+    const int B = static_cast<int>(Z0.cols());
+    Unit& u = unit(B);
+    std::unique_ptr<Solver> own;
+    if (solver) own = std::make_unique<Solver>(*u.dynamics, *solver);
+    const Solution s = (own ? *own : *u.solver).solve(theta_map(theta), 0.0, flat(Z0), end_time());
+    Z1 = Eigen::Map<const Matrix>(s.states.data(), f_.state_size(), B);
+    stats.nfe_forward = s.nfe;
+    stats.nfe_backward = 0;
+    stats.forward = s.stats;
+    stats.backward = SolverStats{};
+  }
+
+  // The engines' gradient takes a loss on observed values, not yet a given cotangent (core's
+  // milestone 1 brings that). Until then the cotangent c = dLoss/dz(T) enters as the loss
+  // 0.5 |z(T) - (z1 - c)|^2 with z1 from a forward solve, whose jump z(T) - (z1 - c) is exactly
+  // c because the gradient's forward pass repeats the same steps bit for bit (checked below).
+  // It costs one extra forward solve.
+  void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
+                BodyStats& stats) override {
+    const int B = static_cast<int>(Z0.cols());
+    const long N = static_cast<long>(f_.state_size()) * B;
+    Unit& u = unit(B);
+    const Solution s = u.solver->solve(theta_map(theta), 0.0, flat(Z0), end_time());
+    Matrix Z1 = Eigen::Map<const Matrix>(s.states.data(), f_.state_size(), B), dZ1;
+    head(Z1, dZ1);
+    Trajectory tr;
+    tr.t0 = 0;
+    tr.z0 = flat(Z0);
+    tr.times = end_time();
+    tr.values = (Eigen::Map<const Vector>(Z1.data(), N) - Eigen::Map<const Vector>(dZ1.data(), N)).transpose();
+    const Gradient g = u.solver->gradient(theta_map(theta), tr, Loss{});
+    if ((g.states.row(0).transpose() - Eigen::Map<const Vector>(Z1.data(), N)).cwiseAbs().maxCoeff() != 0)
+      throw std::logic_error("classifier ODE block: the gradient's forward pass did not repeat the solve's steps");
+    dZ0 = Eigen::Map<const Matrix>(g.z0.data(), f_.state_size(), B);
+    Eigen::Map<Vector>(dtheta, f_.param_size()) = g.theta;
+    stats.nfe_forward = g.nfe_forward;
+    stats.nfe_backward = g.nfe_backward;
+    stats.forward = g.forward;
+    stats.backward = g.backward;
+  }
+
+ private:
+  struct Unit {
+    std::unique_ptr<Stacked> dynamics;
+    std::unique_ptr<Solver> solver;
+  };
+  // One stacked ODE and its solver per minibatch size (training and evaluation batches differ).
+  Unit& unit(int B) {
+    Unit& u = units_[B];
+    if (!u.solver) {
+      u.dynamics = std::make_unique<Stacked>(f_, B);
+      u.solver = std::make_unique<Solver>(*u.dynamics, options_);
+    }
+    return u;
+  }
+  Eigen::Map<const Vector> theta_map(const double* theta) const { return {theta, f_.param_size()}; }
+  static Vector flat(const Matrix& Z) { return Eigen::Map<const Vector>(Z.data(), Z.size()); }
+  Vector end_time() const { return Vector::Constant(1, horizon_); }
+
+  const ConvDynamics& f_;
+  SolverOptions options_;
+  double horizon_;
+  std::map<int, Unit> units_;
+};
+
+class ResidualBody final : public Body {
+ public:
+  ResidualBody(const ConvDynamics& f, int blocks) : f_(f), blocks_(blocks) {}
+
+  int param_size() const override { return blocks_ * f_.param_size(); }
+  Vector initial_parameters(std::uint64_t seed) const override {
+    Vector theta(param_size());
+    for (int k = 0; k < blocks_; ++k) theta.segment(k * f_.param_size(), f_.param_size()) = f_.initial_parameters(seed + k);
+    return theta;
+  }
+
+  void forward(const double* theta, const Matrix& Z0, Matrix& Z1, BodyStats& stats, const SolverOptions*) override {
+    stats = BodyStats{};
+    run(theta, Z0, Z1, false);
+  }
+
+  void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
+                BodyStats& stats) override {
+    stats = BodyStats{};
+    Matrix Z1, A;
+    run(theta, Z0, Z1, true);
+    head(Z1, A);
+    const int P = f_.param_size();
+    Matrix AZ(A.rows(), A.cols());
+    // Backwards through the layers, each VJP on its own layer's kept forward pass.
+    for (int k = blocks_ - 1; k >= 0; --k) {
+      Eigen::Map<Vector> dk(dtheta + static_cast<long>(k) * P, P);
+      f_.vjp_batch_again(0.0, inputs_[k], theta_k(theta, k), A, AZ, dk, work_[k]);
+      A += AZ;
+    }
+    dZ0 = std::move(A);
+  }
+
+ private:
+  Eigen::Map<const Vector> theta_k(const double* theta, int k) const {
+    return {theta + static_cast<long>(k) * f_.param_size(), f_.param_size()};
+  }
+  // z_{k+1} = z_k + f(z_k; theta_k); with `keep`, every layer's input and forward pass are kept
+  // (memory grows with depth, as in any backpropagated ResNet).
+  void run(const double* theta, const Matrix& Z0, Matrix& Z, bool keep) {
+    const int B = static_cast<int>(Z0.cols());
+    const int layers = keep ? blocks_ : 1;
+    if (static_cast<int>(work_.size()) != layers || work_[0].size() != f_.batch_workspace_size(B)) {
+      work_.assign(layers, Vector(f_.batch_workspace_size(B)));
+      inputs_.assign(layers, Matrix());
+    }
+    Z = Z0;
+    Matrix F(Z0.rows(), B);
+    for (int k = 0; k < blocks_; ++k) {
+      Vector& w = work_[keep ? k : 0];
+      if (keep) inputs_[k] = Z;
+      f_.rhs_batch(0.0, Z, theta_k(theta, k), F, w);
+      Z += F;
+    }
+  }
+
+  const ConvDynamics& f_;
+  int blocks_;
+  std::vector<Vector> work_;
+  std::vector<Matrix> inputs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Body> make_ode_body(const ConvDynamics& f, const SolverOptions& options, double horizon) {
+  return std::make_unique<OdeBody>(f, options, horizon);
+}
+
+std::unique_ptr<Body> make_residual_body(const ConvDynamics& f, int blocks) {
+  return std::make_unique<ResidualBody>(f, blocks);
+}
+
+}  // namespace cvnode::detail
