@@ -191,8 +191,10 @@ void activate(Activation a, const ArrayMap& u, ArrayMap x) {
     case Activation::Identity: x = u; break;
     case Activation::Tanh: fast_tanh(u, x); break;
     case Activation::Relu: x = u.max(0.0); break;
-    // log(1 + e^u) without overflow for large u or cancellation for very negative u.
-    case Activation::Softplus: x = u.max(0.0) + (-u.abs()).exp().log1p(); break;
+    // log(1 + e^u) = max(u, 0) + log(1 + e^-|u|): no overflow for large u. Eigen vectorises log
+    // but not log1p (3.6 against 46 ns an element here); log(1 + e) differs from log1p(e) by at
+    // most 1.1e-16 absolutely, which only matters relative to softplus(u) < 1e-16 (u < -37).
+    case Activation::Softplus: x = u.max(0.0) + (1.0 + (-u.abs()).exp()).log(); break;
     case Activation::Sigmoid: x = 1.0 / (1.0 + (-u).exp()); break;
     case Activation::Silu: x = u / (1.0 + (-u).exp()); break;
     case Activation::Elu: x = (u > 0).select(u, u.min(0.0).expm1()); break;
