@@ -110,10 +110,7 @@ Vector activate(Activation a, const Vector& x) {
 // The ODE block by the naive pieces, reading theta in ConvDynamics' documented layout.
 Vector naive_block(const ConvDynamicsSpec& s, double t, const Vector& z, const Vector& theta, int images) {
   const int C = s.channels, P = s.height * s.width;
-  ConvGeometry g;
-  g.in_channels = g.out_channels = C;
-  g.height = s.height;
-  g.width = s.width;
+  const ConvGeometry g = detail::conv_geometry(C, C, 3, 1, 1, s.height, s.width);
   const bool norm = s.groups > 0;
   long o = 0;
   auto take = [&](long size) {
@@ -146,15 +143,7 @@ struct ConvCase {
 
 std::vector<ConvCase> conv_cases() {
   auto make = [](int ci, int co, int k, int s, int p, int h, int w, int images) {
-    ConvGeometry g;
-    g.in_channels = ci;
-    g.out_channels = co;
-    g.kernel = k;
-    g.stride = s;
-    g.pad = p;
-    g.height = h;
-    g.width = w;
-    return ConvCase{g, images};
+    return ConvCase{detail::conv_geometry(ci, co, k, s, p, h, w), images};
   };
   return {make(3, 5, 3, 1, 1, 6, 5, 2),   // the ODE block's shape
           make(1, 4, 3, 1, 0, 7, 7, 3),   // the paper's first stem layer (no padding)

@@ -84,6 +84,7 @@ class ConvDynamics final : public Dynamics {
 
  private:
   struct Layout;
+  struct Chunk;
   // The forward pass over B = Z.cols() images into the kept buffers of `work`; F (may be null)
   // receives f.
   void forward(double t, ConstMatrixRef Z, const double* theta, MatrixRef* F, double* work) const;
@@ -104,9 +105,15 @@ class ConvDynamics final : public Dynamics {
 
   ConvDynamicsSpec spec_;
   int n_ = 0, n_params_ = 0, groups_ = 0;
-  // theta offsets (-1 when absent)
-  int g1_ = -1, be1_ = -1, w1_ = 0, wt1_ = -1, b1_ = 0, g2_ = -1, be2_ = -1, w2_ = 0, wt2_ = -1, b2_ = 0,
-      g3_ = -1, be3_ = -1;
+  // theta offsets (-1 when absent): the three norms, the two convolutions
+  struct NormOffsets {
+    int gamma = -1, beta = -1;
+  };
+  struct ConvOffsets {
+    int w = 0, wt = -1, b = 0;
+  };
+  NormOffsets norm_[3];
+  ConvOffsets conv_[2];
 };
 
 }  // namespace cvnode

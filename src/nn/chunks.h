@@ -1,6 +1,7 @@
 // Deterministic parallel work over images: fixed chunks of items on OpenMP threads, and the
 // chunks' partial sums reduced in chunk order. Which thread takes which chunk never changes a
-// result, so results do not depend on the number of threads.
+// result, so results do not depend on the number of threads. Also the bookkeeping of the
+// workspaces and parameter vectors that such layers carve into consecutive buffers.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +10,22 @@
 #include <omp.h>
 
 namespace cvnode::detail {
+
+inline long pad8(long n) { return (n + 7) / 8 * 8; }
+
+// Consecutive buffers in one array: take(n) returns the offset of the next n entries. With
+// align 8, every buffer starts a multiple of 8 doubles (64 bytes) from the array's (aligned)
+// start: Eigen's kernels round differently by an operand's alignment, and the bits must not
+// depend on where a buffer sits.
+struct Offsets {
+  explicit Offsets(long align = 1) : align(align) {}
+  long take(long n) {
+    const long at = size;
+    size += (n + align - 1) / align * align;
+    return at;
+  }
+  long align, size = 0;
+};
 
 // Runs fn(chunk, first item, items, thread) for the chunks of `count` items, `chunk` items each
 // (the last may be shorter), on up to `threads` threads: one when called inside another

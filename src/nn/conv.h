@@ -32,6 +32,19 @@ struct ConvGeometry {
   std::string validate() const;  // empty when valid
 };
 
+inline ConvGeometry conv_geometry(int in_channels, int out_channels, int kernel, int stride, int pad, int height,
+                                  int width) {
+  ConvGeometry g;
+  g.in_channels = in_channels;
+  g.out_channels = out_channels;
+  g.kernel = kernel;
+  g.stride = stride;
+  g.pad = pad;
+  g.height = height;
+  g.width = width;
+  return g;
+}
+
 // cols (patch x images*out_pixels) = the input patches of `images` images, zero where a tap
 // falls into the padding.
 void im2col(const ConvGeometry& g, const double* in, int images, double* cols);

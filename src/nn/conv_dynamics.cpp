@@ -19,19 +19,10 @@ using detail::GroupNormGeometry;
 using CMat = Eigen::Map<const Eigen::MatrixXd>;
 using MMat = Eigen::Map<Eigen::MatrixXd>;
 
-// Buffers start on 64-byte boundaries (from an aligned base): Eigen's kernels round differently
-// by an operand's alignment, and the bits must not depend on where a buffer sits.
-long pad8(long n) { return (n + 7) / 8 * 8; }
+using detail::pad8;  // buffers on 64-byte boundaries (detail::Offsets says why)
 
 ConvGeometry block_conv(const ConvDynamicsSpec& s) {
-  ConvGeometry g;
-  g.in_channels = g.out_channels = s.channels;
-  g.kernel = 3;
-  g.stride = 1;
-  g.pad = 1;
-  g.height = s.height;
-  g.width = s.width;
-  return g;
+  return detail::conv_geometry(s.channels, s.channels, 3, 1, 1, s.height, s.width);
 }
 
 GroupNormGeometry block_norm(const ConvDynamicsSpec& s) {
@@ -44,40 +35,48 @@ GroupNormGeometry block_norm(const ConvDynamicsSpec& s) {
 }  // namespace
 
 // Offsets into the workspace of a call over B images (doubles). Per image (B of each): the kept
-// forward pass xhat1, a1, xhat2, a2, xhat3, u1, u2 (n each; u only for activations other than
-// ReLU) and rstd1..3 (groups each); then the time
+// forward pass, xhat and rstd of the three norms (n and groups each), the two activations' outputs
+// a and inputs u (n each; u only for activations other than ReLU); then the time
 // channel's two response maps, one parameter-gradient partial per chunk, and one scratch area
 // per thread (im2col columns, two chunk-sized temporaries, a staging buffer, norm scratch).
 struct ConvDynamics::Layout {
-  long xhat1, a1, xhat2, a2, xhat3, u1, u2, rstd1, rstd2, rstd3, tmap1, tmap2, partials, partial_stride, scratch,
-      total;
+  long xhat[3], rstd[3], a[2], u[2], tmap[2], partials, partial_stride, scratch, total;
   Layout(const ConvDynamics& d, int B) {
     const long n = d.n_, G = std::max(1, d.groups_), hw = static_cast<long>(d.spec_.height) * d.spec_.width;
-    long o = 0;
-    auto take = [&](long size) {
-      const long at = o;
-      o += pad8(size);
-      return at;
-    };
-    xhat1 = take(n * B);
-    a1 = take(n * B);
-    xhat2 = take(n * B);
-    a2 = take(n * B);
-    xhat3 = take(n * B);
-    // The activations' inputs, for the derivative of any activation but ReLU (whose output
-    // alone tells where it is 1).
-    const long u = d.spec_.activation == Activation::Relu ? 0 : n * B;
-    u1 = take(u);
-    u2 = take(u);
-    rstd1 = take(G * B);
-    rstd2 = take(G * B);
-    rstd3 = take(G * B);
-    tmap1 = take(d.spec_.channels * hw);
-    tmap2 = take(d.spec_.channels * hw);
+    // The activations' inputs are kept for the derivative of any activation but ReLU (whose
+    // output alone tells where it is 1).
+    const long u_size = d.spec_.activation == Activation::Relu ? 0 : n * B;
+    detail::Offsets o(8);
+    for (int k = 0; k < 3; ++k) xhat[k] = o.take(n * B), rstd[k] = o.take(G * B);
+    for (int k = 0; k < 2; ++k) a[k] = o.take(n * B), u[k] = o.take(u_size), tmap[k] = o.take(d.spec_.channels * hw);
     partial_stride = pad8(d.n_params_);
-    partials = take(partial_stride * d.chunks(B));
-    scratch = take(d.scratch_size() * std::max(1, d.spec_.threads));
-    total = o;
+    partials = o.take(partial_stride * d.chunks(B));
+    scratch = o.take(d.scratch_size() * std::max(1, d.spec_.threads));
+    total = o.size;
+  }
+};
+
+// What a chunk's forward, backward and tangent pass share: the layout of the call over B images,
+// the geometries, the chunk's offsets into the per-image buffers, and the thread's scratch area:
+// im2col columns, then three chunk-sized buffers d1, d2, ds (ds doubles as the staging buffer of
+// inputs and outputs, free in between), then the norms' scratch.
+struct ConvDynamics::Chunk {
+  Layout L;
+  ConvGeometry cg;
+  GroupNormGeometry ng;
+  long hw, nn, at, at_g;
+  double *d1, *d2, *ds, *gn;
+  Chunk(const ConvDynamics& d, int B, int b0, int nb, double* scratch)
+      : L(d, B), cg(block_conv(d.spec_)), ng(block_norm(d.spec_)) {
+    hw = static_cast<long>(d.spec_.height) * d.spec_.width;
+    nn = static_cast<long>(d.n_) * nb;
+    at = static_cast<long>(b0) * d.n_;
+    at_g = static_cast<long>(b0) * std::max(1, d.groups_);
+    const long chunk = pad8(static_cast<long>(d.n_) * d.spec_.chunk);
+    d1 = scratch + pad8(9L * d.spec_.channels * hw * d.spec_.chunk);
+    d2 = d1 + chunk;
+    ds = d2 + chunk;
+    gn = ds + chunk;
   }
 };
 
@@ -99,23 +98,15 @@ ConvDynamics::ConvDynamics(const ConvDynamicsSpec& spec) : spec_(spec) {
   const int C = spec_.channels;
   n_ = spec_.height * spec_.width * C;
   groups_ = spec_.groups;
-  const bool norm = groups_ > 0, tc = spec_.time_channel;
-  int o = 0;
-  auto take = [&](int size) {
-    const int at = o;
-    o += size;
-    return at;
-  };
-  if (norm) g1_ = take(C), be1_ = take(C);
-  w1_ = take(9 * C * C);
-  if (tc) wt1_ = take(9 * C);
-  b1_ = take(C);
-  if (norm) g2_ = take(C), be2_ = take(C);
-  w2_ = take(9 * C * C);
-  if (tc) wt2_ = take(9 * C);
-  b2_ = take(C);
-  if (norm) g3_ = take(C), be3_ = take(C);
-  n_params_ = o;
+  detail::Offsets o;
+  for (int k = 0; k < 3; ++k) {
+    if (groups_ > 0) norm_[k].gamma = o.take(C), norm_[k].beta = o.take(C);
+    if (k == 2) break;
+    conv_[k].w = o.take(9 * C * C);
+    if (spec_.time_channel) conv_[k].wt = o.take(9 * C);
+    conv_[k].b = o.take(C);
+  }
+  n_params_ = static_cast<int>(o.size);
 }
 
 long ConvDynamics::scratch_size() const {
@@ -139,13 +130,13 @@ Vector ConvDynamics::initial_parameters(std::uint64_t seed) const {
   auto uniform = [&](int off, int size) {
     for (int i = 0; i < size; ++i) theta[off + i] = r * (2 * rng.uniform() - 1);
   };
-  for (auto [w, wt, b] : {std::tuple{w1_, wt1_, b1_}, std::tuple{w2_, wt2_, b2_}}) {
-    uniform(w, 9 * C * C);
-    if (wt >= 0) uniform(wt, 9 * C);
-    uniform(b, C);
+  for (const ConvOffsets& c : conv_) {
+    uniform(c.w, 9 * C * C);
+    if (c.wt >= 0) uniform(c.wt, 9 * C);
+    uniform(c.b, C);
   }
-  for (int g : {g1_, g2_, g3_})
-    if (g >= 0) theta.segment(g, C).setOnes();
+  for (const NormOffsets& g : norm_)
+    if (g.gamma >= 0) theta.segment(g.gamma, C).setOnes();
   return theta;
 }
 
@@ -174,113 +165,83 @@ void ConvDynamics::activation_derivative(const double* a, const double* u, long 
 
 void ConvDynamics::forward_chunk(double t, const double* theta, int b0, int nb, const double* z_in,
                                  double* out, double* work, int B, double* scratch) const {
-  const Layout L(*this, B);
-  const ConvGeometry cg = block_conv(spec_);
-  const GroupNormGeometry ng = block_norm(spec_);
-  const long n = n_, hw = static_cast<long>(spec_.height) * spec_.width, C = spec_.channels;
-  const long nn = n * nb;
+  const Chunk k_(*this, B, b0, nb, scratch);
+  const Layout& L = k_.L;
+  const ConvGeometry& cg = k_.cg;
+  const GroupNormGeometry& ng = k_.ng;
+  const long n = n_, hw = k_.hw, C = spec_.channels, nn = k_.nn, at = k_.at, at_g = k_.at_g;
   double* cols = scratch;
-  double* tmp = cols + pad8(9 * C * hw * spec_.chunk);
-  double* gn = tmp + 3 * pad8(n * spec_.chunk);
-  double* a1 = work + L.a1 + b0 * n;
-  double* a2 = work + L.a2 + b0 * n;
-  const bool norm = groups_ > 0;
-  auto add_time = [&](const double* tmap) {
-    if (!spec_.time_channel || t == 0) return;
-    for (int b = 0; b < nb; ++b) MMat(tmp + b * n, C, hw) += t * CMat(tmap, C, hw);
-  };
-  double* u1 = work + L.u1 + b0 * n;
-  double* u2 = work + L.u2 + b0 * n;
-  const bool relu = spec_.activation == Activation::Relu;
-  if (norm) {
-    // the normalised values go where the activation reads them: in place for ReLU, else u1
-    double* y = relu ? a1 : u1;
-    detail::group_norm_forward(ng, z_in, theta + g1_, theta + be1_, nb, work + L.xhat1 + b0 * n,
-                               work + L.rstd1 + b0 * groups_, y, gn);
-    activate(y, nn, a1, u1);
-  } else {
-    activate(z_in, nn, a1, u1);
+  double* tmp = k_.d1;
+  double* gn = k_.gn;
+  const bool norm = groups_ > 0, relu = spec_.activation == Activation::Relu;
+  const double* x = z_in;
+  for (int k = 0; k < 2; ++k) {
+    double* a = work + L.a[k] + at;
+    double* u = work + L.u[k] + at;
+    if (norm) {
+      // the normalised values go where the activation reads them: in place for ReLU, else u
+      double* y = relu ? a : u;
+      detail::group_norm_forward(ng, x, theta + norm_[k].gamma, theta + norm_[k].beta, nb, work + L.xhat[k] + at,
+                                 work + L.rstd[k] + at_g, y, gn);
+      x = y;
+    }
+    activate(x, nn, a, u);
+    detail::conv_forward(cg, theta + conv_[k].w, theta + conv_[k].b, a, nb, cols, tmp);
+    if (spec_.time_channel && t != 0)
+      for (int b = 0; b < nb; ++b) MMat(tmp + b * n, C, hw) += t * CMat(work + L.tmap[k], C, hw);
+    x = tmp;
   }
-  detail::conv_forward(cg, theta + w1_, theta + b1_, a1, nb, cols, tmp);
-  add_time(work + L.tmap1);
-  if (norm) {
-    double* y = relu ? a2 : u2;
-    detail::group_norm_forward(ng, tmp, theta + g2_, theta + be2_, nb, work + L.xhat2 + b0 * n,
-                               work + L.rstd2 + b0 * groups_, y, gn);
-    activate(y, nn, a2, u2);
-  } else {
-    activate(tmp, nn, a2, u2);
-  }
-  detail::conv_forward(cg, theta + w2_, theta + b2_, a2, nb, cols, tmp);
-  add_time(work + L.tmap2);
   if (norm)
-    detail::group_norm_forward(ng, tmp, theta + g3_, theta + be3_, nb, work + L.xhat3 + b0 * n,
-                               work + L.rstd3 + b0 * groups_, out, gn);
+    detail::group_norm_forward(ng, tmp, theta + norm_[2].gamma, theta + norm_[2].beta, nb, work + L.xhat[2] + at,
+                               work + L.rstd[2] + at_g, out, gn);
   else
     std::copy(tmp, tmp + nn, out);
 }
 
 void ConvDynamics::backward_chunk(double t, const double* theta, int b0, int nb, const double* a_in,
                                   double* out, double* dtheta, double* work, int B, double* scratch) const {
-  const Layout L(*this, B);
-  const ConvGeometry cg = block_conv(spec_);
-  const GroupNormGeometry ng = block_norm(spec_);
-  const long n = n_, hw = static_cast<long>(spec_.height) * spec_.width, C = spec_.channels;
-  const long nn = n * nb;
-  double* cols = scratch;
-  double* d1 = cols + pad8(9 * C * hw * spec_.chunk);
-  double* d2 = d1 + pad8(n * spec_.chunk);
-  double* gn = d1 + 3 * pad8(n * spec_.chunk);
-  double* ds = d2 + pad8(n * spec_.chunk);  // the staging buffer, free until the output is written
-  const double* a1 = work + L.a1 + b0 * n;
-  const double* a2 = work + L.a2 + b0 * n;
-  const double* u1 = work + L.u1 + b0 * n;
-  const double* u2 = work + L.u2 + b0 * n;
+  const Chunk k_(*this, B, b0, nb, scratch);
+  const Layout& L = k_.L;
+  const long nn = k_.nn, at = k_.at, at_g = k_.at_g;
+  double *d1 = k_.d1, *d2 = k_.d2;
   const bool norm = groups_ > 0, grad = dtheta != nullptr;
-  auto at = [&](int off) { return grad && off >= 0 ? dtheta + off : nullptr; };
+  auto param = [&](int off) { return grad && off >= 0 ? dtheta + off : nullptr; };
+  auto norm_backward = [&](int k, double* d) {
+    if (norm)
+      detail::group_norm_backward(k_.ng, work + L.xhat[k] + at, work + L.rstd[k] + at_g, theta + norm_[k].gamma, nb, d,
+                                  param(norm_[k].gamma), param(norm_[k].beta), k_.gn);
+  };
   std::copy(a_in, a_in + nn, d1);
-  if (norm)
-    detail::group_norm_backward(ng, work + L.xhat3 + b0 * n, work + L.rstd3 + b0 * groups_, theta + g3_, nb, d1,
-                                at(g3_), at(be3_), gn);
-  if (grad && spec_.time_channel) detail::constant_channel_grad(cg, d1, nb, t, dtheta + wt2_);
-  detail::conv_backward(cg, theta + w2_, a2, d1, nb, cols, false, at(w2_), at(b2_), d2);
-  activation_derivative(a2, u2, nn, d2, ds);
-  if (norm)
-    detail::group_norm_backward(ng, work + L.xhat2 + b0 * n, work + L.rstd2 + b0 * groups_, theta + g2_, nb, d2,
-                                at(g2_), at(be2_), gn);
-  if (grad && spec_.time_channel) detail::constant_channel_grad(cg, d2, nb, t, dtheta + wt1_);
-  detail::conv_backward(cg, theta + w1_, a1, d2, nb, cols, false, at(w1_), at(b1_), d1);
-  activation_derivative(a1, u1, nn, d1, ds);
-  if (norm)
-    detail::group_norm_backward(ng, work + L.xhat1 + b0 * n, work + L.rstd1 + b0 * groups_, theta + g1_, nb, d1,
-                                at(g1_), at(be1_), gn);
+  norm_backward(2, d1);
+  for (int k = 1; k >= 0; --k) {
+    const double* a = work + L.a[k] + at;
+    if (grad && spec_.time_channel) detail::constant_channel_grad(k_.cg, d1, nb, t, dtheta + conv_[k].wt);
+    detail::conv_backward(k_.cg, theta + conv_[k].w, a, d1, nb, scratch, false, param(conv_[k].w), param(conv_[k].b), d2);
+    activation_derivative(a, work + L.u[k] + at, nn, d2, k_.ds);
+    norm_backward(k, d2);
+    std::swap(d1, d2);
+  }
   std::copy(d1, d1 + nn, out);
 }
 
 void ConvDynamics::tangent_chunk(const double* theta, int b0, int nb, const double* v_in, double* out,
                                  double* work, int B, double* scratch) const {
-  const Layout L(*this, B);
-  const ConvGeometry cg = block_conv(spec_);
-  const GroupNormGeometry ng = block_norm(spec_);
-  const long n = n_, hw = static_cast<long>(spec_.height) * spec_.width, C = spec_.channels;
-  const long nn = n * nb;
-  double* cols = scratch;
-  double* d1 = cols + pad8(9 * C * hw * spec_.chunk);
-  double* d2 = d1 + pad8(n * spec_.chunk);
-  double* gn = d1 + 3 * pad8(n * spec_.chunk);
-  double* ds = d2 + pad8(n * spec_.chunk);
-  const bool norm = groups_ > 0;
+  const Chunk k_(*this, B, b0, nb, scratch);
+  const Layout& L = k_.L;
+  const long nn = k_.nn, at = k_.at, at_g = k_.at_g;
+  double *d1 = k_.d1, *d2 = k_.d2;
+  auto norm_tangent = [&](int k, double* v) {
+    if (groups_ > 0)
+      detail::group_norm_tangent(k_.ng, work + L.xhat[k] + at, work + L.rstd[k] + at_g, theta + norm_[k].gamma, nb, v, k_.gn);
+  };
   std::copy(v_in, v_in + nn, d1);
-  if (norm)
-    detail::group_norm_tangent(ng, work + L.xhat1 + b0 * n, work + L.rstd1 + b0 * groups_, theta + g1_, nb, d1, gn);
-  activation_derivative(work + L.a1 + b0 * n, work + L.u1 + b0 * n, nn, d1, ds);
-  detail::conv_linear(cg, theta + w1_, d1, nb, cols, d2);
-  if (norm)
-    detail::group_norm_tangent(ng, work + L.xhat2 + b0 * n, work + L.rstd2 + b0 * groups_, theta + g2_, nb, d2, gn);
-  activation_derivative(work + L.a2 + b0 * n, work + L.u2 + b0 * n, nn, d2, ds);
-  detail::conv_linear(cg, theta + w2_, d2, nb, cols, d1);
-  if (norm)
-    detail::group_norm_tangent(ng, work + L.xhat3 + b0 * n, work + L.rstd3 + b0 * groups_, theta + g3_, nb, d1, gn);
+  for (int k = 0; k < 2; ++k) {
+    norm_tangent(k, d1);
+    activation_derivative(work + L.a[k] + at, work + L.u[k] + at, nn, d1, k_.ds);
+    detail::conv_linear(k_.cg, theta + conv_[k].w, d1, nb, scratch, d2);
+    std::swap(d1, d2);
+  }
+  norm_tangent(2, d1);
   std::copy(d1, d1 + nn, out);
 }
 
@@ -316,8 +277,7 @@ void ConvDynamics::forward(double t, ConstMatrixRef Z, const double* theta, Matr
   if (spec_.time_channel) {
     const Layout L(*this, B);
     const ConvGeometry cg = block_conv(spec_);
-    detail::constant_channel_response(cg, theta + wt1_, w + L.tmap1);
-    detail::constant_channel_response(cg, theta + wt2_, w + L.tmap2);
+    for (int k = 0; k < 2; ++k) detail::constant_channel_response(cg, theta + conv_[k].wt, w + L.tmap[k]);
   }
   for_chunks(B, w, false, [&](int b0, int nb, double* scr, double* io, double*) {
     stage_in(Z, b0, nb, n_, io);

@@ -8,7 +8,6 @@
 namespace cvnode::detail {
 
 namespace {
-long pad8(long n) { return (n + 7) / 8 * 8; }
 
 // PyTorch's default for Conv2d and Linear: weights and biases uniform in +-1/sqrt(fan_in).
 void uniform_fan_in(double* w, long size, int fan_in, Rng& rng) {
@@ -17,14 +16,7 @@ void uniform_fan_in(double* w, long size, int fan_in, Rng& rng) {
 }
 
 ConvGeometry conv(int in, int out, int kernel, int stride, int pad, int size) {
-  ConvGeometry g;
-  g.in_channels = in;
-  g.out_channels = out;
-  g.kernel = kernel;
-  g.stride = stride;
-  g.pad = pad;
-  g.height = g.width = size;
-  return g;
+  return conv_geometry(in, out, kernel, stride, pad, size, size);
 }
 
 GroupNormGeometry norm(int channels, int groups, int pixels) {
@@ -46,23 +38,18 @@ Stem::Stem(int image_size, int channels, int groups, int chunk, int threads)
   cc_ = conv(C, C, 4, 2, 1, cb_.out_height());
   na_ = norm(C, groups, ca_.out_pixels());
   nb_ = norm(C, groups, cb_.out_pixels());
-  int o = 0;
-  auto take = [&](int size) {
-    const int at = o;
-    o += size;
-    return at;
-  };
-  wa_ = take(ca_.weights());
-  ba_ = take(C);
-  ga_ = norm_ ? take(C) : -1;
-  bea_ = norm_ ? take(C) : -1;
-  wb_ = take(cb_.weights());
-  bb_ = take(C);
-  gb_ = norm_ ? take(C) : -1;
-  beb_ = norm_ ? take(C) : -1;
-  wc_ = take(cc_.weights());
-  bc_ = take(C);
-  n_params_ = o;
+  Offsets o;
+  wa_ = o.take(ca_.weights());
+  ba_ = o.take(C);
+  ga_ = norm_ ? o.take(C) : -1;
+  bea_ = norm_ ? o.take(C) : -1;
+  wb_ = o.take(cb_.weights());
+  bb_ = o.take(C);
+  gb_ = norm_ ? o.take(C) : -1;
+  beb_ = norm_ ? o.take(C) : -1;
+  wc_ = o.take(cc_.weights());
+  bc_ = o.take(C);
+  n_params_ = static_cast<int>(o.size);
   const long cols = std::max({static_cast<long>(ca_.patch()) * ca_.out_pixels(), static_cast<long>(cb_.patch()) * cb_.out_pixels(),
                               static_cast<long>(cc_.patch()) * cc_.out_pixels()});
   scratch_stride_ = pad8(cols * chunk_) + pad8(static_cast<long>(ca_.out_size()) * chunk_) +
@@ -108,19 +95,14 @@ void Stem::forward(const double* theta, const Matrix& X, Matrix& Z) {
   const long sa = ca_.out_size(), sb = cb_.out_size();
   if (B != batch_) {
     batch_ = B;
-    long o = 0;
-    auto take = [&](long size) {
-      const long at = o;
-      o += pad8(size);
-      return at;
-    };
-    k_xa_ = take(sa * B);
-    k_ha_ = take(sa * B);
-    k_xb_ = take(sb * B);
-    k_hb_ = take(sb * B);
-    k_ra_ = take(static_cast<long>(na_.groups) * B);
-    k_rb_ = take(static_cast<long>(nb_.groups) * B);
-    kept_.resize(o);
+    Offsets o(8);
+    k_xa_ = o.take(sa * B);
+    k_ha_ = o.take(sa * B);
+    k_xb_ = o.take(sb * B);
+    k_hb_ = o.take(sb * B);
+    k_ra_ = o.take(static_cast<long>(na_.groups) * B);
+    k_rb_ = o.take(static_cast<long>(nb_.groups) * B);
+    kept_.resize(o.size);
     scratch_.resize(scratch_stride_ * threads_);
     partials_.resize(pad8(n_params_) * ((B + chunk_ - 1) / chunk_));
   }
@@ -182,14 +164,12 @@ Head::Head(int channels, int side, int groups, int grid, int classes)
       cell_weight_[cell_[y * side + x]] += 1;
     }
   cell_weight_ = cell_weight_.cwiseInverse();
-  int o = 0;
-  g_ = norm_ ? (o += channels, o - channels) : -1;
-  be_ = norm_ ? (o += channels, o - channels) : -1;
-  w_ = o;
-  o += classes * features_;
-  b_ = o;
-  o += classes;
-  n_params_ = o;
+  Offsets o;
+  g_ = norm_ ? o.take(channels) : -1;
+  be_ = norm_ ? o.take(channels) : -1;
+  w_ = o.take(static_cast<long>(classes) * features_);
+  b_ = o.take(classes);
+  n_params_ = static_cast<int>(o.size);
   const long n = static_cast<long>(channels) * pixels_;
   xhat_.resize(n);
   h_.resize(n);
