@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include "commands.h"
 #include "cvnode/checkpoint.h"
@@ -28,6 +30,12 @@ double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+// The 1-minute load average at the end of a run: timings on a shared machine need it.
+double load_average() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
 }
 
 double current_rss_mb() {
@@ -144,15 +152,17 @@ void run_train(const TrainArgs& a) {
   std::cerr << "classify: " << classifier_kind_name(spec.kind) << ", " << model.param_size() << " parameters, "
             << train.size() << " training and " << test.size() << " test images\n";
   std::ostringstream epochs_csv;
-  epochs_csv << "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,nfe_forward,nfe_backward,test_nfe,seconds\n";
+  epochs_csv << "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,nfe_forward,nfe_backward,test_nfe,seconds,"
+                "cpu_seconds\n";
   const ClassifierTrainResult r =
       train_classifier(model, model.initial_parameters(a.seed), train, test, o, [&](const ClassifierEpoch& e) {
         std::cerr << "epoch " << e.epoch << ": lr " << e.lr << ", train loss " << e.train_loss << ", train acc "
                   << e.train_accuracy << ", test acc " << e.test_accuracy << ", NFE f/b " << e.nfe_forward << "/"
-                  << e.nfe_backward << ", " << e.seconds << " s\n";
+                  << e.nfe_backward << ", " << e.seconds << " s (" << e.cpu_seconds << " s CPU)\n";
         epochs_csv << e.epoch << "," << num(e.lr) << "," << num(e.train_loss) << "," << num(e.train_accuracy) << ","
                    << num(e.test_loss) << "," << num(e.test_accuracy) << "," << num(e.nfe_forward) << ","
-                   << num(e.nfe_backward) << "," << num(e.test_nfe) << "," << num(e.seconds) << "\n";
+                   << num(e.nfe_backward) << "," << num(e.test_nfe) << "," << num(e.seconds) << "," << num(e.cpu_seconds)
+                   << "\n";
       });
   const ClassifierEpoch& last = r.epochs.back();
   if (!a.out.empty()) {
@@ -183,6 +193,9 @@ void run_train(const TrainArgs& a) {
   j["parameters"] = model.param_size();
   j["peak_memory_mb"] = peak_rss_mb();
   j["train_seconds"] = r.train_seconds;
+  j["train_cpu_seconds"] = r.train_cpu_seconds;
+  j["threads"] = spec.threads > 0 ? spec.threads : omp_get_max_threads();
+  j["load_average"] = load_average();
   j["epochs"] = a.epochs;
   j["nfe_forward"] = last.nfe_forward;
   j["nfe_backward"] = last.nfe_backward;
@@ -203,6 +216,7 @@ struct ToleranceArgs {
   int batch = 500;
   std::string method = "";
   std::string data = kFashionMnistDir;
+  bool csv = false;
 };
 
 void run_tolerance(const ToleranceArgs& a) {
@@ -219,6 +233,7 @@ void run_tolerance(const ToleranceArgs& a) {
   if (!a.method.empty()) ref.method = parse_method(a.method);
   ref.rtol = ref.atol = 1e-9;
   ref.max_steps = 1000000;
+  if (a.csv) std::cout << "tol,method,nfe_forward,relative_error,test_accuracy,images\n";
   for (double tol : a.tols) {
     SolverOptions o = ref;
     o.rtol = o.atol = tol;
@@ -245,7 +260,12 @@ void run_tolerance(const ToleranceArgs& a) {
     j["relative_error"] = std::sqrt(err2 / ref2);
     j["test_accuracy"] = static_cast<double>(correct) / test.size();
     j["images"] = test.size();
-    std::cout << j.dump() << std::endl;
+    if (a.csv)
+      std::cout << num(tol) << "," << method_name(o.method) << "," << num(nfe / batches) << ","
+                << num(std::sqrt(err2 / ref2)) << "," << num(static_cast<double>(correct) / test.size()) << ","
+                << test.size() << std::endl;
+    else
+      std::cout << j.dump() << std::endl;
   }
 }
 
@@ -321,6 +341,7 @@ void add_classify(CLI::App& app) {
   o->add_option("--batch", oa->batch, "images per solve");
   o->add_option("--method", oa->method, "engine (default: the model's)");
   o->add_option("--data", oa->data);
+  o->add_flag("--csv", oa->csv, "CSV rows (with a header) instead of JSON lines");
   o->callback([oa] { run_tolerance(*oa); });
 
   auto ma = std::make_shared<MemoryArgs>();

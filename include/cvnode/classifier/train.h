@@ -40,6 +40,8 @@ struct ClassifierEpoch {
   double nfe_forward = 0, nfe_backward = 0;   // per minibatch, mean over the epoch
   double test_nfe = 0;                        // per test minibatch
   double seconds = 0;                         // training time of the epoch (without the test)
+  // CPU time of the epoch's training, all threads (on a loaded machine wall time says little)
+  double cpu_seconds = 0;
 };
 
 struct ClassifierStep {
@@ -59,7 +61,8 @@ struct ClassifierTrainResult {
   Vector theta;
   std::vector<ClassifierEpoch> epochs;
   std::vector<ClassifierStep> steps;
-  double train_seconds = 0;  // sum of the epochs' training times
+  double train_seconds = 0;      // sum of the epochs' training times
+  double train_cpu_seconds = 0;  // and of their CPU times
 };
 
 // pixels x count (values in [0, 1]) and labels of images order[begin, end) of `set`.

@@ -6,6 +6,8 @@
 #include <limits>
 #include <numeric>
 
+#include <sys/resource.h>
+
 #include "cvnode/errors.h"
 #include "nn/random.h"
 
@@ -41,6 +43,13 @@ void put_image(const ImageSet& set, int index, int dy, int dx, double* col) {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// User and system CPU time of the process so far, all threads.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 }  // namespace
 
@@ -99,6 +108,7 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
   long step = 0;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const auto t_start = std::chrono::steady_clock::now();
+    const double cpu_start = cpu_seconds();
     ClassifierEpoch ep;
     ep.epoch = epoch;
     ep.lr = sched.lr(epoch);
@@ -135,6 +145,7 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
       out.steps.push_back({step, epoch, r.loss, r.nfe_forward, r.nfe_backward});
     }
     ep.seconds = seconds_since(t_start);
+    ep.cpu_seconds = cpu_seconds() - cpu_start;
     ep.train_loss = loss_sum / batches;
     ep.train_accuracy = static_cast<double>(correct) / (static_cast<double>(batches) * o.batch_size);
     ep.nfe_forward = nfe_f / batches;
@@ -147,6 +158,7 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
       ep.test_nfe = e.nfe;
     }
     out.train_seconds += ep.seconds;
+    out.train_cpu_seconds += ep.cpu_seconds;
     out.epochs.push_back(ep);
     if (on_epoch) on_epoch(ep);
   }
