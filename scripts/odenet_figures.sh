@@ -5,12 +5,13 @@
 # (a, b from `cvnode classify tolerance` on 1,000 test images, the error against rtol = 1e-9;
 # c, d from the training run's steps.csv).
 #   bash scripts/odenet_figures.sh RUNS_DIR          (the folder of scripts/odenet_fashion.sh)
+# Environment: IMAGES (1000 test images for a and b), CVNODE (the binary; build/apps/cvnode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:?usage: odenet_figures.sh RUNS_DIR}"
 run="$runs/odenet"
 [ -f "$run/model.h5" ] || { echo "odenet_figures: $run/model.h5 is missing (run scripts/odenet_fashion.sh)" >&2; exit 2; }
-nice ./build/apps/cvnode classify tolerance "$run" --images "${IMAGES:-1000}" --csv > "$run/tolerance.csv"
+nice "${CVNODE:-./build/apps/cvnode}" classify tolerance "$run" --images "${IMAGES:-1000}" --csv > "$run/tolerance.csv"
 if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then term="pngcairo size 640,480"; else term="png size 640,480"; fi
 steps_per_epoch=$(awk -F, 'NR > 1 && $2 == 1 { n++ } END { print n }' "$run/steps.csv")
 gnuplot <<GP
