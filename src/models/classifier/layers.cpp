@@ -68,13 +68,20 @@ void Stem::initialise(double* theta, Rng& rng) const {
     if (b >= 0) std::fill(theta + b, theta + b + C, 0.0);
 }
 
+Stem::Scratch Stem::scratch_parts(double* scratch) const {
+  const long sa = ca_.out_size(), sb = cb_.out_size();
+  Scratch p;
+  p.cols = scratch;
+  p.a = p.cols + (scratch_stride_ - pad8(sa * chunk_) - pad8(sb * chunk_) - pad8(4L * ca_.out_channels));
+  p.b = p.a + pad8(sa * chunk_);
+  p.gn = p.b + pad8(sb * chunk_);
+  return p;
+}
+
 void Stem::forward_chunk(const double* theta, int b0, int nb, const double* x, double* z, double* scratch) {
-  const long C = ca_.out_channels, sa = ca_.out_size(), sb = cb_.out_size();
-  const long cols_size = scratch_stride_ - pad8(sa * chunk_) - pad8(sb * chunk_) - pad8(4 * C);
-  double* cols = scratch;
-  double* ua = cols + cols_size;
-  double* ub = ua + pad8(sa * chunk_);
-  double* gn = ub + pad8(sb * chunk_);
+  const long sa = ca_.out_size(), sb = cb_.out_size();
+  const Scratch p = scratch_parts(scratch);
+  double *cols = p.cols, *ua = p.a, *ub = p.b, *gn = p.gn;
   double* ha = kept_.data() + k_ha_ + b0 * sa;
   double* hb = kept_.data() + k_hb_ + b0 * sb;
   conv_forward(ca_, theta + wa_, theta + ba_, x, nb, cols, ua);
@@ -116,12 +123,9 @@ void Stem::forward(const double* theta, const Matrix& X, Matrix& Z) {
 
 void Stem::backward_chunk(const double* theta, int b0, int nb, const double* x, const double* dz, double* dtheta,
                           double* scratch) {
-  const long C = ca_.out_channels, sa = ca_.out_size(), sb = cb_.out_size();
-  const long cols_size = scratch_stride_ - pad8(sa * chunk_) - pad8(sb * chunk_) - pad8(4 * C);
-  double* cols = scratch;
-  double* da = cols + cols_size;
-  double* db = da + pad8(sa * chunk_);
-  double* gn = db + pad8(sb * chunk_);
+  const long sa = ca_.out_size(), sb = cb_.out_size();
+  const Scratch p = scratch_parts(scratch);
+  double *cols = p.cols, *da = p.a, *db = p.b, *gn = p.gn;
   const double* ha = kept_.data() + k_ha_ + b0 * sa;
   const double* hb = kept_.data() + k_hb_ + b0 * sb;
   auto at = [&](int off) { return off >= 0 ? dtheta + off : nullptr; };

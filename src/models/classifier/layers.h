@@ -30,6 +30,12 @@ class Stem {
   void backward(const double* theta, const Matrix& dZ, double* dtheta);
 
  private:
+  // A thread's scratch: the im2col columns, the first two maps (their outputs forward, their
+  // cotangents backward) and the group-norm statistics.
+  struct Scratch {
+    double *cols, *a, *b, *gn;
+  };
+  Scratch scratch_parts(double* scratch) const;
   void forward_chunk(const double* theta, int b0, int nb, const double* x, double* z, double* scratch);
   void backward_chunk(const double* theta, int b0, int nb, const double* x, const double* dz, double* dtheta,
                       double* scratch);
