@@ -5,6 +5,7 @@
 
 #include "cvnode/loss.h"
 #include "cvnode/observations.h"
+#include "cvnode/problem.h"
 #include "cvnode/solver.h"
 #include "cvnode/stacked.h"
 
@@ -34,11 +35,10 @@ class OdeBody final : public Body {
     stats.backward = SolverStats{};
   }
 
-  // The engines' gradient takes a loss on observed values, not yet a given cotangent (core's
-  // milestone 1 brings that). Until then the cotangent c = dLoss/dz(T) enters as the loss
-  // 0.5 |z(T) - (z1 - c)|^2 with z1 from a forward solve, whose jump z(T) - (z1 - c) is exactly
-  // c because the gradient's forward pass repeats the same steps bit for bit (checked below).
-  // It costs one extra forward solve.
+  // The head's cotangent c = dLoss/dz(T) needs z(T) first, so a forward solve precedes the
+  // gradient, whose loss is then c^T z(T) (GivenCotangent). The gradient's forward pass repeats
+  // the same steps bit for bit (checked below), so c belongs to the z(T) the backward pass
+  // starts from. It costs one extra forward solve.
   void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
                 BodyStats& stats) override {
     const int B = static_cast<int>(Z0.cols());
@@ -51,8 +51,10 @@ class OdeBody final : public Body {
     tr.t0 = 0;
     tr.z0 = flat(Z0);
     tr.times = end_time();
-    tr.values = (Eigen::Map<const Vector>(Z1.data(), N) - Eigen::Map<const Vector>(dZ1.data(), N)).transpose();
-    const Gradient g = u.solver->gradient(theta_map(theta), tr, Loss{});
+    tr.values = Matrix(1, 0);  // nothing observed: the loss is the given cotangent
+    const Problem problem({std::move(tr)},
+                          std::make_shared<GivenCotangent>(std::vector<Matrix>{Eigen::Map<const Matrix>(dZ1.data(), 1, N)}));
+    const Gradient g = u.solver->gradient(theta_map(theta), problem);
     if ((g.states.row(0).transpose() - Eigen::Map<const Vector>(Z1.data(), N)).cwiseAbs().maxCoeff() != 0)
       throw std::logic_error("classifier ODE block: the gradient's forward pass did not repeat the solve's steps");
     dZ0 = Eigen::Map<const Matrix>(g.z0.data(), f_.state_size(), B);

@@ -29,13 +29,13 @@ const char* classifier_kind_name(ClassifierKind kind) {
 
 SolverOptions ClassifierSpec::default_solver() {
   SolverOptions o;
-  o.method = Method::Adams;
+  o.method = "adams";
   o.rtol = 1e-3;
   o.atol = 1e-3;
   // The adjoint keeps 2 (checkpoint_steps + 1) states of the whole minibatch for its Hermite
   // interpolation, allocated up front: 20 covers a whole [0, 1] solve at this tolerance in one
   // interval (no recomputation) for ~40 stacked states instead of the default's ~200.
-  o.checkpoint_steps = 20;
+  o.cvodes.checkpoint_steps = 20;
   return o;
 }
 
@@ -79,10 +79,10 @@ std::string ClassifierSpec::to_json() const {
   j["resnet_blocks"] = resnet_blocks;
   j["horizon"] = horizon;
   j["rk_steps"] = rk_steps;
-  j["method"] = method_name(solver.method);
+  j["method"] = solver.method;
   j["rtol"] = solver.rtol;
   j["atol"] = solver.atol;
-  j["checkpoint_steps"] = solver.checkpoint_steps;
+  j["checkpoint_steps"] = solver.cvodes.checkpoint_steps;
   j["chunk"] = chunk;
   return j.dump();
 }
@@ -102,10 +102,10 @@ ClassifierSpec ClassifierSpec::from_json(const std::string& text) {
     s.resnet_blocks = j.at("resnet_blocks").get<int>();
     s.horizon = j.at("horizon").get<double>();
     s.rk_steps = j.at("rk_steps").get<int>();
-    s.solver.method = parse_method(j.at("method").get<std::string>());
+    s.solver.method = j.at("method").get<std::string>();
     s.solver.rtol = j.at("rtol").get<double>();
     s.solver.atol = j.at("atol").get<double>();
-    s.solver.checkpoint_steps = j.at("checkpoint_steps").get<int>();
+    s.solver.cvodes.checkpoint_steps = j.at("checkpoint_steps").get<int>();
     s.chunk = j.at("chunk").get<int>();
   } catch (const nlohmann::json::exception& e) {
     throw OptionsError(std::string("classifier specification: ") + e.what());
@@ -119,7 +119,7 @@ namespace {
 // absolute tolerance no error reaches), the gradient by backpropagation through them.
 SolverOptions fixed_steps(double horizon, int steps) {
   SolverOptions o;
-  o.method = Method::Dopri5;
+  o.method = "dopri5";
   o.rtol = 0.5;
   o.atol = 1e300;
   o.initial_step = o.max_step = o.min_step = horizon / steps;
