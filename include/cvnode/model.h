@@ -20,11 +20,13 @@ namespace cvnode {
 enum class InitialState {
   FirstObservation,  // z0 = first observation (t0 moved to its time), augmented dims 0
   Given,             // z0 = the series' stored initial state at its t0, augmented dims 0
-  Learned            // one free z0 per training series (or window), started from the stored
+  Learned,           // one free z0 per training series (or window), started from the stored
                      // initial state if there is one, else the first observation; other series
                      // (validation, prediction) start from those without learning
+  Zero               // z0 = 0 at the series' own t0: the state before the first dose
+                     // (pharmacokinetics: no drug in the body before the first dose)
 };
-InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned
+InitialState parse_initial_state(const std::string& name);  // first_observation|given|learned|zero
 
 enum class Readout {
   Identity,  // channel i is state component i (the first `observed` components)

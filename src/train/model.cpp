@@ -10,8 +10,9 @@ InitialState parse_initial_state(const std::string& name) {
   if (name == "first_observation") return InitialState::FirstObservation;
   if (name == "given") return InitialState::Given;
   if (name == "learned") return InitialState::Learned;
+  if (name == "zero") return InitialState::Zero;
   throw OptionsError("unknown initial state rule '" + name +
-                     "' (expected first_observation, given or learned)");
+                     "' (expected first_observation, given, learned or zero)");
 }
 
 const char* initial_state_name(InitialState s) {
@@ -19,6 +20,7 @@ const char* initial_state_name(InitialState s) {
     case InitialState::FirstObservation: return "first_observation";
     case InitialState::Given: return "given";
     case InitialState::Learned: return "learned";
+    case InitialState::Zero: return "zero";
   }
   return "?";
 }
@@ -178,19 +180,28 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
   // series, or a validation series with a stored z(t0)), else from the first observation.
   const bool given = o_.initial_state == InitialState::Given ||
                      (o_.initial_state == InitialState::Learned && obs.z0.size() >= c);
-  if (given) {
+  if (obs.z0.size() > n)
+    throw DataError("series '" + id + "' has a " + std::to_string(obs.z0.size()) + "-entry initial state, the model's "
+                    "state has " + std::to_string(n) + " components (the observed channels + model.augment)");
+  if (o_.initial_state == InitialState::Zero) {
+    // Every component 0 at the series' own t0 (tr.t0 = obs.t0): doses from t0 on fill it.
+  } else if (given) {
     if (obs.z0.size() < c)
       throw DataError("series '" + id + "' has no initial state (model.initial_state = given)");
-    tr.z0.head(c) = obs.z0.head(c);
+    // All of it: entries beyond the channels are the unobserved components' given start.
+    tr.z0.head(obs.z0.size()) = obs.z0;
   } else {
     if (obs.times.size() == 0) throw DataError("series '" + id + "' has no observations");
     // The first observation is the initial condition: the model starts at its time, and
-    // missing entries of it start at 0 (the normalised mean).
+    // missing entries of it start at 0 (the normalised mean). A full state given with the series
+    // (a training window warm-started from the model's own solution) supplies the unobserved
+    // components; otherwise they start at 0.
     tr.t0 = obs.times[0];
     for (int i = 0; i < c; ++i) {
       const bool seen = obs.mask.size() == 0 || obs.mask(0, i) != 0;
       tr.z0[i] = seen ? obs.values(0, i) : 0.0;
     }
+    if (obs.z0.size() == n && n > c) tr.z0.tail(n - c) = obs.z0.tail(n - c);
   }
   const std::string why = tr.validate(n);
   if (!why.empty()) throw DataError("series '" + id + "': " + why);
