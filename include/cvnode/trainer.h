@@ -217,6 +217,8 @@ class Trainer {
   Optimizer opt_;
   Schedule sched_;
   int phase_start_ = 0;
+  SeriesFailure last_failure_{0, 0, 0.0, "", ""};  // the latest failed solve, named when the run gives up
+  std::string last_failure_id_;
   int stopped_by_signal_ = 0;
 
   void emit(const std::string& line) const;

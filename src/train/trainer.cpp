@@ -278,11 +278,29 @@ Problem Trainer::val_problem(const Vector& params) const {
 
 void Trainer::rollback(int epoch) {
   ++st_.rollbacks;
-  if (st_.rollbacks > s_.run.max_rollbacks)
-    throw SolverError("training", 0, "TOO_MANY_ROLLBACKS", 0.0,
-                      "more than run.max_rollbacks = " + std::to_string(s_.run.max_rollbacks) +
-                          " rollbacks after repeated solver failures; loosen the tolerances, raise "
-                          "solver.max_steps or lower optimizer.lr");
+  if (st_.rollbacks > s_.run.max_rollbacks) {
+    // Name what failed. A solution that has to cross a sign constraint cannot go on (CVODES
+    // shrinks the step until it fails, as CV_CONSTR_FAIL or a non-finite state): with
+    // constraints set they come first in the advice, not the tolerances.
+    const SeriesFailure& f = last_failure_;
+    const bool constrained = (s_.solver.cvodes.constraints.array() != 0).any();
+    std::ostringstream why;
+    why.precision(6);
+    why << "more than run.max_rollbacks = " << s_.run.max_rollbacks << " rollbacks after repeated solver failures";
+    if (!last_failure_id_.empty())
+      why << "; the last: series '" << last_failure_id_ << "', " << (f.flag_name.empty() ? "error" : f.flag_name)
+          << " at t = " << f.time << ": " << f.message;
+    if (constrained) {
+      why << "; the solves run with solver.constraints = [";
+      for (Eigen::Index i = 0; i < s_.solver.cvodes.constraints.size(); ++i)
+        why << (i ? ", " : "") << s_.solver.cvodes.constraints[i];
+      why << "], which stop any solution that has to cross them: relax or drop the constraints (a positive channel "
+             "stays positive with data.transform = \"log\"), then the tolerances, solver.max_steps or optimizer.lr";
+    } else {
+      why << "; loosen the tolerances, raise solver.max_steps or lower optimizer.lr";
+    }
+    throw SolverError("training", f.flag, "TOO_MANY_ROLLBACKS", f.time, why.str());
+  }
   st_.params = st_.good_params;
   opt_.set_state(st_.good_m, st_.good_v, st_.good_opt_steps);
   sched_.reduce(s_.run.failure_lr_factor);
@@ -388,6 +406,8 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
         << "' failed (flag " << f.flag << ", t = " << f.time << "): " << f.message
         << "; left out of this step";
       emit(o.str());
+      last_failure_ = f;
+      last_failure_id_ = train_ids_[order[first + f.series]];
     }
     const int failed = static_cast<int>(g.failures.size());
     // A mean loss is normalised by the entries of the whole batch, failed series included.
