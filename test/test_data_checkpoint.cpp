@@ -114,7 +114,7 @@ BOOST_AUTO_TEST_CASE(format_and_version_are_checked) {
     return path;
   };
   std::string p = raw("newer", "cvnode-checkpoint", 3);
-  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format_version'", "3 is newer than this cvnode reads (1)"});
+  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format_version'", "3 is newer than this cvnode reads (2)"});
   p = raw("dataset", "cvnode-dataset", 1);
   expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format'", "'cvnode-dataset', expected 'cvnode-checkpoint'"});
   p = raw("incomplete", "cvnode-checkpoint", 1);

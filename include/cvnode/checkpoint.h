@@ -12,9 +12,10 @@
 
 namespace cvnode {
 
-// Version of the checkpoint layout (docs/dataset-format.md, "Checkpoints") this library writes;
-// it reads this version and older ones.
-constexpr int kCheckpointFormatVersion = 1;
+// Version of the checkpoint layout (docs/dataset-format.md, "Checkpoints") this library knows;
+// it reads this version and older ones. A checkpoint is written with the lowest version that
+// holds it: 2 only with input statistics.
+constexpr int kCheckpointFormatVersion = 2;
 
 struct Checkpoint {
   // The model as a JSON or TOML text: what the parameter vector means. Compared on load so that
@@ -31,6 +32,9 @@ struct Checkpoint {
   std::string config;
   // Per-channel statistics the model was trained on (empty if none).
   Normalization normalization;
+  // Statistics of the model's inputs u = [controls; covariates] it was trained with (empty if
+  // none; stored only when not empty, as datasets input_mean and input_std).
+  Normalization input_normalization;
   // Metrics history: named columns (e.g. "epoch", "train_loss", "val_loss"); lengths may differ.
   std::map<std::string, std::vector<double>> metrics;
 

@@ -21,6 +21,8 @@ const std::set<std::string> kDatasets = {"model_spec", "config", "parameters", "
                                          "optimizer_data", "optimizer_scalars", "rng_state",
                                          "normalization_mean", "normalization_std", "metric_offsets",
                                          "metric_data"};
+// Optional since format version 2: the statistics of the model's inputs.
+const std::set<std::string> kOptionalDatasetsV2 = {"input_mean", "input_std"};
 
 void write_text(const h5::File& f, const std::string& name, const std::string& text) {
   f.write_uint8(name, reinterpret_cast<const std::uint8_t*>(text.data()), {text.size()});
@@ -91,7 +93,7 @@ void Checkpoint::write(const std::string& path) const {
   {
     h5::File f = h5::File::create_checked(out.temp_path(), io::kSealBytes);
     f.write_string_attribute("format", kFormatName);
-    f.write_int_attribute("format_version", kCheckpointFormatVersion);
+    f.write_int_attribute("format_version", input_normalization.empty() ? 1 : 2);
     f.write_int_attribute("epoch", static_cast<long>(epoch));
     f.write_int_attribute("step", static_cast<long>(step));
     write_text(f, "model_spec", model_spec);
@@ -107,6 +109,10 @@ void Checkpoint::write(const std::string& path) const {
     f.write_uint64("rng_state", rng_state.data(), rng_state.size());
     f.write_doubles("normalization_mean", normalization.mean.data(), {static_cast<hsize_t>(normalization.mean.size())});
     f.write_doubles("normalization_std", normalization.std.data(), {static_cast<hsize_t>(normalization.std.size())});
+    if (!input_normalization.empty()) {
+      f.write_doubles("input_mean", input_normalization.mean.data(), {static_cast<hsize_t>(input_normalization.mean.size())});
+      f.write_doubles("input_std", input_normalization.std.data(), {static_cast<hsize_t>(input_normalization.std.size())});
+    }
     write_named(f, "metric_names", "metric_offsets", "metric_data", metrics,
                 [](const std::vector<double>& v) { return static_cast<long>(v.size()); },
                 [](const std::vector<double>& v) { return v.data(); });
@@ -122,7 +128,8 @@ Checkpoint Checkpoint::read(const std::string& path, const std::string& expected
   for (const auto& a : f.attribute_names())
     if (!kAttributes.count(a)) throw bad("attribute '" + a + "': unknown attribute in a checkpoint");
   for (const auto& l : f.link_names())
-    if (!kDatasets.count(l)) throw bad("dataset '" + l + "': unknown dataset in a checkpoint");
+    if (!kDatasets.count(l) && !kOptionalDatasetsV2.count(l))
+      throw bad("dataset '" + l + "': unknown dataset in a checkpoint");
   if (!f.has_attribute("format")) throw bad("attribute 'format': missing (not a cvnode checkpoint)");
   const std::string format = f.string_attribute("format");
   if (format != kFormatName) throw bad("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
@@ -160,14 +167,26 @@ Checkpoint Checkpoint::read(const std::string& path, const std::string& expected
     if (!c.optimizer_scalars.emplace(scalar_names[i], scalars[i]).second)
       throw bad("attribute 'optimizer_scalar_names': name '" + scalar_names[i] + "' appears twice");
   c.rng_state = f.read_uint64_rows("rng_state", 0);
-  auto m = f.read_double_rows("normalization_mean", 0), s = f.read_double_rows("normalization_std", 0);
-  if (m.size() != s.size())
-    throw bad("dataset 'normalization_std': " + std::to_string(s.size()) + " entries for " + std::to_string(m.size()) +
-              " means");
-  for (double v : s)
-    if (!(v > 0) || !std::isfinite(v)) throw bad("dataset 'normalization_std': entry " + std::to_string(v) + " is not a positive finite number");
-  c.normalization.mean = Eigen::Map<Vector>(m.data(), static_cast<Eigen::Index>(m.size()));
-  c.normalization.std = Eigen::Map<Vector>(s.data(), static_cast<Eigen::Index>(s.size()));
+  // Mean and std datasets as a Normalization (equal lengths, std > 0).
+  auto statistics = [&](const char* mean_name, const char* std_name) {
+    auto m = f.read_double_rows(mean_name, 0), s = f.read_double_rows(std_name, 0);
+    if (m.size() != s.size())
+      throw bad(std::string("dataset '") + std_name + "': " + std::to_string(s.size()) + " entries for " +
+                std::to_string(m.size()) + " means");
+    for (double v : s)
+      if (!(v > 0) || !std::isfinite(v))
+        throw bad(std::string("dataset '") + std_name + "': entry " + std::to_string(v) + " is not a positive finite number");
+    Normalization n;
+    n.mean = Eigen::Map<Vector>(m.data(), static_cast<Eigen::Index>(m.size()));
+    n.std = Eigen::Map<Vector>(s.data(), static_cast<Eigen::Index>(s.size()));
+    return n;
+  };
+  c.normalization = statistics("normalization_mean", "normalization_std");
+  if (version < 2 && (f.has("input_mean") || f.has("input_std")))
+    throw bad("dataset 'input_mean': not part of checkpoint format version " + std::to_string(version));
+  if (f.has("input_mean") != f.has("input_std"))
+    throw bad("datasets 'input_mean' and 'input_std': only one of the two is present");
+  if (f.has("input_mean")) c.input_normalization = statistics("input_mean", "input_std");
   for (auto& [name, v] : read_named(f, "metric_names", "metric_offsets", "metric_data")) c.metrics[name] = std::move(v);
   return c;
 }
