@@ -184,7 +184,20 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
     throw DataError("series '" + id + "' has a " + std::to_string(obs.z0.size()) + "-entry initial state, the model's "
                     "state has " + std::to_string(n) + " components (the observed channels + model.augment)");
   if (o_.initial_state == InitialState::Zero) {
-    // Every component 0 at the series' own t0 (tr.t0 = obs.t0): doses from t0 on fill it.
+    // Every component 0 at the series' own t0 (tr.t0 = obs.t0): doses from t0 on fill it. The
+    // events at t0 before any observation (the first dose) are the initial state itself: applied
+    // here, exactly, up to the first infusion (nothing observes the state between them).
+    if (obs.times.size() == 0 || obs.times[0] > obs.t0) {
+      std::size_t k = 0;
+      for (; k < tr.events.size() && tr.events[k].time == tr.t0; ++k) {
+        const Event& e = tr.events[k];
+        if (e.kind == EventKind::Infusion || e.compartment < 0 || e.compartment >= n) break;
+        if (e.kind == EventKind::Bolus) tr.z0[e.compartment] += e.amount;
+        else if (e.kind == EventKind::Remove) tr.z0[e.compartment] *= 1 - e.amount;
+        else tr.z0.setZero();  // Reset
+      }
+      tr.events.erase(tr.events.begin(), tr.events.begin() + static_cast<std::ptrdiff_t>(k));
+    }
   } else if (given) {
     if (obs.z0.size() < c)
       throw DataError("series '" + id + "' has no initial state (model.initial_state = given)");
