@@ -24,6 +24,7 @@ struct EvalArgs {
   std::string checkpoint, split = "val", tolerances = "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8", json;
   std::vector<std::string> overrides;
   double reference_rtol = 1e-10;
+  std::string season;
   int threads = 0;
 };
 
@@ -45,31 +46,60 @@ const char* nonlinear_name(const SolverOptions& o) {
 
 void run(const EvalArgs& a) {
   const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
-  const FitData data = load_fit_data(tm.config);
+  // The model's own normalisation and transforms, whatever file the configuration now names.
+  const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
-  split_series(data, a.split, series, ids);
+  std::vector<int> history;
+  split_series(data, a.split, series, ids, &history);
   if (series.empty()) throw DataError("eval: the '" + a.split + "' split has no series");
-  ModelOptions mo = tm.model->options();
-  const Model lift(mo, tm.model->observed());
   std::vector<Trajectory> lifted;
-  for (std::size_t s = 0; s < series.size(); ++s) lifted.push_back(lift.lift(series[s], ids[s]));
-  const Vector& std_ = data.normalization.empty() ? Vector(Vector::Ones(data.channels)) : data.normalization.std;
+  for (std::size_t s = 0; s < series.size(); ++s) lifted.push_back(tm.lift(series[s], ids[s]));
 
   const SolverOptions base = tm.config.train.solver;
   const Problem problem = tm.problem(lifted);
   const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, problem, base, a.threads);
-  std::printf("eval: %s, split '%s', %d series (%d failed), rtol %g\n", a.checkpoint.c_str(),
-              a.split.c_str(), ev.series, ev.failures, base.rtol);
+  std::printf("eval: %s, split '%s'%s, %d series (%d failed), rtol %g\n", a.checkpoint.c_str(), a.split.c_str(),
+              data.forecast && a.split != "train" ? " (forecast windows)" : "", ev.series, ev.failures, base.rtol);
   if (ev.failures)  // the loss and errors below cover the solved series only
     std::printf("  %d series failed at these options (loss and errors below: the solved ones only); first: %s\n",
                 ev.failures, ev.failed[0].message.c_str());
-  std::printf("  loss (%s units) %.6g\n", data.normalization.empty() ? "data" : "normalised", ev.loss);
-  std::printf("  %-16s %14s %14s %14s %12s\n", "channel", "RMSE", "MAE", "data std", "RMSE/std");
-  for (int i = 0; i < data.channels; ++i) {
-    // Errors in data units: normalised errors times the channel's training std.
-    std::printf("  %-16s %14.6g %14.6g %14.6g %12.4f\n", data.channel_names[i].c_str(), ev.rmse[i] * std_[i],
-                ev.mae[i] * std_[i], data.data_std[i], ev.rmse[i] * std_[i] / data.data_std[i]);
+  std::printf("  loss (%s units) %.6g\n", data.normalization.empty() ? "model" : "normalised", ev.loss);
+  // Errors in data units: predictions denormalised and back-transformed, against the data;
+  // forecast windows are scored after their origin only.
+  const DataErrors err = data_errors(data, series, ev.predictions, history);
+  std::printf("  %-16s %14s %14s %14s %12s %9s\n", "channel", "RMSE", "MAE", "data std", "RMSE/std", "entries");
+  for (int i = 0; i < data.channels; ++i)
+    std::printf("  %-16s %14.6g %14.6g %14.6g %12.4f %9.0f\n", data.channel_names[i].c_str(), err.rmse[i], err.mae[i],
+                data.data_std[i], err.rmse[i] / data.data_std[i], err.count[i]);
+  if (data.forecast && a.split != "train") {
+    // The forecasts a model has to beat, on the same entries.
+    const auto& past = a.split == "val" ? data.val_past : a.split == "test" ? data.test_past : std::vector<Trajectory>{};
+    if (!past.empty()) {
+      auto line = [&](const char* name, const DataErrors& e) {
+        std::printf("  %-30s RMSE", name);
+        for (int i = 0; i < data.channels; ++i) std::printf(" %s %.6g", data.channel_names[i].c_str(), e.rmse[i]);
+        std::printf(", overall %.6g\n", e.rmse_all);
+      };
+      line("model", err);
+      line("persistence (last value)", naive_forecast_errors(data, series, history, past, 0));
+      if (!a.season.empty()) {
+        double period = 0;
+        if (a.season == "auto") {
+          period = best_season(past);
+        } else {
+          try {
+            period = std::stod(a.season);
+          } catch (...) {
+          }
+          if (!(period > 0) || !std::isfinite(period))
+            throw OptionsError("--season = '" + a.season + "' (expected a period > 0 or auto)");
+        }
+        char name[80];
+        std::snprintf(name, sizeof name, "seasonal naive (period %.4g%s)", period, a.season == "auto" ? ", best on the past" : "");
+        if (period > 0) line(name, naive_forecast_errors(data, series, history, past, period));
+      }
+    }
   }
 
   // The tolerance table. The reference is the same model at rtol 1e-10: "solver error" is then the
@@ -98,8 +128,10 @@ void run(const EvalArgs& a) {
     throw SolverError("eval reference (BDF, rtol " + std::to_string(a.reference_rtol) + ")", ref.failed[0].flag,
                       ref.failed[0].flag_name, ref.failed[0].time, ref.failed[0].message);
   Vector peak = Vector::Zero(data.channels);  // per channel: max |z_ref| (data units)
-  for (const Matrix& p : ref.predictions)
-    for (int i = 0; i < data.channels; ++i) peak[i] = std::max(peak[i], p.col(i).cwiseAbs().maxCoeff() * std_[i]);
+  for (const Matrix& p : ref.predictions) {
+    const Matrix y = to_data_units(p, data.normalization, data.transforms);
+    for (int i = 0; i < data.channels; ++i) peak[i] = std::max(peak[i], y.col(i).cwiseAbs().maxCoeff());
+  }
 
   std::ofstream json;
   if (!a.json.empty()) {
@@ -120,16 +152,17 @@ void run(const EvalArgs& a) {
     Vector chan_err = Vector::Zero(data.channels);
     for (std::size_t s = 0; s < lifted.size(); ++s)
       if (e.predictions[s].size() && ref.predictions[s].size()) {
-        const Matrix d = ((e.predictions[s] - ref.predictions[s]).array().rowwise() * std_.transpose().array()).abs();
+        const Matrix d = (to_data_units(e.predictions[s], data.normalization, data.transforms) -
+                          to_data_units(ref.predictions[s], data.normalization, data.transforms))
+                             .cwiseAbs();
         maxdiff = std::max(maxdiff, d.maxCoeff());
         for (int i = 0; i < data.channels; ++i) chan_err[i] = std::max(chan_err[i], d.col(i).maxCoeff() / peak[i]);
       }
-    // RMSE over all channels in data units.
-    double se = 0;
-    for (int i = 0; i < data.channels; ++i) se += e.rmse[i] * std_[i] * e.rmse[i] * std_[i];
+    // RMSE over all scored entries in data units.
+    const DataErrors de = data_errors(data, series, e.predictions, history);
     const int solved = e.series - e.failures;
     std::printf("  %10.1e %14.1f %16.6g %18.3e %12.3e %10.1f", tol, double(e.nfe) / std::max(1, solved),
-                solved ? std::sqrt(se / data.channels) : NAN, solved ? maxdiff : NAN,
+                solved ? de.rmse_all : NAN, solved ? maxdiff : NAN,
                 solved ? chan_err.maxCoeff() : NAN, ms);
     if (e.failures) {
       double t_min = e.failed[0].time;
@@ -159,12 +192,12 @@ void run(const EvalArgs& a) {
       j["ms"] = ms;
       j["reference_rtol"] = a.reference_rtol;
       if (solved) {
-        j["rmse_vs_data"] = std::sqrt(se / data.channels);
+        j["rmse_vs_data"] = de.rmse_all;
         j["max_abs_err_vs_ref"] = maxdiff;
         j["max_rel_err_vs_ref"] = chan_err.maxCoeff();
         for (int i = 0; i < data.channels; ++i) {
           j["rel_err_vs_ref_per_channel"][data.channel_names[i]] = chan_err[i];
-          j["rmse_per_channel"][data.channel_names[i]] = e.rmse[i] * std_[i];
+          j["rmse_per_channel"][data.channel_names[i]] = de.rmse[i];
         }
       }
       j["failed"] = nlohmann::json::array();
@@ -188,6 +221,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--set", a->overrides,
                   "Override a key of the stored configuration, e.g. --set solver.method=adams "
                   "--set solver.max_steps=5000 (repeatable; the model keys must stay as trained)");
+  cmd->add_option("--season", a->season,
+                  "Forecast windows (data.split = time): also score the seasonal naive forecast of this period "
+                  "(auto: the period whose seasonal naive forecast fits the known past best)");
   cmd->add_option("--reference-rtol", a->reference_rtol, "rtol of the BDF reference solve (atol scaled alike)")
       ->capture_default_str();
   cmd->add_option("--json", a->json, "Append one JSON line per tolerance to this file");

@@ -64,9 +64,9 @@ void run(const FitArgs& a) {
     std::cout << "\n";
   }
   if (r.best_val.series > 0) {
-    std::cout << "fit: best model on the validation split: RMSE per channel (normalised units)";
-    for (Eigen::Index i = 0; i < r.best_val.rmse.size(); ++i) std::cout << " " << r.best_val.rmse[i];
-    std::cout << ", overall " << r.best_val.rmse_all << "\n";
+    std::cout << "fit: best model on the validation split: RMSE per channel (data units)";
+    for (Eigen::Index i = 0; i < r.best_val_data.rmse.size(); ++i) std::cout << " " << r.best_val_data.rmse[i];
+    std::cout << ", overall " << r.best_val_data.rmse_all << "\n";
   }
   const std::string best = (std::filesystem::path(a.out) / "best.h5").string();
   std::cout << "fit: checkpoints " << (std::filesystem::path(a.out) / "latest.h5").string() << " and "

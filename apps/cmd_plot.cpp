@@ -43,7 +43,7 @@ std::string gp_quote(const std::string& s) {
 
 std::vector<std::string> make_plots(const std::string& checkpoint, const std::string& out_dir) {
   const TrainedModel tm = load_trained(checkpoint);
-  const FitData data = load_fit_data(tm.config);
+  const FitData data = load_model_data(tm);
   fs::create_directories(fs::path(out_dir) / "plot_data");
   const std::string dir = (fs::path(out_dir) / "plot_data").string();
 
@@ -96,7 +96,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     // Species spanning orders of magnitude: log time, and log concentrations when all positive.
     bool positive = true;
     for (const auto& tr : sel) {
-      const Matrix y = to_data_units(tr.values, tm.normalization);
+      const Matrix y = to_data_units(tr.values, tm.normalization, tm.transforms);
       for (Eigen::Index k = 0; k < y.rows(); ++k)
         for (Eigen::Index i = 0; i < y.cols(); ++i)
           if ((tr.mask.size() == 0 || tr.mask(k, i) != 0) && !(y(k, i) > 0)) positive = false;
@@ -108,7 +108,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   for (int s = 0; s < count; ++s) {
     const std::string obs = dir + "/obs_" + std::to_string(s) + ".dat";
     const std::string prd = dir + "/pred_" + std::to_string(s) + ".dat";
-    const Matrix y = to_data_units(sel[s].values, tm.normalization);
+    const Matrix y = to_data_units(sel[s].values, tm.normalization, tm.transforms);
     write_matrix(obs, sel[s].times, y, &sel[s].mask);
     if (!pred[s].error.empty()) {
       std::cerr << "plot: series '" << sel_ids[s] << "' could not be predicted: " << pred[s].error << "\n";

@@ -18,13 +18,14 @@ namespace {
 
 struct PredictArgs {
   std::string checkpoint, split = "val", times, out;
+  std::vector<std::string> overrides;
   double rtol = 0, atol = 0, extend = 0;
   int max_series = 0, threads = 0;
 };
 
 void run(const PredictArgs& a) {
-  const TrainedModel tm = load_trained(a.checkpoint);
-  const FitData data = load_fit_data(tm.config);
+  const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
+  const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
   split_series(data, a.split, series, ids);
@@ -130,6 +131,9 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--atol", a->atol, "Absolute tolerance (default: the run's)");
   cmd->add_option("--max-series", a->max_series, "At most this many series (0 = all)");
   cmd->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--set", a->overrides,
+                  "Override a key of the stored configuration, e.g. --set data.file=OTHER.h5 --set "
+                  "solver.method=bdf (repeatable; the model keys must stay as trained)");
   cmd->add_option("--out,-o", a->out, "Output: FILE.csv or FILE.h5 (default: CSV on stdout)");
   cmd->callback([a] { run(*a); });
 }

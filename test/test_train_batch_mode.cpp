@@ -60,7 +60,9 @@ std::string message(const std::string& text, const std::vector<std::string>& ov 
 
 // Loss and gradient of all training series of `c` as one minibatch, in `mode`.
 BatchGradient batch_gradient(const Config& c, BatchMode mode, int stack_size) {
-  const FitData d = load_fit_data(c);
+  FitDataOptions windows;
+  windows.windows = true;
+  const FitData d = load_fit_data(c, windows);
   Model model(c.model, d.channels);
   TrainerSettings s = c.train;
   s.run.batch_mode = mode;

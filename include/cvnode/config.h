@@ -41,6 +41,30 @@ struct DataOptions {
   // keeping the gradient better conditioned than whole series.
   std::vector<int> window_stages;
   std::vector<int> window_stage_epochs;
+  // Separate files for validation and test (e.g. the parts `cvnode data split` writes); with
+  // either, `file` is the training set whole and train_fraction / val_fraction are not used.
+  std::string validation_file, test_file;
+  // "series": series are split (train_fraction, val_fraction, split_seed). "time": every series
+  // is split at cutoffs in time (forecasting): training on t <= c1, validation on (c1, c2],
+  // test after c2; c1 = first + train_fraction (last - first) of each series' span and
+  // c2 = first + (train_fraction + val_fraction) (last - first), or the absolute times_cutoffs.
+  std::string split = "series";
+  std::vector<double> time_cutoffs;  // [c1] or [c1, c2] (time split); empty: from the fractions
+  // Per-channel transform applied before normalisation: "none", "log" or "log1p"; one entry
+  // for every channel or one per channel (empty: none). Predictions, metrics and figures are
+  // back-transformed to data units.
+  std::vector<std::string> transform;
+  // The state component each compartment of the data's events enters (one per compartment of
+  // the file; empty: compartment k is state component k), and the factor from an event's amount
+  // to that component's units (one per compartment; empty: ones).
+  std::vector<int> compartment_states;
+  std::vector<double> dose_scale;
+  // Covariates and controls of the file the model does not get (by name; each must be one).
+  std::vector<std::string> ignore;
+  // Where a training window's unobserved state components (beyond the channels) start: "model"
+  // (the model's own solution of the whole series at the window's first time, recomputed every
+  // epoch with the current parameters) or "zero".
+  std::string window_start = "model";
 
   std::string validate() const;
 };

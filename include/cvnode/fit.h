@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,30 +12,18 @@
 #include "cvnode/checkpoint.h"
 #include "cvnode/config.h"
 #include "cvnode/dataset.h"
+#include "cvnode/fit_data.h"
 #include "cvnode/model.h"
 #include "cvnode/trainer.h"
 
 namespace cvnode {
-
-// The data of a fit, in the model's (normalised) units.
-struct FitData {
-  std::vector<Trajectory> train, val, test;  // observed series (not lifted)
-  std::vector<std::string> train_ids, val_ids, test_ids;
-  Normalization normalization;               // empty when data.normalize = false
-  std::vector<std::string> channel_names;
-  int channels = 0;
-  Vector data_std;  // per-channel std of the training series in data units (for reports)
-};
-
-// Reads data.file, splits it with data.split_seed and normalises with the training statistics.
-FitData load_fit_data(const Config& config);
 
 // The model's identity stored in checkpoints and compared on load (JSON).
 std::string model_spec(const Model& model);
 
 // TrainState <-> Checkpoint.
 Checkpoint to_checkpoint(const TrainState& state, const Model& model, const Config& config,
-                         const Normalization& normalization);
+                         const Normalization& normalization, const Normalization& input_normalization = {});
 TrainState from_checkpoint(const Checkpoint& checkpoint);
 
 struct FitOptions {
@@ -51,6 +40,7 @@ struct FitOptions {
 struct FitResult {
   TrainState state;
   Evaluation best_val;      // the best parameters on the validation split (model units)
+  DataErrors best_val_data; // the same in data units (back-transformed, denormalised)
   Vector physical;          // hybrid models: the physical parameters p = T(q) of the best parameters
   double seconds = 0;
   // SIGTERM/SIGUSR1 stopped the fit (latest.h5 holds the state to resume from; best_val empty).
@@ -70,19 +60,26 @@ struct TrainedModel {
   Vector theta;
   Vector phi;    // the loss's parameters (a learned readout's C), else empty
   Normalization normalization;
+  Normalization input_normalization;         // of the inputs [controls; covariates]
+  std::vector<ChannelTransform> transforms;  // data.transform of the stored configuration
   Checkpoint checkpoint;
   std::vector<std::string> channel_names;
   // Lifted series scored by the configured loss on the model's observation map, with phi.
   Problem problem(std::vector<Trajectory> lifted) const;
+  // model.initial_state = learned: the training series' learned z0 by id (with the time it
+  // starts at), and the mean of their unobserved components.
+  std::map<std::string, std::pair<double, Vector>> learned_z0;
+  Vector latent_mean;
+  // The model's initial-state rule for eval and predict: first_observation and given as in
+  // training (Model::lift); learned: a series the model was trained on starts from its learned
+  // z0, any other series (a new subject) from its first observation with the unobserved
+  // components at the mean of the learned ones.
+  Trajectory lift(const Trajectory& observed, const std::string& id) const;
 };
 TrainedModel load_trained(const std::string& checkpoint_path,
                           const std::vector<std::string>& overrides = {});
 
-// Observed channels of model-unit values back in data units (identity without normalisation).
-Matrix to_data_units(const Matrix& values, const Normalization& n);
-
-// Trajectories of a trained model for observed series (lifted by the model's initial-state rule;
-// learned initial states fall back to the first observation) at `times` per series, in data
+// Trajectories of a trained model for observed series (lifted by TrainedModel::lift) at `times` per series, in data
 // units, each with the NFE its solve used. Failed solves have empty values and an error.
 struct Prediction {
   std::string id;
@@ -95,8 +92,12 @@ std::vector<Prediction> predict(const TrainedModel& model, const std::vector<Tra
                                 const std::vector<std::string>& ids,
                                 const std::vector<Vector>& times, const SolverOptions& options,
                                 int threads);
-// The series of a split of the model's dataset ("train", "val", "test" or "all").
+// The series of a split of the model's dataset ("train", "val", "test" or "all"), with the rows
+// of each not to score (forecast origins, FitData::val_history).
 void split_series(const FitData& data, const std::string& split, std::vector<Trajectory>& series,
-                  std::vector<std::string>& ids);
+                  std::vector<std::string>& ids, std::vector<int>* history = nullptr);
+// The data of a trained model's configuration for eval, predict and plots: whole series (never
+// windows), scaled with the model's own normalisation and transforms, whatever file is given.
+FitData load_model_data(const TrainedModel& model);
 
 }  // namespace cvnode

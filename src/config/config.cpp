@@ -226,6 +226,15 @@ const std::vector<Entry>& entries() {
       integer("data.window_epochs", [](Config& c) -> int& { return c.data.window_epochs; }),
       ints("data.window_stages", [](Config& c) -> std::vector<int>& { return c.data.window_stages; }),
       ints("data.window_stage_epochs", [](Config& c) -> std::vector<int>& { return c.data.window_stage_epochs; }),
+      text("data.validation_file", [](Config& c) -> std::string& { return c.data.validation_file; }),
+      text("data.test_file", [](Config& c) -> std::string& { return c.data.test_file; }),
+      text("data.split", [](Config& c) -> std::string& { return c.data.split; }),
+      doubles("data.time_cutoffs", [](Config& c) -> std::vector<double>& { return c.data.time_cutoffs; }),
+      strings("data.transform", [](Config& c) -> std::vector<std::string>& { return c.data.transform; }),
+      ints("data.compartment_states", [](Config& c) -> std::vector<int>& { return c.data.compartment_states; }),
+      doubles("data.dose_scale", [](Config& c) -> std::vector<double>& { return c.data.dose_scale; }),
+      text("data.window_start", [](Config& c) -> std::string& { return c.data.window_start; }),
+      strings("data.ignore", [](Config& c) -> std::vector<std::string>& { return c.data.ignore; }),
 
       {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
        [](const Config& c) { return list_str(c.model.hidden); }},
@@ -440,11 +449,33 @@ std::string DataOptions::validate() const {
   else if (max_series < 0) o << "data.max_series = " << max_series << " must be >= 0 (0 = all)";
   else if (window < 0 || window == 1) o << "data.window = " << window << " must be 0 (whole series) or >= 2";
   else if (window_epochs < 0) o << "data.window_epochs = " << window_epochs << " must be >= 0";
+  else if (window_start != "model" && window_start != "zero")
+    o << "data.window_start = \"" << window_start << "\" (expected model or zero)";
+  else if (split != "series" && split != "time") o << "data.split = \"" << split << "\" (expected series or time)";
+  else if (split == "time" && (!validation_file.empty() || !test_file.empty()))
+    o << "data.split = \"time\" cuts the series of data.file in time: it does not take data.validation_file or "
+         "data.test_file";
+  else if (!time_cutoffs.empty() && split != "time") o << "data.time_cutoffs needs data.split = \"time\"";
+  else if (time_cutoffs.size() > 2 || (time_cutoffs.size() == 2 && !(time_cutoffs[1] > time_cutoffs[0])) ||
+           (time_cutoffs.size() >= 1 && !std::isfinite(time_cutoffs[0])) ||
+           (time_cutoffs.size() == 2 && !std::isfinite(time_cutoffs[1])))
+    o << "data.time_cutoffs must be [c1] or [c1, c2] with finite c1 < c2";
+  else if (!test_file.empty() && validation_file.empty())
+    o << "data.test_file needs data.validation_file (with separate files, data.file is the training set)";
   else if (window_stages.size() != window_stage_epochs.size())
     o << "data.window_stages has " << window_stages.size() << " entries, data.window_stage_epochs "
       << window_stage_epochs.size() << ": give one last epoch per stage";
   else if (!window_stages.empty() && (window < 2 || window_epochs < 1))
     o << "data.window_stages needs data.window >= 2 and data.window_epochs >= 1 (the first stage)";
+  else if (std::any_of(transform.begin(), transform.end(),
+                       [](const std::string& t) { return t != "none" && t != "log" && t != "log1p"; }))
+    o << "data.transform has \"" << *std::find_if(transform.begin(), transform.end(), [](const std::string& t) {
+      return t != "none" && t != "log" && t != "log1p";
+    }) << "\" (expected none, log or log1p)";
+  else if (std::any_of(dose_scale.begin(), dose_scale.end(), [](double v) { return !std::isfinite(v) || !(v > 0); }))
+    o << "data.dose_scale entries must be finite and > 0";
+  else if (std::any_of(compartment_states.begin(), compartment_states.end(), [](int v) { return v < 0; }))
+    o << "data.compartment_states entries must be >= 0 (state components from 0)";
   else {
     int w = window, e = window_epochs;
     for (std::size_t i = 0; i < window_stages.size(); ++i) {
@@ -542,8 +573,9 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   // A relative data path is relative to the config file, so a config works from any directory;
   // the resolved (absolute) path is what checkpoints store.
   namespace fs = std::filesystem;
-  if (!c.data.file.empty() && fs::path(c.data.file).is_relative())
-    c.data.file = fs::weakly_canonical(fs::absolute(path).parent_path() / c.data.file).string();
+  for (std::string* f : {&c.data.file, &c.data.validation_file, &c.data.test_file})
+    if (!f->empty() && fs::path(*f).is_relative())
+      *f = fs::weakly_canonical(fs::absolute(path).parent_path() / *f).string();
   finish(c, overrides);
   return c;
 }

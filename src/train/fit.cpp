@@ -1,93 +1,24 @@
 #include "cvnode/fit.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
+#include "cvnode/solver.h"
 #include "cvnode/rank_backend.h"
 #include "cvnode/ranks.h"
 
 namespace cvnode {
 
 namespace fs = std::filesystem;
-
-FitData load_fit_data(const Config& config) {
-  Dataset ds = Dataset::read(config.data.file);
-  if (config.data.max_series > 0 && static_cast<std::size_t>(config.data.max_series) < ds.size()) {
-    std::vector<std::size_t> first(config.data.max_series);
-    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
-    ds = ds.subset(first);
-  }
-  const Split split = ds.split(config.data.train_fraction, config.data.val_fraction, config.data.split_seed);
-  if (split.train.empty())
-    throw DataError(config.data.file + ": the training split is empty (" + std::to_string(ds.size()) +
-                    " series, data.train_fraction = " + std::to_string(config.data.train_fraction) + ")");
-  FitData d;
-  d.channels = ds.channels();
-  d.channel_names = ds.channel_names();
-  const Normalization stats = ds.compute_normalization(split.train);
-  d.data_std = stats.std;
-  if (config.data.normalize) {
-    ds.normalize(stats);
-    d.normalization = stats;
-  }
-  auto take = [&](const std::vector<std::size_t>& idx, std::vector<Trajectory>& out,
-                  std::vector<std::string>& ids) {
-    for (std::size_t i : idx) {
-      Trajectory tr = ds.trajectory(i, ds.channels());
-      // The dataset fills z0 with the first observation when no initial state is stored; keep
-      // z0 only when one is (Model::lift decides what to do with it).
-      // (Dataset::normalize already normalised the stored initial states.)
-      if (ds.initial_state_size() == 0) tr.z0.resize(0);
-      else tr.z0 = tr.z0.head(ds.channels()).eval();
-      out.push_back(std::move(tr));
-      ids.push_back(ds.id(i));
-    }
-  };
-  take(split.train, d.train, d.train_ids);
-  if (config.data.window >= 2) {
-    // Consecutive windows sharing their end points, each starting at its first observation.
-    const int K = config.data.window;
-    std::vector<Trajectory> windows;
-    std::vector<std::string> ids;
-    for (std::size_t s = 0; s < d.train.size(); ++s) {
-      const Trajectory& tr = d.train[s];
-      const int T = static_cast<int>(tr.times.size());
-      auto complete = [&](int k) {
-        return tr.mask.size() == 0 || (tr.mask.row(k).array() != 0).all();
-      };
-      // A window starts at a fully observed row: its first observation is its initial state,
-      // and a missing entry there would have to be guessed.
-      int w = 0;
-      for (int a = 0; a < T;) {
-        while (a < T && !complete(a)) ++a;
-        if (a >= T || (a == T - 1 && w > 0)) break;
-        const int n = std::min(K, T - a);
-        Trajectory win;
-        win.times = tr.times.segment(a, n);
-        win.t0 = win.times[0];
-        win.values = tr.values.middleRows(a, n);
-        if (tr.mask.size()) win.mask = tr.mask.middleRows(a, n);
-        win.z0 = win.values.row(0).transpose();
-        windows.push_back(std::move(win));
-        ids.push_back(d.train_ids[s] + "[" + std::to_string(w++) + "]");
-        if (n == 1) break;
-        a += n - 1;
-      }
-    }
-    d.train = std::move(windows);
-    d.train_ids = std::move(ids);
-  }
-  take(split.validation, d.val, d.val_ids);
-  take(split.test, d.test, d.test_ids);
-  return d;
-}
 
 std::string model_spec(const Model& model) {
   nlohmann::json j;
@@ -184,7 +115,7 @@ void write_metrics_csv(const std::string& path, const std::vector<EpochMetrics>&
 }  // namespace
 
 Checkpoint to_checkpoint(const TrainState& s, const Model& model, const Config& config,
-                         const Normalization& normalization) {
+                         const Normalization& normalization, const Normalization& input_normalization) {
   Checkpoint c;
   c.model_spec = model_spec(model);
   c.parameters = s.params;
@@ -203,6 +134,7 @@ Checkpoint to_checkpoint(const TrainState& s, const Model& model, const Config& 
   c.rng_state = {config.train.run.seed};
   c.config = config.to_toml();
   c.normalization = normalization;
+  c.input_normalization = input_normalization;
   const auto names = EpochMetrics::names();
   for (const auto& n : names) c.metrics[n];
   for (const auto& m : s.history) {
@@ -258,7 +190,9 @@ TrainState from_checkpoint(const Checkpoint& c) {
 Config resolve_loss_scale(const Config& c) {
   if (c.loss_scale == "none") return c;
   Config r = c;
-  const FitData d = load_fit_data(c);
+  FitDataOptions fo;
+  fo.windows = true;  // the series the loss first sees
+  const FitData d = load_fit_data(c, fo);
   Vector w(d.channels);
   for (int i = 0; i < d.channels; ++i) {
     double sum = 0, sum2 = 0, maxabs = 0;
@@ -288,6 +222,43 @@ Config resolve_loss_scale(const Config& c) {
   return r;
 }
 
+namespace {
+
+// The unobserved components (beyond the channels) of each training window's initial state from
+// the model itself: every whole training series solved from its own start with the current
+// parameters, read at its windows' first times. Windows x (state - channels), row-major; the
+// windows of a series whose solve fails start at 0 there.
+Vector window_start_states(const Model& model, const Vector& params, const FitData& d, const SolverOptions& options) {
+  const int N = model.state_size(), C = model.observed(), U = N - C;
+  Vector out = Vector::Zero(static_cast<Eigen::Index>(d.train.size()) * U);
+  Solver solver(model.dynamics(), options);
+  const Vector theta = params.head(model.network_params());
+  for (std::size_t s = 0; s < d.train_whole.size(); ++s) {
+    std::vector<std::size_t> mine;
+    std::vector<double> starts;
+    for (std::size_t w = 0; w < d.window_parent.size(); ++w)
+      if (d.window_parent[w] == s) {
+        mine.push_back(w);
+        starts.push_back(d.train[w].times[0]);
+      }
+    if (mine.empty()) continue;
+    try {
+      Trajectory whole = d.train_whole[s];
+      whole.z0.resize(0);  // the model's own rule, as for a series it has not seen
+      const Trajectory tr = model.lift(whole, d.train_whole_ids[s]);
+      const Solution sol = solver.solve(theta, tr.t0, tr.z0, Eigen::Map<const Vector>(starts.data(), starts.size()));
+      if (!sol.states.allFinite()) continue;
+      for (std::size_t k = 0; k < mine.size(); ++k)
+        out.segment(static_cast<Eigen::Index>(mine[k]) * U, U) = sol.states.row(static_cast<Eigen::Index>(k)).tail(U).transpose();
+    } catch (const std::exception&) {
+      // Left at zero: the training step reports this series' failures itself.
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 FitResult run_fit(const Config& given, const FitOptions& options) {
   const Config config = resolve_loss_scale(given);
   using clock = std::chrono::steady_clock;
@@ -307,7 +278,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   }
   if (!options.quiet) log("cvnode fit: resolved configuration (" + config.source + ")\n" + config.to_toml());
 
-  const FitData data = load_fit_data(config);
+  FitDataOptions windowed;
+  windowed.windows = true;
+  const FitData data = load_fit_data(config, windowed);
   Model model(config.model, data.channels);
   // The curriculum: windows of data.window observations until data.window_epochs, then windows
   // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
@@ -329,20 +302,41 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     if (p == 0) return data;
     Config c = config;
     c.data.window = phases[p].window;
-    return load_fit_data(c);
+    return load_fit_data(c, windowed);
+  };
+  // The series the best checkpoint is chosen on: the validation split, whole; without one the
+  // whole training series (never the windows of a curriculum's phase, whose loss is not
+  // comparable between phases nor with the model's use on whole series).
+  const bool windows_used = config.data.window >= 2;
+  std::vector<Trajectory> selection = data.val;
+  std::vector<std::string> selection_ids = data.val_ids;
+  if (selection.empty() && windows_used) {
+    const FitData whole = load_fit_data(config);
+    selection = whole.train;
+    selection_ids = whole.train_ids;
+  }
+  // Windows warm-started from the model's own solution (data.window_start = "model"): their
+  // unobserved components, recomputed at the start of every epoch and stored in latest.h5 so
+  // that a run resumed within an epoch uses the same ones.
+  Vector warm_states;
+  auto warm_phase = [&](std::size_t p) {
+    return config.data.window_start == "model" && phases[p].window >= 2 && model.state_size() > data.channels &&
+           config.model.initial_state != InitialState::Learned;  // (learned: each window's z0 is a parameter)
   };
   auto quiet_log = std::function<void(const std::string&)>([](const std::string&) {});
   auto make = [&](const FitData& d) {
-    auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, d.val, d.val_ids, config.train);
+    auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, selection, selection_ids, config.train);
     t->log = options.quiet ? quiet_log : log;
     t->on_epoch = [&](const TrainState& s) {
       check_ranks_agree(ranks, s);
       if (!ranks.root()) return;
-      to_checkpoint(s, model, config, data.normalization).write(latest);
+      Checkpoint ck = to_checkpoint(s, model, config, data.normalization, data.input_normalization);
+      if (warm_states.size()) ck.optimizer_vectors["window_start_states"] = warm_states;
+      ck.write(latest);
       if (s.best_epoch == s.epoch && s.epoch_step == 0) {
         TrainState b = s;
         b.params = s.best_params;
-        to_checkpoint(b, model, config, data.normalization).write(best);
+        to_checkpoint(b, model, config, data.normalization, data.input_normalization).write(best);
       }
       write_metrics_csv(metrics, s.history);
       if (options.on_epoch) options.on_epoch(s);
@@ -351,10 +345,12 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   };
   if (!options.quiet) {
     char buf[400];
-    std::snprintf(buf, sizeof buf, "data: %s, %zu train %s / %zu validation / %zu test series, %d channels",
+    std::snprintf(buf, sizeof buf, "data: %s, %zu train %s / %zu validation / %zu test %s, %d channels",
                   config.data.file.c_str(), data.train.size(), config.data.window >= 2 ? "windows" : "series",
-                  data.val.size(), data.test.size(), data.channels);
+                  data.val.size(), data.test.size(), data.forecast ? "forecast windows" : "series", data.channels);
     log(buf);
+    if (data.val.empty() && windows_used)
+      log("no validation split: the best checkpoint is chosen on the whole training series");
     log("model: " + model.describe());
     if (ranks.distributed())
       log("parallel: " + std::to_string(ranks.size()) + " MPI ranks x " + std::to_string(config.train.run.threads) +
@@ -366,6 +362,8 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     const Checkpoint ck = Checkpoint::read(options.resume, model_spec(model));
     resumed_state = from_checkpoint(ck);
     resumed = true;
+    if (const auto it = ck.optimizer_vectors.find("window_start_states"); it != ck.optimizer_vectors.end())
+      warm_states = it->second;
     if (!options.quiet)
       log("resumed from " + options.resume + " after epoch " + std::to_string(ck.epoch));
   }
@@ -394,10 +392,34 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   std::unique_ptr<Trainer> trainer = make(phase_data(phase));
   if (resumed) trainer->restore(resumed_state);
   if (phase > 0) trainer->set_phase_start(phases[phase - 1].until);
+  std::optional<FitData> current;  // the phase's windows, kept while they are warm-started
   for (;;) {
     int stop = phases[phase].until;
     if (options.stop_after_epoch > 0) stop = stop > 0 ? std::min(stop, options.stop_after_epoch) : options.stop_after_epoch;
-    trainer->run(stop);
+    if (!warm_phase(phase)) {
+      warm_states.resize(0);
+      trainer->run(stop);
+    } else {
+      // One epoch at a time, each from windows started at the model's own state.
+      if (!current) current = phase_data(phase);
+      const int U = model.state_size() - data.channels;
+      while (!trainer->finished() && !(stop > 0 && trainer->state().epoch >= stop) && !trainer->stopped_by_signal()) {
+        const TrainState s = trainer->state();
+        if (s.epoch_step == 0 || warm_states.size() != static_cast<Eigen::Index>(current->train.size()) * U)
+          warm_states = window_start_states(model, s.params, *current, config.train.solver);
+        FitData w = *current;
+        for (std::size_t k = 0; k < w.train.size(); ++k) {
+          Vector z0(model.state_size());
+          z0 << w.train[k].values.row(0).transpose(), warm_states.segment(static_cast<Eigen::Index>(k) * U, U);
+          w.train[k].z0 = z0;
+        }
+        trainer = make(w);
+        trainer->restore(s);
+        if (phase > 0) trainer->set_phase_start(phases[phase - 1].until);
+        trainer->run(s.epoch + 1);
+      }
+      current.reset();
+    }
     const bool interrupted = (options.stop_after_epoch > 0 && trainer->state().epoch >= options.stop_after_epoch) ||
                              trainer->stopped_by_signal() != 0;
     if (phases[phase].until == 0 || trainer->finished() || interrupted) break;
@@ -429,6 +451,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     r.best_val = evaluate_on_ranks(ranks, model.dynamics(), trainer->network(r.state.best_params),
                                    trainer->val_problem(r.state.best_params), config.train.solver,
                                    config.train.run.threads);
+    r.best_val_data = data_errors(data, data.val, r.best_val.predictions, data.val_history);
   }
   if (const HybridModel* h = model.hybrid(); h && h->physics)
     r.physical = h->physical(r.state.best_params.head(model.network_params()));
@@ -454,6 +477,38 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
   t.theta = t.checkpoint.parameters.head(t.model->network_params());
   t.phi = t.model->loss_parameters(t.checkpoint.parameters);
   t.normalization = t.checkpoint.normalization;
+  t.input_normalization = t.checkpoint.input_normalization;
+  // How the data were scaled and dosed is part of the model: an override may point at other
+  // data (data.file, a split), never change these.
+  const Config stored = Config::parse(t.checkpoint.config, path + " (stored configuration)");
+  const DataOptions &now = t.config.data, &then = stored.data;
+  if (now.transform != then.transform || now.normalize != then.normalize ||
+      now.compartment_states != then.compartment_states || now.dose_scale != then.dose_scale ||
+      now.ignore != then.ignore)
+    throw ConfigError(path + ": data.transform, data.normalize, data.compartment_states, data.dose_scale and "
+                      "data.ignore are part of the trained model and cannot be changed by --set");
+  t.transforms = channel_transforms(t.config.data, observed);
+  // Learned initial states: each training series' own z0 by id, and the mean of their
+  // unobserved components, the starting point of every other series.
+  const Model& m = *t.model;
+  const int N = m.state_size(), Q = m.shared_params();
+  const Eigen::Index learned = t.checkpoint.parameters.size() - Q;
+  if (m.options().initial_state == InitialState::Learned && N > 0 && learned > 0 && learned % N == 0) {
+    const Eigen::Index S = learned / N;
+    t.latent_mean = Vector::Zero(N - observed);
+    for (Eigen::Index i = 0; i < S; ++i) t.latent_mean += t.checkpoint.parameters.segment(Q + i * N + observed, N - observed);
+    t.latent_mean /= static_cast<double>(S);
+    try {  // the ids of the series those belong to: the fit's own training split of its own file
+      FitDataOptions o;
+      o.windows = true;
+      const FitData fd = load_fit_data(stored, o);
+      if (static_cast<Eigen::Index>(fd.train_ids.size()) == S)
+        for (Eigen::Index i = 0; i < S; ++i)
+          t.learned_z0[fd.train_ids[i]] = {fd.train[i].times[0], t.checkpoint.parameters.segment(Q + i * N, N)};
+    } catch (const std::exception&) {
+      // The training file is gone or changed: every series is a new one.
+    }
+  }
   return t;
 }
 
@@ -463,30 +518,45 @@ Problem TrainedModel::problem(std::vector<Trajectory> lifted) const {
   return p;
 }
 
+Trajectory TrainedModel::lift(const Trajectory& obs, const std::string& id) const {
+  Trajectory tr = model->lift(obs, id);
+  if (model->options().initial_state != InitialState::Learned) return tr;
+  // A training series (or its first window, when it was trained in windows) starts from its own
+  // learned z0; any other from its first observation, unobserved components at the mean learned.
+  for (const std::string& key : {id, id + "[0]"}) {
+    const auto it = learned_z0.find(key);
+    if (it != learned_z0.end() && it->second.first == obs.times[0]) {
+      tr.z0 = it->second.second;
+      return tr;
+    }
+  }
+  if (latent_mean.size() > 0) tr.z0.tail(latent_mean.size()) = latent_mean;
+  return tr;
+}
+
+FitData load_model_data(const TrainedModel& tm) {
+  FitDataOptions o;
+  o.normalization = &tm.normalization;
+  o.input_normalization = &tm.input_normalization;
+  return load_fit_data(tm.config, o);
+}
+
 }  // namespace cvnode
 
 namespace cvnode {
 
-Matrix to_data_units(const Matrix& values, const Normalization& n) {
-  if (n.empty()) return values;
-  Matrix out = values;
-  for (Eigen::Index i = 0; i < out.cols() && i < n.mean.size(); ++i)
-    out.col(i) = (values.col(i).array() * n.std[i] + n.mean[i]).matrix();
-  return out;
-}
-
 std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids, const std::vector<Vector>& times,
                                 const SolverOptions& options, int threads) {
-  // Learned initial states belong to training series only: a series to predict starts from its
-  // stored initial state if it has one, else from its first observation (Model::lift).
-  ModelOptions mo = tm.model->options();
-  const Model lift_model(mo, tm.model->observed());
   std::vector<Prediction> out(series.size());
   std::vector<Trajectory> lifted(series.size());
   for (std::size_t s = 0; s < series.size(); ++s) {
-    lifted[s] = lift_model.lift(series[s], ids[s]);
+    lifted[s] = tm.lift(series[s], ids[s]);
     lifted[s].times = times[s];
+    // Events after the last requested time change nothing that is asked for.
+    const double last = times[s].size() ? times[s][times[s].size() - 1] : lifted[s].t0;
+    auto& ev = lifted[s].events;
+    ev.erase(std::remove_if(ev.begin(), ev.end(), [&](const Event& e) { return e.time > last; }), ev.end());
     lifted[s].values = Matrix::Zero(times[s].size(), tm.model->observed());
     lifted[s].mask = Matrix::Zero(times[s].size(), tm.model->observed());
   }
@@ -501,22 +571,27 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
   for (std::size_t s = 0; s < series.size(); ++s) {
     out[s].error = err[s];
     out[s].nfe = ev.series_nfe[s];
-    if (err[s].empty()) out[s].values = to_data_units(ev.predictions[s], tm.normalization);
+    if (err[s].empty()) out[s].values = to_data_units(ev.predictions[s], tm.normalization, tm.transforms);
   }
   return out;
 }
 
 void split_series(const FitData& d, const std::string& split, std::vector<Trajectory>& series,
-                  std::vector<std::string>& ids) {
+                  std::vector<std::string>& ids, std::vector<int>* history) {
   series.clear();
   ids.clear();
-  auto add = [&](const std::vector<Trajectory>& t, const std::vector<std::string>& i) {
+  if (history) history->clear();
+  auto add = [&](const std::vector<Trajectory>& t, const std::vector<std::string>& i, const std::vector<int>& h) {
     series.insert(series.end(), t.begin(), t.end());
     ids.insert(ids.end(), i.begin(), i.end());
+    if (history) {
+      if (h.empty()) history->insert(history->end(), t.size(), 0);
+      else history->insert(history->end(), h.begin(), h.end());
+    }
   };
-  if (split == "train" || split == "all") add(d.train, d.train_ids);
-  if (split == "val" || split == "all") add(d.val, d.val_ids);
-  if (split == "test" || split == "all") add(d.test, d.test_ids);
+  if (split == "train" || split == "all") add(d.train, d.train_ids, {});
+  if (split == "val" || split == "all") add(d.val, d.val_ids, d.val_history);
+  if (split == "test" || split == "all") add(d.test, d.test_ids, d.test_history);
   if (split != "train" && split != "val" && split != "test" && split != "all")
     throw OptionsError("--split = '" + split + "' (expected train, val, test or all)");
 }
