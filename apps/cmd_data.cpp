@@ -27,9 +27,9 @@ struct ImportArgs {
   bool wide = false;
 };
 
-std::string joined(const std::vector<std::string>& v) {
+std::string joined(const std::vector<std::string>& v, const char* separator = ", ") {
   std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  for (const auto& x : v) s += (s.empty() ? "" : separator) + x;
   return s;
 }
 
@@ -73,15 +73,17 @@ void import(const ImportArgs& a) {
     o.single_series_id = a.series_id;
     d = import_csv(a.file, o);
     if (d.control_count() > 0) d.set_control_interpolation(a.interpolation);
-    // Say which columns became channels (or series) when --values did not choose them.
+    // Rows: a column becomes a channel only when --values names it (a stray column, a note or a
+    // second id, silently fitted as a channel is worse than a refusal). Wide: every column but
+    // time is a series by the layout's definition; the output says which.
+    if (a.values.empty() && format == "rows")
+      throw OptionsError("import-csv: " + a.file + ": --values is not given; name the channel columns among " +
+                         joined(d.channel_names()) + " (e.g. --values " + d.channel_names().front() +
+                         "), or give the others as --covariates or --controls");
     if (a.values.empty()) {
-      std::vector<std::string> taken = d.channel_names();
-      if (format == "wide") {
-        taken.clear();
-        for (std::size_t i = 0; i < d.size(); ++i) taken.push_back(d.id(i));
-      }
-      notes.push_back(std::string(format == "wide" ? "series" : "channels") +
-                      " taken from every column not named as id, time, covariate or control: " + joined(taken) +
+      std::vector<std::string> taken;
+      for (std::size_t i = 0; i < d.size(); ++i) taken.push_back(d.id(i));
+      notes.push_back("series taken from every column but " + a.time + ": " + joined(taken) +
                       " (choose them with --values)");
     }
   } else {
@@ -103,10 +105,10 @@ void export_to_csv(const std::string& file, const std::string& out, std::string 
   if (format.empty()) format = d.has_events() || d.control_count() > 0 ? "nonmem" : "rows";
   if (format == "rows") {
     export_csv(d, out);
-    std::string covariates;
-    for (const auto& n : d.covariate_names()) covariates += (covariates.empty() ? " --covariates " : ",") + n;
     std::cout << out << ": rows layout (id, time, channels" << (d.covariate_count() ? ", covariates" : "")
-              << "); read it back with: cvnode data import-csv " << out << " --id id" << covariates << "\n";
+              << "); read it back with: cvnode data import-csv " << out << " --id id --values "
+              << joined(d.channel_names(), ",")
+              << (d.covariate_count() ? " --covariates " + joined(d.covariate_names(), ",") : std::string()) << "\n";
   } else if (format == "nonmem") {
     const auto notes = export_nonmem_csv(d, out);
     std::cout << out << ": event layout (ID, TIME, " << (d.channels() == 1 ? "DV" : "one column per channel")
@@ -233,8 +235,8 @@ void add_data(CLI::App& app) {
   ic->add_option("--id", imp->id, "Series id column (rows: omit when the file is one series; nonmem: default ID)");
   ic->add_option("--time", imp->time, "Time column")->capture_default_str();
   ic->add_option("--values", imp->values,
-                 "Value columns, comma separated (rows: default every column not otherwise named, listed in the "
-                 "output; nonmem: one column per channel instead of DV)")
+                 "Value columns, comma separated (rows: required, the channels; wide: the series, default every "
+                 "column but time; nonmem: one column per channel instead of DV)")
       ->delimiter(',');
   ic->add_option("--units", imp->units, "Units, one per channel, comma separated")->delimiter(',');
   ic->add_option("--covariates", imp->covariates, "Static per-series covariate columns, comma separated")->delimiter(',');
