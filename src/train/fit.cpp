@@ -257,6 +257,26 @@ Vector window_start_states(const Model& model, const Vector& params, const FitDa
   return out;
 }
 
+// Until the engines apply events and inputs (issue 12, core's M3), series that carry them after
+// the model's initial-state rule are refused here, once, with the remedy, rather than by every
+// solve of every epoch as per-series failures.
+void refuse_what_the_solver_does_not_apply(const Config& config, const Model& model, const FitData& data) {
+  for (std::size_t s = 0; s < data.train.size(); ++s) {
+    const Trajectory tr = model.lift(data.train[s], data.train_ids[s]);
+    std::string what;
+    if (!tr.events.empty())
+      what = std::to_string(tr.events.size()) + " event(s) after its initial state (the first at t = " +
+             std::to_string(tr.events.front().time) + ")";
+    else if (tr.covariates.size() > 0 || !tr.controls.empty())
+      what = "covariates or controls";
+    else
+      continue;
+    throw DataError(config.data.file + ": series '" + data.train_ids[s] + "' has " + what +
+                    ", which the solver does not apply yet: leave inputs out with data.ignore = [names], and give "
+                    "one dose per series at its first record with model.initial_state = \"zero\"");
+  }
+}
+
 }  // namespace
 
 FitResult run_fit(const Config& given, const FitOptions& options) {
@@ -282,6 +302,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   windowed.windows = true;
   const FitData data = load_fit_data(config, windowed);
   Model model(config.model, data.channels);
+  refuse_what_the_solver_does_not_apply(config, model, data);
   // The curriculum: windows of data.window observations until data.window_epochs, then windows
   // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
   // 0: to the end). Same model, same parameter layout in every phase.
