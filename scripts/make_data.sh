@@ -28,6 +28,10 @@ gen --system robertson --series 16 --observations 30 --noise 0.01 --missing 0.02
 # multiplicative noise, nothing missing.
 gen --system robertson --series 8 --observations 40 --grid 400 --t-start 1e-5 --t-end 1e5 \
     --noise 0.01 --relative-noise --missing 0 --seed 7 --out data/robertson_stiff.h5
+# The pharmacokinetics demo (data/pk_demo.toml, docs/measurement-data.md): 40 subjects, one oral
+# dose each, and the same data in the NONMEM event layout.
+gen pk --subjects 40 --doses 1 --observations 10 --seed 11 --out data/pk_demo.h5
+"$cvnode" data export-csv data/pk_demo.h5 --out data/pk_demo.csv
 # A small CSV in the rows format, to try `cvnode data import-csv` on:
 #   cvnode data import-csv data/oscillator_small.csv --id id --time time --values position,velocity \
 #          --units m,m/s --out /tmp/oscillator.h5
