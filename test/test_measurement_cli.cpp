@@ -192,3 +192,45 @@ BOOST_AUTO_TEST_CASE(what_the_solver_does_not_apply_yet_is_refused_up_front) {
   BOOST_TEST(rc2 != 0);
   BOOST_TEST(text2.find("has 1 event(s) after its initial state (the first at t = 12") != std::string::npos, text2);
 }
+
+BOOST_AUTO_TEST_CASE(eval_scores_a_forecast_window_against_naive_forecasts) {
+  // One long series split in time; eval of the test window prints the model's RMSE next to the
+  // persistence and seasonal naive forecasts on the same entries. Persistence is recomputed here
+  // from the file: the observation at the origin (the last one at or before the cutoff) repeated
+  // over every observation after the cutoff.
+  const std::string lv = temp_dir() + "/lv_long.h5";
+  const auto [grc, gen] = run_cli("data generate --system lotka_volterra --series 1 --observations 200 --t-end 40 "
+                                  "--noise 0.02 --missing 0 --seed 4 --out " + lv);
+  BOOST_TEST_REQUIRE(grc == 0, gen);
+  const std::string cfg = write_text("forecast.toml", "[data]\nfile = \"" + lv + "\"\nsplit = \"time\"\n"
+                                     "train_fraction = 0.7\nval_fraction = 0.1\nwindow = 10\n[model]\nhidden = [8]\n"
+                                     "[solver]\nmethod = \"dopri5\"\n[run]\nepochs = 3\nthreads = 1\n");
+  const std::string run = temp_dir() + "/forecast";
+  const auto [rc, fit] = run_cli("fit --config " + cfg + " --out " + run + " --quiet");
+  BOOST_TEST_REQUIRE(rc == 0, fit);
+  const auto [erc, eval] = run_cli("eval " + run + "/best.h5 --split test --season auto --tolerances 1e-6 --threads 1");
+  BOOST_TEST_REQUIRE(erc == 0, eval);
+  BOOST_TEST_MESSAGE(eval);
+  BOOST_TEST(eval.find("split 'test' (forecast windows), 1 series (0 failed)") != std::string::npos, eval);
+  const Series s = Dataset::read(lv).series(0);
+  const Eigen::Index T = s.times.size();
+  const double cut = s.times[0] + 0.8 * (s.times[T - 1] - s.times[0]);
+  Eigen::Index origin = 0;
+  while (origin + 1 < T && s.times[origin + 1] <= cut) ++origin;
+  double se[2] = {0, 0};
+  long n = 0;
+  for (Eigen::Index k = origin + 1; k < T; ++k, ++n)
+    for (int c = 0; c < 2; ++c) se[c] += std::pow(s.values(k, c) - s.values(origin, c), 2);
+  const auto line = eval.find("persistence (last value)");
+  BOOST_TEST_REQUIRE(line != std::string::npos, eval);
+  const std::string rest = eval.substr(line);
+  BOOST_TEST(number_after(rest, "RMSE prey ") == std::sqrt(se[0] / n), boost::test_tools::tolerance(1e-5));
+  BOOST_TEST(number_after(rest, "predator ") == std::sqrt(se[1] / n), boost::test_tools::tolerance(1e-5));
+  // The seasonal naive forecast with the period found on the past beats persistence on an
+  // oscillation (period ~ 11.9 here, t <= 32 known).
+  const double seasonal = number_after(eval.substr(eval.find("seasonal naive")), "overall ");
+  const double persistence = number_after(rest, "overall ");
+  BOOST_TEST(seasonal < 0.5 * persistence, eval);
+  BOOST_TEST(eval.find("entries") != std::string::npos);
+  BOOST_TEST(number_after(eval, "prey ") > 0);
+}
