@@ -1,7 +1,6 @@
 #include "models/classifier/body.h"
 
 #include <map>
-#include <stdexcept>
 
 #include "cvnode/loss.h"
 #include "cvnode/observations.h"
@@ -12,6 +11,33 @@
 namespace cvnode::detail {
 
 namespace {
+
+// The head as the ODE block's loss: at z(T) (the minibatch stacked, n x B) the term is the
+// head's loss and dl/dz its cotangent; the head's own parameter gradient is written as it runs
+// (the Cotangent's side effect). Unlike the Loss contract's general case it is not shared across
+// threads: one Solver evaluates it once per gradient, for the one series of its Problem.
+class HeadLoss final : public Loss {
+ public:
+  HeadLoss(const Cotangent& head, int n, int B) : head_(head), n_(n), B_(B) {}
+  std::string name() const override { return "classifier_head"; }
+  std::string validate(int, const Trajectory& tr, int state_size) const override {
+    if (tr.times.size() != 1 || state_size != static_cast<long>(n_) * B_)
+      return "classifier head: one observation time and " + std::to_string(static_cast<long>(n_) * B_) +
+             " states expected, got " + std::to_string(tr.times.size()) + " and " + std::to_string(state_size);
+    return {};
+  }
+  double term(const ObservationSite&, ConstVectorRef z, ConstVectorRef, VectorRef dl_dz, VectorRef) const override {
+    Z1_ = Eigen::Map<const Matrix>(z.data(), n_, B_);
+    const double loss = head_(Z1_, dZ1_);
+    dl_dz = Eigen::Map<const Vector>(dZ1_.data(), dZ1_.size());
+    return loss;
+  }
+
+ private:
+  const Cotangent& head_;
+  int n_, B_;
+  mutable Matrix Z1_, dZ1_;
+};
 
 class OdeBody final : public Body {
  public:
@@ -35,28 +61,20 @@ class OdeBody final : public Body {
     stats.backward = SolverStats{};
   }
 
-  // The head's cotangent c = dLoss/dz(T) needs z(T) first, so a forward solve precedes the
-  // gradient, whose loss is then c^T z(T) (GivenCotangent). The gradient's forward pass repeats
-  // the same steps bit for bit (checked below), so c belongs to the z(T) the backward pass
-  // starts from. It costs one extra forward solve.
+  // The rest of the network (the head) is the block's loss: an engine asks its loss for the
+  // terms once, after the forward pass, at the very z(T) its backward pass starts from, so one
+  // solve gives z(T), the head's cotangent c = dLoss/dz(T) and the gradient.
   void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
                 BodyStats& stats) override {
     const int B = static_cast<int>(Z0.cols());
-    const long N = static_cast<long>(f_.state_size()) * B;
     Unit& u = unit(B);
-    const Solution s = u.solver->solve(theta_map(theta), 0.0, flat(Z0), end_time());
-    Matrix Z1 = Eigen::Map<const Matrix>(s.states.data(), f_.state_size(), B), dZ1;
-    head(Z1, dZ1);
     Trajectory tr;
     tr.t0 = 0;
     tr.z0 = flat(Z0);
     tr.times = end_time();
-    tr.values = Matrix(1, 0);  // nothing observed: the loss is the given cotangent
-    const Problem problem({std::move(tr)},
-                          std::make_shared<GivenCotangent>(std::vector<Matrix>{Eigen::Map<const Matrix>(dZ1.data(), 1, N)}));
+    tr.values = Matrix(1, 0);  // nothing observed: the head scores z(T)
+    const Problem problem({std::move(tr)}, std::make_shared<HeadLoss>(head, f_.state_size(), B));
     const Gradient g = u.solver->gradient(theta_map(theta), problem);
-    if ((g.states.row(0).transpose() - Eigen::Map<const Vector>(Z1.data(), N)).cwiseAbs().maxCoeff() != 0)
-      throw std::logic_error("classifier ODE block: the gradient's forward pass did not repeat the solve's steps");
     dZ0 = Eigen::Map<const Matrix>(g.z0.data(), f_.state_size(), B);
     Eigen::Map<Vector>(dtheta, f_.param_size()) = g.theta;
     stats.nfe_forward = g.nfe_forward;

@@ -17,8 +17,8 @@ struct BodyStats {
   SolverStats forward, backward;
 };
 
-// Given the block's output Z1, the head's cotangent dLoss/dZ1.
-using Cotangent = std::function<void(const Matrix& Z1, Matrix& dZ1)>;
+// Given the block's output Z1, the head's loss and its cotangent dLoss/dZ1.
+using Cotangent = std::function<double(const Matrix& Z1, Matrix& dZ1)>;
 
 class Body {
  public:

@@ -203,7 +203,9 @@ ClassifierResult ImageClassifier::gradient(const Vector& theta, const Matrix& im
   detail::BodyStats st;
   m.body->gradient(
       th + stem_params_, m.z0,
-      [&](const Matrix& Z1, Matrix& dZ1) { r.loss = m.head.run(th + head_off, Z1, labels, r.logits, r.correct, &dZ1, g + head_off); },
+      [&](const Matrix& Z1, Matrix& dZ1) {
+        return r.loss = m.head.run(th + head_off, Z1, labels, r.logits, r.correct, &dZ1, g + head_off);
+      },
       m.dz0, g + stem_params_, st);
   m.stem.backward(th, m.dz0, g);
   r.nfe_forward = st.nfe_forward;
