@@ -143,3 +143,65 @@ BOOST_AUTO_TEST_CASE(no_id_column_and_wide_format) {
   BOOST_CHECK_EQUAL(w.channel_names()[0], "level");
   BOOST_CHECK_EQUAL(w.channel_units()[0], "m");
 }
+
+// Issue 19 case 11: what spreadsheets and other tools write is read as RFC 4180 and common
+// sense say, and what cannot be read is named without flooding the terminal.
+BOOST_AUTO_TEST_CASE(csv_files_as_other_tools_write_them) {
+  CsvImportOptions o;
+  o.id_column = "id";
+  // A trailing comma on every row (header included) is no column named ''.
+  Dataset d = import_csv(write_text("trailing.csv", "id,time,x,\na,0,1,\na,1,2,\n"), o);
+  BOOST_TEST(d.channels() == 1);
+  BOOST_TEST(d.channel_names()[0] == "x");
+  // ... also when only the header has it; an unnamed column elsewhere is refused.
+  d = import_csv(write_text("trailing_header.csv", "id,time,x,\na,0,1\na,1,2\n"), o);
+  BOOST_TEST(d.channels() == 1);
+  const std::string unnamed = write_text("unnamed.csv", "id,,x\na,0,1\n");
+  BOOST_CHECK_EXCEPTION(import_csv(unnamed, o), DataError, [&](const DataError& e) {
+    return std::string(e.what()).find(unnamed + ":1: column 2 of the header has no name") == 0;
+  });
+  // A quoted field may hold a line break (and the line numbers after it stay right).
+  const std::string multi = write_text("multiline.csv", "id,time,x\n\"first\nline\",0,1\n\"b\",1,2\nb,2,oops\n");
+  d = import_csv(write_text("multiline_ok.csv", "id,time,x\n\"first\nline\",0,1\n\"b\",1,2\n"), o);
+  BOOST_TEST(d.size() == 2u);
+  BOOST_TEST(d.id(0) == "first\nline");
+  BOOST_CHECK_EXCEPTION(import_csv(multi, o), DataError, [&](const DataError& e) {
+    return std::string(e.what()).find(multi + ":5: column 'x': value 'oops'") == 0;
+  });
+  // Old Mac line endings (CR only).
+  d = import_csv(write_text("cr.csv", "id,time,x\ra,0,1\ra,1,2\r"), o);
+  BOOST_TEST(d.observations() == 2u);
+  // A number below the smallest double is the nearest double (0); one beyond the largest is not finite.
+  d = import_csv(write_text("tiny.csv", "id,time,x\na,0,1e-400\na,1,2\n"), o);
+  BOOST_TEST(d.series(0).values(0, 0) == 0.0);
+  BOOST_TEST(d.series(0).mask(0, 0) == 1.0);
+  const std::string big = write_text("big.csv", "id,time,x\na,0,1e400\n");
+  BOOST_CHECK_THROW(import_csv(big, o), DataError);
+  // A huge cell is quoted by its start and its length, not echoed whole.
+  const std::string cell(1 << 20, '7');
+  const std::string huge = write_text("huge_cell.csv", "id,time,x\na,0,x" + cell + "\n");
+  BOOST_CHECK_EXCEPTION(import_csv(huge, o), DataError, [&](const DataError& e) {
+    const std::string m = e.what();
+    return m.size() < 300 && m.find("(1048577 characters)") != std::string::npos;
+  });
+  // A directory is not "an empty CSV file".
+  BOOST_CHECK_EXCEPTION(import_csv(temp_dir(), o), DataError, [&](const DataError& e) {
+    return std::string(e.what()) == temp_dir() + ": is a directory, not a CSV file";
+  });
+}
+
+// Issue 19 case 12: a series without a single observed value is refused by both layouts.
+BOOST_AUTO_TEST_CASE(an_all_missing_series_is_refused_by_both_layouts) {
+  CsvImportOptions rows;
+  rows.id_column = "id";
+  const std::string r = write_text("all_missing_rows.csv", "id,time,x,y\na,0,1,2\nb,0,,\nb,1,NA,\n");
+  BOOST_CHECK_EXCEPTION(import_csv(r, rows), DataError, [&](const DataError& e) {
+    return std::string(e.what()) == r + ": series 'b': no observed value (empty series)";
+  });
+  CsvImportOptions wide;
+  wide.wide = true;
+  const std::string w = write_text("all_missing_wide.csv", "time,a,b\n0,1,\n1,2,\n");
+  BOOST_CHECK_EXCEPTION(import_csv(w, wide), DataError, [&](const DataError& e) {
+    return std::string(e.what()) == w + ": series 'b': no observed value (empty series)";
+  });
+}

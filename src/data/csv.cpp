@@ -49,7 +49,7 @@ struct Row {
 double cell_number(const std::string& path, long line, const std::string& column, const std::string& s) {
   double v = kNaN;
   if (!detail::csv_missing(s) && (!detail::csv_number(s, &v) || !std::isfinite(v)))
-    throw DataError(path + ":" + std::to_string(line) + ": column '" + column + "': value '" + s +
+    throw DataError(path + ":" + std::to_string(line) + ": column '" + column + "': value '" + detail::csv_cell_text(s) +
                     "' is not a finite number (leave the cell empty if missing)");
   return v;
 }
@@ -93,7 +93,8 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
     Row r;
     r.line = lineno;
     if (!detail::csv_number(fields[tcol], &r.time) || !std::isfinite(r.time))
-      throw at(lineno, "column '" + opt.time_column + "': time '" + fields[tcol] + "' is not a finite number");
+      throw at(lineno, "column '" + opt.time_column + "': time '" + detail::csv_cell_text(fields[tcol]) +
+                           "' is not a finite number");
     for (std::size_t c = 0; c < vcols.size(); ++c) r.values.push_back(cell_number(path, lineno, names[c], fields[vcols[c]]));
     for (std::size_t c = 0; c < kcols.size(); ++c)
       r.covariates.push_back(cell_number(path, lineno, opt.covariate_columns[c], fields[kcols[c]]));
@@ -123,7 +124,12 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
     std::vector<const Row*> kept;
     for (const Row& r : rs)
       if (column_index < 0 || !std::isnan(r.values[column_index])) kept.push_back(&r);
-    if (kept.empty()) throw DataError(path + ": series '" + id + "': no observed value (empty series)");
+    // A series without a single observed value is refused in both layouts (the wide one has no
+    // rows left for it, the rows one would keep its times with nothing to fit).
+    const bool observed = std::any_of(kept.begin(), kept.end(), [&](const Row* r) {
+      return std::any_of(r->values.begin(), r->values.end(), [](double v) { return !std::isnan(v); });
+    });
+    if (!observed) throw DataError(path + ": series '" + id + "': no observed value (empty series)");
     Series s;
     s.id = id;
     s.times.resize(static_cast<Eigen::Index>(kept.size()));

@@ -1,6 +1,8 @@
 // The CSV record reader shared by every CSV import (rows, wide and the pharmacometric event
 // layout): a header and records of text fields, each with its line number for messages.
-// RFC 4180 quotes; a UTF-8 byte-order mark, CRLF endings and blank lines are accepted.
+// RFC 4180 (quoted fields may hold commas, quotes and line breaks); LF, CRLF and CR line endings,
+// a UTF-8 byte-order mark and blank lines are accepted; a trailing comma in the header is no
+// column.
 #pragma once
 
 #include <cstddef>
@@ -29,9 +31,12 @@ struct CsvTable {
 // record with another field count than the header).
 CsvTable read_csv_table(const std::string& path);
 
+// A cell as messages quote it: whole up to 40 characters, else its start and its length.
+std::string csv_cell_text(const std::string& cell);
 // Whether a cell means "missing": empty, NA, NaN, nan, N/A.
 bool csv_missing(const std::string& cell);
-// Parses the whole cell as a double (leading '+' allowed); false if it is not one.
+// Parses the whole cell as a double (leading '+' allowed; below the smallest double, e.g.
+// 1e-400, it is the nearest double); false if it is not a finite number.
 bool csv_number(const std::string& cell, double* out);
 
 }  // namespace cvnode::detail

@@ -145,7 +145,7 @@ NonmemImport import_nonmem_csv(const std::string& path, const NonmemImportOption
   auto number = [&](const detail::CsvRecord& r, std::size_t c, const char* what) {
     double v = 0;
     if (!detail::csv_number(r.fields[c], &v) || !std::isfinite(v))
-      throw at(r.line, "column '" + table.header[c] + "': " + what + " '" + r.fields[c] + "' is not a finite number");
+      throw at(r.line, "column '" + table.header[c] + "': " + what + " '" + detail::csv_cell_text(r.fields[c]) + "' is not a finite number");
     return v;
   };
   auto optional_number = [&](const detail::CsvRecord& r, std::size_t c, const char* what, double fallback) {
@@ -154,7 +154,7 @@ NonmemImport import_nonmem_csv(const std::string& path, const NonmemImportOption
   auto integer = [&](const detail::CsvRecord& r, std::size_t c, const char* what, long fallback) {
     const double v = optional_number(r, c, what, static_cast<double>(fallback));
     if (v != std::floor(v) || std::abs(v) > 1e9)
-      throw at(r.line, "column '" + table.header[c] + "': " + what + " '" + r.fields[c] + "' is not an integer");
+      throw at(r.line, "column '" + table.header[c] + "': " + what + " '" + detail::csv_cell_text(r.fields[c]) + "' is not an integer");
     return static_cast<long>(v);
   };
 
