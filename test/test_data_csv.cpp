@@ -10,6 +10,7 @@
 
 #include "cvnode/csv.h"
 #include "cvnode/dataset.h"
+#include "cvnode/errors.h"
 #include "cvnode/generators.h"
 
 using namespace cvnode;
