@@ -301,8 +301,13 @@ void Trainer::rollback(int epoch) {
     }
     throw SolverError("training", f.flag, "TOO_MANY_ROLLBACKS", f.time, why.str());
   }
+  // The state follows the optimizer back: a checkpoint written now (and a later non-finite
+  // update, which restores the optimizer from the state) must see the rolled-back moments.
   st_.params = st_.good_params;
-  opt_.set_state(st_.good_m, st_.good_v, st_.good_opt_steps);
+  st_.opt_m = st_.good_m;
+  st_.opt_v = st_.good_v;
+  st_.opt_steps = st_.good_opt_steps;
+  opt_.set_state(st_.opt_m, st_.opt_v, st_.opt_steps);
   sched_.reduce(s_.run.failure_lr_factor);
   st_.bad_steps = 0;
   std::ostringstream o;
