@@ -273,3 +273,31 @@ BOOST_AUTO_TEST_CASE(variable_length_strings_are_accepted) {
   BOOST_CHECK_EQUAL(d.channel_units()[1], "rad");
   BOOST_CHECK_EQUAL(d.series(0).values(4, 1), 10.0);
 }
+
+// Issue 18: h5py writes a numpy bytes attribute (np.bytes_("cvnode-dataset")) as a fixed-length
+// string of exactly its characters, null-padded, without a terminator; it was read without its
+// last character ("'cvnode-datase', expected 'cvnode-dataset'"). Written here with the C API as
+// h5py does (python3-h5py is not needed for it).
+BOOST_AUTO_TEST_CASE(fixed_length_strings_as_h5py_writes_them_keep_their_last_character) {
+  Raw r;
+  const std::string path = r.write("h5py_fixed");
+  {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    BOOST_REQUIRE(f >= 0);
+    BOOST_REQUIRE(H5Adelete(f, "format") >= 0);
+    const std::string value = "cvnode-dataset";
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, value.size());  // no room for a terminator, as h5py
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, "format", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    BOOST_REQUIRE(H5Awrite(a, type, value.data()) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(f);
+  }
+  const h5::File f = h5::File::open_read(path);
+  BOOST_TEST(f.string_attribute("format") == "cvnode-dataset");
+  BOOST_TEST(Dataset::read(path).size() == 2u);
+}

@@ -102,8 +102,11 @@ std::string File::string_attribute(const std::string& name) const {
   const size_t n = H5Tget_size(type);
   if (n == 0 || n > (1u << 20)) fail("attribute '" + name + "'", "has an implausible length");
   std::string out(n, '\0');
+  // Read as null-padded: a fixed-length string that fills its n bytes (h5py's numpy bytes, no
+  // terminator) keeps its last character, which a null-terminated n-byte type would drop.
   Handle mem(H5Tcopy(H5T_C_S1));
   H5Tset_size(mem, n);
+  H5Tset_strpad(mem, H5T_STR_NULLPAD);
   if (H5Aread(a, mem, out.data()) < 0) fail("attribute '" + name + "'", "cannot be read");
   out.resize(out.find('\0') == std::string::npos ? n : out.find('\0'));
   return out;
