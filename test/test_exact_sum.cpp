@@ -129,3 +129,66 @@ BOOST_AUTO_TEST_CASE(vectors) {
   BOOST_TEST(v[1] == 6.5);
   BOOST_TEST(v[2] == 8.0);  // 1e-300 far below 2^-64 of 8: truncated
 }
+
+BOOST_AUTO_TEST_CASE(vectorised_add_and_merge_give_the_words_of_one_add_per_element) {
+  // add(vector) takes a vectorised path (raises included) and add_cell for inf, NaN and
+  // subnormals; merge() shortcuts equal bins and empty cells: every word of every cell must equal
+  // the element-by-element result.
+  // The terms mix magnitudes (raises), zeros, subnormals, infinities and NaNs, and vector lengths
+  // that are not multiples of the vector width.
+  std::mt19937_64 g(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int n = 1 + static_cast<int>(g() % 37);
+    ExactSum vectorised(n), single(n);
+    // The units split over three partial sums (threads), merged afterwards in a random order.
+    std::vector<ExactSum> parts(3, ExactSum(n));
+    for (int unit = 0; unit < 30; ++unit) {
+      Vector x(n);
+      for (int i = 0; i < n; ++i) {
+        const auto kind = g() % 100;
+        if (kind < 5) x[i] = 0.0;
+        else if (kind < 7) x[i] = std::numeric_limits<double>::denorm_min() * static_cast<double>(g() % 1000);
+        else if (kind == 7 && trial % 4 == 0) x[i] = std::numeric_limits<double>::infinity() * (g() % 2 ? 1 : -1);
+        else if (kind == 8 && trial % 4 == 1) x[i] = std::nan("");
+        else x[i] = std::ldexp(u(g), static_cast<int>(g() % 200) - 100 + (trial % 3) * 400 - 400);
+      }
+      const Eigen::Index offset = 0;
+      vectorised.add(x, offset);
+      parts[g() % 3].add(x, offset);
+      for (int i = 0; i < n; ++i) single.add(i, x[i]);
+    }
+    std::shuffle(parts.begin(), parts.end(), g);
+    ExactSum merged;
+    for (const auto& p : parts) merged.merge(p);
+    for (int i = 0; i < n; ++i) {
+      const ExactSum::Cell b = single.cell(i);
+      for (const ExactSum* s : {&vectorised, &merged}) {
+        const ExactSum::Cell a = s->cell(i);
+        BOOST_TEST(a.top == b.top);
+        BOOST_TEST(a.special == b.special);
+        for (int k = 0; k < 3; ++k) BOOST_TEST(a.w[k] == b.w[k], "trial " << trial << " element " << i << " word " << k);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(value_is_the_128_bit_sum_rounded_once) {
+  // cell_value converts w0 2^64 + w1 2^32 + w2 by its leading 64 bits with a sticky bit; it must
+  // round as the exact 128-bit value does, at every scale (subnormal, normal, near overflow).
+  std::mt19937_64 g(3);
+  const int bias = 34 * 32;  // exact_sum.cpp's kBias
+  for (int trial = 0; trial < 20000; ++trial) {
+    ExactSum::Cell c;
+    const int width = static_cast<int>(g() % 63);  // words up to 2^62 in size, either sign
+    for (auto& w : c.w) w = static_cast<std::int64_t>(g() >> (63 - width)) * (g() % 2 ? 1 : -1);
+    if (trial % 5 == 0) c.w[0] = 0;
+    if (trial % 7 == 0) c.w[1] = 0;
+    c.top = 2 + static_cast<int>(g() % 66);  // the scales of all doubles, from 2^-1074 to 2^1023
+    const __int128 v = static_cast<__int128>(c.w[0]) * (static_cast<__int128>(1) << 64) +
+                       static_cast<__int128>(c.w[1]) * (static_cast<__int128>(1) << 32) +
+                       static_cast<__int128>(c.w[2]);
+    const double expected = std::ldexp(static_cast<double>(v), (c.top - 2) * 32 - bias);
+    BOOST_TEST(bits(ExactSum::cell_value(c)) == bits(expected), "trial " << trial);
+  }
+}

@@ -23,7 +23,7 @@ namespace cvnode {
 
 class ExactSum {
  public:
-  // One element's accumulator; 32 bytes, trivially copyable (MPI ships it as 4 int64).
+  // One element's accumulator as a value: 32 bytes, trivially copyable (what MPI ships).
   struct Cell {
     std::int64_t w[3] = {0, 0, 0};  // bins top, top-1, top-2
     std::int32_t top = kEmpty;      // bin index of w[0]; kEmpty: no finite non-zero term yet
@@ -32,12 +32,13 @@ class ExactSum {
   };
 
   ExactSum() = default;
-  explicit ExactSum(Eigen::Index n) : cells_(static_cast<std::size_t>(n)) {}
-  Eigen::Index size() const { return static_cast<Eigen::Index>(cells_.size()); }
-  void reset(Eigen::Index n) { cells_.assign(static_cast<std::size_t>(n), Cell{}); }
+  explicit ExactSum(Eigen::Index n) { reset(n); }
+  Eigen::Index size() const { return static_cast<Eigen::Index>(top_.size()); }
+  void reset(Eigen::Index n);
 
-  void add(Eigen::Index i, double x) { add_cell(cells_[static_cast<std::size_t>(i)], x); }
-  // Element-wise: x.size() + offset <= size().
+  void add(Eigen::Index i, double x);
+  // Element-wise: x.size() + offset <= size(). Vectorised where the instruction set allows
+  // (AVX2), with the same bits as one add(i, x) per element.
   void add(ConstVectorRef x, Eigen::Index offset = 0);
   void add(const double* x, Eigen::Index n, Eigen::Index offset = 0);
   // Adds another sum's terms (any order of merges gives the same bits).
@@ -45,19 +46,27 @@ class ExactSum {
   // Adds another sum's elements to elements [offset, offset + other.size()).
   void merge_range(const ExactSum& other, Eigen::Index offset);
 
-  double value(Eigen::Index i) const { return cell_value(cells_[static_cast<std::size_t>(i)]); }
+  double value(Eigen::Index i) const { return cell_value(cell(i)); }
   Vector values() const;
   void values(double* out, Eigen::Index n, Eigen::Index offset = 0) const;
 
-  Cell* data() { return cells_.data(); }
-  const Cell* data() const { return cells_.data(); }
+  // The elements as cells (MPI's reduction works on these) and back.
+  Cell cell(Eigen::Index i) const;
+  std::vector<Cell> cells() const;
+  void assign(const std::vector<Cell>& cells);
 
   static void add_cell(Cell& c, double x);
   static void merge_cell(Cell& into, const Cell& from);
   static double cell_value(const Cell& c);
 
  private:
-  std::vector<Cell> cells_;
+  void store(Eigen::Index i, const Cell& c);
+  void merge_elements(const ExactSum& other, Eigen::Index n, Eigen::Index offset);
+  // Stored by field (structure of arrays), so that add() streams through contiguous words.
+  std::vector<std::int64_t> w0_, w1_, w2_;
+  std::vector<std::int32_t> top_;
+  std::vector<std::uint32_t> special_;
+  bool fresh_ = true;  // nothing added or merged since reset(): merge() copies
 };
 
 // The order-independent sum of a few numbers (tests, small reductions).

@@ -132,9 +132,11 @@ void Ranks::abort(int code) {
 void Ranks::allreduce(ExactSum& sums) const {
 #ifdef CVNODE_HAVE_MPI
   if (!distributed()) return;
-  check(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), g_cell_type, g_cell_sum,
+  std::vector<ExactSum::Cell> cells = sums.cells();
+  check(MPI_Allreduce(MPI_IN_PLACE, cells.data(), static_cast<int>(cells.size()), g_cell_type, g_cell_sum,
                       MPI_COMM_WORLD),
         "MPI_Allreduce (exact sums)");
+  sums.assign(cells);
 #else
   (void)sums;
 #endif
