@@ -552,13 +552,19 @@ void Trainer::run(int stop_after_epoch) {
 
     const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
     const double eta = elapsed / (epoch - first_epoch + 1) * (s_.run.epochs - epoch);
+    // Validation figures only on the epochs that validate (not "val nan" in between); a
+    // validation whose series failed has no RMSE to show.
+    char val_part[80] = "";
+    if (validate && !val_.empty() && std::isfinite(m.val_rmse))
+      std::snprintf(val_part, sizeof val_part, "  val %.4e  rmse %.4e", m.val_loss, m.val_rmse);
+    else if (validate && !val_.empty())
+      std::snprintf(val_part, sizeof val_part, "  val failed");
     char line[400];
     std::snprintf(line, sizeof line,
-                  "epoch %4d/%d  train %.4e  val %.4e  rmse %.4e  nfe/series fwd %.0f bwd %.0f  "
+                  "epoch %4d/%d  train %.4e%s  nfe/series fwd %.0f bwd %.0f  "
                   "lr %.2e  %.2fs  ETA %.0fs%s",
-                  epoch, s_.run.epochs, m.train_loss, m.val_loss, m.val_rmse, m.nfe_forward,
-                  m.nfe_backward, m.lr, m.seconds, eta,
-                  m.failures ? ("  failures " + std::to_string(m.failures)).c_str() : "");
+                  epoch, s_.run.epochs, m.train_loss, val_part, m.nfe_forward, m.nfe_backward, m.lr,
+                  m.seconds, eta, m.failures ? ("  failures " + std::to_string(m.failures)).c_str() : "");
     emit(line);
     if (st_.stopped_early)
       emit("early stopping: no validation improvement for " +
