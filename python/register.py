@@ -41,8 +41,10 @@ def main(argv):
         return 0
     path = os.path.join(target, "cvnode.pth")
     # The second line lets an interpreter without numpy use the build interpreter's, and only
-    # such an interpreter (_cvnode_numpy_fallback.py).
-    line = root + "\nimport _cvnode_numpy_fallback\n"
+    # such an interpreter (_cvnode_numpy_fallback.py). It is imported only if it is found, so a
+    # build folder deleted later leaves every python3 start quiet instead of printing a traceback.
+    line = (root + "\nimport importlib.util; importlib.util.find_spec('_cvnode_numpy_fallback')"
+            " and __import__('_cvnode_numpy_fallback')\n")
     try:
         with open(path) as f:
             if f.read() == line:
