@@ -67,6 +67,30 @@ class Dynamics {
   virtual void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v,
                    VectorRef Jv, VectorRef work) const = 0;
 
+  // ---- Exogenous inputs: f(t, z, u(t); theta) ----
+  // u(t) = [controls at t; covariates] of the series being solved (Trajectory::controls,
+  // ::covariates), input_size() entries, standardised by the data side. The solver evaluates u
+  // itself and calls the _u forms below; a series whose input count differs from input_size() is
+  // refused. The defaults are for dynamics without inputs (input_size() = 0): they ignore u. u is
+  // data, so no derivative with respect to it is asked for.
+  virtual int input_size() const { return 0; }
+  virtual void rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f,
+                     VectorRef work) const {
+    rhs(t, z, theta, f, work);
+  }
+  virtual void vjp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef a,
+                     VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
+    vjp(t, z, theta, a, a_dfdz, a_dfdtheta, work);
+  }
+  virtual void jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
+                          VectorRef work) const {
+    jacobian(t, z, theta, J, work);
+  }
+  virtual void jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v,
+                     VectorRef Jv, VectorRef work) const {
+    jvp(t, z, theta, v, Jv, work);
+  }
+
   // ---- Batched evaluation: B states side by side as the columns of an n x B matrix ----
   // Used by the stacked-batch mode (one ODE for B series). The defaults loop over columns;
   // networks override them with matrix-matrix products, which is where stacking pays off.

@@ -51,6 +51,10 @@ class GradientEngine {
   virtual ~GradientEngine() = default;
   // States at `times` (non-decreasing, each >= t0; a time equal to t0 returns z0).
   virtual Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) = 0;
+  // The states of a series at its observation times, then at its horizon() as one more row when
+  // that lies after them, with its events and inputs applied. The default (engines that apply
+  // none) refuses a series that has any.
+  virtual Solution solve(ConstVectorRef theta, const Trajectory& ivp);
   // The loss of the initial-value problem `ivp` (t0, z0, the strictly increasing observation
   // times, the horizon; its values and mask are not read) and its gradient: forward to the
   // horizon, `observe` turns the states at the observation times into the loss and its jumps
@@ -65,7 +69,9 @@ std::vector<std::string> engine_methods();
 // Empty when `options.method` is registered and its engine accepts the options for a state of
 // `state_size` (0: unknown), else the reason naming the option.
 std::string validate_engine_options(const SolverOptions& options, int state_size);
-// The engine of options.method; throws OptionsError when validate_engine_options says why not.
+// The engine of options.method, wrapped so that series with events, controls or covariates are
+// solved segment by segment (src/ode/segments.h); throws OptionsError when
+// validate_engine_options says why not.
 std::unique_ptr<GradientEngine> make_engine(const Dynamics& dynamics, const SolverOptions& options);
 
 }  // namespace cvnode

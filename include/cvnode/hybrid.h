@@ -62,7 +62,17 @@ class Hybrid final : public Dynamics {
   int param_size() const override { return pg_ + pn_; }
   int workspace_size() const override { return n_work_; }
 
+  // The network's inputs u(t) (Dynamics::input_size), if it takes any; the physics takes none.
+  int input_size() const override { return network_ ? network_->input_size() : 0; }
   void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override;
+  void rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f,
+             VectorRef work) const override;
+  void vjp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef a,
+             VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const override;
+  void jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
+                  VectorRef work) const override;
+  void jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v,
+             VectorRef Jv, VectorRef work) const override;
   void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
            VectorRef a_dfdtheta, VectorRef work) const override;
   void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const override;
@@ -70,6 +80,15 @@ class Hybrid final : public Dynamics {
            VectorRef work) const override;
 
  private:
+  // The methods with the network's inputs u (null: none).
+  void rhs_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, VectorRef f,
+              VectorRef work) const;
+  void vjp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef a,
+              VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const;
+  void jacobian_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, MatrixRef J,
+                   VectorRef work) const;
+  void jvp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef v,
+              VectorRef Jv, VectorRef work) const;
   // Writes input_scale .* z[in] into the network-input buffer of work.
   void gather_input(ConstVectorRef z, double* zin) const;
   // f += S y: the network's outputs y (m) into the state's rate of change.

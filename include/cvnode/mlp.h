@@ -1,4 +1,5 @@
-// Multilayer perceptron dynamics: f(t, z) = W_L s(... s(W_1 [z; t] + b_1) ...) + b_L - k .* z.
+// Multilayer perceptron dynamics: f(t, z, u) = W_L s(... s(W_1 [z; t; u] + b_1) ...) + b_L - k .* z
+// (t and the inputs u optional).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,9 @@ struct MlpSpec {
   Activation activation = Activation::Tanh;
   // Feed t to the first layer as an extra input (W_1 then has layers[0] + 1 columns).
   bool time_input = false;
+  // Exogenous inputs u(t) (Dynamics::input_size): the first layer reads [z; t if time_input; u]
+  // (W_1 gains `inputs` more columns). The forms without u (and the batched ones) feed u = 0.
+  int inputs = 0;
   // Optional fixed elementwise linear decay k (size state_size, or empty for none): the
   // dynamics become MLP(z) - k .* z, a stiff term the network need not learn.
   Vector k_diag;
@@ -46,6 +50,7 @@ class Mlp final : public Dynamics {
   }
   int param_size() const override { return n_params_; }
   int workspace_size() const override { return n_work_; }
+  int input_size() const override { return spec_.inputs; }
 
   // theta = [W_1 row-major, b_1, W_2 row-major, b_2, ...], the layout of torch's state_dict
   // and of ../shared/bench. Deterministic for a given seed.
@@ -65,6 +70,15 @@ class Mlp final : public Dynamics {
                 VectorRef work) const override;
   void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
            VectorRef work) const override;
+
+  void rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f,
+             VectorRef work) const override;
+  void vjp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef a,
+             VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const override;
+  void jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
+                  VectorRef work) const override;
+  void jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v,
+             VectorRef Jv, VectorRef work) const override;
 
   // Batched forms: the layers run as matrix-matrix products over the B columns.
   int batch_workspace_size(int batch) const override;
@@ -89,7 +103,13 @@ class Mlp final : public Dynamics {
 
   // Runs the layers, leaving pre-activations u_l and outputs x_l in work; returns nothing since
   // the caller reads the last layer's output from work.
-  void forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work) const;
+  // u: the inputs (spec.inputs entries), or null for zeros.
+  void forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work, const double* u = nullptr) const;
+  void rhs_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, VectorRef f, VectorRef work) const;
+  void jacobian_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, MatrixRef J,
+                   VectorRef work) const;
+  void jvp_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+              VectorRef work) const;
 
   MlpSpec spec_;
   int n_in_ = 0;  // first layer's input width: state size, plus one with time input

@@ -29,6 +29,9 @@ class Solver {
 
   // States at `times` (non-decreasing, each >= t0; a time equal to t0 returns z0).
   Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times);
+  // A series' states at its observation times (then at its horizon() when later), its events
+  // (doses, infusions, removals, resets) and inputs u(t) applied.
+  Solution solve(ConstVectorRef theta, const Trajectory& series);
 
   // The loss of series `series` of the problem and its gradient (dLoss/dtheta, dLoss/dz0 and
   // dLoss/dphi for the loss's parameters), with the problem's normalisation: the loss's terms at

@@ -28,6 +28,7 @@ std::string MlpSpec::validate() const {
   if (k_diag.size() != 0 && k_diag.size() != layers.front())
     return "k_diag has " + std::to_string(k_diag.size()) + " entries, the state has " + std::to_string(layers.front());
   if (k_diag.size() != 0 && !k_diag.allFinite()) return "k_diag is not finite";
+  if (inputs < 0) return "inputs = " + std::to_string(inputs) + " must be >= 0";
   return {};
 }
 
@@ -35,7 +36,7 @@ Mlp::Mlp(MlpSpec spec) : spec_(std::move(spec)) {
   if (std::string why = spec_.validate(); !why.empty()) throw std::invalid_argument(why);
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = spec_.layers.front();
-  n_in_ = n + (spec_.time_input ? 1 : 0);
+  n_in_ = n + (spec_.time_input ? 1 : 0) + spec_.inputs;
   int off = 0, wmax = n_in_;
   for (int l = 0; l < L; ++l) {
     const int in = l == 0 ? n_in_ : spec_.layers[l];
@@ -81,12 +82,16 @@ Vector Mlp::initial_parameters(Init scheme, std::uint64_t seed) const {
   return theta;
 }
 
-void Mlp::forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work) const {
+void Mlp::forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work, const double* u) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = state_size();
   VecMap x0(work + x_off_[0], n_in_);
   x0.head(n) = z;
   if (spec_.time_input) x0[n] = t;
+  if (spec_.inputs > 0) {
+    if (u) x0.tail(spec_.inputs) = Eigen::Map<const Eigen::VectorXd>(u, spec_.inputs);
+    else x0.tail(spec_.inputs).setZero();
+  }
   for (int l = 1; l <= L; ++l) {
     const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
     const int out = spec_.layers[l];
@@ -101,8 +106,16 @@ void Mlp::forward(double t, ConstVectorRef z, ConstVectorRef theta, double* work
 }
 
 void Mlp::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const {
+  rhs_at(t, z, nullptr, theta, f, work);
+}
+
+void Mlp::rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f, VectorRef work) const {
+  rhs_at(t, z, u.data(), theta, f, work);
+}
+
+void Mlp::rhs_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, VectorRef f, VectorRef work) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
-  forward(t, z, theta, work.data());
+  forward(t, z, theta, work.data(), u);
   f = VecMap(work.data() + u_off_[L], state_size());
   if (spec_.k_diag.size() > 0) f.array() -= spec_.k_diag.array() * z.array();
 }
@@ -110,6 +123,12 @@ void Mlp::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, Vec
 void Mlp::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
               VectorRef a_dfdtheta, VectorRef work) const {
   forward(t, z, theta, work.data());
+  backward(theta, a, a_dfdz, a_dfdtheta, work.data());
+}
+
+void Mlp::vjp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef a,
+                VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
+  forward(t, z, theta, work.data(), u.data());
   backward(theta, a, a_dfdz, a_dfdtheta, work.data());
 }
 
@@ -152,10 +171,20 @@ void Mlp::backward(ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz, Vec
 }
 
 void Mlp::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const {
+  jacobian_at(t, z, nullptr, theta, J, work);
+}
+
+void Mlp::jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
+                     VectorRef work) const {
+  jacobian_at(t, z, u.data(), theta, J, work);
+}
+
+void Mlp::jacobian_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, MatrixRef J,
+                      VectorRef work) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = state_size();
   double* w = work.data();
-  forward(t, z, theta, w);
+  forward(t, z, theta, w, u);
   // Forward accumulation: M_l = d u_l / d z, M_1 = W_1[:, :n], M_l = W_l diag(s'(u_{l-1})) M_{l-1}.
   double* m = w + m_off_;
   double* m2 = w + m2_off_;
@@ -190,10 +219,20 @@ void Mlp::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J
 
 void Mlp::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
               VectorRef work) const {
+  jvp_at(t, z, nullptr, theta, v, Jv, work);
+}
+
+void Mlp::jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+                VectorRef work) const {
+  jvp_at(t, z, u.data(), theta, v, Jv, work);
+}
+
+void Mlp::jvp_at(double t, ConstVectorRef z, const double* u, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+                 VectorRef work) const {
   const int L = static_cast<int>(spec_.layers.size()) - 1;
   const int n = state_size();
   double* w = work.data();
-  forward(t, z, theta, w);
+  forward(t, z, theta, w, u);
   double* g = w + g_off_;
   double* g2 = w + g2_off_;
   RowMajorMap W1(theta.data() + w_off_[0], spec_.layers[1], n_in_);
@@ -239,6 +278,7 @@ void Mlp::forward_batch(double t, ConstMatrixRef Z, ConstVectorRef theta, double
   Eigen::Map<Eigen::MatrixXd> X0(work + x_off_[0] * B, n_in_, B);
   X0.topRows(n) = Z;
   if (spec_.time_input) X0.row(n).setConstant(t);
+  if (spec_.inputs > 0) X0.bottomRows(spec_.inputs).setZero();  // the batched forms take no inputs
   for (int l = 1; l <= L; ++l) {
     const int in = l == 1 ? n_in_ : spec_.layers[l - 1];
     const int out = spec_.layers[l];

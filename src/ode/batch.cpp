@@ -10,6 +10,7 @@
 #include "cvnode/stacked.h"
 #include "core/names.h"
 #include "ode/engine_util.h"
+#include "ode/segments.h"
 #include "ode/series_gradient.h"
 
 namespace cvnode {
@@ -62,10 +63,6 @@ Matrix series_states(const Matrix& stacked, const std::vector<Eigen::Index>& row
   Matrix out(static_cast<Eigen::Index>(rows.size()), n);
   for (std::size_t k = 0; k < rows.size(); ++k) out.row(static_cast<Eigen::Index>(k)) = stacked.row(rows[k]).segment(b * n, n);
   return out;
-}
-
-bool has_inputs_or_events(const Trajectory& tr) {
-  return !tr.events.empty() || !tr.controls.empty() || tr.covariates.size() > 0;
 }
 
 }  // namespace
@@ -125,7 +122,7 @@ bool BatchSolver::use_stacked(const Problem& problem, size_t begin, size_t end) 
                            std::to_string(first.t0) + ", series " + std::to_string(b) + " at " + std::to_string(tr.t0));
       return false;
     }
-    if (has_inputs_or_events(tr)) {
+    if (detail::needs_segments(tr)) {
       if (forced)
         throw OptionsError("stacked batch mode does not take series with events, controls or covariates (series " +
                            std::to_string(b) + "); use per_series");
@@ -303,13 +300,8 @@ std::vector<Solution> BatchSolver::solve(ConstVectorRef theta, const std::vector
   for (int b = 0; b < B; ++b) {
     try {
       const Trajectory& tr = series[b];
-      detail::check_ivp(tr, dynamics_.state_size());
-      Vector times = tr.times;
-      if (tr.horizon() > (times.size() ? times[times.size() - 1] : tr.t0)) {
-        times.conservativeResize(times.size() + 1);
-        times[times.size() - 1] = tr.horizon();
-      }
-      out[b] = engines_[omp_get_thread_num()]->solve(theta_copy, tr.t0, tr.z0, times);
+      if (std::string why = tr.validate(dynamics_.state_size()); !why.empty()) throw OptionsError(why);
+      out[b] = engines_[omp_get_thread_num()]->solve(theta_copy, tr);
     } catch (...) {
       errors[b] = std::current_exception();
     }

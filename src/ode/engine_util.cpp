@@ -26,8 +26,8 @@ void check_solve_inputs(double t0, ConstVectorRef z0, ConstVectorRef times, int 
 void check_ivp(const Trajectory& ivp, int n) {
   if (std::string why = ivp.validate(n); !why.empty()) throw OptionsError(why);
   if (!ivp.events.empty() || !ivp.controls.empty() || ivp.covariates.size() > 0)
-    throw OptionsError("this series has events, controls or covariates, which the solver does not apply yet "
-                       "(issue 12): refused rather than ignored");
+    throw OptionsError("this series has events, controls or covariates, which only the engine from make_engine "
+                       "applies (segment by segment): refused rather than ignored");
 }
 
 void check_terms(const ObservationTerms& terms, Eigen::Index times, int n) {

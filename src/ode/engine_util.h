@@ -23,7 +23,8 @@ void check_theta(ConstVectorRef theta, int P);
 // are not finite, >= t0 and non-decreasing (GradientEngine::solve).
 void check_solve_inputs(double t0, ConstVectorRef z0, ConstVectorRef times, int n);
 // Throws OptionsError when an engine's initial-value problem does not fit a state of n
-// (Trajectory::validate) or carries what the engines do not apply yet.
+// (Trajectory::validate) or carries events or inputs, which reach a registered engine only
+// through the segments of src/ode/segments.h.
 void check_ivp(const Trajectory& ivp, int n);
 // Throws OptionsError unless an observer's terms have one jump row per observation time and one
 // column per state component.

@@ -3,6 +3,8 @@
 
 #include "core/names.h"
 #include "cvnode/errors.h"
+#include "ode/engine_util.h"
+#include "ode/segments.h"
 
 namespace cvnode {
 
@@ -38,8 +40,23 @@ std::string validate_engine_options(const SolverOptions& options, int state_size
 }
 
 std::unique_ptr<GradientEngine> make_engine(const Dynamics& dynamics, const SolverOptions& options) {
+  return std::make_unique<detail::SegmentedEngine>(dynamics, options, detail::make_registered_engine(dynamics, options));
+}
+
+std::unique_ptr<GradientEngine> detail::make_registered_engine(const Dynamics& dynamics, const SolverOptions& options) {
   options.check(dynamics.state_size());
   return registry().at(options.method).make(dynamics, options);
+}
+
+Solution GradientEngine::solve(ConstVectorRef theta, const Trajectory& ivp) {
+  const int n = static_cast<int>(ivp.z0.size());
+  detail::check_ivp(ivp, n);
+  Vector times = ivp.times;
+  if (ivp.horizon() > (times.size() ? times[times.size() - 1] : ivp.t0)) {
+    times.conservativeResize(times.size() + 1);
+    times[times.size() - 1] = ivp.horizon();
+  }
+  return solve(theta, ivp.t0, ivp.z0, times);
 }
 
 }  // namespace cvnode

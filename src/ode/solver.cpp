@@ -15,6 +15,8 @@ Solution Solver::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, Const
   return engine_->solve(theta, t0, z0, times);
 }
 
+Solution Solver::solve(ConstVectorRef theta, const Trajectory& series) { return engine_->solve(theta, series); }
+
 Gradient Solver::gradient(ConstVectorRef theta, const Problem& problem, int series) {
   problem.check(dynamics_.state_size(), series);
   return detail::series_gradient(*engine_, theta, problem, series);

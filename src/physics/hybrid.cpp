@@ -87,6 +87,13 @@ void Hybrid::scatter(const double* y, VectorRef f) const {
 }
 
 void Hybrid::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const {
+  rhs_at(t, z, nullptr, theta, f, work);
+}
+void Hybrid::rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f, VectorRef work) const {
+  rhs_at(t, z, &u, theta, f, work);
+}
+void Hybrid::rhs_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, VectorRef f,
+                    VectorRef work) const {
   auto sub = work.segment(sub_off_, sub_size_);
   if (physics_) physics_->rhs(t, z, theta.head(pg_), f, sub);
   else f.setZero();
@@ -94,12 +101,21 @@ void Hybrid::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, 
   double* x = work.data() + x_off_;
   double* y = work.data() + y_off_;
   gather_input(z, x);
-  network_->rhs(t, VecMap(x, m_), theta.tail(pn_), VecMap(y, m_), sub);
+  if (u) network_->rhs_u(t, VecMap(x, m_), *u, theta.tail(pn_), VecMap(y, m_), sub);
+  else network_->rhs(t, VecMap(x, m_), theta.tail(pn_), VecMap(y, m_), sub);
   scatter(y, f);
 }
 
 void Hybrid::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
                  VectorRef a_dfdtheta, VectorRef work) const {
+  vjp_at(t, z, nullptr, theta, a, a_dfdz, a_dfdtheta, work);
+}
+void Hybrid::vjp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef a,
+                   VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
+  vjp_at(t, z, &u, theta, a, a_dfdz, a_dfdtheta, work);
+}
+void Hybrid::vjp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef a,
+                    VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
   const bool want_theta = a_dfdtheta.size() > 0;
   auto sub = work.segment(sub_off_, sub_size_);
   if (physics_) physics_->vjp(t, z, theta.head(pg_), a, a_dfdz, a_dfdtheta.head(want_theta ? pg_ : 0), sub);
@@ -114,12 +130,24 @@ void Hybrid::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRe
   if (S_.size()) VecMap(aN, m_).noalias() = S_.transpose() * a;
   else
     for (int i = 0; i < m_; ++i) aN[i] = mask_[i] * a[out_[i]];
-  network_->vjp(t, VecMap(x, m_), theta.tail(pn_), VecMap(aN, m_), VecMap(y, m_),
-                a_dfdtheta.tail(want_theta ? pn_ : 0), sub);
+  if (u)
+    network_->vjp_u(t, VecMap(x, m_), *u, theta.tail(pn_), VecMap(aN, m_), VecMap(y, m_),
+                    a_dfdtheta.tail(want_theta ? pn_ : 0), sub);
+  else
+    network_->vjp(t, VecMap(x, m_), theta.tail(pn_), VecMap(aN, m_), VecMap(y, m_),
+                  a_dfdtheta.tail(want_theta ? pn_ : 0), sub);
   for (int j = 0; j < m_; ++j) a_dfdz[in_[j]] += scale_[j] * y[j];
 }
 
 void Hybrid::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const {
+  jacobian_at(t, z, nullptr, theta, J, work);
+}
+void Hybrid::jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
+                        VectorRef work) const {
+  jacobian_at(t, z, &u, theta, J, work);
+}
+void Hybrid::jacobian_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, MatrixRef J,
+                         VectorRef work) const {
   auto sub = work.segment(sub_off_, sub_size_);
   if (physics_) physics_->jacobian(t, z, theta.head(pg_), J, sub);
   else J.setZero();
@@ -127,7 +155,8 @@ void Hybrid::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRe
   double* x = work.data() + x_off_;
   gather_input(z, x);
   Eigen::Map<Matrix> Jn(work.data() + jn_off_, m_, m_);
-  network_->jacobian(t, VecMap(x, m_), theta.tail(pn_), Jn, sub);
+  if (u) network_->jacobian_u(t, VecMap(x, m_), *u, theta.tail(pn_), Jn, sub);
+  else network_->jacobian(t, VecMap(x, m_), theta.tail(pn_), Jn, sub);
   if (S_.size()) {
     // Column in_[j] of J gains S Jn(:, j) scale_j; y (m) holds one column at a time.
     double* y = work.data() + y_off_;
@@ -143,6 +172,14 @@ void Hybrid::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRe
 
 void Hybrid::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
                  VectorRef work) const {
+  jvp_at(t, z, nullptr, theta, v, Jv, work);
+}
+void Hybrid::jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+                   VectorRef work) const {
+  jvp_at(t, z, &u, theta, v, Jv, work);
+}
+void Hybrid::jvp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef v,
+                    VectorRef Jv, VectorRef work) const {
   auto sub = work.segment(sub_off_, sub_size_);
   if (physics_) physics_->jvp(t, z, theta.head(pg_), v, Jv, sub);
   else Jv.setZero();
@@ -152,7 +189,8 @@ void Hybrid::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRe
   double* vin = work.data() + jn_off_;
   gather_input(z, x);
   for (int j = 0; j < m_; ++j) vin[j] = scale_[j] * v[in_[j]];
-  network_->jvp(t, VecMap(x, m_), theta.tail(pn_), VecMap(vin, m_), VecMap(y, m_), sub);
+  if (u) network_->jvp_u(t, VecMap(x, m_), *u, theta.tail(pn_), VecMap(vin, m_), VecMap(y, m_), sub);
+  else network_->jvp(t, VecMap(x, m_), theta.tail(pn_), VecMap(vin, m_), VecMap(y, m_), sub);
   scatter(y, Jv);
 }
 

@@ -109,7 +109,8 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta, const Proble
   for (int s = 0; s < S; ++s) {
     try {
       const Trajectory& tr = problem.series(s);
-      sol[s] = solvers[omp_get_thread_num()]->solve(th, tr.t0, tr.z0, tr.times);
+      sol[s] = solvers[omp_get_thread_num()]->solve(th, tr);  // events and inputs applied
+      sol[s].states.conservativeResize(tr.times.size(), Eigen::NoChange);  // not the horizon row
       if (!sol[s].states.allFinite())
         throw SolverError("evaluate", 0, "NON_FINITE", tr.t0, "the solution is not finite");
     } catch (...) {
