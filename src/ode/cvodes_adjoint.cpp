@@ -671,9 +671,15 @@ struct CvodesAdjoint final : GradientEngine {
     detail::check_theta(theta_in, P);
     theta = theta_in.data();
     costs = running_costs && !running_costs->empty() ? running_costs : nullptr;
-    if (costs)
+    if (costs) {
       for (const auto& cost : *costs)
         if (rc_work.size() < cost->workspace_size()) rc_work.setZero(cost->workspace_size());
+    } else if (fquad_ready) {
+      // The forward quadrature of an earlier call's running costs stays active in CVODES and
+      // would call fq (and its costs) again: switch it off (set up anew when costs return).
+      CVodeQuadFree(mem.get());
+      fquad_ready = false;
+    }
     nonfinite_t = NAN;
     point_valid = false;  // theta may have changed in place
     last_message.clear();
