@@ -14,6 +14,8 @@
 #include "cvnode/running_cost.h"
 #include "cvnode/problem.h"
 #include "cvnode/solver.h"
+#include "cvnode/trainer.h"
+#include "linear_system.h"
 #include "test_util.h"
 
 using namespace cvnode;
@@ -157,6 +159,9 @@ BOOST_AUTO_TEST_CASE(regularised_adjoint_gradient_matches_differences) {
         const double fd = cvnode::test::directional_fd(L, theta, v, 1e-3);
         BOOST_TEST(std::abs(grad.theta.dot(v) - fd) <= 1e-6 * grad.theta.norm() + 1e-9);
       }
+      // The same engine solving without running costs afterwards (its quadrature switched off).
+      const Solution plain = solver.solve(theta, tr.t0, tr.z0, tr.times);
+      BOOST_TEST((plain.states - grad.states).norm() < 1e-8);
     }
   }
 }
@@ -213,4 +218,89 @@ BOOST_AUTO_TEST_CASE(regularizer_costs_follow_the_weights) {
   int differ = 0;
   for (std::uint64_t s = 4; s < 12; ++s) differ += regularizer_costs(f, o, s)[1]->value(0, z, theta, w2) != v;
   BOOST_TEST(differ > 0);
+}
+
+namespace {
+
+// One epoch of one minibatch holding every series: its train_loss is the loss at the initial
+// parameters, regularisers included.
+double first_loss(const RegularizationOptions& reg, double kinetic, Vector* theta0 = nullptr,
+                  std::vector<Trajectory>* lifted = nullptr, Vector* after = nullptr) {
+  static const auto data = cvnode::test::linear_data(6, 8, 2);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back("s" + std::to_string(i));
+  ModelOptions mo;
+  mo.hidden = {8};
+  mo.activation = Activation::Tanh;
+  mo.seed = 5;
+  static const Model model(mo, 2);
+  TrainerSettings ts;
+  ts.solver.rtol = 1e-10;
+  ts.solver.atol = 1e-12;
+  ts.loss.kind = "mse_mean";
+  ts.run.epochs = 1;
+  ts.run.batch_size = 6;
+  ts.run.seed = 4;
+  ts.run.kinetic_weight = kinetic;
+  ts.regularization = reg;
+  Trainer trainer(model, data, ids, {}, {}, ts);
+  trainer.log = [](const std::string&) {};
+  if (theta0) *theta0 = trainer.network(trainer.state().params);
+  if (lifted) *lifted = trainer.train_series();
+  trainer.run();
+  if (after) *after = trainer.state().params;
+  return trainer.state().history.at(0).train_loss;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_trainer_adds_the_configured_regularisers) {
+  Vector theta;
+  std::vector<Trajectory> series;
+  const double plain = first_loss({}, 0, &theta, &series);
+  // Jacobian norm (exact) and kinetic energy: the loss grows by exactly their integrals, as a
+  // problem with those running costs solved directly gives them.
+  RegularizationOptions r;
+  r.jacobian_weight = 0.3;
+  const double both = first_loss(r, 0.2);
+  ModelOptions mo;
+  mo.hidden = {8};
+  mo.activation = Activation::Tanh;
+  mo.seed = 5;
+  const Model model(mo, 2);
+  SolverOptions s;
+  s.rtol = 1e-10;
+  s.atol = 1e-12;
+  BatchSolver solver(model.dynamics(), s);
+  Problem bare(series, make_loss("mse_mean")), reg(series, make_loss("mse_mean"));
+  r.kinetic_weight = 0.2;
+  for (const auto& c : regularizer_costs(model.dynamics(), r, 0)) reg.add_running_cost(c);
+  BOOST_TEST_CHECKPOINT("regularised problem");
+  const double with_costs = solver.gradient(theta, reg).loss;
+  BOOST_TEST_CHECKPOINT("bare problem");
+  const double expected = with_costs - solver.gradient(theta, bare).loss;
+  BOOST_TEST(expected > 1e-3);
+  BOOST_TEST(both - plain == expected, boost::test_tools::tolerance(1e-9));
+  // Hutchinson's probes and STEER's times are drawn per step from run.seed: another estimate and
+  // other times than the plain run, and the same bits when run again.
+  RegularizationOptions h;
+  h.jacobian_weight = 0.3;
+  h.jacobian_estimator = TraceEstimator::Hutchinson;
+  h.steer = 0.05;
+  Vector p1, p2;
+  const double a = first_loss(h, 0, nullptr, nullptr, &p1), b = first_loss(h, 0, nullptr, nullptr, &p2);
+  BOOST_TEST(a == b);
+  BOOST_TEST((p1 - p2).norm() == 0.0);
+  BOOST_TEST(std::abs(a - both) > 1e-6);
+  // A Jacobian norm with stacked solves is refused by name.
+  const auto data = cvnode::test::linear_data(2, 4, 1);
+  TrainerSettings ts;
+  ts.run.batch_mode = BatchMode::Stacked;
+  ts.regularization.jacobian_weight = 1;
+  try {
+    Trainer t(model, data, {"a", "b"}, {}, {}, ts);
+    BOOST_FAIL("stacked solves took a running cost");
+  } catch (const OptionsError& e) {
+    BOOST_TEST(std::string(e.what()).find("regularization.jacobian_weight") != std::string::npos);
+  }
 }

@@ -15,6 +15,7 @@
 #include "cvnode/loss.h"
 #include "cvnode/problem.h"
 #include "cvnode/model.h"
+#include "cvnode/regularization.h"
 #include "cvnode/optimizer.h"
 #include "cvnode/schedule.h"
 #include "cvnode/solver_options.h"
@@ -94,6 +95,9 @@ struct TrainerSettings {
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   TrainOptions run;
+  // [regularization]: the Jacobian norm and STEER (the kinetic energy's weight is
+  // run.kinetic_weight, which the Trainer copies in).
+  RegularizationOptions regularization;
 };
 
 // One row of the metrics history (metrics.csv and the checkpoint).
@@ -213,7 +217,8 @@ class Trainer {
   Vector trainable_, decay_;
   std::unique_ptr<GradientBackend> backend_;
   std::shared_ptr<const Loss> loss_;
-  std::shared_ptr<const RunningCost> running_cost_;
+  // The regularisers' running costs, built once when they draw no probes, else per step.
+  std::vector<std::shared_ptr<const RunningCost>> running_costs_;
   Optimizer opt_;
   Schedule sched_;
   int phase_start_ = 0;

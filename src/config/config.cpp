@@ -326,6 +326,13 @@ const std::vector<Entry>& entries() {
       eigen_vector("loss.weight", [](Config& c) -> Vector& { return c.train.loss.weight; }),
       text("loss.scale", [](Config& c) -> std::string& { return c.loss_scale; }),
       num("loss.kinetic_weight", [](Config& c) -> double& { return c.train.run.kinetic_weight; }),
+      num("regularization.kinetic_weight", [](Config& c) -> double& { return c.train.run.kinetic_weight; }),
+      num("regularization.jacobian_weight", [](Config& c) -> double& { return c.train.regularization.jacobian_weight; }),
+      choice<TraceEstimator>("regularization.jacobian_estimator",
+                             [](Config& c) -> TraceEstimator& { return c.train.regularization.jacobian_estimator; },
+                             parse_trace_estimator, trace_estimator_name),
+      integer("regularization.jacobian_probes", [](Config& c) -> int& { return c.train.regularization.jacobian_probes; }),
+      num("regularization.steer", [](Config& c) -> double& { return c.train.regularization.steer; }),
 
       choice<OptimizerKind>("optimizer.name",
                             [](Config& c) -> OptimizerKind& { return c.train.optimizer.kind; },
@@ -531,6 +538,10 @@ std::string Config::validate() const {
   if (why.empty()) why = train.optimizer.validate();
   if (why.empty()) why = train.schedule.validate();
   if (why.empty()) why = train.run.validate();
+  if (why.empty()) why = train.regularization.validate();
+  if (why.empty() && train.run.batch_mode == BatchMode::Stacked && train.regularization.jacobian_weight > 0)
+    why = "run.batch_mode = \"stacked\" does not take regularization.jacobian_weight > 0 (a running cost); use "
+          "\"per_series\" or \"auto\"";
   if (why.empty() && train.loss.kind == "gaussian_nll" && train.loss.sigma.size() == 0)
     why = "loss.kind = \"gaussian_nll\" needs loss.sigma (one per channel)";
   if (why.empty() && plot.series < 0) why = "plot.series = " + std::to_string(plot.series) + " must be >= 0";

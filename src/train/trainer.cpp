@@ -189,6 +189,10 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
                     : 0)),
       sched_(settings.schedule, settings.optimizer.lr, settings.run.epochs) {
   std::string why = s_.run.validate();
+  if (why.empty()) why = s_.regularization.validate();
+  if (why.empty() && s_.run.batch_mode == BatchMode::Stacked && s_.regularization.jacobian_weight > 0)
+    why = "run.batch_mode = \"stacked\" does not take regularization.jacobian_weight > 0 (a running cost); use "
+          "\"per_series\" or \"auto\"";
   if (why.empty()) why = s_.solver.validate(model.state_size());
   if (!why.empty()) throw OptionsError(why);
   loss_ = make_loss(s_.loss, model.observation_map());
@@ -241,8 +245,9 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
                                              s_.run.balance);
   else
     backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
-  if (s_.run.kinetic_weight > 0)
-    running_cost_ = std::make_shared<KineticEnergy>(model.dynamics(), s_.run.kinetic_weight);
+  s_.regularization.kinetic_weight = s_.run.kinetic_weight;
+  // Built once here (this also refuses a Jacobian norm the dynamics cannot give, before any step).
+  running_costs_ = regularizer_costs(model.dynamics(), s_.regularization, 0);
 }
 
 Trainer::~Trainer() = default;
@@ -393,15 +398,21 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
                     secs / (step_in_epoch - 1) * (total_steps - step_in_epoch + 1));
       emit(line);
     }
+    // This step's noise (Hutchinson probes, STEER's times): a function of (seed, step, series).
+    const std::uint64_t step_seed = detail::Rng(s_.run.seed * 0xD1B54A32D192ED03ULL + static_cast<std::uint64_t>(st_.step) + 1).next();
     std::vector<Trajectory> batch(B);
     for (int b = 0; b < B; ++b) {
       const int s = order[first + b];
-      batch[b] = train_[s];
+      batch[b] = s_.regularization.steer > 0
+                     ? steer_times(train_[s], s_.regularization.steer, step_seed ^ (0x9E3779B97F4A7C15ULL * (s + 1)))
+                     : train_[s];
       if (learned) batch[b].z0 = st_.params.segment(Q + s * N, N);
     }
     Problem problem(std::move(batch), loss_);
     problem.set_loss_parameters(st_.params.segment(P, R));
-    if (running_cost_) problem.add_running_cost(running_cost_);
+    const bool fresh = s_.regularization.jacobian_weight > 0 && s_.regularization.jacobian_estimator == TraceEstimator::Hutchinson;
+    for (const auto& c : fresh ? regularizer_costs(model_.dynamics(), s_.regularization, step_seed) : running_costs_)
+      problem.add_running_cost(c);
     long entries = problem.entries();
     const Vector theta = st_.params.head(P);
     BatchGradient g = backend_->gradient(theta, problem);
