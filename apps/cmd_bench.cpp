@@ -48,20 +48,7 @@ struct BenchArgs {
 // series as the columns of one batched call) against the machine's single-core GEMM rate, the
 // issue-6 measure for B2 ("50% of peak GEMM inside the network evaluations").
 double seconds_per_call(const std::function<void()>& call, double min_seconds = 0.5) {
-  call();  // warm the caches
-  double best = 1e300;
-  for (int round = 0; round < 3; ++round) {
-    long n = 0;
-    const auto start = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    do {
-      call();
-      ++n;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    } while (elapsed < min_seconds / 3);
-    best = std::min(best, elapsed / n);
-  }
-  return best;
+  return time_call(call, 3, min_seconds / 3).first;  // the fastest of three rounds
 }
 
 void network_rate(const BenchArgs& a) {

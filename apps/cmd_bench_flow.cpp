@@ -32,8 +32,8 @@ struct BenchFlowArgs {
   double eval_seconds = 0.3;
 };
 
-// Minimum and median of `rounds` timings of `call` (seconds), each round repeating it for at
-// least `window` seconds.
+}  // namespace
+
 std::pair<double, double> time_call(const std::function<void()>& call, int rounds, double window) {
   call();
   std::vector<double> t;
@@ -51,6 +51,8 @@ std::pair<double, double> time_call(const std::function<void()>& call, int round
   std::sort(t.begin(), t.end());
   return {t.front(), t[t.size() / 2]};
 }
+
+namespace {
 
 void bench_flow(const BenchFlowArgs& a) {
   for (int D : a.dims) {

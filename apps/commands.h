@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,10 @@ struct CnfTrainArgs {
   bool quiet = false, no_plots = false;
 };
 void run_cnf_train(const CnfTrainArgs& args);
+
+// Minimum and median of `rounds` timings of `call` (seconds per call) after one warm-up call,
+// each round repeating it for at least `window` seconds (cmd_bench_flow.cpp).
+std::pair<double, double> time_call(const std::function<void()>& call, int rounds, double window);
 
 // Draws the figures of a run (fitted trajectories with extrapolation, losses, NFE) from its
 // checkpoint and metrics.csv into `out_dir` with gnuplot; returns the PNG paths.
