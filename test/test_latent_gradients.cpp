@@ -12,6 +12,7 @@
 #include "models/latent/encoder.h"
 #include "models/latent/gru.h"
 #include "models/latent/latent_ode.h"
+#include "models/latent/rnn_baseline.h"
 #include "test_util.h"
 
 using namespace cvnode;
@@ -254,4 +255,20 @@ BOOST_AUTO_TEST_CASE(latent_ode_whole_model) {
     // wrong or missing term is O(1).
     BOOST_TEST(e < 1e-7, r.name << ": " << e);
   }
+}
+
+BOOST_AUTO_TEST_CASE(rnn_baseline_gradient) {
+  RnnBaselineSpec s;
+  s.channels = 2;
+  s.hidden = 4;
+  s.output_hidden = {3};
+  s.noise_std = (Vector(2) << 0.3, 0.5).finished();
+  RnnBaseline rnn(s);
+  const Vector p = rnn.initial_parameters(41) + random_vector(rnn.param_size(), 42, 0.1);
+  const Trajectory tr = series();
+  Vector g = Vector::Zero(rnn.param_size());
+  rnn.loss(p, tr, 0.25, &g);
+  const double e = rel_err(g, fd_gradient([&](const Vector& v) { return rnn.loss(v, tr, 0.25, nullptr); }, p, 1e-4));
+  BOOST_TEST_MESSAGE("rnn baseline: relative error " << e);
+  BOOST_TEST(e < 1e-9);
 }

@@ -1,0 +1,114 @@
+#include "models/latent/rnn_baseline.h"
+
+#include <cmath>
+
+#include "cvnode/errors.h"
+#include "models/latent/elbo.h"
+#include "models/latent/encoder.h"
+
+namespace cvnode::latent {
+
+namespace {
+std::vector<int> widths(int in, const std::vector<int>& hidden, int out) {
+  std::vector<int> w{in};
+  w.insert(w.end(), hidden.begin(), hidden.end());
+  w.push_back(out);
+  return w;
+}
+}  // namespace
+
+RnnBaseline::RnnBaseline(RnnBaselineSpec spec)
+    : spec_(std::move(spec)),
+      gru_(2 * spec_.channels + 1, spec_.hidden),
+      out_(DenseSpec{widths(spec_.hidden, spec_.output_hidden, spec_.channels), spec_.output_activation}) {
+  if (spec_.noise_std.size() != spec_.channels || !(spec_.noise_std.array() > 0).all())
+    throw OptionsError("the RNN baseline needs one noise standard deviation > 0 per channel");
+}
+
+Vector RnnBaseline::initial_parameters(std::uint64_t seed) const {
+  Vector p(param_size());
+  gru_.initialize(seed, p.head(gru_.param_size()));
+  out_.initialize(Init::Glorot, seed + 1, p.tail(out_.param_size()));
+  return p;
+}
+
+double RnnBaseline::loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad) const {
+  const int C = spec_.channels, H = spec_.hidden, G = gru_.param_size();
+  const Observed obs = observed_rows(series);
+  const int T = obs.rows();
+  if (T < 1) throw DataError("the RNN baseline needs at least one observed time");
+  const auto th_gru = params.head(G);
+  const auto th_out = params.tail(out_.param_size());
+  // Step r reads row r - 1 (nothing for r = 0) with the gap to row r and predicts row r.
+  std::vector<GruCell::Step> steps(T);
+  Matrix H_all(H, T);
+  Vector h = Vector::Zero(H), x(2 * C + 1), h_new;
+  for (int r = 0; r < T; ++r) {
+    x.setZero();
+    if (r > 0) {
+      x.head(C) = obs.values.row(r - 1).transpose();
+      x.segment(C, C) = obs.mask.row(r - 1).transpose();
+    }
+    x[2 * C] = obs.times[r] - (r > 0 ? obs.times[r - 1] : obs.t0);
+    gru_.forward(th_gru, x, h, steps[r], h_new);
+    h = h_new;
+    H_all.col(r) = h;
+  }
+  Dense::Tape tape;
+  Matrix pred;
+  out_.forward(th_out, H_all, tape, pred);
+  Matrix dpred;
+  const Vector log_sigma = spec_.noise_std.array().log().matrix();
+  const double nll = -gaussian_loglik(pred.transpose(), obs.values, obs.mask, log_sigma, dpred, nullptr);
+  if (grad) {
+    Matrix dH;
+    Vector g = Vector::Zero(param_size());
+    out_.backward(th_out, tape, -scale * dpred.transpose(), g.tail(out_.param_size()), &dH);
+    Vector dh = Vector::Zero(H), dprev;
+    for (int r = T - 1; r >= 0; --r) {
+      dh += dH.col(r);
+      gru_.backward(th_gru, steps[r], dh, dprev, g.head(G), nullptr);
+      dh = dprev;
+    }
+    *grad += g;
+  }
+  return scale * nll;
+}
+
+Matrix RnnBaseline::predict(ConstVectorRef params, const Trajectory& conditioning, ConstVectorRef times) const {
+  const int C = spec_.channels, H = spec_.hidden, G = gru_.param_size();
+  const Observed obs = observed_rows(conditioning);
+  const auto th_gru = params.head(G);
+  const auto th_out = params.tail(out_.param_size());
+  Matrix out(times.size(), C);
+  Vector h = Vector::Zero(H), x = Vector::Zero(2 * C + 1), h_new;
+  GruCell::Step step;
+  Dense::Tape tape;
+  Matrix y;
+  double t_prev = obs.t0;
+  int r = 0, q = 0;
+  // Merge: an observed row at the same time as a query answers the query first, then is read.
+  while (r < obs.rows() || q < times.size()) {
+    const bool query = q < times.size() && (r >= obs.rows() || times[q] <= obs.times[r]);
+    const double t = query ? times[q] : obs.times[r];
+    x[2 * C] = t - t_prev;
+    gru_.forward(th_gru, x, h, step, h_new);
+    out_.forward(th_out, h_new, tape, y);
+    const bool observed_here = r < obs.rows() && obs.times[r] == t;
+    if (query) out.row(q++) = y.col(0).transpose();
+    // The next input: the observation (with its mask) where there is one, else the prediction.
+    if (observed_here) {
+      x.head(C) = obs.values.row(r).transpose();
+      x.segment(C, C) = obs.mask.row(r).transpose();
+      ++r;
+    } else {
+      x.head(C) = y.col(0);
+      x.segment(C, C).setOnes();
+    }
+    h = h_new;
+    t_prev = t;
+  }
+  return out;
+}
+
+}  // namespace cvnode::latent
