@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cvnode/errors.h"
+#include "cvnode/latent.h"
 #include "cvnode/model.h"
 #include "cvnode/trainer.h"
 
@@ -79,6 +80,7 @@ struct PlotOptions {
 struct Config {
   DataOptions data;
   ModelOptions model;
+  LatentOptions latent;  // model.kind = "latent_ode" / "rnn_baseline": [encoder], [decoder], ELBO keys
   TrainerSettings train;
   PlotOptions plot;
   // loss.scale: per-channel loss weights 1/scale^2 from the training data, "std" or "max" (max

@@ -7,9 +7,45 @@
 #include <string>
 #include <vector>
 
+#include "cvnode/activation.h"
 #include "cvnode/dataset.h"
 
 namespace cvnode {
+
+// [encoder]: q(z0 | x) from a series' observations, read backwards in time.
+struct EncoderOptions {
+  // "rnn": a GRU reading [values, mask, time gap] (Chen et al. 2018); "ode_rnn": a GRU at the
+  // observations with a neural ODE between them (Rubanova et al. 2019).
+  std::string kind = "rnn";
+  int hidden = 25;                 // GRU state size
+  std::vector<int> head_hidden;    // hidden widths of the map from the GRU state to [mu; logvar]
+  std::vector<int> ode_hidden = {25};  // ode_rnn: hidden widths of the ODE between observations
+  Activation activation = Activation::Tanh;  // of the head's and the ODE's hidden layers
+  std::string validate() const;
+};
+
+// [decoder]: from the latent state to the observed channels, and the observation noise.
+struct DecoderOptions {
+  std::vector<int> hidden = {20};
+  Activation activation = Activation::Relu;
+  bool learn_noise = false;        // learn log sigma per channel (started at noise_std)
+  // Observation noise std in data units: one value for every channel or one per channel.
+  std::vector<double> noise_std = {0.1};
+  std::string validate(int channels = 0) const;
+};
+
+// The latent model as a whole: model.latent_dim and the ELBO's keys in [loss].
+struct LatentOptions {
+  int latent_dim = 4;
+  int samples = 1;                 // loss.samples: K draws of z0 per series and step
+  bool iwae = false;               // loss.bound = "iwae" (else "elbo")
+  int kl_warmup_epochs = 0;        // loss.kl_warmup_epochs: KL weight rising linearly to 1
+  bool poisson = false;            // loss.poisson: the observation times' Poisson likelihood
+  std::vector<int> intensity_hidden = {20};
+  EncoderOptions encoder;
+  DecoderOptions decoder;
+  std::string validate(int channels = 0) const;
+};
 
 // The paper's toy data (Chen et al. 2018, section 5.1 and its appendix; the generator of
 // torchdiffeq's examples/latent_ode.py): Archimedean spirals r = a + b theta, half

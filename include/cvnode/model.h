@@ -61,6 +61,9 @@ struct PhysicsOptions {
 };
 
 struct ModelOptions {
+  // "neural_ode" (this file's Model: dynamics on the observed channels, hybrid with [physics]),
+  // "latent_ode" or "rnn_baseline" (include/cvnode/latent.h: [encoder], [decoder]).
+  std::string kind = "neural_ode";
   std::vector<int> hidden = {32, 32};  // hidden layer widths (empty: one linear layer)
   Activation activation = Activation::Tanh;
   int augment = 0;           // extra zero-initialised state dimensions

@@ -236,6 +236,7 @@ const std::vector<Entry>& entries() {
       text("data.window_start", [](Config& c) -> std::string& { return c.data.window_start; }),
       strings("data.ignore", [](Config& c) -> std::vector<std::string>& { return c.data.ignore; }),
 
+      text("model.kind", [](Config& c) -> std::string& { return c.model.kind; }),
       {"model.hidden", [](Config& c, const toml::node& n) { c.model.hidden = as_ints(n); },
        [](const Config& c) { return list_str(c.model.hidden); }},
       choice<Activation>("model.activation", [](Config& c) -> Activation& { return c.model.activation; },
@@ -250,6 +251,19 @@ const std::vector<Entry>& entries() {
                            parse_initial_state, initial_state_name),
       choice<Readout>("model.readout", [](Config& c) -> Readout& { return c.model.readout; }, parse_readout,
                       readout_name),
+      integer("model.latent_dim", [](Config& c) -> int& { return c.latent.latent_dim; }),
+
+      text("encoder.kind", [](Config& c) -> std::string& { return c.latent.encoder.kind; }),
+      integer("encoder.hidden", [](Config& c) -> int& { return c.latent.encoder.hidden; }),
+      ints("encoder.head_hidden", [](Config& c) -> std::vector<int>& { return c.latent.encoder.head_hidden; }),
+      ints("encoder.ode_hidden", [](Config& c) -> std::vector<int>& { return c.latent.encoder.ode_hidden; }),
+      choice<Activation>("encoder.activation", [](Config& c) -> Activation& { return c.latent.encoder.activation; },
+                         parse_activation, activation_name),
+      ints("decoder.hidden", [](Config& c) -> std::vector<int>& { return c.latent.decoder.hidden; }),
+      choice<Activation>("decoder.activation", [](Config& c) -> Activation& { return c.latent.decoder.activation; },
+                         parse_activation, activation_name),
+      boolean("decoder.learn_noise", [](Config& c) -> bool& { return c.latent.decoder.learn_noise; }),
+      doubles("decoder.noise_std", [](Config& c) -> std::vector<double>& { return c.latent.decoder.noise_std; }),
 
       text("physics.kind", [](Config& c) -> std::string& { return c.model.physics.kind; }),
       integer("physics.size", [](Config& c) -> int& { return c.model.physics.size; }),
@@ -333,6 +347,17 @@ const std::vector<Entry>& entries() {
                              parse_trace_estimator, trace_estimator_name),
       integer("regularization.jacobian_probes", [](Config& c) -> int& { return c.train.regularization.jacobian_probes; }),
       num("regularization.steer", [](Config& c) -> double& { return c.train.regularization.steer; }),
+      integer("loss.samples", [](Config& c) -> int& { return c.latent.samples; }),
+      {"loss.bound",
+       [](Config& c, const toml::node& n) {
+         const std::string b = as_string(n);
+         if (b != "elbo" && b != "iwae") throw Bad{"expected \"elbo\" or \"iwae\", got \"" + b + "\""};
+         c.latent.iwae = b == "iwae";
+       },
+       [](const Config& c) { return quote(c.latent.iwae ? "iwae" : "elbo"); }},
+      integer("loss.kl_warmup_epochs", [](Config& c) -> int& { return c.latent.kl_warmup_epochs; }),
+      boolean("loss.poisson", [](Config& c) -> bool& { return c.latent.poisson; }),
+      ints("loss.intensity_hidden", [](Config& c) -> std::vector<int>& { return c.latent.intensity_hidden; }),
 
       choice<OptimizerKind>("optimizer.name",
                             [](Config& c) -> OptimizerKind& { return c.train.optimizer.kind; },
@@ -399,7 +424,7 @@ std::string unknown_key(const std::string& where, const std::string& key) {
       known += (known.empty() ? "" : ", ") + e.key.substr(section.size() + 1);
   std::string msg = where + ": unknown key '" + key + "'";
   if (!known.empty()) msg += " (section [" + section + "] has: " + known + ")";
-  else msg += " (sections: data, model, physics, solver, loss, optimizer, schedule, run, plot)";
+  else msg += " (sections: data, model, encoder, decoder, physics, solver, loss, optimizer, schedule, run, plot)";
   return msg;
 }
 
@@ -509,6 +534,15 @@ std::string Config::validate() const {
     why = "data.window_epochs > 0 cannot be combined with model.initial_state = \"learned\" "
           "(windows and whole series have different initial states to learn)";
   if (why.empty()) why = model.validate();
+  if (why.empty() && model.kind != "neural_ode") {
+    why = latent.validate();
+    if (why.empty() && model.physics.enabled())
+      why = "model.kind = \"" + model.kind + "\" has no [physics] term (physics.kind must be \"none\")";
+    if (why.empty() && (model.augment != 0 || model.readout != Readout::Identity || model.time_input ||
+                        model.initial_state != InitialState::FirstObservation || data.window != 0))
+      why = "model.kind = \"" + model.kind + "\" infers each series' initial state with its encoder: leave "
+            "model.augment, model.readout, model.time_input, model.initial_state and data.window at their defaults";
+  }
   if (why.empty() && loss_scale != "none" && loss_scale != "std" && loss_scale != "max")
     why = "loss.scale = \"" + loss_scale + "\" (expected none, std or max)";
   if (why.empty() && loss_scale != "none" && train.loss.weight.size() > 0)

@@ -52,6 +52,8 @@ const char* init_name(Init i) {
 }
 
 std::string ModelOptions::validate() const {
+  if (kind != "neural_ode" && kind != "latent_ode" && kind != "rnn_baseline")
+    return "model.kind = \"" + kind + "\" (expected neural_ode, latent_ode or rnn_baseline)";
   for (std::size_t i = 0; i < hidden.size(); ++i)
     if (hidden[i] < 1)
       return "model.hidden[" + std::to_string(i) + "] = " + std::to_string(hidden[i]) + " must be >= 1";

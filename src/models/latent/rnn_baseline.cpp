@@ -57,9 +57,11 @@ double RnnBaseline::loss(ConstVectorRef params, const Trajectory& series, double
   Dense::Tape tape;
   Matrix pred;
   out_.forward(th_out, H_all, tape, pred);
-  Matrix dpred;
+  // The first observation has nothing before it to be predicted from: it is read, not scored.
+  Matrix dpred, mask = obs.mask;
+  mask.row(0).setZero();
   const Vector log_sigma = spec_.noise_std.array().log().matrix();
-  const double nll = -gaussian_loglik(pred.transpose(), obs.values, obs.mask, log_sigma, dpred, nullptr);
+  const double nll = -gaussian_loglik(pred.transpose(), obs.values, mask, log_sigma, dpred, nullptr);
   if (grad) {
     Matrix dH;
     Vector g = Vector::Zero(param_size());

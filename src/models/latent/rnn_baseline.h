@@ -28,8 +28,8 @@ class RnnBaseline {
   int param_size() const { return gru_.param_size() + out_.param_size(); }
   Vector initial_parameters(std::uint64_t seed) const;
 
-  // Negative log-likelihood of a series' observed entries, each predicted from the ones before
-  // it (the first from t0 alone), times `scale`; with grad, adds its gradient times `scale`.
+  // Negative log-likelihood of a series' observed entries after its first observed row, each
+  // predicted from the ones before it, times `scale`; with grad, adds its gradient times `scale`.
   double loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad) const;
 
   // Predictions at `times` (non-decreasing): walking the union of the conditioning series'
