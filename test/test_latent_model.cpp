@@ -11,6 +11,7 @@
 
 #include "cvnode/errors.h"
 #include "cvnode/latent.h"
+#include "models/latent/bands.h"
 #include "models/latent/batch.h"
 #include "models/latent/latent_ode.h"
 #include "models/latent/rnn_baseline.h"
@@ -193,4 +194,61 @@ BOOST_AUTO_TEST_CASE(rnn_baseline_predictions) {
   const Matrix a = rnn.predict(p, tr, later), b = rnn.predict(p, tr, later);
   BOOST_TEST(a.allFinite());
   BOOST_TEST((a.array() == b.array()).all());
+}
+
+BOOST_AUTO_TEST_CASE(band_quantiles) {
+  // One sample with noise sigma: the quantiles of N(mu, sigma^2).
+  const Matrix mu = (Matrix(2, 2) << 1.0, -2.0, 0.5, 3.0).finished();
+  const Vector sd = (Vector(2) << 0.5, 2.0).finished();
+  const Band one = summarize({mu}, sd, {0.05, 0.5, 0.95});
+  const double z95 = 1.6448536269514722;
+  BOOST_TEST(std::abs(one.quantiles[2](0, 1) - (-2.0 + z95 * 2.0)) < 1e-9);
+  BOOST_TEST(std::abs(one.quantiles[0](1, 0) - (0.5 - z95 * 0.5)) < 1e-9);
+  BOOST_TEST(std::abs(one.quantiles[1](1, 1) - 3.0) < 1e-9);
+  // Two samples +-1 with sigma: the mixture is symmetric about 0, its median 0, and its 0.95
+  // quantile solves (Phi((x-1)/s) + Phi((x+1)/s))/2 = 0.95.
+  const Matrix a = Matrix::Constant(1, 1, 1.0), b = Matrix::Constant(1, 1, -1.0);
+  const Band two = summarize({a, b}, Vector::Constant(1, 0.5), {0.5, 0.95});
+  BOOST_TEST(std::abs(two.quantiles[0](0, 0)) < 1e-9);
+  const double x = two.quantiles[1](0, 0);
+  const double F = 0.25 * (std::erfc(-(x - 1) / (0.5 * std::sqrt(2.0))) + std::erfc(-(x + 1) / (0.5 * std::sqrt(2.0))));
+  BOOST_TEST(std::abs(F - 0.95) < 1e-9);
+  // Without noise: quantiles of the samples themselves (linear between order statistics).
+  std::vector<Matrix> five;
+  for (double v : {3.0, 1.0, 4.0, 0.0, 2.0}) five.push_back(Matrix::Constant(1, 1, v));
+  const Band s = summarize(five, Vector(), {0.0, 0.25, 0.9, 1.0});
+  BOOST_TEST(s.mean(0, 0) == 2.0);
+  BOOST_TEST(s.quantiles[0](0, 0) == 0.0);
+  BOOST_TEST(s.quantiles[1](0, 0) == 1.0);
+  BOOST_TEST(std::abs(s.quantiles[2](0, 0) - 3.6) < 1e-12);
+  BOOST_TEST(s.quantiles[3](0, 0) == 4.0);
+}
+
+BOOST_AUTO_TEST_CASE(conditioning_cuts) {
+  Trajectory tr;
+  tr.t0 = 0;
+  tr.times = Vector::LinSpaced(10, 0.1, 1.0);
+  tr.values = Matrix::Ones(10, 2);
+  tr.mask = Matrix::Ones(10, 2);
+  tr.mask(2, 1) = 0;
+  Condition c;
+  c.until = 0.5;  // rows 0..4 seen
+  Cut k = cut(tr, c, 0, "s");
+  BOOST_TEST(k.seen.mask.topRows(5).sum() == 9);
+  BOOST_TEST(k.seen.mask.bottomRows(5).sum() == 0);
+  BOOST_TEST(k.interpolate.sum() == 9);   // the conditioning entries themselves
+  BOOST_TEST(k.extrapolate.sum() == 10);
+  c = Condition{};
+  c.fraction = 0.5;  // [0, 1]: up to t = 0.5
+  BOOST_TEST(cut(tr, c, 0, "s").seen.mask.sum() == 9);
+  c.holdout = 0.5;
+  c.seed = 4;
+  k = cut(tr, c, 0, "s");
+  // Held-out rows are targets and hidden; the others are seen and not scored.
+  BOOST_TEST(k.interpolate.sum() + k.seen.mask.sum() == 9);
+  BOOST_TEST((k.interpolate.array() * k.seen.mask.array()).sum() == 0);
+  BOOST_TEST((cut(tr, c, 0, "s").interpolate.array() == k.interpolate.array()).all());  // seeded
+  c = Condition{};
+  c.until = 0.05;
+  BOOST_CHECK_THROW(cut(tr, c, 0, "s"), DataError);
 }
