@@ -34,6 +34,8 @@ struct CnfTrainArgs {
   bool quiet = false, no_plots = false;
 };
 void run_cnf_train(const CnfTrainArgs& args);
+// `cvnode data spirals` (cmd_latent.cpp), added to the data command.
+void add_data_spirals(CLI::App& data);
 
 // Minimum and median of `rounds` timings of `call` (seconds per call) after one warm-up call,
 // each round repeating it for at least `window` seconds (cmd_bench_flow.cpp).

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   cvnode::app::add_bench_flow(app);
   cvnode::app::add_classify(app);
   cvnode::app::add_data(app);
+  cvnode::app::add_data_spirals(*app.get_subcommand("data"));
   cvnode::app::add_fit(app);
   cvnode::app::add_predict(app);
   cvnode::app::add_eval(app);
