@@ -266,9 +266,15 @@ BOOST_AUTO_TEST_CASE(rnn_baseline_gradient) {
   RnnBaseline rnn(s);
   const Vector p = rnn.initial_parameters(41) + random_vector(rnn.param_size(), 42, 0.1);
   const Trajectory tr = series();
-  Vector g = Vector::Zero(rnn.param_size());
-  rnn.loss(p, tr, 0.25, &g);
-  const double e = rel_err(g, fd_gradient([&](const Vector& v) { return rnn.loss(v, tr, 0.25, nullptr); }, p, 1e-4));
-  BOOST_TEST_MESSAGE("rnn baseline: relative error " << e);
-  BOOST_TEST(e < 1e-9);
+  // Teacher forcing, and scheduled sampling where the gradient also flows through the
+  // predictions read back in (the last check shows that seed 3 feeds some steps back).
+  for (double feed : {0.0, 0.5}) {
+    Vector g = Vector::Zero(rnn.param_size());
+    rnn.loss(p, tr, 0.25, &g, feed, 3);
+    const double e =
+        rel_err(g, fd_gradient([&](const Vector& v) { return rnn.loss(v, tr, 0.25, nullptr, feed, 3); }, p, 1e-4));
+    BOOST_TEST_MESSAGE("rnn baseline, feed_previous " << feed << ": relative error " << e);
+    BOOST_TEST(e < 1e-9);
+  }
+  BOOST_TEST(rnn.loss(p, tr, 1, nullptr, 0.5, 3) != rnn.loss(p, tr, 1, nullptr, 0.0, 3));
 }

@@ -5,6 +5,7 @@
 #include "cvnode/errors.h"
 #include "models/latent/elbo.h"
 #include "models/latent/encoder.h"
+#include "nn/random.h"
 
 namespace cvnode::latent {
 
@@ -32,44 +33,49 @@ Vector RnnBaseline::initial_parameters(std::uint64_t seed) const {
   return p;
 }
 
-double RnnBaseline::loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad) const {
+double RnnBaseline::loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad,
+                         double feed_previous, std::uint64_t seed) const {
   const int C = spec_.channels, H = spec_.hidden, G = gru_.param_size();
   const Observed obs = observed_rows(series);
   const int T = obs.rows();
   if (T < 1) throw DataError("the RNN baseline needs at least one observed time");
   const auto th_gru = params.head(G);
   const auto th_out = params.tail(out_.param_size());
-  // Step r reads row r - 1 (nothing for r = 0) with the gap to row r and predicts row r.
+  // Step r reads row r - 1 (nothing for r = 0; its own prediction of row r - 1 when fed) with
+  // the gap to row r, and predicts row r.
   std::vector<GruCell::Step> steps(T);
-  Matrix H_all(H, T);
+  std::vector<Dense::Tape> tapes(T);
+  std::vector<char> fed(T, 0);
+  Matrix pred(C, T), y;
+  detail::Rng rng(seed);
   Vector h = Vector::Zero(H), x(2 * C + 1), h_new;
   for (int r = 0; r < T; ++r) {
     x.setZero();
     if (r > 0) {
-      x.head(C) = obs.values.row(r - 1).transpose();
-      x.segment(C, C) = obs.mask.row(r - 1).transpose();
+      fed[r] = r > 1 && feed_previous > 0 && rng.uniform() < feed_previous;
+      x.head(C) = fed[r] ? Vector(pred.col(r - 1)) : Vector(obs.values.row(r - 1).transpose());
+      x.segment(C, C) = fed[r] ? Vector::Ones(C) : Vector(obs.mask.row(r - 1).transpose());
     }
     x[2 * C] = obs.times[r] - (r > 0 ? obs.times[r - 1] : obs.t0);
     gru_.forward(th_gru, x, h, steps[r], h_new);
     h = h_new;
-    H_all.col(r) = h;
+    out_.forward(th_out, h, tapes[r], y);
+    pred.col(r) = y.col(0);
   }
-  Dense::Tape tape;
-  Matrix pred;
-  out_.forward(th_out, H_all, tape, pred);
   // The first observation has nothing before it to be predicted from: it is read, not scored.
   Matrix dpred, mask = obs.mask;
   mask.row(0).setZero();
   const Vector log_sigma = spec_.noise_std.array().log().matrix();
   const double nll = -gaussian_loglik(pred.transpose(), obs.values, mask, log_sigma, dpred, nullptr);
   if (grad) {
-    Matrix dH;
     Vector g = Vector::Zero(param_size());
-    out_.backward(th_out, tape, -scale * dpred.transpose(), g.tail(out_.param_size()), &dH);
-    Vector dh = Vector::Zero(H), dprev;
+    Matrix dP = -scale * dpred.transpose(), dh_out;  // C x T: dLoss/dpred, plus what fed steps add
+    Vector dh = Vector::Zero(H), dprev, dx;
     for (int r = T - 1; r >= 0; --r) {
-      dh += dH.col(r);
-      gru_.backward(th_gru, steps[r], dh, dprev, g.head(G), nullptr);
+      out_.backward(th_out, tapes[r], dP.col(r), g.tail(out_.param_size()), &dh_out);
+      dh += dh_out.col(0);
+      gru_.backward(th_gru, steps[r], dh, dprev, g.head(G), fed[r] ? &dx : nullptr);
+      if (fed[r]) dP.col(r - 1) += dx.head(C);
       dh = dprev;
     }
     *grad += g;

@@ -30,7 +30,12 @@ class RnnBaseline {
 
   // Negative log-likelihood of a series' observed entries after its first observed row, each
   // predicted from the ones before it, times `scale`; with grad, adds its gradient times `scale`.
-  double loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad) const;
+  // With feed_previous > 0 each step after the first reads, with that probability (draws from
+  // `seed`), the model's own prediction of the previous row instead of its observation
+  // (scheduled sampling, Bengio et al. 2015): practice for predicting past the data, where it
+  // reads nothing else. The gradient then also flows through the prediction that was read.
+  double loss(ConstVectorRef params, const Trajectory& series, double scale, Vector* grad,
+              double feed_previous = 0, std::uint64_t seed = 0) const;
 
   // Predictions at `times` (non-decreasing): walking the union of the conditioning series'
   // observed rows and `times` in time order, each point is predicted from the state so far; an
