@@ -14,6 +14,13 @@ using RowMap = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dyn
 using RowMapMut = Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 }  // namespace
 
+std::vector<int> layer_widths(int in, const std::vector<int>& hidden, int out) {
+  std::vector<int> w{in};
+  w.insert(w.end(), hidden.begin(), hidden.end());
+  w.push_back(out);
+  return w;
+}
+
 Dense::Dense(DenseSpec spec) : spec_(std::move(spec)) {
   if (spec_.layers.size() < 2) throw OptionsError("a dense network needs an input and an output width");
   for (std::size_t i = 0; i < spec_.layers.size(); ++i)

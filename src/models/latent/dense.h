@@ -16,6 +16,9 @@ struct DenseSpec {
   Activation activation = Activation::Tanh;  // after every hidden layer, never after the last
 };
 
+// [in, hidden..., out]: the widths of a network with these hidden layers.
+std::vector<int> layer_widths(int in, const std::vector<int>& hidden, int out);
+
 class Dense {
  public:
   // Throws OptionsError for fewer than two widths or a width < 1.

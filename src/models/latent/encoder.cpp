@@ -38,24 +38,15 @@ EncoderKind parse_encoder_kind(const std::string& name) {
 
 const char* encoder_kind_name(EncoderKind k) { return k == EncoderKind::Rnn ? "rnn" : "ode_rnn"; }
 
-namespace {
-std::vector<int> widths(int in, const std::vector<int>& hidden, int out) {
-  std::vector<int> w{in};
-  w.insert(w.end(), hidden.begin(), hidden.end());
-  w.push_back(out);
-  return w;
-}
-}  // namespace
-
 Encoder::Encoder(EncoderSpec spec)
     : spec_(std::move(spec)),
       gru_(2 * spec_.channels + (spec_.kind == EncoderKind::Rnn ? 1 : 0), spec_.hidden),
-      head_(DenseSpec{widths(spec_.hidden, spec_.head_hidden, 2 * spec_.latent), spec_.head_activation}) {
+      head_(DenseSpec{layer_widths(spec_.hidden, spec_.head_hidden, 2 * spec_.latent), spec_.head_activation}) {
   if (spec_.channels < 1 || spec_.latent < 1)
     throw OptionsError("an encoder needs at least one channel and one latent dimension");
   if (spec_.kind == EncoderKind::OdeRnn) {
     MlpSpec m;
-    m.layers = widths(spec_.hidden, spec_.ode_hidden, spec_.hidden);
+    m.layers = layer_widths(spec_.hidden, spec_.ode_hidden, spec_.hidden);
     m.activation = spec_.ode_activation;
     ode_ = std::make_unique<Mlp>(m);
   }

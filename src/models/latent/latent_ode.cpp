@@ -9,15 +9,9 @@
 namespace cvnode::latent {
 
 namespace {
-std::vector<int> widths(int in, const std::vector<int>& hidden, int out) {
-  std::vector<int> w{in};
-  w.insert(w.end(), hidden.begin(), hidden.end());
-  w.push_back(out);
-  return w;
-}
 MlpSpec dynamics_spec(const LatentOdeSpec& s) {
   MlpSpec m;
-  m.layers = widths(s.latent, s.dynamics_hidden, s.latent);
+  m.layers = layer_widths(s.latent, s.dynamics_hidden, s.latent);
   m.activation = s.dynamics_activation;
   return m;
 }
@@ -33,12 +27,12 @@ LatentOde::LatentOde(LatentOdeSpec spec)
     : spec_(std::move(spec)),
       dynamics_(dynamics_spec(spec_)),
       encoder_(encoder_spec(spec_)),
-      decoder_(DenseSpec{widths(spec_.latent, spec_.decoder_hidden, spec_.channels), spec_.decoder_activation}) {
+      decoder_(DenseSpec{layer_widths(spec_.latent, spec_.decoder_hidden, spec_.channels), spec_.decoder_activation}) {
   if (spec_.noise_std.size() != spec_.channels || !(spec_.noise_std.array() > 0).all() || !spec_.noise_std.allFinite())
     throw OptionsError("the latent ODE needs one finite noise standard deviation > 0 per channel");
   ode_ = &dynamics_;
   if (spec_.poisson) {
-    intensity_ = std::make_unique<Dense>(DenseSpec{widths(spec_.latent, spec_.intensity_hidden, spec_.channels),
+    intensity_ = std::make_unique<Dense>(DenseSpec{layer_widths(spec_.latent, spec_.intensity_hidden, spec_.channels),
                                                    Activation::Tanh});
     with_intensity_ = std::make_unique<WithIntensity>(dynamics_, *intensity_);
     ode_ = with_intensity_.get();

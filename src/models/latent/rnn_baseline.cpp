@@ -9,19 +9,10 @@
 
 namespace cvnode::latent {
 
-namespace {
-std::vector<int> widths(int in, const std::vector<int>& hidden, int out) {
-  std::vector<int> w{in};
-  w.insert(w.end(), hidden.begin(), hidden.end());
-  w.push_back(out);
-  return w;
-}
-}  // namespace
-
 RnnBaseline::RnnBaseline(RnnBaselineSpec spec)
     : spec_(std::move(spec)),
       gru_(2 * spec_.channels + 1, spec_.hidden),
-      out_(DenseSpec{widths(spec_.hidden, spec_.output_hidden, spec_.channels), spec_.output_activation}) {
+      out_(DenseSpec{layer_widths(spec_.hidden, spec_.output_hidden, spec_.channels), spec_.output_activation}) {
   if (spec_.noise_std.size() != spec_.channels || !(spec_.noise_std.array() > 0).all())
     throw OptionsError("the RNN baseline needs one noise standard deviation > 0 per channel");
 }
