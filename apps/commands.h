@@ -36,6 +36,8 @@ struct CnfTrainArgs {
 void run_cnf_train(const CnfTrainArgs& args);
 // `cvnode data spirals` (cmd_latent.cpp), added to the data command.
 void add_data_spirals(CLI::App& data);
+// `cvnode latent train|eval|predict` (cmd_latent.cpp).
+void add_latent(CLI::App& app);
 
 // Minimum and median of `rounds` timings of `call` (seconds per call) after one warm-up call,
 // each round repeating it for at least `window` seconds (cmd_bench_flow.cpp).

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   cvnode::app::add_data(app);
   cvnode::app::add_data_spirals(*app.get_subcommand("data"));
   cvnode::app::add_fit(app);
+  cvnode::app::add_latent(app);
   cvnode::app::add_predict(app);
   cvnode::app::add_eval(app);
   cvnode::app::add_plot(app);

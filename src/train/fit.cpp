@@ -282,7 +282,7 @@ void refuse_what_the_solver_does_not_apply(const Config& config, const Model& mo
 FitResult run_fit(const Config& given, const FitOptions& options) {
   if (given.model.kind != "neural_ode")
     throw OptionsError("model.kind = \"" + given.model.kind +
-                       "\" cannot be fitted yet: it joins `cvnode fit` with the model-kind interface (issue 13)");
+                       "\" is trained by `cvnode latent train` (it joins `cvnode fit` with the model-kind interface)");
   const Config config = resolve_loss_scale(given);
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
