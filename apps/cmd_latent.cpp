@@ -85,12 +85,19 @@ void plot(const std::vector<LatentPrediction>& pred, const std::vector<std::stri
         f << "\n\n";
         write_rows(f, p.times, p.samples[m], nullptr, true);
       }
+      for (int m = 0; m < std::min<int>(max_samples, static_cast<int>(p.latent.size())); ++m) {
+        f << "\n\n";
+        write_rows(f, p.times, p.latent[m], nullptr, true);
+      }
     }
     const std::string dat = gp_quote(base + ".dat");
     const bool plane = C == 2;
-    gp << "set terminal " << term << " size " << (plane ? 1200 : 700) << ",450\n";
+    const int S = std::min<int>(max_samples, static_cast<int>(p.samples.size()));
+    const int L = std::min<int>(max_samples, static_cast<int>(p.latent.size()));
+    const int panels = 1 + plane + (L > 0);
+    gp << "set terminal " << term << " size " << 600 * panels << ",450\n";
     gp << "set output " << gp_quote(base + ".png") << "\n";
-    gp << "set multiplot layout 1," << (plane ? 2 : 1) << " title "
+    gp << "set multiplot layout 1," << panels << " title "
        << gp_quote("series " + p.id + ": conditioned on t <= " + std::to_string(p.window_end) +
                    " (filled points); band " + "between the outer quantiles") << "\n";
     gp << "set key outside bottom center horizontal\nset xlabel 't'\nunset arrow\n";
@@ -109,7 +116,6 @@ void plot(const std::vector<LatentPrediction>& pred, const std::vector<std::stri
     if (plane) {
       gp << "unset arrow\nset xlabel " << gp_quote(names.size() > 0 ? names[0] : "y0") << "\nset ylabel "
          << gp_quote(names.size() > 1 ? names[1] : "y1") << "\nplot ";
-      const int S = std::min<int>(max_samples, static_cast<int>(p.samples.size()));
       for (int m = 0; m < S; ++m)
         gp << dat << " index " << 3 + m << " using 2:3 with lines lw 0.5 lc rgb '#a0a0a0' "
            << (m ? "notitle" : "title 'samples'") << ", ";
@@ -117,6 +123,17 @@ void plot(const std::vector<LatentPrediction>& pred, const std::vector<std::stri
          << " index 1 using 2:3 with points pt 7 ps 0.5 lc rgb 'black' title 'seen', " << dat
          << " index 2 using 2:3 with points pt 6 ps 0.5 lc rgb '#d62728' title 'held back'\n";
       gp << "unset ylabel\n";
+    }
+    if (L > 0) {
+      // The latent trajectories of the posterior samples, each component against time.
+      const int D = static_cast<int>(p.latent[0].cols());
+      gp << "unset arrow\nset xlabel 't'\nset title 'latent trajectories z(t) of the samples'\nplot ";
+      for (int m = 0; m < L; ++m)
+        for (int d = 0; d < D; ++d)
+          gp << (m || d ? ", " : "") << dat << " index " << 3 + S + m << " using 1:" << d + 2
+             << " with lines lw 0.7 lc rgb '" << colors[d % 6] << "' "
+             << (m ? "notitle" : "title " + gp_quote("z" + std::to_string(d)));
+      gp << "\nunset title\n";
     }
     gp << "unset multiplot\n";
   }
