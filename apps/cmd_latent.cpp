@@ -258,6 +258,8 @@ void add_data_spirals(CLI::App& data) {
   sc->add_option("--extrapolate", s.extrapolate, "Target points after the window (<= window)")->capture_default_str();
   sc->add_option("--noise", s.noise, "Gaussian noise std of the observed points")->capture_default_str();
   sc->add_flag("--noisy-targets", s.noisy_targets, "Targets with the same noise (default: the clean curve)");
+  sc->add_option("--missing", s.missing, "Probability that a channel of an observed point is missing (masks)")
+      ->capture_default_str();
   sc->add_option("--total", s.total, "Points of each spiral's whole curve")->capture_default_str();
   sc->add_option("--stop", s.stop, "Last angle of the curve")->capture_default_str();
   sc->add_option("--a", s.a, "Spiral parameter a of r = a + b theta")->capture_default_str();

@@ -252,3 +252,35 @@ BOOST_AUTO_TEST_CASE(conditioning_cuts) {
   c.until = 0.05;
   BOOST_CHECK_THROW(cut(tr, c, 0, "s"), DataError);
 }
+
+BOOST_AUTO_TEST_CASE(spirals_with_missing_channels) {
+  SpiralOptions o;
+  o.spirals = 200;
+  o.observed = 30;
+  o.extrapolate = 10;
+  o.seed = 5;
+  const Dataset full = generate_spirals(o);
+  o.missing = 0.5;
+  const Dataset holes = generate_spirals(o);
+  long missing = 0, window_entries = 0;
+  for (std::size_t i = 0; i < holes.size(); ++i) {
+    const Series a = full.series(i), b = holes.series(i);
+    BOOST_REQUIRE(b.mask.rows() == 40);
+    BOOST_TEST((a.times.array() == b.times.array()).all());  // the same points and noise
+    for (Eigen::Index k = 0; k < 40; ++k) {
+      BOOST_TEST(b.mask.row(k).sum() >= 1);  // every point observes a channel
+      if (k >= 30) BOOST_TEST(b.mask.row(k).sum() == 2);  // targets complete
+      for (int c = 0; c < 2; ++c)
+        if (b.mask(k, c) != 0) BOOST_TEST(b.values(k, c) == a.values(k, c));
+      if (k < 30) {
+        window_entries += 2;
+        missing += 2 - static_cast<long>(b.mask.row(k).sum());
+      }
+    }
+  }
+  // P(entry missing) = p - p^2 / 2 = 0.375 (both gone: one is kept); binomial std over 12000
+  // entries 0.0044, tolerance ~4.5 std.
+  BOOST_TEST(static_cast<double>(missing) / window_entries == 0.375, boost::test_tools::tolerance(0.02 / 0.375));
+  o.missing = 1;
+  BOOST_CHECK_THROW(generate_spirals(o), OptionsError);
+}

@@ -64,6 +64,9 @@ struct SpiralOptions {
   int extrapolate = 0;      // target points after the window (<= window)
   double noise = 0.3;       // Gaussian noise std on the observed points
   bool noisy_targets = false;  // extrapolation targets with the same noise (else the clean spiral)
+  // Within the window, each channel of an observed point is missing with this probability
+  // (at least one channel of every point stays): channels observed at different times (masks).
+  double missing = 0;
   std::uint64_t seed = 0;
 
   std::string validate() const;  // empty when valid

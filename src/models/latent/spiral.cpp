@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -21,6 +22,7 @@ std::string SpiralOptions::validate() const {
   else if (total < 3 * window) o << "total = " << total << " must be at least 3 window = " << 3 * window;
   else if (!(stop > 0) || !std::isfinite(stop)) o << "stop = " << stop << " must be finite and > 0";
   else if (!(noise >= 0) || !std::isfinite(noise)) o << "noise = " << noise << " must be finite and >= 0";
+  else if (!(missing >= 0 && missing < 1)) o << "missing = " << missing << " must lie in [0, 1)";
   else if (!std::isfinite(a) || !std::isfinite(b)) o << "a and b must be finite";
   return o.str();
 }
@@ -72,14 +74,26 @@ Dataset generate_spirals(const SpiralOptions& o) {
     s.t0 = 0;
     s.times.resize(idx.size());
     s.values.resize(idx.size(), 2);
+    if (o.missing > 0) s.mask = Matrix::Ones(static_cast<Eigen::Index>(idx.size()), 2);
+    // Its own stream: the same seed gives the same points and noise with or without missing entries.
+    detail::Rng drop(rng.next() ^ 0x8CB92BA72F3D8DD7ULL);
     for (std::size_t r = 0; r < idx.size(); ++r) {
       const int j = idx[r];
+      if (o.missing > 0 && j < o.window) {
+        const bool x_gone = drop.uniform() < o.missing, y_gone = drop.uniform() < o.missing;
+        // Both gone: keep the one a further draw picks, so every point observes a channel.
+        const bool keep_x = drop.uniform() < 0.5;
+        s.mask(r, 0) = !x_gone || (y_gone && keep_x);
+        s.mask(r, 1) = !y_gone || (x_gone && !keep_x);
+      }
       double x, y;
       point(cw, start + j, x, y);
       s.times[r] = j * dt;
       const double e = j < o.window || o.noisy_targets ? o.noise : 0.0;
       s.values(r, 0) = x + e * noise(j, 0);
       s.values(r, 1) = y + e * noise(j, 1);
+      for (int c = 0; c < 2; ++c)
+        if (s.mask.size() && s.mask(r, c) == 0) s.values(r, c) = std::numeric_limits<double>::quiet_NaN();
     }
     d.add(s);
     dirs.push_back(cw ? 1 : 0);
@@ -97,6 +111,7 @@ Dataset generate_spirals(const SpiralOptions& o) {
   p["extrapolate"] = o.extrapolate;
   p["noise"] = o.noise;
   p["noisy_targets"] = o.noisy_targets;
+  p["missing"] = o.missing;
   p["seed"] = o.seed;
   p["window_end"] = (o.window - 1) * dt;
   p["clockwise"] = dirs;
