@@ -53,7 +53,7 @@ LatentOdeSpec spec(EncoderKind kind) {
 SumResult batch_gradient(const LatentOde& model, const Vector& p, const std::vector<Trajectory>& data, int threads,
                          const ElboSettings& st) {
   SolverOptions so;
-  so.method = Method::Dopri5;
+  so.method = "dopri5";
   so.rtol = 1e-6;
   so.atol = 1e-8;
   std::vector<std::unique_ptr<LatentOde::Context>> ctx;

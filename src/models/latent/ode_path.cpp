@@ -1,5 +1,8 @@
 #include "models/latent/ode_path.h"
 
+#include "cvnode/loss.h"
+#include "cvnode/problem.h"
+
 namespace cvnode::latent {
 
 OdePath::OdePath(const Dynamics& dynamics, const SolverOptions& options)
@@ -11,19 +14,18 @@ Matrix OdePath::solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstV
   return std::move(s.states);
 }
 
-Vector OdePath::pullback(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times,
-                         const Matrix& states, const Matrix& C, VectorRef dtheta, long* nfe) {
-  // The engines take the observation terms of a Loss. Half sums of squares against the targets
-  // z(t_k) - c_k have the jumps dl_k/dz = z(t_k) - (z(t_k) - c_k) = c_k: the given cotangents,
-  // exactly, since the gradient's forward pass repeats solve()'s steps.
+Vector OdePath::pullback(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times, const Matrix&,
+                         const Matrix& C, VectorRef dtheta, long* nfe) {
+  // The engines' loss with the given cotangents c_k = dLoss/dz(t_k) (l_k = c_k^T z(t_k)): one
+  // backward pass carries them to dLoss/dz0 and dLoss/dtheta. The gradient's forward pass
+  // repeats solve()'s steps, so the states the cotangents were computed at are the same.
   Trajectory tr;
   tr.t0 = t0;
   tr.z0 = z0;
   tr.times = times;
-  tr.values = states - C;
-  Loss loss;
-  loss.kind = LossKind::HalfSumSquares;
-  const Gradient g = solver_.gradient(theta, tr, loss);
+  tr.values = Matrix::Zero(times.size(), n_);
+  const Problem problem({std::move(tr)}, std::make_shared<GivenCotangent>(std::vector<Matrix>{C}));
+  const Gradient g = solver_.gradient(theta, problem, 0);
   dtheta += g.theta;
   if (nfe) *nfe += g.nfe_forward + g.nfe_backward;
   return g.z0;
