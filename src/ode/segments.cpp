@@ -210,6 +210,32 @@ Vector segment_times(const Trajectory& tr, const Segment& s, bool with_end) {
   return t;
 }
 
+// Forward through the plan's segments from tr.z0 with `engine` over `driven`: the state at each
+// observation time into the rows of `states` (which may hold more rows), the state each segment
+// starts from (after its events) into `start` when given, the statistics added to `stats` and
+// `nfe`. Returns the state at the end of the last segment. Shared by solve and gradient.
+Vector forward_segments(GradientEngine& engine, DrivenDynamics& driven, ConstVectorRef theta, const Trajectory& tr,
+                        const Plan& plan, Matrix& states, std::vector<Vector>* start, SolverStats& stats, long& nfe) {
+  Vector z = tr.z0;
+  for (Eigen::Index k = 0; k < plan.at_t0; ++k) states.row(k) = z.transpose();
+  for (std::size_t j = 0; j < plan.segments.size(); ++j) {
+    const Segment& s = plan.segments[j];
+    apply_events(tr, s.events, z);
+    if (start) (*start)[j] = z;
+    if (s.degenerate()) {
+      for (Eigen::Index k = s.first; k < s.end; ++k) states.row(k) = z.transpose();
+      continue;
+    }
+    driven.set_segment(&tr, s.a, s.rate);
+    const Solution part = engine.solve(theta, s.a, z, segment_times(tr, s, true));
+    states.middleRows(s.first, s.end - s.first) = part.states.topRows(s.end - s.first);
+    z = part.states.bottomRows(1).transpose();
+    stats += part.stats;
+    nfe += part.nfe;
+  }
+  return z;
+}
+
 }  // namespace
 
 SegmentedEngine::SegmentedEngine(const Dynamics& model, const SolverOptions& options,
@@ -254,21 +280,7 @@ Solution SegmentedEngine::solve(ConstVectorRef theta, const Trajectory& tr) {
     out.times[T] = tr.horizon();
   }
   out.states.resize(out.times.size(), n);
-  Vector z = tr.z0;
-  for (Eigen::Index k = 0; k < plan.at_t0; ++k) out.states.row(k) = z.transpose();
-  for (const Segment& s : plan.segments) {
-    apply_events(tr, s.events, z);
-    if (s.degenerate()) {
-      for (Eigen::Index k = s.first; k < s.end; ++k) out.states.row(k) = z.transpose();
-      continue;
-    }
-    driven_.set_segment(&tr, s.a, s.rate);
-    const Solution part = engine.solve(theta, s.a, z, segment_times(tr, s, true));
-    out.states.middleRows(s.first, s.end - s.first) = part.states.topRows(s.end - s.first);
-    z = part.states.bottomRows(1).transpose();
-    out.stats += part.stats;
-    out.nfe += part.nfe;
-  }
+  const Vector z = forward_segments(engine, driven_, theta, tr, plan, out.states, nullptr, out.stats, out.nfe);
   if (horizon_row) out.states.row(T) = z.transpose();
   return out;
 }
@@ -301,23 +313,7 @@ Gradient SegmentedEngine::gradient(ConstVectorRef theta, const Trajectory& tr, c
   Gradient g;
   g.states.resize(T, n);
   std::vector<Vector> start(plan.segments.size());
-  Vector z = tr.z0;
-  for (Eigen::Index k = 0; k < plan.at_t0; ++k) g.states.row(k) = z.transpose();
-  for (std::size_t j = 0; j < plan.segments.size(); ++j) {
-    const Segment& s = plan.segments[j];
-    apply_events(tr, s.events, z);
-    start[j] = z;
-    if (s.degenerate()) {
-      for (Eigen::Index k = s.first; k < s.end; ++k) g.states.row(k) = z.transpose();
-      continue;
-    }
-    driven_.set_segment(&tr, s.a, s.rate);
-    const Solution part = engine.solve(theta, s.a, z, segment_times(tr, s, true));
-    g.states.middleRows(s.first, s.end - s.first) = part.states.topRows(s.end - s.first);
-    z = part.states.bottomRows(1).transpose();
-    g.forward += part.stats;
-    g.nfe_forward += part.nfe;
-  }
+  forward_segments(engine, driven_, theta, tr, plan, g.states, &start, g.forward, g.nfe_forward);
   ObservationTerms terms = observe(g.states);
   check_terms(terms, T, n);
   g.loss = terms.loss;
