@@ -32,35 +32,47 @@ for n in $OBSERVED; do
   data="$OUT/spirals_$n.h5"
   # The same seed: the same spirals, noise and targets for every n; only the observed subset differs.
   "$CVNODE" data spirals --spirals 1000 --observed "$n" --extrapolate "$TARGETS" --seed "$SEED" -o "$data" >&2
+  # 200 spirals never seen (another seed): clean targets for the RMSE, noisy ones (the same
+  # spirals and window noise) for the coverage of new measurements.
   heldout="$OUT/heldout_$n.h5"
   "$CVNODE" data spirals --spirals 200 --observed "$n" --extrapolate "$TARGETS" --seed $((SEED + 1000)) \
     --noisy-targets -o "$heldout" >&2
+  heldout_clean="$OUT/heldout_clean_$n.h5"
+  "$CVNODE" data spirals --spirals 200 --observed "$n" --extrapolate "$TARGETS" --seed $((SEED + 1000)) \
+    -o "$heldout_clean" >&2
   for kind in $MODELS; do
     run="$OUT/${kind}_$n"
-    start=$(date +%s)
-    nice "$CVNODE" latent train -c data/latent_spiral.toml --set "data.file=\"$data\"" \
+    load0=$(cut -d' ' -f1 /proc/loadavg)
+    mkdir -p "$run"
+    /usr/bin/time -f "%e %U %S" -o "$run/train_time.txt" \
+      "$CVNODE" latent train -c data/latent_spiral.toml --set "data.file=\"$data\"" \
       --set "model.kind=\"$kind\"" --set "run.epochs=$EPOCHS" --set "run.threads=$THREADS" -q -o "$run" >&2
-    train_s=$(( $(date +%s) - start ))
+    load1=$(cut -d' ' -f1 /proc/loadavg)
     scores=$("$CVNODE" latent eval "$run/best.h5" --split test --samples 100 --threads "$THREADS")
     # Calibration on spirals the model never saw, with NOISY targets (new measurements): the
     # share of them inside the 90% predictive band.
     held=$("$CVNODE" latent eval "$run/best.h5" --data "$heldout" --samples 100 --threads "$THREADS")
+    held_clean=$("$CVNODE" latent eval "$run/best.h5" --data "$heldout_clean" --samples 100 --threads "$THREADS")
     if [ "$kind" = latent_ode ]; then
       # The Figure 7 analogue: test spirals, posterior samples, bands and latent trajectories.
       "$CVNODE" latent predict "$run/best.h5" --split test --max-series 4 --grid 200 --samples 50 \
         --out "$run/predict.csv" --plot "$run/figures" 2>/dev/null
     fi
-    python3 - "$kind" "$n" "$EPOCHS" "$train_s" "$TARGETS" "$scores" "$held" <<'EOF'
+    python3 - "$kind" "$n" "$EPOCHS" "$(cat "$run/train_time.txt")" "$load0 $load1" "$TARGETS" "$scores" "$held" \
+      "$held_clean" <<'EOF'
 import json, sys
-kind, n, epochs, secs, targets, scores, held = sys.argv[1:]
-s, h = json.loads(scores), json.loads(held)
+kind, n, epochs, times, loads, targets, scores, held, held_clean = sys.argv[1:]
+s, h, hc = json.loads(scores), json.loads(held), json.loads(held_clean)
+wall, user, system = (float(x) for x in times.split())
 print(json.dumps({"model": kind, "observed": int(n), "targets": int(targets), "epochs": int(epochs),
-                  "train_seconds": int(secs), "extrapolation_rmse": s["extrapolation"]["rmse"],
+                  "train_seconds": round(wall), "train_cpu_seconds": round(user + system),
+                  "load_average": [float(x) for x in loads.split()],
+                  "extrapolation_rmse": s["extrapolation"]["rmse"],
                   "interpolation_rmse": s["interpolation"]["rmse"],
                   "extrapolation_coverage_90_clean": s["extrapolation"]["coverage"],
                   "interpolation_coverage_90": s["interpolation"]["coverage"], "test_series": s["series"],
                   "heldout_noisy_extrapolation_coverage_90": h["extrapolation"]["coverage"],
-                  "heldout_series": h["series"]}))
+                  "heldout_extrapolation_rmse": hc["extrapolation"]["rmse"], "heldout_series": h["series"]}))
 EOF
   done
 done
