@@ -33,6 +33,17 @@ void add_choice(CLI::App* c, LatentSeriesChoice& ch) {
   c->add_option("--max-series", ch.max_series, "Use at most this many series (0 = all)");
 }
 
+void add_posterior(CLI::App* c, LatentPosterior& p) {
+  c->add_option("--posterior", p.method,
+                "How z0 is drawn: encoder (its q(z0|x)) or importance (the model's posterior, importance-resampled "
+                "from q widened by --proposal-scale)")
+      ->capture_default_str();
+  c->add_option("--proposal-scale", p.proposal_scale, "importance: widen q's standard deviations by this factor")
+      ->capture_default_str();
+  c->add_option("--proposals", p.proposals, "importance: draws weighted per series (0: 10 per sample)")
+      ->capture_default_str();
+}
+
 std::string gp_quote(const std::string& s) {
   std::string o = "'";
   for (char c : s) o += (c == '\'') ? std::string("''") : std::string(1, c);
@@ -180,6 +191,7 @@ void add_latent(CLI::App& app) {
   ev->add_option("--samples", e->second.samples, "Posterior samples per series")->capture_default_str();
   ev->add_option("--level", e->second.level, "Central predictive band whose coverage is reported")->capture_default_str();
   ev->add_option("--seed", e->second.seed, "Seed of the posterior samples")->capture_default_str();
+  add_posterior(ev, e->second.posterior);
   ev->add_option("--threads", e->second.threads, "Threads (0: the run's run.threads)");
   ev->callback([e] { std::cout << latent_evaluate(e->first, e->second).to_json() << "\n"; });
 
@@ -200,6 +212,7 @@ void add_latent(CLI::App& app) {
   pr->add_option("--extend", p->o.extend, "With --grid: continue this fraction of the span past the last time")
       ->capture_default_str();
   pr->add_option("--seed", p->o.seed, "Seed of the posterior samples")->capture_default_str();
+  add_posterior(pr, p->o.posterior);
   pr->add_option("--threads", p->o.threads, "Threads (0: the run's run.threads)");
   pr->add_option("--out,-o", p->out, "CSV file: id,time,channel,mean,q<level>... (default: stdout)");
   pr->add_option("--plot", p->plot_dir, "Also draw one PNG per series into this folder (gnuplot)");

@@ -51,10 +51,21 @@ struct LatentSeriesChoice {
   int max_series = 0;             // 0 = all
 };
 
+// How the latent ODE's predictions draw z0 (the RNN baseline has no posterior: "encoder" only).
+// "encoder": from the encoder's q(z0 | x). "importance": the model's posterior
+// p(z0 | x) ~ p(x | z0) N(z0; 0, I) by importance resampling from q widened by proposal_scale
+// (`proposals` draws, 0: 10 per sample); see docs/latent-ode.md, calibration.
+struct LatentPosterior {
+  std::string method = "encoder";
+  double proposal_scale = 2;
+  int proposals = 0;
+};
+
 struct LatentEvalOptions {
   LatentSeriesChoice series;
   LatentWindow window;
   int samples = 100;              // posterior samples for the bands (latent_ode)
+  LatentPosterior posterior;
   double level = 0.9;             // central predictive band whose coverage is reported
   std::uint64_t seed = 0;
   int threads = 0;                // 0: run.threads of the stored configuration
@@ -70,6 +81,8 @@ struct LatentScores {
   double interpolation_coverage = 0, extrapolation_coverage = 0;
   double level = 0.9;
   int samples = 0;
+  std::string posterior = "encoder";
+  double mean_ess = 0;            // importance: mean effective sample size of the weights
   std::string to_json() const;
 };
 LatentScores latent_evaluate(const std::string& checkpoint, const LatentEvalOptions& options);
@@ -79,6 +92,7 @@ struct LatentPredictOptions {
   LatentWindow window;
   int samples = 100;
   std::vector<double> levels = {0.05, 0.5, 0.95};
+  LatentPosterior posterior;
   int grid = 0;                   // > 0: this many equally spaced times from the series' start
   double extend = 0;              // the grid runs this fraction of the span past the last time
   std::uint64_t seed = 0;
@@ -94,6 +108,7 @@ struct LatentPrediction {
   std::vector<Matrix> quantiles;  // one per level
   std::vector<Matrix> samples;    // decoded posterior sample means (data units)
   std::vector<Matrix> latent;     // latent trajectories per sample (latent_ode)
+  double ess = 0;                 // effective sample size (importance), else the samples drawn
   // The series' own observations (data units, NaN where missing) and which of them were seen.
   Vector observed_times;
   Matrix observed, seen;

@@ -378,6 +378,8 @@ std::string LatentScores::to_json() const {
                         {"coverage", extrapolation_coverage}};
   j["level"] = level;
   j["samples"] = samples;
+  j["posterior"] = posterior;
+  if (posterior == "importance") j["mean_ess"] = mean_ess;
   return j.dump();
 }
 
@@ -388,6 +390,7 @@ LatentScores latent_evaluate(const std::string& path, const LatentEvalOptions& o
   p.series = o.series;
   p.window = o.window;
   p.samples = o.samples;
+  p.posterior = o.posterior;
   p.levels = {0.5 - o.level / 2, 0.5 + o.level / 2};
   p.seed = o.seed;
   p.threads = o.threads;
@@ -397,12 +400,14 @@ LatentScores latent_evaluate(const std::string& path, const LatentEvalOptions& o
   s.series = static_cast<int>(pred.size());
   s.level = o.level;
   s.samples = o.samples;
+  s.posterior = o.posterior.method;
   double se_i = 0, se_e = 0, in_i = 0, in_e = 0;
   for (const auto& q : pred) {
     if (!q.error.empty()) {
       ++s.failures;
       continue;
     }
+    s.mean_ess += q.ess;
     // The query times are the series' own rows (grid = 0).
     for (Eigen::Index k = 0; k < q.times.size(); ++k)
       for (Eigen::Index c = 0; c < q.mean.cols(); ++c) {
@@ -421,6 +426,7 @@ LatentScores latent_evaluate(const std::string& path, const LatentEvalOptions& o
   auto rmse = [](double se, long n) { return n > 0 ? std::sqrt(se / n) : kNaN; };
   s.interpolation_rmse = rmse(se_i, s.interpolation_points);
   s.extrapolation_rmse = rmse(se_e, s.extrapolation_points);
+  s.mean_ess /= std::max(1, s.series - s.failures);
   s.interpolation_coverage = s.interpolation_points ? in_i / s.interpolation_points : kNaN;
   s.extrapolation_coverage = s.extrapolation_points ? in_e / s.extrapolation_points : kNaN;
   return s;
@@ -432,6 +438,15 @@ std::vector<LatentPrediction> latent_predict(const std::string& path, const Late
     if (!(l > 0 && l < 1)) throw OptionsError("--levels: " + std::to_string(l) + " must lie in (0, 1)");
   if (o.samples < 0) throw OptionsError("--samples = " + std::to_string(o.samples) + " must be >= 0");
   if (o.grid < 0 || !(o.extend >= 0)) throw OptionsError("--grid must be >= 0 and --extend >= 0");
+  latent::PosteriorOptions posterior;
+  if (o.posterior.method == "importance") posterior.importance = true;
+  else if (o.posterior.method != "encoder")
+    throw OptionsError("--posterior = '" + o.posterior.method + "': expected encoder or importance");
+  posterior.proposal_scale = o.posterior.proposal_scale;
+  posterior.proposals = o.posterior.proposals;
+  if (!posterior.validate().empty())
+    throw OptionsError("--proposal-scale = " + std::to_string(o.posterior.proposal_scale) +
+                       " must be finite and >= 1, --proposals = " + std::to_string(o.posterior.proposals) + " >= 0");
   const Trained t = load(path, o.threads);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
@@ -469,7 +484,7 @@ std::vector<LatentPrediction> latent_predict(const std::string& path, const Late
     p.times = times[s];
   }
   const Vector params = t.checkpoint.parameters;
-  std::vector<latent::SampleSet> sets = t.kind->predict(params, cond, times, o.samples, o.seed);
+  std::vector<latent::SampleSet> sets = t.kind->predict(params, cond, times, o.samples, o.seed, posterior);
   for (std::size_t s = 0; s < series.size(); ++s) {
     LatentPrediction& p = out[s];
     if (!sets[s].error.empty()) {
@@ -481,6 +496,7 @@ std::vector<LatentPrediction> latent_predict(const std::string& path, const Late
     for (const auto& q : band.quantiles) p.quantiles.push_back(to_data(q, norm));
     for (const auto& m : sets[s].means) p.samples.push_back(to_data(m, norm));
     p.latent = std::move(sets[s].latent);
+    p.ess = sets[s].ess;
   }
   return out;
 }

@@ -203,21 +203,28 @@ SequenceKind::Score SequenceKind::evaluate(const Vector& params, const std::vect
 }
 
 std::vector<SampleSet> SequenceKind::predict(const Vector& params, const std::vector<Trajectory>& conditioning,
-                                             const std::vector<Vector>& times, int samples, std::uint64_t seed) {
+                                             const std::vector<Vector>& times, int samples, std::uint64_t seed,
+                                             const PosteriorOptions& posterior) {
   Impl& I = *impl_;
+  if (posterior.importance && !I.ode)
+    throw OptionsError("the importance posterior needs a latent_ode model (this is " + kind_ + ")");
+  if (std::string why = posterior.validate(); !why.empty()) throw OptionsError("posterior: " + why);
   std::vector<SampleSet> out(conditioning.size());
   SumResult r = sum_in_order(static_cast<int>(conditioning.size()), I.threads, 0, false,
                              [&](int th, int s, SeriesResult&) {
                                SampleSet& o = out[s];
                                if (I.ode) {
                                  PosteriorSamples p = I.ode->sample(params, conditioning[s], times[s], samples,
-                                                                    LatentOde::noise_seed(seed, 1, s), I.context(th));
+                                                                    LatentOde::noise_seed(seed, 1, s), I.context(th),
+                                                                    posterior);
+                                 o.ess = p.ess;
                                  o.means = std::move(p.means);
                                  o.latent = std::move(p.latent);
                                  o.noise_std = p.noise_std;
                                } else {
                                  o.means = {I.rnn->predict(params, conditioning[s], times[s])};
                                  o.noise_std = I.noise;
+                                 o.ess = 1;
                                }
                              });
   for (const auto& f : r.failures) out[f.series].error = f.message.empty() ? "failed" : f.message;

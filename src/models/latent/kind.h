@@ -14,6 +14,7 @@
 #include "cvnode/model.h"
 #include "cvnode/solver_options.h"
 #include "models/latent/bands.h"
+#include "models/latent/latent_ode.h"
 
 namespace cvnode::latent {
 
@@ -36,6 +37,7 @@ struct SampleSet {
   std::vector<Matrix> means;   // per sample, T x channels (one for a deterministic model)
   std::vector<Matrix> latent;  // per sample, T x latent (latent_ode only)
   Vector noise_std;            // per channel, model units
+  double ess = 0;              // importance posterior: effective sample size, else samples
   std::string error;           // non-empty: the series failed
 };
 
@@ -73,8 +75,10 @@ class SequenceKind {
 
   // Posterior samples (samples = 0: one trajectory from z0 = mu) for each conditioning series at
   // its query times.
+  // `posterior.importance` needs a latent_ode (OptionsError otherwise).
   std::vector<SampleSet> predict(const Vector& params, const std::vector<Trajectory>& conditioning,
-                                 const std::vector<Vector>& times, int samples, std::uint64_t seed);
+                                 const std::vector<Vector>& times, int samples, std::uint64_t seed,
+                                 const PosteriorOptions& posterior = {});
 
  private:
   struct Impl;

@@ -1,5 +1,6 @@
 #include "models/latent/latent_ode.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cvnode/errors.h"
@@ -180,11 +181,20 @@ double LatentOde::evaluate(ConstVectorRef params, const Trajectory& series, cons
   return scale * loss;
 }
 
+std::string PosteriorOptions::validate() const {
+  if (!(proposal_scale >= 1) || !std::isfinite(proposal_scale))
+    return "proposal_scale = " + std::to_string(proposal_scale) + " must be finite and >= 1";
+  if (proposals < 0) return "proposals = " + std::to_string(proposals) + " must be >= 0 (0: 10 per sample)";
+  return "";
+}
+
 PosteriorSamples LatentOde::sample(ConstVectorRef params, const Trajectory& conditioning, ConstVectorRef times,
-                                   int samples, std::uint64_t seed, Context& ctx) const {
+                                   int samples, std::uint64_t seed, Context& ctx, const PosteriorOptions& post) const {
+  if (std::string why = post.validate(); !why.empty()) throw OptionsError("posterior: " + why);
   const int L = spec_.latent, n = ode_->state_size();
-  PosteriorSamples out;
   const Observed obs = observed_rows(conditioning);
+  if (post.importance && samples > 0) return importance_sample(params, obs, times, samples, seed, ctx, post);
+  PosteriorSamples out;
   ctx.enc.encode(params.segment(off_enc_, n_enc_), obs, out.mu, out.logvar);
   out.noise_std = noise_std(params);
   const Vector sigma = (0.5 * out.logvar.array()).exp().matrix();
@@ -201,6 +211,73 @@ PosteriorSamples LatentOde::sample(ConstVectorRef params, const Trajectory& cond
     decoder_.forward(params.segment(off_dec_, n_dec_), states.leftCols(L).transpose(), tape, pred);
     out.means.push_back(pred.transpose());
     out.latent.push_back(states.leftCols(L));
+  }
+  out.ess = S;
+  return out;
+}
+
+PosteriorSamples LatentOde::importance_sample(ConstVectorRef params, const Observed& obs, ConstVectorRef times,
+                                              int samples, std::uint64_t seed, Context& ctx,
+                                              const PosteriorOptions& post) const {
+  const int L = spec_.latent, D = spec_.channels, n = ode_->state_size(), T = obs.rows();
+  const int M = post.proposals > 0 ? post.proposals : 10 * samples;
+  PosteriorSamples out;
+  ctx.enc.encode(params.segment(off_enc_, n_enc_), obs, out.mu, out.logvar);
+  out.noise_std = noise_std(params);
+  // The proposal N(mu, (c sigma)^2): log-variance shifted by 2 log c.
+  const Vector lv = (out.logvar.array() + 2 * std::log(post.proposal_scale)).matrix();
+  const Vector sd = (0.5 * lv.array()).exp().matrix();
+  const Vector log_sigma = out.noise_std.array().log().matrix();
+  const auto theta_ode = params.head(ode_params());
+  const auto theta_dec = params.segment(off_dec_, n_dec_);
+  // One solve per proposal through the conditioning rows and the query times together.
+  Vector all(T + times.size());
+  all << obs.times, times;
+  std::sort(all.data(), all.data() + all.size());
+  auto row_of = [&](double t) { return std::lower_bound(all.data(), all.data() + all.size(), t) - all.data(); };
+  std::vector<Eigen::Index> obs_row(T), query_row(times.size());
+  for (int k = 0; k < T; ++k) obs_row[k] = row_of(obs.times[k]);
+  for (Eigen::Index k = 0; k < times.size(); ++k) query_row[k] = row_of(times[k]);
+  detail::Rng rng(seed);
+  std::vector<Matrix> states(M);
+  std::vector<double> logw(M), w;
+  for (int m = 0; m < M; ++m) {
+    Vector z0 = Vector::Zero(n);
+    for (int i = 0; i < L; ++i) z0[i] = out.mu[i] + sd[i] * rng.normal();
+    states[m] = ctx.path.solve(theta_ode, obs.t0, z0, all, &ctx.nfe);
+    Matrix at_obs(L, T), dpred, u;
+    for (int k = 0; k < T; ++k) at_obs.col(k) = states[m].row(obs_row[k]).head(L).transpose();
+    Dense::Tape tape;
+    Matrix pred;
+    decoder_.forward(theta_dec, at_obs, tape, pred);
+    double lw = gaussian_loglik(pred.transpose(), obs.values, obs.mask, log_sigma, dpred, nullptr);
+    if (spec_.poisson) {
+      intensity_->forward(params.segment(n_dyn_, n_int_), at_obs, tape, u);
+      for (int k = 0; k < T; ++k)
+        for (int c = 0; c < D; ++c)
+          if (obs.mask(k, c) != 0) lw += std::log(softplus(u(c, k)));
+      lw -= states[m].row(obs_row[T - 1]).segment(L, D).sum();
+    }
+    logw[m] = lw + log_normal(z0.head(L), Vector::Zero(L), Vector::Zero(L)) - log_normal(z0.head(L), out.mu, lv);
+  }
+  log_mean_exp(logw, w);
+  double w2 = 0;
+  for (double x : w) w2 += x * x;
+  out.ess = 1 / w2;
+  // Systematic resampling: one uniform, `samples` equally spaced points through the cumulative weights.
+  const double u0 = rng.uniform() / samples;
+  double cum = w[0];
+  int m = 0;
+  for (int s = 0; s < samples; ++s) {
+    const double u = u0 + static_cast<double>(s) / samples;
+    while (u > cum && m + 1 < M) cum += w[++m];
+    Matrix z(L, times.size());
+    for (Eigen::Index k = 0; k < times.size(); ++k) z.col(k) = states[m].row(query_row[k]).head(L).transpose();
+    Dense::Tape tape;
+    Matrix pred;
+    decoder_.forward(theta_dec, z, tape, pred);
+    out.means.push_back(pred.transpose());
+    out.latent.push_back(z.transpose());
   }
   return out;
 }

@@ -41,12 +41,26 @@ struct ElboSettings {
   double kl_weight = 1;   // beta (KL annealing)
 };
 
+// How predictions draw z0. Encoder: from the amortised q(z0 | x) the encoder gives (fast; its
+// spread is whatever the ELBO left it, typically narrower than the model's posterior).
+// Importance: the model's own posterior p(z0 | x) ~ p(x | z0) N(z0; 0, I) by importance
+// resampling: `proposals` draws from q widened by `proposal_scale` (a heavier proposal keeps the
+// weights finite where q is too narrow), weighted by p(x | z0) p(z0) / q'(z0), and the samples
+// resampled from them (systematic resampling); exact as the number of proposals grows.
+struct PosteriorOptions {
+  bool importance = false;
+  double proposal_scale = 2;
+  int proposals = 0;            // 0: 10 per sample
+  std::string validate() const;  // "" or the reason naming the option
+};
+
 // Sampled trajectories of the model for one series.
 struct PosteriorSamples {
   std::vector<Matrix> means;  // per sample: T x channels decoder means at the query times
   std::vector<Matrix> latent; // per sample: T x latent states
   Vector mu, logvar;          // q(z0 | conditioning observations)
   Vector noise_std;           // per channel (model units)
+  double ess = 0;             // importance: effective sample size of the weights (else samples)
 };
 
 class LatentOde {
@@ -88,7 +102,7 @@ class LatentOde {
   // Posterior samples conditioned on `conditioning` (its observed entries), decoded at `times`
   // (>= the conditioning series' t0). samples = 0: one trajectory from z0 = mu.
   PosteriorSamples sample(ConstVectorRef params, const Trajectory& conditioning, ConstVectorRef times, int samples,
-                          std::uint64_t seed, Context& ctx) const;
+                          std::uint64_t seed, Context& ctx, const PosteriorOptions& posterior = {}) const;
 
   // The stream of draws for (run seed, optimizer step or evaluation pass, series index).
   static std::uint64_t noise_seed(std::uint64_t seed, std::uint64_t pass, std::uint64_t series);
@@ -96,6 +110,8 @@ class LatentOde {
  private:
   double evaluate(ConstVectorRef params, const Trajectory& series, const ElboSettings& settings,
                   std::uint64_t noise_seed, double scale, Context& ctx, Vector* grad) const;
+  PosteriorSamples importance_sample(ConstVectorRef params, const Observed& obs, ConstVectorRef times, int samples,
+                                     std::uint64_t seed, Context& ctx, const PosteriorOptions& posterior) const;
   LatentOdeSpec spec_;
   Mlp dynamics_;
   std::unique_ptr<Dense> intensity_;
