@@ -1,7 +1,9 @@
 // `cvnode latent train|eval|predict` as library calls on small spirals: a run stopped after one
 // epoch and resumed from latest.h5 ends with the same bits as an uninterrupted one; eval counts
 // exactly the window's and the targets' entries and agrees with predict's numbers; the held-out
-// workflow (another file, its first half) gives bands; bad input is refused by name.
+// workflow (another file, its first half) gives bands; channels observed at different times
+// (masks) are read through their masks only; bad input is refused by name.
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE latent_fit
 #include <boost/test/unit_test.hpp>
 
@@ -152,6 +154,90 @@ BOOST_FIXTURE_TEST_CASE(held_out_file_from_its_first_half, Fixture) {
       BOOST_TEST(p.quantiles[2](k, ch) - p.mean(k, ch) == 1.6448536269514722 * 0.3,
                  boost::test_tools::tolerance(1e-8));
     }
+
+  // The latent ODE on the same unseen series, with both posteriors: samples drawn, bands
+  // ordered and wider than the noise alone (the posterior's spread adds to it).
+  o.out_dir = (dir / "ode").string();
+  run_latent_fit(config("latent_ode"), o);
+  for (const char* method : {"encoder", "importance"}) {
+    po.posterior.method = method;
+    po.samples = 20;
+    const auto q = latent_predict((dir / "ode" / "best.h5").string(), po);
+    BOOST_REQUIRE(q.size() == 1u);
+    BOOST_TEST(q[0].error.empty());
+    BOOST_TEST(q[0].samples.size() == 20u);
+    BOOST_TEST(q[0].window_end == p.window_end);
+    BOOST_TEST(q[0].ess > 1.0);
+    BOOST_TEST(q[0].ess <= 200.0);  // importance: of 10 x 20 proposals
+    for (Eigen::Index k = 0; k < q[0].times.size(); ++k)
+      for (int ch = 0; ch < 2; ++ch) {
+        BOOST_TEST(q[0].quantiles[0](k, ch) < q[0].quantiles[1](k, ch));
+        BOOST_TEST(q[0].quantiles[1](k, ch) < q[0].quantiles[2](k, ch));
+        BOOST_TEST(q[0].quantiles[2](k, ch) - q[0].quantiles[0](k, ch) > 2 * 1.6448536269514722 * 0.3 - 1e-9);
+      }
+  }
+  po.posterior.method = "exact";
+  BOOST_CHECK_EXCEPTION(latent_predict((dir / "ode" / "best.h5").string(), po), OptionsError,
+                        [](const OptionsError& e) { return std::string(e.what()).find("'exact'") != std::string::npos; });
+  po.posterior.method = "importance";
+  BOOST_CHECK_EXCEPTION(latent_predict((dir / "rnn" / "best.h5").string(), po), OptionsError,
+                        [](const OptionsError& e) { return std::string(e.what()).find("latent_ode") != std::string::npos; });
+}
+
+// Two channels observed at different times (`cvnode data spirals --missing 0.5`): what lies under
+// a mask must not matter. The same training with every missing entry holding 1e6 instead of
+// NaN ends with the same bits, and eval scores exactly the observed entries.
+BOOST_FIXTURE_TEST_CASE(channels_observed_at_different_times, Fixture) {
+  SpiralOptions m = so;
+  m.missing = 0.5;
+  const Dataset nan_data = generate_spirals(m);
+  Dataset big(nan_data.channel_names(), nan_data.channel_units());
+  big.set_provenance(nan_data.provenance());
+  long window_missing = 0;
+  for (std::size_t i = 0; i < nan_data.size(); ++i) {
+    Series s = nan_data.series(i);
+    BOOST_REQUIRE(s.mask.size() > 0);
+    for (Eigen::Index k = 0; k < s.values.rows(); ++k)
+      for (int c = 0; c < 2; ++c)
+        if (s.mask(k, c) == 0) {
+          BOOST_TEST(std::isnan(s.values(k, c)));
+          s.values(k, c) = 1e6;
+          ++window_missing;
+        }
+    big.add(s);
+  }
+  BOOST_TEST(window_missing > 20 * 8 * 2 / 5);  // P(missing) = 0.375 of 320 window entries
+  const std::string a = (dir / "missing_nan.h5").string(), b = (dir / "missing_big.h5").string();
+  nan_data.write(a);
+  big.write(b);
+  Config c = config("latent_ode");
+  LatentFitOptions o;
+  o.quiet = true;
+  c.data.file = a;
+  o.out_dir = (dir / "nan").string();
+  run_latent_fit(c, o);
+  c.data.file = b;
+  o.out_dir = (dir / "big").string();
+  run_latent_fit(c, o);
+  const Checkpoint ca = Checkpoint::read((dir / "nan" / "latest.h5").string());
+  const Checkpoint cb = Checkpoint::read((dir / "big" / "latest.h5").string());
+  BOOST_TEST(ca.parameters.allFinite());
+  BOOST_TEST((ca.parameters.array() == cb.parameters.array()).all());
+  // Eval of the 4 test spirals: the observed window entries and all 5 x 2 target entries.
+  LatentEvalOptions eo;
+  eo.samples = 10;
+  const LatentScores sa = latent_evaluate((dir / "nan" / "best.h5").string(), eo);
+  const LatentScores sb = latent_evaluate((dir / "big" / "best.h5").string(), eo);
+  long observed = 0;
+  LatentPredictOptions po;
+  po.samples = 1;
+  for (const auto& p : latent_predict((dir / "nan" / "best.h5").string(), po))
+    observed += static_cast<long>(p.seen.sum());
+  BOOST_TEST(observed < 4 * 8 * 2);
+  BOOST_TEST(observed >= 4 * 8);  // every window point keeps a channel
+  BOOST_TEST(sa.interpolation_points == observed);
+  BOOST_TEST(sa.extrapolation_points == 4 * 5 * 2);
+  BOOST_TEST(sa.extrapolation_rmse == sb.extrapolation_rmse);
 }
 
 BOOST_FIXTURE_TEST_CASE(bad_input_is_refused_by_name, Fixture) {
