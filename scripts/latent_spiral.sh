@@ -3,12 +3,15 @@
 # (1000 spirals, 100 equally spaced window points, Gaussian noise 0.3) observed at 30, 50 and 100
 # irregular points of the window; a latent ODE and the RNN baseline trained on each; the
 # predictive (extrapolation) RMSE on the test spirals over the TARGETS points after the window
-# (the clean curve), the 90% band's coverage of noisy targets of 200 spirals never seen, and for
+# (the clean curve), the 90% band's coverage of noisy targets of 200 spirals never seen (for the
+# latent ODE with the encoder's q and with the importance posterior), and for
 # the latent ODE the figures of four test spirals. Prints one JSON line per (model, observed
-# points) and keeps every run under $OUT.
+# points) and keeps every run under $OUT. Training is timed by /usr/bin/time: wall and CPU
+# (user + system) seconds, with the load average before and after (on a shared machine the wall
+# time says little; the CPU time is the cost of the row).
 #
-#   scripts/latent_spiral.sh                    # the full budget (EPOCHS=300 per row)
-#   EPOCHS=60 OBSERVED="30" scripts/latent_spiral.sh   # a short check
+#   nice -n 10 scripts/latent_spiral.sh                  # the full budget (EPOCHS=300 per row)
+#   EPOCHS=60 OBSERVED="30" scripts/latent_spiral.sh     # a short check
 #
 # Environment: BUILD (build folder, default build), OUT (default latent_spiral_runs), EPOCHS,
 # OBSERVED (default "30 50 100"), MODELS (default "latent_ode rnn_baseline"), TARGETS (points
@@ -53,16 +56,22 @@ for n in $OBSERVED; do
     # share of them inside the 90% predictive band.
     held=$("$CVNODE" latent eval "$run/best.h5" --data "$heldout" --samples 100 --threads "$THREADS")
     held_clean=$("$CVNODE" latent eval "$run/best.h5" --data "$heldout_clean" --samples 100 --threads "$THREADS")
+    held_imp=null
+    if [ "$kind" = latent_ode ]; then
+      # The same with the model's own posterior (importance resampling) instead of the encoder's q.
+      held_imp=$("$CVNODE" latent eval "$run/best.h5" --data "$heldout" --samples 100 --posterior importance \
+        --threads "$THREADS")
+    fi
     if [ "$kind" = latent_ode ]; then
       # The Figure 7 analogue: test spirals, posterior samples, bands and latent trajectories.
       "$CVNODE" latent predict "$run/best.h5" --split test --max-series 4 --grid 200 --samples 50 \
         --out "$run/predict.csv" --plot "$run/figures" 2>/dev/null
     fi
     python3 - "$kind" "$n" "$EPOCHS" "$(cat "$run/train_time.txt")" "$load0 $load1" "$TARGETS" "$scores" "$held" \
-      "$held_clean" <<'EOF'
+      "$held_clean" "$held_imp" <<'EOF'
 import json, sys
-kind, n, epochs, times, loads, targets, scores, held, held_clean = sys.argv[1:]
-s, h, hc = json.loads(scores), json.loads(held), json.loads(held_clean)
+kind, n, epochs, times, loads, targets, scores, held, held_clean, held_imp = sys.argv[1:]
+s, h, hc, hi = json.loads(scores), json.loads(held), json.loads(held_clean), json.loads(held_imp)
 wall, user, system = (float(x) for x in times.split())
 print(json.dumps({"model": kind, "observed": int(n), "targets": int(targets), "epochs": int(epochs),
                   "train_seconds": round(wall), "train_cpu_seconds": round(user + system),
@@ -72,6 +81,7 @@ print(json.dumps({"model": kind, "observed": int(n), "targets": int(targets), "e
                   "extrapolation_coverage_90_clean": s["extrapolation"]["coverage"],
                   "interpolation_coverage_90": s["interpolation"]["coverage"], "test_series": s["series"],
                   "heldout_noisy_extrapolation_coverage_90": h["extrapolation"]["coverage"],
+                  "heldout_noisy_extrapolation_coverage_90_importance": hi["extrapolation"]["coverage"] if hi else None,
                   "heldout_extrapolation_rmse": hc["extrapolation"]["rmse"], "heldout_series": h["series"]}))
 EOF
   done
