@@ -553,3 +553,109 @@ BOOST_AUTO_TEST_CASE(a_single_dose_into_an_unobserved_depot) {
                                            "data.transform=[\"log\"]", "data.ignore=[\"WT\"]"})); },
       {"data.transform = log on channel 'conc'", "model.initial_state = zero"});
 }
+
+BOOST_AUTO_TEST_CASE(two_doses_and_the_weight_reach_the_solver) {
+  // Two oral doses 12 h apart and the weight covariate as a network input (issue 12: the second
+  // dose used to be refused, the covariate ignored). The first dose is the initial state
+  // (initial_state = zero), the second an event the engine applies; the weight reaches the first
+  // layer standardised with the training statistics.
+  PkOptions po;
+  po.subjects = 6;
+  po.observations = 10;
+  po.doses = 2;
+  po.seed = 4;
+  std::vector<PkSubject> truth;
+  const std::string file = temp_dir() + "/pk2.h5";
+  generate_pk(po, &truth).write(file);
+  const std::vector<std::string> keys = {"model.initial_state=\"zero\"", "model.augment=1", "model.hidden=[]",
+                                         "model.activation=\"identity\"", "model.bias=false",
+                                         "data.compartment_states=[1, 0]", "data.dose_scale=[0.01, 1.0]",
+                                         "data.train_fraction=1", "data.val_fraction=0", "solver.rtol=1e-10",
+                                         "solver.atol=1e-12"};
+  const Config c = config(file, keys);
+  const FitData d = load_fit_data(c);
+  BOOST_CHECK_EQUAL(d.inputs, 1);
+  const Model m(c.model, 1, d.inputs);
+  BOOST_CHECK_EQUAL(m.dynamics().input_size(), 1);
+  BOOST_CHECK_EQUAL(m.network_params(), 8);  // W: 2 x [conc, depot, WT], biases (frozen at 0)
+  const Dataset raw = Dataset::read(file);
+  const double sd = d.normalization.std[0];
+  Solver solver(m.dynamics(), c.train.solver);
+  for (std::size_t s = 0; s < d.train.size(); ++s) {
+    const Trajectory tr = m.lift(d.train[s], d.train_ids[s]);
+    const Series obs = raw.series(s);
+    BOOST_REQUIRE_EQUAL(obs.events.size(), 2u);
+    BOOST_REQUIRE_EQUAL(tr.events.size(), 1u);  // the first is z0, the second waits at t = 12
+    BOOST_CHECK_EQUAL(tr.events[0].time, 12.0);
+    BOOST_CHECK_EQUAL(tr.events[0].compartment, 1);
+    BOOST_CHECK_CLOSE(tr.events[0].amount, 0.01 * obs.events[1].amount, 1e-12);
+    BOOST_REQUIRE_EQUAL(tr.covariates.size(), 1);
+    BOOST_CHECK_CLOSE(tr.covariates[0], (obs.covariates[0] - d.input_normalization.mean[0]) / d.input_normalization.std[0],
+                      1e-10);
+    // The subject's true rates (no weight term): both doses, superposed, to 1e-6.
+    const PkSubject& p = truth[s];
+    Vector theta = Vector::Zero(8);
+    theta.head(6) << -p.ke, p.ka / (0.01 * p.V * sd), 0.0, 0.0, -p.ka, 0.0;
+    const Solution sol = solver.solve(theta, tr);
+    for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+      BOOST_CHECK_CLOSE(sol.states(k, 0) * sd, bateman_concentration(tr.times[k], obs.events, p.ka, p.ke, p.V), 1e-6);
+    // Only the weight column: dconc/dt = u, so conc(t) = u t exactly (the doses stay in the depot).
+    Vector only_u = Vector::Zero(8);
+    only_u[2] = 1.0;
+    const Solution lin = solver.solve(only_u, tr);
+    for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+      BOOST_CHECK_CLOSE(lin.states(k, 0), tr.covariates[0] * tr.times[k], 1e-8);
+  }
+
+  // Windows carry the dose that falls inside them, and the depot at a window's start comes from
+  // the model's own solution of the whole series with its doses (data.window_start = model).
+  const Config wc = config(file, {"model.initial_state=\"zero\"", "model.augment=1", "model.hidden=[4]",
+                                  "data.compartment_states=[1, 0]", "data.dose_scale=[0.01, 1.0]", "data.window=4",
+                                  "data.train_fraction=1", "data.val_fraction=0", "run.epochs=1"});
+  FitDataOptions w;
+  w.windows = true;
+  const FitData wd = load_fit_data(wc, w);
+  bool carried = false;
+  for (const Trajectory& win : wd.train) {
+    const bool spans = win.times[0] <= 12.0 && win.times[win.times.size() - 1] >= 12.0;
+    BOOST_CHECK_EQUAL(win.events.size(), spans ? 1u : 0u);
+    carried = carried || spans;
+    BOOST_CHECK_EQUAL(win.covariates.size(), 1);
+  }
+  BOOST_CHECK(carried);
+  const std::string run = temp_dir() + "/pk2_windows";
+  quiet_fit(wc, run);
+  const Checkpoint ck = Checkpoint::read(run + "/latest.h5");
+  const Vector& warm = ck.optimizer_vectors.at("window_start_states");
+  BOOST_REQUIRE_EQUAL(warm.size(), static_cast<Eigen::Index>(wd.train.size()));
+  const Model wm(wc.model, 1, 1);
+  Solver ws(wm.dynamics(), wc.train.solver);
+  const Vector theta0 = wm.initial_parameters();  // the parameters at the start of epoch 1
+  double after_second = 0;
+  for (std::size_t k = 0; k < wd.train.size(); ++k) {
+    Trajectory whole = wm.lift(wd.train_whole[wd.window_parent[k]], "whole");
+    const double start = wd.train[k].times[0];
+    whole.times = (Vector(1) << start).finished();
+    whole.values = whole.mask = Matrix::Zero(1, 1);
+    whole.events.erase(std::remove_if(whole.events.begin(), whole.events.end(), [&](const Event& e) { return e.time > start; }),
+                       whole.events.end());
+    const double expected = ws.solve(theta0, whole).states(0, 1);
+    BOOST_CHECK_CLOSE(warm[k], expected, 1e-4);  // (all windows of a series in one solve: rtol 1e-6)
+    if (start > 12.0) after_second = std::max(after_second, expected);
+  }
+  // After the second dose the depot holds more than the first dose's remainder: the event counted.
+  BOOST_CHECK(after_second > 0.1);
+  // The checkpoint records the inputs and gives the same model back.
+  const TrainedModel tm = load_trained(run + "/latest.h5");
+  BOOST_CHECK_EQUAL(tm.model->inputs(), 1);
+  BOOST_CHECK(tm.checkpoint.model_spec.find("\"inputs\":1") != std::string::npos);
+
+  // The stacked mode cannot take series with their own events and inputs: refused once, clearly.
+  TrainerSettings ts;
+  ts.run.batch_mode = BatchMode::Stacked;
+  ts.run.threads = 1;
+  std::vector<Trajectory> series(d.train.begin(), d.train.begin() + 2);
+  expect_error<OptionsError>([&] { Trainer(m, series, {d.train_ids[0], d.train_ids[1]}, {}, {}, ts); },
+                             {"run.batch_mode = \"stacked\"", "series '" + d.train_ids[0] + "' has 1 event(s)",
+                              "per_series"});
+}

@@ -49,6 +49,7 @@ struct FitData {
   std::vector<ChannelTransform> transforms;   // one per channel
   std::vector<std::string> channel_names, channel_units;
   int channels = 0;
+  int inputs = 0;   // controls + covariates the model reads (those not in data.ignore)
   Vector data_std;  // per-channel std of the training series in data units (for reports)
   bool forecast = false;  // a time split: val and test are forecast windows
 };

@@ -82,8 +82,10 @@ const char* init_name(Init i);
 
 class Model {
  public:
-  // `observed` = number of data channels (the first state components).
-  Model(const ModelOptions& options, int observed);
+  // `observed` = number of data channels (the first state components); `inputs` = the series'
+  // inputs u = [controls; covariates] (Dynamics::input_size), which the network's first layer
+  // reads beside the state (a hybrid's network term likewise; the physics takes none).
+  Model(const ModelOptions& options, int observed, int inputs = 0);
 
   const ModelOptions& options() const { return o_; }
   // The network of a plain model; of a hybrid its network term (throws without one).
@@ -93,6 +95,7 @@ class Model {
   // Non-null for a hybrid model: its parts and the map to physical parameters.
   const HybridModel* hybrid() const { return hybrid_ ? &*hybrid_ : nullptr; }
   int observed() const { return observed_; }
+  int inputs() const { return inputs_; }
   int state_size() const { return observed_ + o_.augment; }
   // All parameters of the dynamics ([q physics, theta network] for a hybrid).
   int network_params() const { return dynamics_->param_size(); }
@@ -124,13 +127,15 @@ class Model {
  private:
   ModelOptions o_;
   int observed_;
+  int inputs_;
   std::shared_ptr<const Mlp> mlp_;
   std::optional<HybridModel> hybrid_;
   std::shared_ptr<const Dynamics> dynamics_;
   std::shared_ptr<const ObservationMap> map_;
 };
 
-// The HybridModelSpec a model's physics options give, for `state` components (throws OptionsError).
-HybridModelSpec hybrid_spec(const ModelOptions& options, int state);
+// The HybridModelSpec a model's physics options give, for `state` components and a network that
+// reads `inputs` inputs u beside its state components (throws OptionsError).
+HybridModelSpec hybrid_spec(const ModelOptions& options, int state, int inputs = 0);
 
 }  // namespace cvnode

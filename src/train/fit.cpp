@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 #include <iostream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,8 @@ std::string model_spec(const Model& model) {
   j["bias"] = o.bias;
   j["initial_state"] = initial_state_name(o.initial_state);
   j["network_params"] = model.network_params();
+  // Only with inputs: specs of models without them stay byte-identical to older checkpoints'.
+  if (model.inputs() > 0) j["inputs"] = model.inputs();
   // Only when on: the specs of identity-readout models (every checkpoint written before the
   // readout existed) stay byte-identical.
   if (o.readout == Readout::Linear) j["readout"] = readout_name(o.readout);
@@ -245,8 +248,16 @@ Vector window_start_states(const Model& model, const Vector& params, const FitDa
     try {
       Trajectory whole = d.train_whole[s];
       whole.z0.resize(0);  // the model's own rule, as for a series it has not seen
-      const Trajectory tr = model.lift(whole, d.train_whole_ids[s]);
-      const Solution sol = solver.solve(theta, tr.t0, tr.z0, Eigen::Map<const Vector>(starts.data(), starts.size()));
+      Trajectory tr = model.lift(whole, d.train_whole_ids[s]);
+      // Read at the windows' starts, with the series' events and inputs up to the last of them
+      // (an event at a window's start comes after the state read there, as in the window).
+      tr.times = Eigen::Map<const Vector>(starts.data(), static_cast<Eigen::Index>(starts.size()));
+      tr.values = Matrix::Zero(tr.times.size(), C);
+      tr.mask = Matrix::Zero(tr.times.size(), C);
+      tr.t_end = std::numeric_limits<double>::quiet_NaN();
+      tr.events.erase(std::remove_if(tr.events.begin(), tr.events.end(), [&](const Event& e) { return e.time > starts.back(); }),
+                      tr.events.end());
+      const Solution sol = solver.solve(theta, tr);
       if (!sol.states.allFinite()) continue;
       for (std::size_t k = 0; k < mine.size(); ++k)
         out.segment(static_cast<Eigen::Index>(mine[k]) * U, U) = sol.states.row(static_cast<Eigen::Index>(k)).tail(U).transpose();
@@ -255,26 +266,6 @@ Vector window_start_states(const Model& model, const Vector& params, const FitDa
     }
   }
   return out;
-}
-
-// Until the engines apply events and inputs (issue 12, core's M3), series that carry them after
-// the model's initial-state rule are refused here, once, with the remedy, rather than by every
-// solve of every epoch as per-series failures.
-void refuse_what_the_solver_does_not_apply(const Config& config, const Model& model, const FitData& data) {
-  for (std::size_t s = 0; s < data.train.size(); ++s) {
-    const Trajectory tr = model.lift(data.train[s], data.train_ids[s]);
-    std::string what;
-    if (!tr.events.empty())
-      what = std::to_string(tr.events.size()) + " event(s) after its initial state (the first at t = " +
-             std::to_string(tr.events.front().time) + ")";
-    else if (tr.covariates.size() > 0 || !tr.controls.empty())
-      what = "covariates or controls";
-    else
-      continue;
-    throw DataError(config.data.file + ": series '" + data.train_ids[s] + "' has " + what +
-                    ", which the solver does not apply yet: leave inputs out with data.ignore = [names], and give "
-                    "one dose per series at its first record with model.initial_state = \"zero\"");
-  }
 }
 
 }  // namespace
@@ -304,8 +295,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   FitDataOptions windowed;
   windowed.windows = true;
   const FitData data = load_fit_data(config, windowed);
-  Model model(config.model, data.channels);
-  refuse_what_the_solver_does_not_apply(config, model, data);
+  Model model(config.model, data.channels, data.inputs);
   // The curriculum: windows of data.window observations until data.window_epochs, then windows
   // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
   // 0: to the end). Same model, same parameter layout in every phase.
@@ -494,7 +484,7 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
     throw DataError(path + ": model_spec is not JSON: " + e.what());
   }
   const int observed = spec.value("observed", 0);
-  t.model = std::make_unique<Model>(t.config.model, observed);
+  t.model = std::make_unique<Model>(t.config.model, observed, spec.value("inputs", 0));
   if (model_spec(*t.model) != t.checkpoint.model_spec)
     throw DataError(path + ": the stored configuration does not give the stored model_spec " +
                     t.checkpoint.model_spec + " (a --set changed the model?)");

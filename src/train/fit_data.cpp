@@ -322,7 +322,8 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
 
   // Which channels are normalised by scale only: those events dose, and those a sign
   // constraint holds (zero and the sign must mean the same in the model's units).
-  const Model model(config.model, C);
+  d.inputs = static_cast<int>(keep_inputs.size());
+  const Model model(config.model, C, d.inputs);
   const int N = model.state_size();
   TrajectoryOptions topt;
   topt.compartment_state = o.compartment_states;

@@ -63,7 +63,7 @@ std::string ModelOptions::validate() const {
   return {};
 }
 
-HybridModelSpec hybrid_spec(const ModelOptions& o, int state) {
+HybridModelSpec hybrid_spec(const ModelOptions& o, int state, int inputs) {
   const PhysicsOptions& p = o.physics;
   HybridModelSpec s;
   s.physics.kind = p.kind;
@@ -100,6 +100,7 @@ HybridModelSpec hybrid_spec(const ModelOptions& o, int state) {
     m.layers.push_back(out);
     m.activation = o.activation;
     m.time_input = o.time_input;
+    m.inputs = inputs;
     s.network = m;
   }
   s.network_init = o.init;
@@ -107,14 +108,20 @@ HybridModelSpec hybrid_spec(const ModelOptions& o, int state) {
   return s;
 }
 
-Model::Model(const ModelOptions& options, int observed) : o_(options), observed_(observed) {
+Model::Model(const ModelOptions& options, int observed, int inputs)
+    : o_(options), observed_(observed), inputs_(inputs) {
   const std::string why = o_.validate();
   if (!why.empty()) throw OptionsError(why);
   if (observed < 1) throw OptionsError("the data have " + std::to_string(observed) + " channels; need >= 1");
+  if (inputs < 0) throw OptionsError("the data have " + std::to_string(inputs) + " inputs; need >= 0");
   if (o_.readout == Readout::Linear) map_ = std::make_shared<LinearReadout>(observed_, state_size());
   if (o_.physics.enabled()) {
-    const HybridModelSpec hs = hybrid_spec(o_, state_size());
+    const HybridModelSpec hs = hybrid_spec(o_, state_size(), inputs_);
     if (std::string w = hs.validate(); !w.empty()) throw OptionsError("[physics] " + w);
+    if (inputs_ > 0 && !hs.network)
+      throw OptionsError("[physics] the data give the model " + std::to_string(inputs_) +
+                         " inputs (controls and covariates) but the physics has no network to read them: set "
+                         "physics.network = true, or leave them out with data.ignore = [names]");
     hybrid_ = build_hybrid(hs);
     if (hybrid_->dynamics->state_size() != state_size())
       throw OptionsError("[physics] the physics has " + std::to_string(hybrid_->dynamics->state_size()) +
@@ -130,6 +137,7 @@ Model::Model(const ModelOptions& options, int observed) : o_(options), observed_
   spec.layers.push_back(state_size());
   spec.activation = o_.activation;
   spec.time_input = o_.time_input;
+  spec.inputs = inputs_;
   mlp_ = std::make_shared<Mlp>(spec);
   dynamics_ = mlp_;
 }
@@ -185,7 +193,12 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
   if (obs.z0.size() > n)
     throw DataError("series '" + id + "' has a " + std::to_string(obs.z0.size()) + "-entry initial state, the model's "
                     "state has " + std::to_string(n) + " components (the observed channels + model.augment)");
-  if (o_.initial_state == InitialState::Zero) {
+  if (o_.initial_state == InitialState::Zero && obs.z0.size() == n && n > c && obs.times.size() > 0) {
+    // A training window warm-started from the model's own solution (data.window_start = model):
+    // its full state at its first observation, as with the other rules.
+    tr.t0 = obs.times[0];
+    tr.z0 = obs.z0;
+  } else if (o_.initial_state == InitialState::Zero) {
     // Every component 0 at the series' own t0 (tr.t0 = obs.t0): doses from t0 on fill it. The
     // events at t0 before any observation (the first dose) are the initial state itself: applied
     // here, exactly, up to the first infusion (nothing observes the state between them).
@@ -238,6 +251,7 @@ std::string Model::describe() const {
   o << " " << activation_name(o_.activation) << ", " << mlp_->param_size() << " parameters, augment "
     << o_.augment << ", time_input " << (o_.time_input ? "true" : "false") << ", bias "
     << (o_.bias ? "true" : "false") << ", z0 " << initial_state_name(o_.initial_state);
+  if (inputs_ > 0) o << ", inputs " << inputs_ << " (controls + covariates)";
   if (o_.readout == Readout::Linear) o << ", readout linear (" << readout_params() << " parameters)";
   return o.str();
 }

@@ -200,6 +200,18 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   if (train_ids_.size() != train.size() || val_ids_.size() != val.size())
     throw OptionsError("Trainer: one id per series is needed");
   for (std::size_t i = 0; i < train.size(); ++i) train_.push_back(model.lift(train[i], train_ids_[i]));
+  // The stacked mode solves many series as one ODE: events and inputs differ per series, so a
+  // series with them is solved on its own (auto does so; stacked is refused here, once).
+  if (s_.run.batch_mode == BatchMode::Stacked)
+    for (std::size_t i = 0; i < train_.size(); ++i) {
+      const Trajectory& tr = train_[i];
+      if (tr.events.empty() && tr.controls.empty() && tr.covariates.size() == 0) continue;
+      throw OptionsError("run.batch_mode = \"stacked\" takes series without events, controls or covariates only; "
+                         "series '" + train_ids_[i] + "' has " +
+                         (tr.events.empty() ? std::string("inputs (controls or covariates)")
+                                            : std::to_string(tr.events.size()) + " event(s)") +
+                         ": use run.batch_mode = \"per_series\" or \"auto\" (auto stacks the series without them)");
+    }
   // Stacked solves need a shared t0. Without time input the dynamics are autonomous, so a
   // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted. The
   // shifted times are snapped to multiples of 2^-30 (moving them by < 5e-10, far below any
@@ -212,6 +224,9 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
       auto snap = [](double t) { return std::ldexp(std::round(std::ldexp(t, 30)), -30); };
       for (Eigen::Index k = 0; k < tr.times.size(); ++k) tr.times[k] = snap(tr.times[k] - tr.t0);
       if (std::isfinite(tr.t_end)) tr.t_end = snap(tr.t_end - tr.t0);
+      // Events and control knots move with the series (such series are solved one by one).
+      for (Event& e : tr.events) e.time = snap(e.time - tr.t0);
+      for (Eigen::Index k = 0; k < tr.controls.times.size(); ++k) tr.controls.times[k] -= tr.t0;
       tr.t0 = 0;
     }
   for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
