@@ -650,6 +650,29 @@ BOOST_AUTO_TEST_CASE(two_doses_and_the_weight_reach_the_solver) {
   BOOST_CHECK_EQUAL(tm.model->inputs(), 1);
   BOOST_CHECK(tm.checkpoint.model_spec.find("\"inputs\":1") != std::string::npos);
 
+  // The auto mode moves every series to t0 = 0 for stacking (autonomous dynamics): a window's
+  // dose moves with it (solved on its own), so its solution is the same, shifted.
+  TrainerSettings as;
+  as.run.batch_mode = BatchMode::Auto;
+  as.run.threads = 1;
+  std::vector<Trajectory> lifted_windows;
+  for (std::size_t k = 0; k < wd.train.size(); ++k) {
+    Trajectory win = wd.train[k];
+    win.z0.resize(0);  // the rule's own start (zero-rule windows start from their observation)
+    if (!win.events.empty() && win.times[0] > 0) lifted_windows.push_back(win);
+  }
+  BOOST_REQUIRE(!lifted_windows.empty());
+  const Trainer shifted(wm, lifted_windows, std::vector<std::string>(lifted_windows.size(), "w"), {}, {}, as);
+  for (std::size_t k = 0; k < lifted_windows.size(); ++k) {
+    const Trajectory& a = shifted.train_series()[k];
+    const Trajectory b = wm.lift(lifted_windows[k], "w");
+    BOOST_REQUIRE_EQUAL(a.events.size(), b.events.size());
+    BOOST_CHECK_EQUAL(a.t0, 0.0);
+    BOOST_CHECK_CLOSE(a.events[0].time, b.events[0].time - b.t0, 1e-7);
+    const Matrix sa = ws.solve(theta0, a).states, sb = ws.solve(theta0, b).states;
+    BOOST_CHECK_SMALL((sa - sb).cwiseAbs().maxCoeff(), 1e-6);  // other steps, same solution (rtol 1e-6)
+  }
+
   // The stacked mode cannot take series with their own events and inputs: refused once, clearly.
   TrainerSettings ts;
   ts.run.batch_mode = BatchMode::Stacked;
