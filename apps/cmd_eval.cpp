@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "cvnode/errors.h"
 #include "cvnode/fit.h"
+#include "cvnode/pk.h"
 
 namespace cvnode::app {
 
@@ -42,6 +43,28 @@ SolverOptions at_tolerance(const SolverOptions& base, double tol) {
 const char* nonlinear_name(const SolverOptions& o) {
   if (o.method == "dopri5") return "explicit";
   return o.cvodes.uses_fixed_point(o.is_bdf()) ? "fixed_point" : "newton";
+}
+
+// Data made by `cvnode data generate pk` carry their truth: the true model's errors on the same
+// entries, the yardsticks of a fitted one (nothing is printed for other data).
+void print_pk_truth(const DataOptions& o, const std::string& split, const std::vector<std::string>& ids,
+                    const DataErrors& model) {
+  const std::string file = split == "test" && !o.test_file.empty()             ? o.test_file
+                           : split == "val" && !o.validation_file.empty()      ? o.validation_file
+                           : split == "all" && !o.validation_file.empty()      ? std::string()
+                                                                               : o.file;
+  if (file.empty()) return;
+  PkTruthErrors t;
+  try {
+    t = pk_truth_errors(Dataset::read(file), ids);
+  } catch (const std::exception&) {
+    return;  // not generated PK data
+  }
+  if (t.entries != static_cast<long>(model.entries)) return;
+  std::printf("  the generator's true model on the same %ld entries (RMSE): each subject's own ka, ke, V %.6g "
+              "(the noise floor); typical values at the subject's weight %.6g; at 70 kg %.6g; this model / "
+              "typical at weight %.4f\n",
+              t.entries, t.own, t.typical_at_weight, t.typical_70kg, model.rmse_all / t.typical_at_weight);
 }
 
 void run(const EvalArgs& a) {
@@ -72,6 +95,7 @@ void run(const EvalArgs& a) {
   for (int i = 0; i < data.channels; ++i)
     std::printf("  %-16s %14.6g %14.6g %14.6g %12.4f %9.0f\n", data.channel_names[i].c_str(), err.rmse[i], err.mae[i],
                 data.data_std[i], err.rmse[i] / data.data_std[i], err.count[i]);
+  if (!data.forecast && data.channels == 1) print_pk_truth(tm.config.data, a.split, ids, err);
   if (data.forecast && a.split != "train") {
     // The forecasts a model has to beat, on the same entries.
     const auto& past = a.split == "val" ? data.val_past : a.split == "test" ? data.test_past : std::vector<Trajectory>{};

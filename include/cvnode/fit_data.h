@@ -43,8 +43,8 @@ struct FitData {
   std::vector<Trajectory> val_past, test_past;
   Normalization normalization;                // empty when data.normalize = false
   // The model's inputs u = [controls; covariates] standardised with the training part's mean and
-  // std (covariates over the training series, controls over their knots); empty without inputs
-  // or with data.normalize = false.
+  // std (covariates over the training series, controls over their knots), also with
+  // data.normalize = false (only the network reads them); empty without inputs.
   Normalization input_normalization;
   std::vector<ChannelTransform> transforms;   // one per channel
   std::vector<std::string> channel_names, channel_units;

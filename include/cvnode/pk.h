@@ -65,4 +65,15 @@ struct PkTypical {
 PkTypical pk_typical(const PkOptions& options, double weight);
 PkOptions pk_options(const Dataset& data);  // the options recorded in the provenance
 
+// The generator's truth scored like a fitted model on the subjects `ids` of `data` (every
+// observed concentration, data units): the RMSE of each subject's own curve (the noise floor),
+// of the population's typical values at the subject's weight (the best a population model that
+// reads the weight can do without the subject's random effects) and at 70 kg (the best without
+// the weight). Throws DataError when `data` was not made by generate_pk or an id is not in it.
+struct PkTruthErrors {
+  double own = 0, typical_at_weight = 0, typical_70kg = 0;
+  long entries = 0;
+};
+PkTruthErrors pk_truth_errors(const Dataset& data, const std::vector<std::string>& ids);
+
 }  // namespace cvnode

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -205,6 +206,39 @@ PkOptions pk_options(const Dataset& data) {
   p.noise = o.at("noise").get<double>();
   p.seed = o.at("seed").get<std::uint64_t>();
   return p;
+}
+
+PkTruthErrors pk_truth_errors(const Dataset& data, const std::vector<std::string>& ids) {
+  const PkOptions o = pk_options(data);
+  std::map<std::string, PkSubject> truth;
+  for (const PkSubject& p : pk_truth(data)) truth[p.id] = p;
+  std::map<std::string, std::size_t> where;
+  for (std::size_t i = 0; i < data.size(); ++i) where[data.id(i)] = i;
+  double se[3] = {0, 0, 0};
+  PkTruthErrors e;
+  for (const std::string& id : ids) {
+    const auto t = truth.find(id);
+    const auto w = where.find(id);
+    if (t == truth.end() || w == where.end())
+      throw DataError("series '" + id + "' is not a subject of the generated PK data");
+    const Series s = data.series(w->second);
+    const PkSubject& p = t->second;
+    const PkTypical at_weight = pk_typical(o, p.weight), at_70 = pk_typical(o, 70.0);
+    for (Eigen::Index k = 0; k < s.times.size(); ++k) {
+      if (s.mask.size() && s.mask(k, 0) == 0) continue;
+      const double y = s.values(k, 0), t_k = s.times[k];
+      const double r[3] = {bateman_concentration(t_k, s.events, p.ka, p.ke, p.V) - y,
+                           bateman_concentration(t_k, s.events, at_weight.ka, at_weight.ke, at_weight.V) - y,
+                           bateman_concentration(t_k, s.events, at_70.ka, at_70.ke, at_70.V) - y};
+      for (int j = 0; j < 3; ++j) se[j] += r[j] * r[j];
+      ++e.entries;
+    }
+  }
+  const double n = static_cast<double>(std::max(1L, e.entries));
+  e.own = std::sqrt(se[0] / n);
+  e.typical_at_weight = std::sqrt(se[1] / n);
+  e.typical_70kg = std::sqrt(se[2] / n);
+  return e;
 }
 
 }  // namespace cvnode

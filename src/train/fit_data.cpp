@@ -396,7 +396,9 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
         throw DataError(o.file + ": " + std::to_string(inputs) + " inputs (controls and covariates), the model's "
                         "input normalisation has " + std::to_string(options.input_normalization->mean.size()));
       d.input_normalization = *options.input_normalization;
-    } else if (o.normalize && inputs > 0) {
+    } else if (inputs > 0) {
+      // Also with data.normalize = false (a hybrid's physics in data units): only the network
+      // reads the inputs, and a raw weight of 70 kg would saturate its first layer.
       const Normalization all = input_statistics(train);
       d.input_normalization.mean = all.mean(keep_inputs);
       d.input_normalization.std = all.std(keep_inputs);
