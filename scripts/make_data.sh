@@ -32,6 +32,8 @@ gen --system robertson --series 8 --observations 40 --grid 400 --t-start 1e-5 --
 # dose each, and the same data in the NONMEM event layout.
 gen pk --subjects 40 --doses 1 --observations 10 --seed 11 --out data/pk_demo.h5
 "$cvnode" data export-csv data/pk_demo.h5 --out data/pk_demo.csv
+# Two doses 12 h apart and the weight as a network input (data/pk_two_doses.toml).
+gen pk --subjects 80 --doses 2 --observations 12 --seed 11 --out data/pk_two_doses.h5
 # A small CSV in the rows format, to try `cvnode data import-csv` on:
 #   cvnode data import-csv data/oscillator_small.csv --id id --time time --values position,velocity \
 #          --units m,m/s --out /tmp/oscillator.h5
