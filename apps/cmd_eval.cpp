@@ -26,8 +26,55 @@ struct EvalArgs {
   std::vector<std::string> overrides;
   double reference_rtol = 1e-10;
   std::string season;
+  std::string jacobian_at, inputs;
   int threads = 0;
 };
+
+std::vector<double> numbers(const std::string& list, const char* option) {
+  std::vector<double> out;
+  std::stringstream in(list);
+  for (std::string tok; std::getline(in, tok, ',');) {
+    try {
+      std::size_t used = 0;
+      out.push_back(std::stod(tok, &used));
+      if (used != tok.size() && tok.find_first_not_of(' ', used) != std::string::npos) throw std::invalid_argument(tok);
+    } catch (...) {
+      throw OptionsError(std::string(option) + ": '" + tok + "' is not a number");
+    }
+  }
+  return out;
+}
+
+// The trained right-hand side and its Jacobian df/dz at one state (model units: normalised
+// channels, dose-scaled compartments) and given inputs (data units, standardised here with the
+// checkpoint's statistics): what a fitted network says about rates, e.g. a hybrid PK model's
+// absorption -df_depot/d depot.
+void print_jacobian(const TrainedModel& tm, const EvalArgs& a) {
+  const Dynamics& f = tm.model->dynamics();
+  const std::vector<double> z = numbers(a.jacobian_at, "--jacobian-at");
+  const std::vector<double> u = numbers(a.inputs, "--inputs");
+  const int n = f.state_size(), m = f.input_size();
+  if (static_cast<int>(z.size()) != n)
+    throw OptionsError("--jacobian-at has " + std::to_string(z.size()) + " values, the model's state has " +
+                       std::to_string(n) + " components");
+  if (static_cast<int>(u.size()) != m)
+    throw OptionsError("--inputs has " + std::to_string(u.size()) + " values, the model reads " + std::to_string(m) +
+                       " inputs (controls, then covariates)");
+  Vector zv = Eigen::Map<const Vector>(z.data(), n), uv = Eigen::Map<const Vector>(u.data(), m);
+  const Normalization& in = tm.input_normalization;
+  if (!in.empty()) uv = ((uv - in.mean).array() / in.std.array()).matrix();
+  Vector fv(n), work(f.workspace_size());
+  Matrix J(n, n);
+  f.rhs_u(0.0, zv, uv, tm.theta, fv, work);
+  f.jacobian_u(0.0, zv, uv, tm.theta, J, work);
+  std::printf("f(z) and df/dz of %s at z = [%s]%s%s (model units)\n", a.checkpoint.c_str(), a.jacobian_at.c_str(),
+              m ? ", inputs = " : "", m ? a.inputs.c_str() : "");
+  for (int i = 0; i < n; ++i) {
+    std::printf("  f[%d] = %-18.10g J[%d] =", i, fv[i], i);
+    for (int j = 0; j < n; ++j) std::printf(" %18.10g", J(i, j));
+    std::printf("\n");
+  }
+}
 
 // Tolerances scaled together: rtol -> tol, atol (scalar and per component) by the same factor.
 SolverOptions at_tolerance(const SolverOptions& base, double tol) {
@@ -69,6 +116,7 @@ void print_pk_truth(const DataOptions& o, const std::string& split, const std::v
 
 void run(const EvalArgs& a) {
   const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
+  if (!a.jacobian_at.empty()) return print_jacobian(tm, a);
   // The model's own normalisation and transforms, whatever file the configuration now names.
   const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
@@ -251,6 +299,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--reference-rtol", a->reference_rtol, "rtol of the BDF reference solve (atol scaled alike)")
       ->capture_default_str();
   cmd->add_option("--json", a->json, "Append one JSON line per tolerance to this file");
+  cmd->add_option("--jacobian-at", a->jacobian_at,
+                  "Instead of scoring: print f and df/dz at this state (comma-separated, model units; t = 0)");
+  cmd->add_option("--inputs", a->inputs,
+                  "With --jacobian-at: the model's inputs (controls, then covariates; data units)");
   cmd->callback([a] { run(*a); });
 }
 

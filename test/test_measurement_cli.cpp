@@ -240,6 +240,37 @@ BOOST_AUTO_TEST_CASE(two_doses_and_the_weight_for_held_out_and_new_subjects) {
   BOOST_TEST(std::sqrt(se / sc) < 0.3);
   BOOST_TEST(late > 1.0);  // the second dose raised the concentration again
 
+  // What the fitted network says about rates: f and df/dz at a state and a weight (data units,
+  // standardised with the checkpoint's statistics), df/dz against central differences of the
+  // printed f (h = 1e-4: truncation ~1e-9, printing 10 digits ~1e-6 relative).
+  auto rhs_at = [&](double conc, double depot, const char* wt) {
+    char args[200];
+    std::snprintf(args, sizeof args, " --jacobian-at %.12g,%.12g --inputs %s", conc, depot, wt);
+    const auto [jrc, text] = run_cli("eval " + run + "/best.h5" + args);
+    BOOST_TEST_REQUIRE(jrc == 0, text);
+    return text;
+  };
+  const std::string at = rhs_at(0.3, 0.5, "70");
+  BOOST_TEST_MESSAGE(at);
+  const double h = 1e-4;
+  for (int j = 0; j < 2; ++j) {
+    const std::string up = rhs_at(0.3 + (j == 0 ? h : 0), 0.5 + (j == 1 ? h : 0), "70");
+    const std::string down = rhs_at(0.3 - (j == 0 ? h : 0), 0.5 - (j == 1 ? h : 0), "70");
+    for (int i = 0; i < 2; ++i) {
+      const std::string fi = "f[" + std::to_string(i) + "] = ", Ji = "J[" + std::to_string(i) + "] =";
+      const double fd = (number_after(up, fi) - number_after(down, fi)) / (2 * h);
+      std::istringstream row(at.substr(at.find(Ji) + Ji.size()));
+      double J[2];
+      row >> J[0] >> J[1];
+      BOOST_TEST(J[j] == fd, boost::test_tools::tolerance(1e-4));
+    }
+  }
+  // The weight is an input: another weight, another right-hand side.
+  BOOST_TEST(number_after(rhs_at(0.3, 0.5, "90"), "f[0] = ") != number_after(at, "f[0] = "));
+  const auto [brc, bad] = run_cli("eval " + run + "/best.h5 --jacobian-at 0.3,0.5");
+  BOOST_TEST(brc != 0);
+  BOOST_TEST(bad.find("--inputs has 0 values, the model reads 1 inputs") != std::string::npos, bad);
+
   // The stacked mode cannot take series with events or inputs: refused before training.
   const auto [src, stacked] = run_cli("fit --config " + cfg + " --out " + temp_dir() + "/stacked" +
                                       " --set 'run.batch_mode=\"stacked\"'");
