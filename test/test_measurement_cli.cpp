@@ -99,6 +99,37 @@ double rmse_of(const Dataset& data, const std::vector<std::string>& ids, F model
   return std::sqrt(se / std::max(1L, n));
 }
 
+// The predictions of `cvnode predict --out CSV` for generated PK subjects `data` against their
+// noise-free true curves: the squared errors and squares of the truth summed, the row count, and
+// the largest prediction after `after` (h).
+struct AgainstTruth {
+  double se = 0, sc = 0, largest_after = 0;
+  long rows = 0;
+  std::string header;
+};
+AgainstTruth against_truth(const std::string& csv, const Dataset& data, double after = 0) {
+  const std::vector<PkSubject> truth = pk_truth(data);
+  AgainstTruth r;
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, r.header);
+  while (std::getline(in, line)) {
+    std::stringstream ls(line);
+    std::string id, t, c;
+    std::getline(ls, id, ',');
+    std::getline(ls, t, ',');
+    std::getline(ls, c, ',');
+    std::size_t i = 0;
+    while (data.id(i) != id) ++i;
+    const double exact = bateman_concentration(std::stod(t), data.series(i).events, truth[i].ka, truth[i].ke, truth[i].V);
+    r.se += (std::stod(c) - exact) * (std::stod(c) - exact);
+    r.sc += exact * exact;
+    if (std::stod(t) > after) r.largest_after = std::max(r.largest_after, std::stod(c));
+    ++r.rows;
+  }
+  return r;
+}
+
 // The number after `label` in `text` (NaN when absent).
 double number_after(const std::string& text, const std::string& label) {
   const auto p = text.find(label);
@@ -149,27 +180,10 @@ BOOST_AUTO_TEST_CASE(pk_demo_from_the_dose_to_a_new_subject) {
   const auto [prc, pred] = run_cli("predict " + run + "/best.h5 --set data.file=" + fresh +
                                    " --split all --threads 1 --out " + csv);
   BOOST_TEST_REQUIRE(prc == 0, pred);
-  const Dataset nd = Dataset::read(fresh);
-  const std::vector<PkSubject> truth = pk_truth(nd);
-  std::ifstream in(csv);
-  std::string line;
-  std::getline(in, line);
-  BOOST_TEST(line == "series,t,conc,nfe");
-  double se = 0, sc = 0;
-  long n = 0;
-  while (std::getline(in, line)) {
-    std::stringstream ls(line);
-    std::string id, t, c;
-    std::getline(ls, id, ',');
-    std::getline(ls, t, ',');
-    std::getline(ls, c, ',');
-    std::size_t i = 0;
-    while (nd.id(i) != id) ++i;
-    const double exact = bateman_concentration(std::stod(t), nd.series(i).events, truth[i].ka, truth[i].ke, truth[i].V);
-    se += (std::stod(c) - exact) * (std::stod(c) - exact);
-    sc += exact * exact;
-    ++n;
-  }
+  const AgainstTruth a = against_truth(csv, Dataset::read(fresh));
+  BOOST_TEST(a.header == "series,t,conc,nfe");
+  const double se = a.se, sc = a.sc;
+  const long n = a.rows;
   BOOST_TEST(n == 60);
   BOOST_TEST_MESSAGE("new subjects: RMSE vs the noise-free truth " << std::sqrt(se / n) << " mg/L, relative "
                                                                    << std::sqrt(se / sc));
@@ -214,28 +228,9 @@ BOOST_AUTO_TEST_CASE(two_doses_and_the_weight_for_held_out_and_new_subjects) {
   const std::string csv = temp_dir() + "/new_two.csv";
   const auto [prc, pred] = run_cli("predict " + run + "/best.h5 --set data.file=" + fresh + " --split all --threads 1 --out " + csv);
   BOOST_TEST_REQUIRE(prc == 0, pred);
-  const Dataset nd = Dataset::read(fresh);
-  const std::vector<PkSubject> truth = pk_truth(nd);
-  std::ifstream in(csv);
-  std::string line;
-  std::getline(in, line);
-  double se = 0, sc = 0, late = 0;
-  long n = 0;
-  while (std::getline(in, line)) {
-    std::stringstream ls(line);
-    std::string id, t, c;
-    std::getline(ls, id, ',');
-    std::getline(ls, t, ',');
-    std::getline(ls, c, ',');
-    std::size_t i = 0;
-    while (nd.id(i) != id) ++i;
-    const double exact = bateman_concentration(std::stod(t), nd.series(i).events, truth[i].ka, truth[i].ke, truth[i].V);
-    se += (std::stod(c) - exact) * (std::stod(c) - exact);
-    sc += exact * exact;
-    if (std::stod(t) > 13) late = std::max(late, std::stod(c));
-    ++n;
-  }
-  BOOST_TEST(n == 72);
+  const AgainstTruth a = against_truth(csv, Dataset::read(fresh), 13.0);
+  BOOST_TEST(a.rows == 72);
+  const double se = a.se, sc = a.sc, late = a.largest_after;
   BOOST_TEST_MESSAGE("new subjects, two doses: relative RMSE vs the noise-free truth " << std::sqrt(se / sc));
   BOOST_TEST(std::sqrt(se / sc) < 0.3);
   BOOST_TEST(late > 1.0);  // the second dose raised the concentration again
