@@ -666,3 +666,39 @@ BOOST_AUTO_TEST_CASE(observation_times_within_round_off_count_as_one_instant) {
   BOOST_TEST(rel_err(g.theta, g1.theta + g2.theta) < 1e-7);
   BOOST_TEST(rel_err(g.z0, g1.z0 + g2.z0) < 1e-7);
 }
+
+// Dopri5Options::fixed_step (RK-Net): every step h, no error control even at rtol 1e-12, the last
+// step cut at the horizon, so ceil(span / h) steps; on dz/dt = -k z each step multiplies z by
+// Dormand-Prince's stability polynomial R(x) = sum_{j<=5} x^j / j! + x^6 / 600 at x = -k h
+// (worked out from the tableau by hand), and a span that is a whole number of steps takes
+// exactly that many (round-off does not add a sliver step). The gradient is the discrete one.
+BOOST_AUTO_TEST_CASE(dopri5_fixed_step_takes_the_steps_it_is_told) {
+  const LinearDecay decay(2);
+  const Vector k = (Vector(2) << 0.7, 2.5).finished();
+  auto R = [](double x) { return 1 + x + x * x / 2 + std::pow(x, 3) / 6 + std::pow(x, 4) / 24 + std::pow(x, 5) / 120 + std::pow(x, 6) / 600; };
+  SolverOptions opt;
+  opt.method = "dopri5";
+  opt.rtol = 1e-12;
+  opt.atol = 1e-14;
+  opt.dopri5.fixed_step = 0.13;
+  Solver solver(decay, opt);
+  Trajectory tr;
+  tr.t0 = 0.2;
+  tr.z0 = (Vector(2) << 1.3, -0.4).finished();
+  tr.times = (Vector(2) << 1.5, 2.0).finished();  // 1.5 - 0.2 = 10 steps exactly; 2.0: 13 + 0.11
+  tr.values = Matrix::Constant(2, 2, 0.1);
+  const Gradient g = solver.gradient(k, test::problem(tr, make_loss("half_sse")));
+  BOOST_TEST(g.forward.steps == 14);
+  BOOST_TEST(g.forward.err_test_fails == 0);
+  for (int i = 0; i < 2; ++i) {
+    const double z10 = std::pow(R(-k[i] * 0.13), 10) * tr.z0[i];
+    const double z14 = std::pow(R(-k[i] * 0.13), 13) * R(-k[i] * (1.8 - 13 * 0.13)) * tr.z0[i];
+    BOOST_TEST(g.states(0, i) == z10, boost::test_tools::tolerance(1e-13));
+    BOOST_TEST(g.states(1, i) == z14, boost::test_tools::tolerance(1e-13));
+  }
+  BOOST_TEST(solver.solve(k, 0.2, tr.z0, Vector::Constant(1, 1.5)).stats.steps == 10);
+  auto loss_k = [&](const Vector& kk) { return solver.gradient(kk, test::problem(tr, make_loss("half_sse"))).loss; };
+  BOOST_TEST(rel_err(g.theta, fd_gradient(loss_k, k, 1e-5)) < 1e-8);
+  opt.dopri5.fixed_step = -1;
+  BOOST_TEST(opt.validate(2).find("dopri5_fixed_step") != std::string::npos);
+}

@@ -12,6 +12,10 @@ struct Dopri5Options {
   // (the same bits). Released when the call returns. Keeping saved B2 16% and a 2-50-2 network
   // ~5% (docs/performance.md).
   double keep_mib = 64;
+  // > 0: every step has this size and is accepted, no error control (rtol and atol unused), the
+  // last step cut at the horizon: ceil(span / fixed_step) steps, a fixed-step Runge-Kutta network
+  // (RK-Net). 0 (default): adaptive steps.
+  double fixed_step = 0;
 
   std::string validate() const;  // empty when valid, else the option and its value
   // "name = value" of the first field that differs from its default (empty: none).

@@ -141,8 +141,9 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
   double t = t0;
   t_reached_ = t0;
   rhs(t, y_, K_.col(0).data(), stage_work(0, 0));
-  double h = opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end - t0);
-  if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
+  const bool fixed = opt_.dopri5.fixed_step > 0;  // RK-Net: no error control
+  double h = fixed ? opt_.dopri5.fixed_step : opt_.initial_step > 0 ? opt_.initial_step : initial_step(t0, t_end - t0);
+  if (opt_.max_step > 0 && !fixed) h = std::min(h, opt_.max_step);
   bool rejected_last = false;
   long tries = 0;  // steps since the last output time, accepted or not (solver.max_steps)
   double w[7];
@@ -150,16 +151,20 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
     if (tries >= opt_.max_steps)
       fail(CV_TOO_MUCH_WORK, t, std::to_string(tries) + " steps without reaching the next output time (solver.max_steps)");
     ++tries;
-    const bool last = t + h >= t_end || same_instant(t + h, t_end);
+    // Fixed steps: a remainder below 1e-9 of a step is round-off of the step count, not a step.
+    const bool last = t + h >= t_end || same_instant(t + h, t_end) || (fixed && t_end - (t + h) <= 1e-9 * h);
     if (last) h = t_end - t;
     // Stages 1..6; the sixth is at y_new = y + h sum_j b_j K_j, the step's fifth-order result.
     for (int i = 1; i < 7; ++i) {
       stage_state(y_, K_, h, i, y_new_);
       rhs(t + kC[i] * h, y_new_, K_.col(i).data(), stage_work(stats.steps, i));
     }
-    err_ = (h * kE[0]) * K_.col(0);
-    for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K_.col(j);
-    const double e = error_norm(y_, y_new_);
+    double e = 0;
+    if (!fixed) {
+      err_ = (h * kE[0]) * K_.col(0);
+      for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K_.col(j);
+      e = error_norm(y_, y_new_);
+    }
     if (e <= 1) {
       const double t_new = last ? t_end : t + h;
       const long step = static_cast<long>(step_t_.size());
@@ -186,9 +191,9 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
       y_ = y_new_;
       K_.col(0) = K_.col(6);
       ++stats.steps;
-      double factor = e == 0 ? kMaxGrow : std::clamp(kSafety * std::pow(e, -0.2), kMinShrink, kMaxGrow);
+      double factor = fixed ? 1.0 : e == 0 ? kMaxGrow : std::clamp(kSafety * std::pow(e, -0.2), kMinShrink, kMaxGrow);
       if (rejected_last) factor = std::min(factor, 1.0);
-      h *= factor;
+      if (!(fixed && last)) h *= factor;  // a cut last step leaves fixed_step for a later call
       rejected_last = false;
     } else {
       ++stats.err_test_fails;
@@ -197,6 +202,7 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
       if (h <= 16 * std::numeric_limits<double>::epsilon() * std::abs(t) || (opt_.min_step > 0 && h < opt_.min_step))
         fail(CV_ERR_FAILURE, t, "the step size fell to " + std::to_string(h) + " after repeated error test failures");
     }
+    if (fixed) continue;
     if (opt_.max_step > 0) h = std::min(h, opt_.max_step);
     if (opt_.min_step > 0) h = std::max(h, opt_.min_step);
   }

@@ -154,10 +154,13 @@ std::string CvodesOptions::changed() const {
 std::string Dopri5Options::validate() const {
   if (!(keep_mib >= 0) || !std::isfinite(keep_mib))
     return bad("dopri5_keep_mib", num(keep_mib), "must be finite and >= 0 (0 = keep nothing, recompute)");
+  if (!(fixed_step >= 0) || !std::isfinite(fixed_step))
+    return bad("dopri5_fixed_step", num(fixed_step), "must be finite and >= 0 (0 = adaptive steps)");
   return {};
 }
 
 std::string Dopri5Options::changed() const {
+  if (fixed_step != Dopri5Options{}.fixed_step) return "dopri5_fixed_step = " + num(fixed_step);
   if (keep_mib != Dopri5Options{}.keep_mib) return "dopri5_keep_mib = " + num(keep_mib);
   return {};
 }
