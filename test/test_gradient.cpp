@@ -701,4 +701,7 @@ BOOST_AUTO_TEST_CASE(dopri5_fixed_step_takes_the_steps_it_is_told) {
   BOOST_TEST(rel_err(g.theta, fd_gradient(loss_k, k, 1e-5)) < 1e-8);
   opt.dopri5.fixed_step = -1;
   BOOST_TEST(opt.validate(2).find("dopri5_fixed_step") != std::string::npos);
+  opt.dopri5.fixed_step = 0.13;
+  opt.max_step = 0.2;  // would be silently ignored
+  BOOST_TEST(opt.validate(2).find("dopri5_fixed_step = 0.13 sets every step") != std::string::npos);
 }

@@ -14,7 +14,7 @@ struct Dopri5Options {
   double keep_mib = 64;
   // > 0: every step has this size and is accepted, no error control (rtol and atol unused), the
   // last step cut at the horizon: ceil(span / fixed_step) steps, a fixed-step Runge-Kutta network
-  // (RK-Net). 0 (default): adaptive steps.
+  // (RK-Net); initial_step, min_step and max_step must stay 0. 0 (default): adaptive steps.
   double fixed_step = 0;
 
   std::string validate() const;  // empty when valid, else the option and its value

@@ -324,6 +324,7 @@ const std::vector<Entry>& entries() {
       choice<AdjointForm>("solver.adjoint_form", [](Config& c) -> AdjointForm& { return c.train.solver.cvodes.adjoint_form; },
                           parse_adjoint_form, adjoint_form_name),
       num("solver.dopri5_keep_mib", [](Config& c) -> double& { return c.train.solver.dopri5.keep_mib; }),
+      num("solver.dopri5_fixed_step", [](Config& c) -> double& { return c.train.solver.dopri5.fixed_step; }),
 
       registered("loss.kind", [](Config& c) -> std::string& { return c.train.loss.kind; }, check_loss_kind),
       {"loss.sigma",

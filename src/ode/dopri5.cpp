@@ -337,6 +337,8 @@ std::unique_ptr<GradientEngine> make_dopri5_backprop_engine(const Dynamics& dyna
 std::string validate_dopri5_backprop_options(const SolverOptions& options, int) {
   if (std::string c = options.cvodes.changed(); !c.empty())
     return "solver option " + c + " applies to the adjoint methods (adams, bdf), not to dopri5";
+  if (options.dopri5.fixed_step > 0 && (options.initial_step > 0 || options.min_step > 0 || options.max_step > 0))
+    return "solver option " + options.dopri5.changed() + " sets every step: initial_step, min_step and max_step must stay 0";
   return options.dopri5.validate();
 }
 
