@@ -105,6 +105,9 @@ BOOST_AUTO_TEST_CASE(ode_gradients_match_a_converged_rk_net) {
   const Matrix X = random_images(144, 5, 4);
   const std::vector<int> y = {0, 2, 1, 1, 0};
   const ClassifierResult ref = reference.gradient(theta, X, y);
+  BOOST_TEST(ref.forward.steps == 400);  // Dopri5Options::fixed_step: exactly rk_steps steps, none rejected
+  BOOST_TEST(ref.forward.err_test_fails == 0);
+  BOOST_TEST(ref.nfe_forward == 6 * 400 + 1);  // FSAL: six new stages per step
   for (const char* m : {"adams", "dopri5"}) {
     ClassifierSpec s = small_spec(ClassifierKind::OdeNet);
     s.activation = Activation::Softplus;

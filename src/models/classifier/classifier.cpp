@@ -115,14 +115,12 @@ ClassifierSpec ClassifierSpec::from_json(const std::string& text) {
 }
 
 namespace {
-// rknet: Dormand-Prince with `steps` fixed steps over [0, horizon] and no error control (an
-// absolute tolerance no error reaches), the gradient by backpropagation through them.
+// rknet: Dormand-Prince with `steps` fixed steps over [0, horizon] (Dopri5Options::fixed_step:
+// every step accepted, no error control), the gradient by backpropagation through them.
 SolverOptions fixed_steps(double horizon, int steps) {
   SolverOptions o;
   o.method = "dopri5";
-  o.rtol = 0.5;
-  o.atol = 1e300;
-  o.initial_step = o.max_step = o.min_step = horizon / steps;
+  o.dopri5.fixed_step = horizon / steps;
   return o;
 }
 }  // namespace
