@@ -128,6 +128,8 @@ void run(const EvalArgs& a) {
   for (std::size_t s = 0; s < series.size(); ++s) lifted.push_back(tm.lift(series[s], ids[s]));
 
   const SolverOptions base = tm.config.train.solver;
+  // Forecast windows with a known past (data.forecast_history > 1) start from the state fitted to it.
+  start_forecasts(tm.model->dynamics(), tm.theta, lifted, history, base, tm.model->observed());
   const Problem problem = tm.problem(lifted);
   const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, problem, base, a.threads);
   std::printf("eval: %s, split '%s'%s, %d series (%d failed), rtol %g\n", a.checkpoint.c_str(), a.split.c_str(),

@@ -28,10 +28,12 @@ void run(const PredictArgs& a) {
   const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
-  split_series(data, a.split, series, ids);
+  std::vector<int> history;
+  split_series(data, a.split, series, ids, &history);
   if (a.max_series > 0 && static_cast<std::size_t>(a.max_series) < series.size()) {
     series.resize(a.max_series);
     ids.resize(a.max_series);
+    history.resize(a.max_series);
   }
   if (series.empty()) throw DataError("predict: the '" + a.split + "' split has no series");
   SolverOptions opt = tm.config.train.solver;
@@ -62,7 +64,7 @@ void run(const PredictArgs& a) {
     }
   }
   const auto t_start = std::chrono::steady_clock::now();
-  const std::vector<Prediction> pred = predict(tm, series, ids, grids, opt, a.threads);
+  const std::vector<Prediction> pred = predict(tm, series, ids, grids, opt, a.threads, history);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   long nfe = 0;
   int failed = 0;

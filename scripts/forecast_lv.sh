@@ -3,14 +3,17 @@
 # 70% (train) / 80% (validation) with the test window after, a neural ODE trained on windows
 # then longer windows then the whole training part, and `cvnode eval --season auto` comparing its
 # forecast of the test window with the persistence and seasonal naive forecasts (same entries).
-# Takes ~40 s of CPU. Usage: scripts/forecast_lv.sh [BUILD_DIR] [OUT_DIR]
+# The forecasts (validation and test) start from the state fitted to the last 20 observations up
+# to their origin (data.forecast_history = 20), not from the noisy observation at the origin.
+# Takes ~40 s of CPU. Usage: [SEED=4] scripts/forecast_lv.sh [BUILD_DIR] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
 out="${2:-$(mktemp -d /tmp/cvnode_forecast_XXXXXX)}"
+seed="${SEED:-4}"  # the generated series
 cvnode="$build/apps/cvnode"
 mkdir -p "$out"
-"$cvnode" data generate --system lotka_volterra --series 1 --observations 300 --t-end 60 --noise 0.02 --seed 4 \
+"$cvnode" data generate --system lotka_volterra --series 1 --observations 300 --t-end 60 --noise 0.02 --seed "$seed" \
   --out "$out/lv_long.h5"
 cat > "$out/forecast.toml" <<TOML
 [data]
@@ -19,6 +22,7 @@ split = "time"
 train_fraction = 0.7
 val_fraction = 0.1
 window = 10
+forecast_history = 20        # the forecast starts from the state fitted to the last 20 observations
 window_epochs = 100
 window_stages = [40]
 window_stage_epochs = [250]

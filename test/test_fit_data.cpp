@@ -18,6 +18,7 @@
 #include "cvnode/errors.h"
 #include "cvnode/fit.h"
 #include "cvnode/generators.h"
+#include "cvnode/physics.h"
 #include "cvnode/pk.h"
 #include "cvnode/solver.h"
 
@@ -683,4 +684,58 @@ BOOST_AUTO_TEST_CASE(two_doses_and_the_weight_reach_the_solver) {
   expect_error<OptionsError>([&] { Trainer(m, series, {d.train_ids[0], d.train_ids[1]}, {}, {}, ts); },
                              {"run.batch_mode = \"stacked\"", "series '" + d.train_ids[0] + "' has 1 event(s)",
                               "per_series"});
+}
+
+BOOST_AUTO_TEST_CASE(a_forecast_starts_from_the_state_fitted_to_its_past) {
+  // data.forecast_history = H: the state at the first of the H known observations is fitted to
+  // them (Levenberg-Marquardt on z0). With the true predator-prey dynamics and exact
+  // observations of the prey alone, the fit recovers the whole state, the unobserved predator
+  // included, from a start 20% off; the past rows are then masked, the forecast rows kept.
+  const LotkaVolterra lv;
+  const Vector theta = LotkaVolterra::default_parameters();
+  SolverOptions exact;
+  exact.rtol = 1e-11;
+  exact.atol = 1e-13;
+  Solver solver(lv, exact);
+  const Vector truth = (Vector(2) << 1.2, 0.8).finished();
+  const Vector times = Vector::LinSpaced(30, 0.0, 6.0);
+  const Matrix states = solver.solve(theta, 0.0, truth, times).states;
+  Trajectory tr;
+  tr.t0 = 0;
+  tr.times = times;
+  tr.values = states.leftCols(1);  // prey only
+  tr.z0 = (Vector(2) << 1.2 * 0.8, 0.8 * 1.2).finished();
+  const int H = 12;  // t <= 2.28: about a third of a period
+  std::vector<Trajectory> lifted{tr};
+  SolverOptions run;
+  run.rtol = 1e-6;
+  run.atol = 1e-8;
+  start_forecasts(lv, theta, lifted, {H}, run, 1);
+  BOOST_TEST_MESSAGE("fitted z0 " << lifted[0].z0.transpose() << ", truth " << truth.transpose());
+  // The sensitivities come from solves at rtol 1e-8: the start is right to about that.
+  BOOST_CHECK_SMALL((lifted[0].z0 - truth).cwiseAbs().maxCoeff(), 1e-6);
+  BOOST_REQUIRE_EQUAL(lifted[0].mask.rows(), 30);
+  BOOST_CHECK_EQUAL(lifted[0].mask.topRows(H).sum(), 0.0);
+  BOOST_CHECK_EQUAL(lifted[0].mask.bottomRows(30 - H).sum(), 30.0 - H);
+  // history <= 1 leaves a series alone (its start is the origin's observation).
+  std::vector<Trajectory> one{tr};
+  start_forecasts(lv, theta, one, {1}, run, 1);
+  BOOST_CHECK(one[0].z0 == tr.z0);
+  BOOST_CHECK_EQUAL(one[0].mask.size(), 0);
+
+  // Through load_fit_data: the forecast windows begin H observations before the origin and
+  // score only what follows it.
+  const std::string file = lv_file("lv_long", 1, 120, 24, 7);
+  const Config c = config(file, {"data.split=\"time\"", "data.train_fraction=0.7", "data.val_fraction=0.1",
+                                 "data.forecast_history=8"});
+  const FitData d = load_fit_data(c);
+  const FitData one_row = load_fit_data(config(file, {"data.split=\"time\"", "data.train_fraction=0.7",
+                                                      "data.val_fraction=0.1"}));
+  BOOST_REQUIRE_EQUAL(d.test.size(), 1u);
+  BOOST_CHECK_EQUAL(d.test_history[0], 8);
+  BOOST_CHECK_EQUAL(one_row.test_history[0], 1);
+  BOOST_CHECK_EQUAL(d.test[0].times.size(), one_row.test[0].times.size() + 7);
+  BOOST_CHECK_EQUAL(d.test[0].times[7], one_row.test[0].times[0]);  // the origin
+  expect_error<ConfigError>([&] { load_fit_data(config(file, {"data.forecast_history=4"})); },
+                            {"data.forecast_history = 4 needs data.split = \"time\""});
 }

@@ -66,6 +66,12 @@ struct DataOptions {
   // (the model's own solution of the whole series at the window's first time, recomputed every
   // epoch with the current parameters) or "zero".
   std::string window_start = "model";
+  // Forecast windows (split = "time"): the number of observations up to the forecast origin the
+  // forecast starts from. 1: the origin's observation is the initial state. H > 1: the state H
+  // observations before the origin is fitted to those H observations (unobserved components too)
+  // and the model's trajectory through them continues as the forecast: a noisy observation at the
+  // origin no longer sets the orbit.
+  int forecast_history = 1;
 
   std::string validate() const;
 };

@@ -91,7 +91,7 @@ struct Prediction {
 std::vector<Prediction> predict(const TrainedModel& model, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids,
                                 const std::vector<Vector>& times, const SolverOptions& options,
-                                int threads);
+                                int threads, const std::vector<int>& history = {});
 // The series of a split of the model's dataset ("train", "val", "test" or "all"), with the rows
 // of each not to score (forecast origins, FitData::val_history).
 void split_series(const FitData& data, const std::string& split, std::vector<Trajectory>& series,

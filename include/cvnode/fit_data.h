@@ -9,6 +9,7 @@
 
 #include "cvnode/config.h"
 #include "cvnode/dataset.h"
+#include "cvnode/dynamics.h"
 #include "cvnode/observations.h"
 
 namespace cvnode {
@@ -69,6 +70,15 @@ struct FitDataOptions {
 // a transform cannot take (log of a value <= 0), ConfigError for options that do not fit the
 // data (transform or compartment counts, constraints the normalisation would break).
 FitData load_fit_data(const Config& config, const FitDataOptions& options = {});
+
+// Forecast series whose first history[i] > 1 rows are their past (data.forecast_history): the
+// state at the first of them is fitted to those observations (least squares over the first
+// `observed` state components; Levenberg-Marquardt on z0, unobserved components included, with
+// central-difference sensitivities of solves at rtol <= 1e-8), then those rows are masked, so
+// the model's trajectory through its past continues as the forecast and only the forecast is
+// scored. `lifted` are the series in state space (Model::lift); others are left as they are.
+void start_forecasts(const Dynamics& dynamics, ConstVectorRef theta, std::vector<Trajectory>& lifted,
+                     const std::vector<int>& history, const SolverOptions& options, int observed);
 
 // Windows of `length` consecutive observations of each series, sharing their end points, each
 // starting at a fully observed row (its observation is the window's initial state); events and

@@ -207,6 +207,10 @@ class Trainer {
   std::vector<Trajectory> train_with_z0(const Vector& params) const;
   // The validation series as a problem scored with `params`' loss parameters.
   Problem val_problem(const Vector& params) const;
+  // Called by val_problem on a copy of the validation series (lifted) with the network's
+  // parameters, before they are scored: forecast windows fit their start to their past here
+  // (data.forecast_history, start_forecasts). Unset: the series as lifted.
+  std::function<void(const Vector& theta, std::vector<Trajectory>& series)> prepare_val;
 
  private:
   const Model& model_;

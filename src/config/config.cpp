@@ -234,6 +234,7 @@ const std::vector<Entry>& entries() {
       ints("data.compartment_states", [](Config& c) -> std::vector<int>& { return c.data.compartment_states; }),
       doubles("data.dose_scale", [](Config& c) -> std::vector<double>& { return c.data.dose_scale; }),
       text("data.window_start", [](Config& c) -> std::string& { return c.data.window_start; }),
+      integer("data.forecast_history", [](Config& c) -> int& { return c.data.forecast_history; }),
       strings("data.ignore", [](Config& c) -> std::vector<std::string>& { return c.data.ignore; }),
 
       text("model.kind", [](Config& c) -> std::string& { return c.model.kind; }),
@@ -484,6 +485,9 @@ std::string DataOptions::validate() const {
   else if (window_epochs < 0) o << "data.window_epochs = " << window_epochs << " must be >= 0";
   else if (window_start != "model" && window_start != "zero")
     o << "data.window_start = \"" << window_start << "\" (expected model or zero)";
+  else if (forecast_history < 1) o << "data.forecast_history = " << forecast_history << " must be >= 1";
+  else if (forecast_history > 1 && split != "time")
+    o << "data.forecast_history = " << forecast_history << " needs data.split = \"time\" (forecast windows)";
   else if (split != "series" && split != "time") o << "data.split = \"" << split << "\" (expected series or time)";
   else if (split == "time" && (!validation_file.empty() || !test_file.empty()))
     o << "data.split = \"time\" cuts the series of data.file in time: it does not take data.validation_file or "

@@ -324,10 +324,12 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   const bool windows_used = config.data.window >= 2;
   std::vector<Trajectory> selection = data.val;
   std::vector<std::string> selection_ids = data.val_ids;
+  std::vector<int> selection_history = data.val_history;  // forecast windows: their known past
   if (selection.empty() && windows_used) {
     const FitData whole = load_fit_data(config);
     selection = whole.train;
     selection_ids = whole.train_ids;
+    selection_history.clear();
   }
   // Windows warm-started from the model's own solution (data.window_start = "model"): their
   // unobserved components, recomputed at the start of every epoch and stored in latest.h5 so
@@ -340,6 +342,10 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   auto quiet_log = std::function<void(const std::string&)>([](const std::string&) {});
   auto make = [&](const FitData& d) {
     auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, selection, selection_ids, config.train);
+    if (config.data.forecast_history > 1 && !selection_history.empty())
+      t->prepare_val = [&](const Vector& theta, std::vector<Trajectory>& v) {
+        start_forecasts(model.dynamics(), theta, v, selection_history, config.train.solver, data.channels);
+      };
     t->log = options.quiet ? quiet_log : log;
     t->on_epoch = [&](const TrainState& s) {
       check_ranks_agree(ranks, s);
@@ -561,11 +567,13 @@ namespace cvnode {
 
 std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids, const std::vector<Vector>& times,
-                                const SolverOptions& options, int threads) {
+                                const SolverOptions& options, int threads, const std::vector<int>& history) {
   std::vector<Prediction> out(series.size());
   std::vector<Trajectory> lifted(series.size());
+  for (std::size_t s = 0; s < series.size(); ++s) lifted[s] = tm.lift(series[s], ids[s]);
+  // Forecast windows with a known past: their start fitted to it first (data.forecast_history).
+  start_forecasts(tm.model->dynamics(), tm.theta, lifted, history, options, tm.model->observed());
   for (std::size_t s = 0; s < series.size(); ++s) {
-    lifted[s] = tm.lift(series[s], ids[s]);
     lifted[s].times = times[s];
     // Events after the last requested time change nothing that is asked for.
     const double last = times[s].size() ? times[s][times[s].size() - 1] : lifted[s].t0;

@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <sstream>
+
+#include <Eigen/Cholesky>
 
 #include "cvnode/errors.h"
 #include "cvnode/model.h"
+#include "cvnode/solver.h"
 
 namespace cvnode {
 
@@ -470,12 +474,16 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
     bool scored = false;
     for (Eigen::Index k = origin + 1; k < end && !scored; ++k) scored = tr.times[k] > from;
     if (!scored) return;
-    Trajectory w = slice(tr, origin, end);
-    for (Eigen::Index k = 1; k < w.times.size(); ++k)
+    // data.forecast_history observations up to the origin are the forecast's past (its start is
+    // fitted to them when there are several: start_forecasts).
+    const Eigen::Index start = std::max<Eigen::Index>(0, origin - (o.forecast_history - 1));
+    Trajectory w = slice(tr, start, end);
+    const Eigen::Index known = origin - start + 1;
+    for (Eigen::Index k = known; k < w.times.size(); ++k)
       if (w.times[k] <= from && w.mask.size()) w.mask.row(k).setZero();
     out.push_back(std::move(w));
     out_ids.push_back(ids[i]);
-    history.push_back(1);
+    history.push_back(static_cast<int>(known));
     past.push_back(slice(tr, 0, origin + 1));
   };
   for (std::size_t i = 0; i < whole.size(); ++i) {
@@ -697,6 +705,102 @@ DataErrors naive_forecast_errors(const FitData& data, const std::vector<Trajecto
     }
   }
   return sums.finish();
+}
+
+namespace {
+
+// The squared misfit of a series' first `rows` observations (the first `observed` state
+// components) when started from z0; +inf when the solve fails. `r` gets the residuals.
+double history_misfit(Solver& solver, ConstVectorRef theta, const Trajectory& past, ConstVectorRef z0, int observed,
+                      Vector& r) {
+  Trajectory tr = past;
+  tr.z0 = z0;
+  Solution sol;
+  try {
+    sol = solver.solve(theta, tr);
+  } catch (const std::exception&) {
+    return std::numeric_limits<double>::infinity();
+  }
+  std::vector<double> res;
+  for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+    for (int c = 0; c < observed; ++c)
+      if (tr.mask.size() == 0 || tr.mask(k, c) != 0) res.push_back(sol.states(k, c) - tr.values(k, c));
+  r = Eigen::Map<const Vector>(res.data(), static_cast<Eigen::Index>(res.size()));
+  return r.allFinite() ? r.squaredNorm() : std::numeric_limits<double>::infinity();
+}
+
+}  // namespace
+
+void start_forecasts(const Dynamics& dynamics, ConstVectorRef theta, std::vector<Trajectory>& lifted,
+                     const std::vector<int>& history, const SolverOptions& options, int observed) {
+  // Tighter tolerances than the run's: the sensitivities are central differences of solves.
+  SolverOptions tight = options;
+  const double f = std::min(1.0, 1e-8 / options.rtol);
+  tight.rtol = options.rtol * f;
+  tight.atol = options.atol * f;
+  if (tight.atol_vector.size()) tight.atol_vector = options.atol_vector * f;
+  std::unique_ptr<Solver> solver;
+  for (std::size_t s = 0; s < lifted.size() && s < history.size(); ++s) {
+    const Eigen::Index H = history[s];
+    Trajectory& tr = lifted[s];
+    if (H <= 1 || tr.times.size() < H) continue;
+    if (!solver) solver = std::make_unique<Solver>(dynamics, tight);
+    // The past alone: its rows and the events up to its last time.
+    Trajectory past = tr;
+    past.times = tr.times.head(H).eval();
+    past.values = tr.values.topRows(H).eval();
+    if (tr.mask.size()) past.mask = tr.mask.topRows(H).eval();
+    past.t_end = std::numeric_limits<double>::quiet_NaN();
+    const double last = past.times[H - 1];
+    past.events.erase(std::remove_if(past.events.begin(), past.events.end(), [&](const Event& e) { return e.time > last; }),
+                      past.events.end());
+    // Levenberg-Marquardt on z0.
+    const Eigen::Index n = tr.z0.size();
+    Vector z = tr.z0, r, r_try;
+    double cost = history_misfit(*solver, theta, past, z, observed, r);
+    double lambda = 1e-3;
+    for (int it = 0; it < 50 && std::isfinite(cost); ++it) {
+      Matrix J(r.size(), n);
+      bool ok = true;
+      for (Eigen::Index j = 0; j < n && ok; ++j) {
+        const double h = 1e-4 * (1 + std::abs(z[j]));
+        Vector zp = z, zm = z, rp, rm;
+        zp[j] += h;
+        zm[j] -= h;
+        ok = std::isfinite(history_misfit(*solver, theta, past, zp, observed, rp)) &&
+             std::isfinite(history_misfit(*solver, theta, past, zm, observed, rm)) && rp.size() == r.size() &&
+             rm.size() == r.size();
+        if (ok) J.col(j) = (rp - rm) / (2 * h);
+      }
+      if (!ok) break;
+      const Vector g = J.transpose() * r;
+      const Matrix A = J.transpose() * J;
+      bool improved = false;
+      Vector step;
+      for (int tries = 0; tries < 12 && !improved; ++tries) {
+        Matrix D = A;
+        D.diagonal() += lambda * A.diagonal() + Vector::Constant(n, 1e-12 * (1 + A.diagonal().maxCoeff()));
+        step = -D.ldlt().solve(g);
+        const double c = history_misfit(*solver, theta, past, z + step, observed, r_try);
+        if (c < cost) {
+          improved = true;
+          z += step;
+          r = r_try;
+          const double gain = cost - c;
+          cost = c;
+          lambda = std::max(lambda / 3, 1e-9);
+          if (gain <= 1e-14 * (1 + cost)) it = 50;  // converged
+        } else {
+          lambda *= 4;
+        }
+      }
+      if (!improved || step.norm() <= 1e-12 * (1 + z.norm())) break;
+    }
+    tr.z0 = z;
+    // Only the forecast is scored: the past is what it was fitted to.
+    if (tr.mask.size() == 0) tr.mask = Matrix::Ones(tr.values.rows(), tr.values.cols());
+    tr.mask.topRows(H).setZero();
+  }
 }
 
 }  // namespace cvnode

@@ -292,7 +292,9 @@ std::vector<Trajectory> Trainer::train_with_z0(const Vector& params) const {
 }
 
 Problem Trainer::val_problem(const Vector& params) const {
-  Problem p(val_, loss_);
+  std::vector<Trajectory> val = val_;
+  if (prepare_val) prepare_val(network(params), val);
+  Problem p(std::move(val), loss_);
   p.set_loss_parameters(params.segment(model_.network_params(), model_.readout_params()));
   return p;
 }
