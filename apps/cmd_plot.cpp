@@ -75,8 +75,11 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     const double end = b + tm.config.plot.extrapolate * (b - a);
     grids.push_back(Vector::LinSpaced(tm.config.plot.points, a, end));
   }
+  // Validation forecast windows start from the state fitted to their past (data.forecast_history).
+  std::vector<int> history;
+  if (use_val) history.assign(data.val_history.begin(), data.val_history.begin() + std::min<std::size_t>(count, data.val_history.size()));
   const std::vector<Prediction> pred =
-      predict(tm, sel, sel_ids, grids, tm.config.train.solver, tm.config.train.run.threads);
+      predict(tm, sel, sel_ids, grids, tm.config.train.solver, tm.config.train.run.threads, history);
 
   const int C = data.channels;
   std::ofstream gp(fs::path(dir) / "plots.gp");
