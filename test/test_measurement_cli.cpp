@@ -315,4 +315,22 @@ BOOST_AUTO_TEST_CASE(eval_scores_a_forecast_window_against_naive_forecasts) {
   BOOST_TEST(seasonal < 0.5 * persistence, eval);
   BOOST_TEST(eval.find("entries") != std::string::npos);
   BOOST_TEST(number_after(eval, "prey ") > 0);
+  // Started from the state fitted to the last 8 observations (data.forecast_history): the same
+  // entries are scored (those after the cutoff), so the naive forecasts are the same numbers.
+  const auto [hrc, fitted] = run_cli("eval " + run + "/best.h5 --split test --season auto --tolerances 1e-6 --threads 1 "
+                                     "--set data.forecast_history=8");
+  BOOST_TEST_REQUIRE(hrc == 0, fitted);
+  const std::string fitted_rest = fitted.substr(fitted.find("persistence (last value)"));
+  BOOST_TEST(number_after(fitted_rest, "overall ") == persistence);
+  BOOST_TEST(number_after(fitted, "prey ") > 0);
+  BOOST_TEST(number_after(fitted, "prey ") != number_after(eval, "prey "));  // another start
+  const auto count = [](const std::string& text) {
+    std::istringstream row(text.substr(text.find("\n  prey")));
+    std::string name;
+    double rmse, mae, sd, ratio, entries;
+    row >> name >> rmse >> mae >> sd >> ratio >> entries;
+    return entries;
+  };
+  BOOST_TEST(count(fitted) == count(eval));
+  BOOST_TEST(count(eval) == static_cast<double>(n));
 }
