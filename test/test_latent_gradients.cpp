@@ -1,3 +1,4 @@
+// ctest: labels=unit timeout=120
 // Latent ODE building blocks against central finite differences: the dense network, the GRU
 // cell, both encoders (rnn, and ode_rnn through both engines), the ELBO terms, and the whole
 // model's loss (encoder -> reparameterised z0 -> latent ODE -> decoder), for the ELBO and the

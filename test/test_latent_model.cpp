@@ -1,3 +1,4 @@
+// ctest: labels=unit timeout=120
 // Latent ODE model behaviour beyond its gradients: bit-identical batch sums for any thread count,
 // the seeded posterior draws, the bidirectional spiral generator, and the RNN baseline's
 // autoregressive predictions.
