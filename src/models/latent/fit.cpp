@@ -444,9 +444,10 @@ std::vector<LatentPrediction> latent_predict(const std::string& path, const Late
     throw OptionsError("--posterior = '" + o.posterior.method + "': expected encoder or importance");
   posterior.proposal_scale = o.posterior.proposal_scale;
   posterior.proposals = o.posterior.proposals;
-  if (!posterior.validate().empty())
-    throw OptionsError("--proposal-scale = " + std::to_string(o.posterior.proposal_scale) +
-                       " must be finite and >= 1, --proposals = " + std::to_string(o.posterior.proposals) + " >= 0");
+  if (!(posterior.proposal_scale >= 1) || !std::isfinite(posterior.proposal_scale))
+    throw OptionsError("--proposal-scale = " + std::to_string(posterior.proposal_scale) + " must be finite and >= 1");
+  if (posterior.proposals < 0)
+    throw OptionsError("--proposals = " + std::to_string(posterior.proposals) + " must be >= 0 (0: 10 per sample)");
   const Trained t = load(path, o.threads);
   std::vector<Trajectory> series;
   std::vector<std::string> ids;
