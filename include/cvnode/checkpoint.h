@@ -14,8 +14,8 @@ namespace cvnode {
 
 // Version of the checkpoint layout (docs/dataset-format.md, "Checkpoints") this library knows;
 // it reads this version and older ones. A checkpoint is written with the lowest version that
-// holds it: 2 only with input statistics.
-constexpr int kCheckpointFormatVersion = 2;
+// holds it: 2 with input statistics, 3 with the data_fingerprint attribute.
+constexpr int kCheckpointFormatVersion = 3;
 
 struct Checkpoint {
   // The model as a JSON or TOML text: what the parameter vector means. Compared on load so that
@@ -37,6 +37,9 @@ struct Checkpoint {
   Normalization input_normalization;
   // Metrics history: named columns (e.g. "epoch", "train_loss", "val_loss"); lengths may differ.
   std::map<std::string, std::vector<double>> metrics;
+  // The content of the data file the run trained on (size and checksum, io::content_fingerprint),
+  // so that a resume notices changed data; empty if unknown (version 1 files).
+  std::string data_fingerprint;
 
   // Temporary file in the same folder, flush, close, seal, fsync, rename, fsync the folder.
   // Throws DataError naming the file; `path` is then untouched.

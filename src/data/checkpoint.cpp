@@ -16,7 +16,9 @@ namespace {
 
 const char* const kFormatName = "cvnode-checkpoint";
 const std::set<std::string> kAttributes = {"format", "format_version", "epoch", "step", "optimizer_vector_names",
-                                           "optimizer_scalar_names", "metric_names"};
+                                           "optimizer_scalar_names", "metric_names", "data_fingerprint"};
+// Attributes that older versions do not have.
+const std::set<std::string> kOptionalAttributes = {"data_fingerprint"};
 const std::set<std::string> kDatasets = {"model_spec", "config", "parameters", "optimizer_offsets",
                                          "optimizer_data", "optimizer_scalars", "rng_state",
                                          "normalization_mean", "normalization_std", "metric_offsets",
@@ -89,13 +91,12 @@ void Checkpoint::write(const std::string& path) const {
   if (normalization.mean.size() != normalization.std.size())
     throw DataError(path + ": checkpoint normalization has " + std::to_string(normalization.mean.size()) +
                     " means but " + std::to_string(normalization.std.size()) + " standard deviations");
-  io::AtomicWrite out(path);
-  {
-    h5::File f = h5::File::create_checked(out.temp_path(), io::kSealBytes);
+  h5::write_sealed_file(path, [&](const h5::File& f) {
     f.write_string_attribute("format", kFormatName);
-    f.write_int_attribute("format_version", input_normalization.empty() ? 1 : 2);
+    f.write_int_attribute("format_version", !data_fingerprint.empty() ? 3 : input_normalization.empty() ? 1 : 2);
     f.write_int_attribute("epoch", static_cast<long>(epoch));
     f.write_int_attribute("step", static_cast<long>(step));
+    if (!data_fingerprint.empty()) f.write_string_attribute("data_fingerprint", data_fingerprint);
     write_text(f, "model_spec", model_spec);
     write_text(f, "config", config);
     f.write_doubles("parameters", parameters.data(), {static_cast<hsize_t>(parameters.size())});
@@ -116,23 +117,24 @@ void Checkpoint::write(const std::string& path) const {
     write_named(f, "metric_names", "metric_offsets", "metric_data", metrics,
                 [](const std::vector<double>& v) { return static_cast<long>(v.size()); },
                 [](const std::vector<double>& v) { return v.data(); });
-    f.close();
-  }
-  out.commit();
+  });
 }
 
 Checkpoint Checkpoint::read(const std::string& path, const std::string& expected_model_spec) {
   io::verify_seal(path);
   const h5::File f = h5::File::open_read(path);
   auto bad = [&](const std::string& what) { return DataError(path + ": " + what); };
+  // What the file is, before anything else: a dataset given as a checkpoint is named as such.
+  if (!f.has_attribute("format")) throw bad("attribute 'format': missing (not a cvnode checkpoint)");
+  const std::string format = f.string_attribute("format");
+  if (format == "cvnode-dataset")
+    throw bad("this is a cvnode dataset, not a checkpoint (give a checkpoint of `cvnode fit`, e.g. RUN/best.h5)");
+  if (format != kFormatName) throw bad("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
   for (const auto& a : f.attribute_names())
     if (!kAttributes.count(a)) throw bad("attribute '" + a + "': unknown attribute in a checkpoint");
   for (const auto& l : f.link_names())
     if (!kDatasets.count(l) && !kOptionalDatasetsV2.count(l))
       throw bad("dataset '" + l + "': unknown dataset in a checkpoint");
-  if (!f.has_attribute("format")) throw bad("attribute 'format': missing (not a cvnode checkpoint)");
-  const std::string format = f.string_attribute("format");
-  if (format != kFormatName) throw bad("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
   if (!f.has_attribute("format_version")) throw bad("attribute 'format_version': missing");
   const long version = f.int_attribute("format_version");
   if (version > kCheckpointFormatVersion)
@@ -140,7 +142,7 @@ Checkpoint Checkpoint::read(const std::string& path, const std::string& expected
               std::to_string(kCheckpointFormatVersion) + "); upgrade cvnode");
   if (version < 1) throw bad("attribute 'format_version': " + std::to_string(version) + " is not a valid version");
   for (const auto& a : kAttributes)
-    if (!f.has_attribute(a)) throw bad("attribute '" + a + "': missing");
+    if (!kOptionalAttributes.count(a) && !f.has_attribute(a)) throw bad("attribute '" + a + "': missing");
   for (const auto& d : kDatasets)
     if (!f.has(d)) throw bad("dataset '" + d + "': missing");
 
@@ -150,6 +152,7 @@ Checkpoint Checkpoint::read(const std::string& path, const std::string& expected
     throw bad("dataset 'model_spec': the checkpoint's model specification " + clip(c.model_spec) +
               " differs from the expected " + clip(expected_model_spec));
   c.config = read_text(f, "config");
+  if (f.has_attribute("data_fingerprint")) c.data_fingerprint = f.string_attribute("data_fingerprint");
   c.epoch = f.int_attribute("epoch");
   c.step = f.int_attribute("step");
   if (c.epoch < 0 || c.step < 0)

@@ -165,33 +165,28 @@ void export_csv(const Dataset& data, const std::string& path) {
   if (data.control_count() > 0 || data.has_events())
     throw DataError(path + ": the dataset has " + (data.has_events() ? std::string("events") : std::string("controls")) +
                     ", which the rows layout cannot hold: export it in the event layout (--format nonmem)");
-  io::AtomicWrite out(path);
-  {
-    std::ofstream f(out.temp_path(), std::ios::binary);
-    if (!f) throw DataError(path + ": cannot write (cannot create " + out.temp_path() + ")");
-    // A CSV has no room for a seal: it is committed atomically but unsealed.
-    f << "id,time";
-    for (const auto& n : data.channel_names()) f << ',' << quote(n);
-    for (const auto& n : data.covariate_names()) f << ',' << quote(n);
-    f << '\n';
-    for (std::size_t i = 0; i < data.size(); ++i) {
-      const Series s = data.series(i);
-      const std::string id = quote(s.id);
-      std::string cov;
-      for (Eigen::Index k = 0; k < s.covariates.size(); ++k) cov += ',' + exact(s.covariates[k]);
-      for (Eigen::Index k = 0; k < s.times.size(); ++k) {
-        f << id << ',' << exact(s.times[k]);
-        for (Eigen::Index c = 0; c < s.values.cols(); ++c) {
-          f << ',';
-          if (s.mask(k, c) != 0) f << exact(s.values(k, c));
-        }
-        f << cov << '\n';
+  // A CSV has no room for a seal: it is committed atomically but unsealed.
+  io::AtomicOutput out(path);
+  std::ostream& f = out.stream();
+  f << "id,time";
+  for (const auto& n : data.channel_names()) f << ',' << quote(n);
+  for (const auto& n : data.covariate_names()) f << ',' << quote(n);
+  f << '\n';
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const Series s = data.series(i);
+    const std::string id = quote(s.id);
+    std::string cov;
+    for (Eigen::Index k = 0; k < s.covariates.size(); ++k) cov += ',' + exact(s.covariates[k]);
+    for (Eigen::Index k = 0; k < s.times.size(); ++k) {
+      f << id << ',' << exact(s.times[k]);
+      for (Eigen::Index c = 0; c < s.values.cols(); ++c) {
+        f << ',';
+        if (s.mask(k, c) != 0) f << exact(s.values(k, c));
       }
+      f << cov << '\n';
     }
-    f.flush();
-    if (!f) throw DataError(path + ": write failed (disk full?)");
   }
-  out.commit_unsealed();
+  out.commit();
 }
 
 }  // namespace cvnode

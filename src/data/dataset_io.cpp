@@ -58,6 +58,10 @@ struct DatasetIo {
   long check_header() const {
     if (!f.has_attribute("format")) fail("attribute 'format': missing (not a cvnode dataset file)");
     const std::string format = f.string_attribute("format");
+    // What the file is, before anything else: a checkpoint given as a dataset is named as such.
+    if (format == "cvnode-checkpoint")
+      fail("this is a checkpoint of `cvnode fit`, not a dataset (its configuration names the dataset it was "
+           "trained on)");
     if (format != kFormatName) fail("attribute 'format': '" + format + "', expected '" + kFormatName + "'");
     if (!f.has_attribute("format_version")) fail("attribute 'format_version': missing");
     const long version = f.int_attribute("format_version");
@@ -351,13 +355,7 @@ std::size_t Dataset::count_series(const std::string& path) {
 
 void Dataset::write(const std::string& path) const {
   if (channels() == 0) throw DataError(path + ": cannot write a dataset without channels");
-  io::AtomicWrite out(path);
-  {
-    h5::File f = h5::File::create_checked(out.temp_path(), io::kSealBytes);
-    DatasetIo::write(*this, f);
-    f.close();
-  }
-  out.commit();
+  h5::write_sealed_file(path, [&](const h5::File& f) { DatasetIo::write(*this, f); });
 }
 
 }  // namespace cvnode

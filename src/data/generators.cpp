@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
+#include "data/memory_check.h"
 #include "cvnode/physics.h"
 #include "cvnode/solver.h"
 #include "nn/random.h"
@@ -109,6 +110,11 @@ std::string GeneratorOptions::validate() const {
   else if (!(t_end >= 0) || !std::isfinite(t_end)) o << "t_end = " << t_end << " must be 0 (default) or positive";
   else if (!(noise >= 0) || !std::isfinite(noise)) o << "noise = " << noise << " must be >= 0";
   else if (!(missing >= 0 && missing < 1)) o << "missing = " << missing << " must be in [0, 1)";
+  else if (observations > (1 << 27) || grid > (1 << 30))
+    o << "observations = " << observations << ", grid = " << grid << ": at most 134217728 observations a series and a grid of 1073741824 points";
+  else  // A row of every series (time, values, mask, the clean copy, the file image): <= 128 bytes.
+    o << io::memory_shortfall(128.0 * series * observations + 8.0 * (grid > 0 ? grid : 10.0 * observations),
+                              std::to_string(series) + " series x " + std::to_string(observations) + " observations");
   return o.str();
 }
 

@@ -1,10 +1,12 @@
 #include "data/hdf5_raii.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <cstring>
 
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 
 namespace cvnode::h5 {
 
@@ -13,20 +15,26 @@ void silence_errors() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
-void Handle::reset() {
-  if (id_ < 0) return;
+bool Handle::close() {
+  if (id_ < 0) return true;
+  herr_t r = 0;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    case H5I_FILE: r = H5Fclose(id_); break;
+    case H5I_GROUP: r = H5Gclose(id_); break;
+    case H5I_DATASET: r = H5Dclose(id_); break;
+    case H5I_ATTR: r = H5Aclose(id_); break;
+    case H5I_DATATYPE: r = H5Tclose(id_); break;
+    case H5I_DATASPACE: r = H5Sclose(id_); break;
+    case H5I_GENPROP_LST: r = H5Pclose(id_); break;
     default: break;
   }
   id_ = H5I_INVALID_HID;
+  return r >= 0;
 }
+
+// Destructors run on error paths and for read handles, where a failed close loses nothing;
+// write paths call close() and check it.
+void Handle::reset() { (void)close(); }
 
 void File::fail(const std::string& field, const std::string& what) const {
   throw DataError(path_ + ": " + field + ": " + what);
@@ -67,11 +75,41 @@ File File::create_checked(const std::string& path, hsize_t userblock) {
   return f;
 }
 
+File File::create_in_memory(const std::string& path, hsize_t userblock) {
+  silence_errors();
+  File f;
+  f.path_ = path;
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  // The core driver without a backing store: the file is a growing buffer (1 MiB steps) and the
+  // name is only its identity, made unique because the driver takes equal names for one file.
+  if (!fcpl.valid() || !fapl.valid() || (userblock > 0 && H5Pset_userblock(fcpl, userblock) < 0) ||
+      H5Pset_obj_track_times(fcpl, false) < 0 || H5Pset_fapl_core(fapl, 1 << 20, false) < 0 ||
+      H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
+    throw DataError(path + ": cannot set up HDF5 file properties");
+  static std::atomic<unsigned> counter{0};
+  const std::string name = path + ".in-memory." + std::to_string(counter++);
+  f.h_ = Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl, fapl));
+  if (!f.h_.valid()) throw DataError(path + ": cannot create an HDF5 file in memory (out of memory?)");
+  return f;
+}
+
+std::vector<unsigned char> File::close_to_image() {
+  if (H5Fflush(h_, H5F_SCOPE_GLOBAL) < 0) fail("(file)", "cannot be completed in memory (out of memory?)");
+  const ssize_t n = H5Fget_file_image(h_, nullptr, 0);
+  if (n <= 0) fail("(file)", "its image cannot be taken");
+  std::vector<unsigned char> image(static_cast<std::size_t>(n));
+  if (H5Fget_file_image(h_, image.data(), image.size()) != n) fail("(file)", "its image cannot be taken");
+  if (!h_.close()) fail("(file)", "cannot be closed");
+  fix_superblock_checksum(image);
+  return image;
+}
+
 void File::close() {
   if (!h_.valid()) return;
   const bool flushed = H5Fflush(h_, H5F_SCOPE_GLOBAL) >= 0;
-  h_.reset();
-  if (!flushed) fail("(file)", "flush failed (disk full or I/O error?)");
+  const bool closed = h_.close();
+  if (!flushed || !closed) fail("(file)", "flush or close failed (disk full or I/O error?)");
 }
 
 void File::flush() const {
@@ -342,7 +380,8 @@ void File::write_string_attribute(const std::string& name, const std::string& va
   H5Tset_strpad(type, H5T_STR_NULLTERM);
   Handle space(H5Screate(H5S_SCALAR));
   Handle a(H5Acreate2(h_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-  if (!a.valid() || H5Awrite(a, type, value.c_str()) < 0) fail("attribute '" + name + "'", "cannot be written");
+  if (!a.valid() || H5Awrite(a, type, value.c_str()) < 0 || !a.close())
+    fail("attribute '" + name + "'", "cannot be written");
 }
 
 void File::write_string_array_attribute(const std::string& name, const std::vector<std::string>& values) const {
@@ -356,14 +395,15 @@ void File::write_string_array_attribute(const std::string& name, const std::vect
   const hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr));
   Handle a(H5Acreate2(h_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-  if (!a.valid() || (n > 0 && H5Awrite(a, type, buf.data()) < 0))
+  if (!a.valid() || (n > 0 && H5Awrite(a, type, buf.data()) < 0) || !a.close())
     fail("attribute '" + name + "'", "cannot be written");
 }
 
 void File::write_int_attribute(const std::string& name, long value) const {
   Handle space(H5Screate(H5S_SCALAR));
   Handle a(H5Acreate2(h_, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT));
-  if (!a.valid() || H5Awrite(a, H5T_NATIVE_LONG, &value) < 0) fail("attribute '" + name + "'", "cannot be written");
+  if (!a.valid() || H5Awrite(a, H5T_NATIVE_LONG, &value) < 0 || !a.close())
+    fail("attribute '" + name + "'", "cannot be written");
 }
 
 void File::write_array(const std::string& dataset, hid_t memtype, hid_t filetype, const void* data,
@@ -385,7 +425,9 @@ void File::write_array(const std::string& dataset, hid_t memtype, hid_t filetype
   Handle d(H5Dcreate2(h_, dataset.c_str(), filetype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
   if (!d.valid()) fail("dataset '" + dataset + "'", "cannot be created");
   if (dims[0] * cols > 0 && H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    fail("dataset '" + dataset + "'", "cannot be written (disk full?)");
+    fail("dataset '" + dataset + "'", "cannot be written");
+  // The close writes the chunks still in the chunk cache.
+  if (!d.close()) fail("dataset '" + dataset + "'", "cannot be completed (its chunks were not written)");
 }
 
 void File::write_doubles(const std::string& dataset, const double* data, std::vector<hsize_t> dims) const {
@@ -413,6 +455,75 @@ void File::write_strings(const std::string& dataset, const std::vector<std::stri
   H5Tset_size(type, w);
   H5Tset_strpad(type, H5T_STR_NULLPAD);
   write_array(dataset, type, type, buf.data(), {values.size()});
+}
+
+// Bob Jenkins' lookup3 (hashlittle, byte by byte), which HDF5 uses for its metadata checksums.
+std::uint32_t lookup3(const unsigned char* k, std::size_t length, std::uint32_t init) {
+  auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefU + static_cast<std::uint32_t>(length) + init;
+  auto word = [](const unsigned char* p) {
+    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
+  };
+  while (length > 12) {
+    a += word(k);
+    b += word(k + 4);
+    c += word(k + 8);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+    length -= 12;
+    k += 12;
+  }
+  switch (length) {
+    case 12: c += std::uint32_t(k[11]) << 24; [[fallthrough]];
+    case 11: c += std::uint32_t(k[10]) << 16; [[fallthrough]];
+    case 10: c += std::uint32_t(k[9]) << 8; [[fallthrough]];
+    case 9: c += k[8]; [[fallthrough]];
+    case 8: b += std::uint32_t(k[7]) << 24; [[fallthrough]];
+    case 7: b += std::uint32_t(k[6]) << 16; [[fallthrough]];
+    case 6: b += std::uint32_t(k[5]) << 8; [[fallthrough]];
+    case 5: b += k[4]; [[fallthrough]];
+    case 4: a += std::uint32_t(k[3]) << 24; [[fallthrough]];
+    case 3: a += std::uint32_t(k[2]) << 16; [[fallthrough]];
+    case 2: a += std::uint32_t(k[1]) << 8; [[fallthrough]];
+    case 1: a += k[0]; break;
+    case 0: return c;
+  }
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+void fix_superblock_checksum(std::vector<unsigned char>& image) {
+  static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (image.size() < 12 || std::memcmp(image.data(), kSignature, 8) != 0)
+    throw DataError("HDF5 file image: no superblock at its start");
+  const int version = image[8];
+  if (version < 2) return;  // versions 0 and 1 carry no checksum
+  // Signature, version, sizes of offsets and lengths, flags, then four addresses.
+  const std::size_t n = 12 + 4 * static_cast<std::size_t>(image[9]);
+  if (image.size() < n + 4) throw DataError("HDF5 file image: truncated superblock");
+  const std::uint32_t sum = lookup3(image.data(), n, 0);
+  for (int i = 0; i < 4; ++i) image[n + i] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+void write_sealed_file(const std::string& path, const std::function<void(const File&)>& fill) {
+  std::vector<unsigned char> image;
+  {
+    File f = File::create_in_memory(path, io::kSealBytes);
+    fill(f);
+    image = f.close_to_image();
+  }
+  io::write_sealed(path, image);
 }
 
 }  // namespace cvnode::h5

@@ -1,11 +1,17 @@
 // RAII handles over the HDF5 C API and typed readers whose failures become one readable
 // cvnode::DataError naming the file and the field. HDF5's automatic error-stack printing is
 // switched off for the whole process the first time any of this is used.
+//
+// Files that cvnode publishes are built in memory (create_in_memory, HDF5's core driver) and
+// written by io::write_sealed, never by HDF5 itself: a full disk then fails a checked write()
+// of cvnode's, not HDF5's close path, which in libhdf5 1.10 can leave a half-closed file behind
+// that crashes the library's shutdown at exit.
 #pragma once
 
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +38,9 @@ class Handle {
   operator hid_t() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset();
+  // Closes now and returns whether the close succeeded (a dataset's close writes its cached
+  // chunks, a file's close its metadata).
+  bool close();
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -49,7 +58,13 @@ class File {
   // timestamps are stored, so the same content gives the same bytes. `userblock` bytes (0 or a
   // power of two >= 512) are reserved at the start for cvnode's whole-file seal.
   static File create_checked(const std::string& path, hsize_t userblock);
-  // Closes the file now (reporting a failure), instead of at destruction.
+  // A file that lives in memory only (nothing is written to disk until close_to_image's bytes
+  // are); `path` names it in messages. `userblock` as for create_checked.
+  static File create_in_memory(const std::string& path, hsize_t userblock);
+  // Flushes and closes a file of create_in_memory and returns its bytes after the user block
+  // (what io::write_sealed puts behind the seal). Throws DataError naming the file.
+  std::vector<unsigned char> close_to_image();
+  // Closes the file now (flush and close checked), instead of at destruction.
   void close();
   const std::string& path() const { return path_; }
   hid_t id() const { return h_.get(); }
@@ -104,5 +119,16 @@ class File {
   void write_array(const std::string& dataset, hid_t memtype, hid_t filetype, const void* data,
                    std::vector<hsize_t> dims) const;
 };
+
+// Builds an HDF5 file in memory with `fill` and publishes it at `path` sealed and atomically
+// (io::write_sealed): `path` is either its previous content or the complete new file. Throws
+// DataError naming `path`.
+void write_sealed_file(const std::string& path, const std::function<void(const File&)>& fill);
+
+// Superblock versions 2 and 3 end with a checksum (Jenkins' lookup3) that libhdf5 1.10's
+// H5Fget_file_image leaves as it was while the file was open for writing, although the image
+// clears the "open for writing" flag: recomputes it so that the image opens. Exposed for tests.
+void fix_superblock_checksum(std::vector<unsigned char>& image);
+std::uint32_t lookup3(const unsigned char* data, std::size_t n, std::uint32_t init);
 
 }  // namespace cvnode::h5

@@ -463,10 +463,9 @@ std::vector<std::string> export_nonmem_csv(const Dataset& data, const std::strin
   if (data.initial_state_size() > 0)
     notes.push_back("the series' initial states have no column in this layout and were left out");
 
-  io::AtomicWrite out(path);
+  io::AtomicOutput out(path);
   {
-    std::ofstream f(out.temp_path(), std::ios::binary);
-    if (!f) throw DataError(path + ": cannot write (cannot create " + out.temp_path() + ")");
+    std::ostream& f = out.stream();
     f << "ID,TIME";
     if (C == 1) f << ",DV";
     else
@@ -542,10 +541,8 @@ std::vector<std::string> export_nonmem_csv(const Dataset& data, const std::strin
       while (next_knot < static_cast<std::size_t>(s.control_times.size()))
         knot_row();
     }
-    f.flush();
-    if (!f) throw DataError(path + ": write failed (disk full?)");
   }
-  out.commit_unsealed();
+  out.commit();  // a write error anywhere above is reported here, naming the file
   return notes;
 }
 
