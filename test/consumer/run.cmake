@@ -1,4 +1,5 @@
-# Installs cvnode into BUILD_DIR/_install, builds the consumer project against it and runs it.
+# Installs cvnode into BUILD_DIR/_install, builds the consumer project against it and runs it,
+# and runs the installed `cvnode` program, whose --version must be the project's VERSION.
 set(prefix ${BUILD_DIR}/_install)
 set(work ${BUILD_DIR}/_consumer)
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -19,3 +20,7 @@ if(rc)
   message(FATAL_ERROR "the consumer failed: ${rc}")
 endif()
 message(STATUS "consumer printed: ${out}")
+execute_process(COMMAND ${prefix}/bin/cvnode --version RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(rc OR NOT out MATCHES "^cvnode ${VERSION}\n$")
+  message(FATAL_ERROR "the installed cvnode program: exit ${rc}, --version printed '${out}', expected 'cvnode ${VERSION}'")
+endif()
