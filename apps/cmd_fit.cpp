@@ -1,7 +1,10 @@
-// `cvnode fit --config FILE --out DIR [--set key=value ...] [--resume CKPT]`: trains a model and
-// leaves in DIR latest.h5, best.h5, metrics.csv, config.toml and the PNG figures.
+// `cvnode fit --config FILE --out DIR [--set key=value ...] [--resume [CKPT]] [--overwrite]`:
+// trains a model and leaves in DIR latest.h5, best.h5, metrics.csv, config.toml and the PNG
+// figures. DIR belongs to one run: a fresh fit into a folder holding another run is refused
+// unless --overwrite, and a second fit into a folder in use is refused (run_fit's lock).
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include "commands.h"
 #include "cvnode/checkpoint.h"
@@ -9,6 +12,7 @@
 #include "cvnode/fit.h"
 #include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
+#include "options.h"
 
 namespace cvnode::app {
 
@@ -18,10 +22,12 @@ struct FitArgs {
   std::string config, out, resume;
   std::vector<std::string> overrides;
   int stop_after = 0;
-  bool quiet = false, no_plots = false;
+  bool quiet = false, no_plots = false, overwrite = false, allow_data_change = false, resume_given = false;
 };
 
-void run(const FitArgs& a) {
+void run(FitArgs a) {
+  // --resume without a checkpoint: the folder's own latest.h5.
+  if (a.resume_given && a.resume.empty()) a.resume = (std::filesystem::path(a.out) / "latest.h5").string();
   // A flow ([cnf] section, or a flow's checkpoint) trains in its own loop until the trainer
   // drives model kinds.
   if (a.config.empty() ? !a.resume.empty() && is_cnf_checkpoint(Checkpoint::read(a.resume))
@@ -44,6 +50,8 @@ void run(const FitArgs& a) {
   fo.resume = a.resume;
   fo.stop_after_epoch = a.stop_after;
   fo.quiet = a.quiet;
+  fo.overwrite = a.overwrite;
+  fo.allow_data_change = a.allow_data_change;
   install_stop_signals();  // SIGTERM, SIGUSR1: finish the step, save, exit 75 (preemption.h)
   const FitResult r = run_fit(cfg, fo);
   if (r.stopped_by_signal)
@@ -63,16 +71,25 @@ void run(const FitArgs& a) {
     std::cout.precision(6);
     std::cout << "\n";
   }
-  if (r.best_val.series > 0) {
+  if (r.best_val.series > 0 && r.best_val.failures == 0) {
     std::cout << "fit: best model on the validation split: RMSE per channel (data units)";
     for (Eigen::Index i = 0; i < r.best_val_data.rmse.size(); ++i) std::cout << " " << r.best_val_data.rmse[i];
     std::cout << ", overall " << r.best_val_data.rmse_all << "\n";
+  } else if (r.best_val.series > 0) {
+    // Errors over part of the split are not the split's errors: reported as missing.
+    std::cout << "fit: best model on the validation split: RMSE not available (" << r.best_val.failures << " of "
+              << r.best_val.series << " series failed to solve)\n";
   }
-  const std::string best = (std::filesystem::path(a.out) / "best.h5").string();
-  std::cout << "fit: checkpoints " << (std::filesystem::path(a.out) / "latest.h5").string() << " and "
-            << best << ", metrics " << (std::filesystem::path(a.out) / "metrics.csv").string() << "\n";
+  namespace fs = std::filesystem;
+  const std::string latest = (fs::path(a.out) / "latest.h5").string();
+  const std::string best = (fs::path(a.out) / "best.h5").string();
+  const bool have_best = fs::exists(best);
+  std::cout << "fit: checkpoints " << latest;
+  if (have_best) std::cout << " and " << best;
+  else std::cout << " (no best.h5: no validation has succeeded yet)";
+  std::cout << ", metrics " << (fs::path(a.out) / "metrics.csv").string() << "\n";
   if (!a.no_plots && a.stop_after == 0) {
-    for (const auto& png : make_plots(best, a.out)) std::cout << "fit: figure " << png << "\n";
+    for (const auto& png : make_plots(have_best ? best : latest, a.out)) std::cout << "fit: figure " << png << "\n";
   }
 }
 
@@ -84,11 +101,20 @@ void add_fit(CLI::App& app) {
   cmd->add_option("--config,-c", a->config, "Configuration file (TOML, see data/demo.toml)");
   cmd->add_option("--out,-o", a->out, "Output directory (checkpoints, metrics, figures)")->required();
   cmd->add_option("--set", a->overrides, "Override a configuration key: --set solver.rtol=1e-6 (repeatable)");
-  cmd->add_option("--resume", a->resume, "Continue from a checkpoint (its stored configuration unless --config)");
-  cmd->add_option("--stop-after-epoch", a->stop_after, "Stop after this epoch as if interrupted (resume later)");
+  cmd->add_option("--resume", a->resume,
+                  "Continue from a checkpoint (default: OUT/latest.h5; its stored configuration unless --config)")
+      ->expected(0, 1);
+  cmd->add_flag("--overwrite", a->overwrite, "Replace the files of an earlier run in --out");
+  cmd->add_flag("--allow-data-change", a->allow_data_change,
+                "Resume although the data file's content changed since the checkpoint");
+  cmd->add_option("--stop-after-epoch", a->stop_after, "Stop after this epoch as if interrupted (resume later)")
+      ->check(int_range(0, std::numeric_limits<int>::max()));
   cmd->add_flag("--quiet,-q", a->quiet, "No progress lines");
   cmd->add_flag("--no-plots", a->no_plots, "Do not draw the figures at the end");
-  cmd->callback([a] { run(*a); });
+  cmd->callback([a, cmd] {
+    a->resume_given = cmd->count("--resume") > 0;
+    run(*a);
+  });
 }
 
 }  // namespace cvnode::app

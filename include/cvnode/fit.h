@@ -27,8 +27,13 @@ Checkpoint to_checkpoint(const TrainState& state, const Model& model, const Conf
 TrainState from_checkpoint(const Checkpoint& checkpoint);
 
 struct FitOptions {
-  std::string out_dir;       // created if missing: latest.h5, best.h5, metrics.csv, config.toml
+  // Created if missing: latest.h5, best.h5, metrics.csv, config.toml. The fit holds the folder's
+  // lock while it runs (a second fit into it is refused), and refuses a folder that holds another
+  // run unless it resumes that run (resume = a checkpoint in the folder) or overwrite is set.
+  std::string out_dir;
   std::string resume;        // checkpoint to continue from ("" = start fresh)
+  bool overwrite = false;    // replace an earlier run's files in out_dir
+  bool allow_data_change = false;  // resume although the data file's content changed
   int stop_after_epoch = 0;  // stop after this epoch as if interrupted (tests, time slicing)
   bool quiet = false;        // no progress lines
   std::function<void(const std::string&)> log;  // default std::cerr

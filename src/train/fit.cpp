@@ -10,12 +10,17 @@
 #include <iostream>
 #include <limits>
 
+#include <omp.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
 #include "cvnode/solver.h"
 #include "cvnode/rank_backend.h"
 #include "cvnode/ranks.h"
+#include "data/atomic_file.h"
+#include "data/memory_check.h"
+#include "data/run_folder.h"
 
 namespace cvnode {
 
@@ -102,17 +107,11 @@ void check_ranks_agree(const Ranks& ranks, const TrainState& s) {
 }
 
 void write_metrics_csv(const std::string& path, const std::vector<EpochMetrics>& history) {
-  // Rewritten whole after every epoch through a temporary file, so that it always matches the
-  // latest checkpoint (a resumed run continues it without duplicate rows).
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw DataError(path + ": cannot write");
-    f << EpochMetrics::csv_header() << "\n";
-    for (const auto& m : history) f << m.csv_row() << "\n";
-    if (!f) throw DataError(path + ": write failed");
-  }
-  fs::rename(tmp, path);
+  // Rewritten whole after every epoch, atomically, right after latest.h5 (a resumed run rewrites
+  // it from the checkpoint's history first, so the two agree again after a kill between them).
+  std::string text = std::string(EpochMetrics::csv_header()) + "\n";
+  for (const auto& m : history) text += m.csv_row() + "\n";
+  io::write_text(path, text);
 }
 
 }  // namespace
@@ -268,6 +267,36 @@ Vector window_start_states(const Model& model, const Vector& params, const FitDa
   return out;
 }
 
+// Parameters of the dynamics network from the options alone (a lower bound for hybrids), so that
+// a model too large for the machine is refused before anything is allocated.
+double network_parameter_estimate(const ModelOptions& o, int observed, int inputs) {
+  double n = observed + o.augment, total = 0, in = n + (o.time_input ? 1 : 0) + inputs;
+  for (int h : o.hidden) {
+    total += (in + 1) * h;
+    in = h;
+  }
+  return total + (in + 1) * n;
+}
+
+std::string join_ints(const std::vector<int>& v) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s;
+}
+
+// The refusal of a fresh fit into a folder that holds another run.
+std::string holds_run_message(const io::RunFolder& folder, const std::vector<std::string>& files) {
+  std::string names;
+  for (const auto& f : files) names += (names.empty() ? "" : ", ") + f;
+  std::string epoch;
+  try {
+    epoch = " (latest.h5 after epoch " + std::to_string(Checkpoint::read(folder.file("latest.h5")).epoch) + ")";
+  } catch (const std::exception&) {
+  }
+  return folder.dir() + ": holds an earlier run" + epoch + ": " + names +
+         ". Continue it with --resume, or replace it with --overwrite, or choose another --out";
+}
+
 }  // namespace
 
 FitResult run_fit(const Config& given, const FitOptions& options) {
@@ -282,19 +311,38 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   auto log = options.log ? options.log : [](const std::string& s) { std::cerr << s << std::endl; };
   if (!ranks.root()) log = [](const std::string&) {};
   if (options.out_dir.empty()) throw OptionsError("fit: an output directory (--out) is needed");
-  fs::create_directories(options.out_dir);
-  const std::string latest = (fs::path(options.out_dir) / "latest.h5").string();
-  const std::string best = (fs::path(options.out_dir) / "best.h5").string();
-  const std::string metrics = (fs::path(options.out_dir) / "metrics.csv").string();
-  if (ranks.root()) {
-    std::ofstream f(fs::path(options.out_dir) / "config.toml");
-    f << "# resolved configuration of this run (cvnode fit)\n" << config.to_toml();
-  }
-  if (!options.quiet) log("cvnode fit: resolved configuration (" + config.source + ")\n" + config.to_toml());
+  io::RunFolder folder(options.out_dir);
+  const std::string latest = folder.file("latest.h5"), best = folder.file("best.h5"),
+                    metrics = folder.file("metrics.csv");
+  // A run continues in its own folder; anything else into a folder holding a run needs
+  // --overwrite. Checked first (a quick refusal) and again under the folder's lock.
+  std::error_code ec;
+  const bool own_run = !options.resume.empty() && fs::exists(options.resume, ec) &&
+                       fs::equivalent(fs::absolute(options.resume).parent_path(), fs::absolute(options.out_dir), ec);
+  auto check_folder = [&] {
+    if (own_run || options.overwrite) return;
+    if (const auto files = folder.run_files(); !files.empty()) throw OptionsError(holds_run_message(folder, files));
+  };
+  if (ranks.root()) check_folder();
+  for (const auto& out : io::RunFolder::outputs())
+    io::check_not_input("fit", folder.file(out), {given.data.file, given.data.validation_file, given.data.test_file});
 
+  // Everything that can refuse the run is checked before anything is written: the data, the
+  // model's size, the checkpoint to resume and the trainer's own validation.
+  const std::string fingerprint = io::content_fingerprint(config.data.file);
   FitDataOptions windowed;
   windowed.windows = true;
   const FitData data = load_fit_data(config, windowed);
+  {
+    const double P = network_parameter_estimate(config.model, data.channels, data.inputs);
+    // Parameters, optimizer moments, the best and rollback copies, gradients, checkpoint images,
+    // and each thread's gradient and solver workspace.
+    const int threads = config.train.run.threads > 0 ? config.train.run.threads : omp_get_max_threads();
+    io::require_memory(8.0 * P * (24.0 + 4.0 * threads),
+                       "model.hidden = [" + join_ints(config.model.hidden) + "] (about " +
+                           std::to_string(static_cast<long long>(P)) + " network parameters, trained with " +
+                           std::to_string(threads) + " thread(s))");
+  }
   Model model(config.model, data.channels, data.inputs);
   // The curriculum: windows of data.window observations until data.window_epochs, then windows
   // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
@@ -340,6 +388,16 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
            config.model.initial_state != InitialState::Learned;  // (learned: each window's z0 is a parameter)
   };
   auto quiet_log = std::function<void(const std::string&)>([](const std::string&) {});
+  auto checkpoint_of = [&](const TrainState& s) {
+    Checkpoint c = to_checkpoint(s, model, config, data.normalization, data.input_normalization);
+    c.data_fingerprint = fingerprint;
+    return c;
+  };
+  auto write_best = [&](const TrainState& s) {
+    TrainState b = s;
+    b.params = s.best_params;
+    checkpoint_of(b).write(best);
+  };
   auto make = [&](const FitData& d) {
     auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, selection, selection_ids, config.train);
     if (config.data.forecast_history > 1 && !selection_history.empty())
@@ -350,42 +408,28 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     t->on_epoch = [&](const TrainState& s) {
       check_ranks_agree(ranks, s);
       if (!ranks.root()) return;
-      Checkpoint ck = to_checkpoint(s, model, config, data.normalization, data.input_normalization);
+      Checkpoint ck = checkpoint_of(s);
       if (warm_states.size()) ck.optimizer_vectors["window_start_states"] = warm_states;
       ck.write(latest);
-      if (s.best_epoch == s.epoch && s.epoch_step == 0) {
-        TrainState b = s;
-        b.params = s.best_params;
-        to_checkpoint(b, model, config, data.normalization, data.input_normalization).write(best);
-      }
+      if (s.best_epoch == s.epoch && s.epoch_step == 0) write_best(s);
       write_metrics_csv(metrics, s.history);
       if (options.on_epoch) options.on_epoch(s);
     };
     return t;
   };
-  if (!options.quiet) {
-    char buf[400];
-    std::snprintf(buf, sizeof buf, "data: %s, %zu train %s / %zu validation / %zu test %s, %d channels",
-                  config.data.file.c_str(), data.train.size(), config.data.window >= 2 ? "windows" : "series",
-                  data.val.size(), data.test.size(), data.forecast ? "forecast windows" : "series", data.channels);
-    log(buf);
-    if (data.val.empty() && windows_used)
-      log("no validation split: the best checkpoint is chosen on the whole training series");
-    log("model: " + model.describe());
-    if (ranks.distributed())
-      log("parallel: " + std::to_string(ranks.size()) + " MPI ranks x " + std::to_string(config.train.run.threads) +
-          " thread(s), " + reduction_name(config.train.run.reduction) + " reduction");
-  }
   TrainState resumed_state;
   bool resumed = false;
   if (!options.resume.empty()) {
     const Checkpoint ck = Checkpoint::read(options.resume, model_spec(model));
+    if (!ck.data_fingerprint.empty() && ck.data_fingerprint != fingerprint && !options.allow_data_change)
+      throw DataError(config.data.file + ": the data file changed since " + options.resume +
+                      " was written (its content was " + ck.data_fingerprint + ", now " + fingerprint +
+                      "): the split, the normalisation and the minibatches would differ from the run's. Pass "
+                      "--allow-data-change to continue on the new data anyway");
     resumed_state = from_checkpoint(ck);
     resumed = true;
     if (const auto it = ck.optimizer_vectors.find("window_start_states"); it != ck.optimizer_vectors.end())
       warm_states = it->second;
-    if (!options.quiet)
-      log("resumed from " + options.resume + " after epoch " + std::to_string(ck.epoch));
   }
   // At a switch: fresh optimizer moments (and the rollback target's), see
   // OptimizerOptions::reset_at_phase.
@@ -409,9 +453,39 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     if (phase > 0 && resumed_state.epoch == phases[phase - 1].until && resumed_state.epoch_step == 0)
       enter_phase(resumed_state);
   }
-  std::unique_ptr<Trainer> trainer = make(phase_data(phase));
+  std::unique_ptr<Trainer> trainer = make(phase_data(phase));  // validates the training options
   if (resumed) trainer->restore(resumed_state);
   if (phase > 0) trainer->set_phase_start(phases[phase - 1].until);
+
+  // Valid: the folder becomes this run's, for as long as it lasts (rank 0 holds it for all ranks).
+  if (ranks.root()) {
+    folder.lock();
+    check_folder();
+    if (options.overwrite && !own_run) folder.clear_run();
+    io::write_text(folder.file("config.toml"), "# resolved configuration of this run (cvnode fit)\n" + config.to_toml());
+    if (resumed) {
+      // The folder's files follow the checkpoint from the start: metrics.csv is its history (also
+      // after a kill between latest.h5 and metrics.csv), and a new folder gets the best model so
+      // far (a checkpoint taken mid-epoch by a stop signal holds it too).
+      write_metrics_csv(metrics, resumed_state.history);
+      if (resumed_state.best_epoch > 0 && !fs::exists(best, ec)) write_best(resumed_state);
+    }
+  }
+  if (!options.quiet) {
+    log("cvnode fit: resolved configuration (" + config.source + ")\n" + config.to_toml());
+    char buf[400];
+    std::snprintf(buf, sizeof buf, "data: %s, %zu train %s / %zu validation / %zu test %s, %d channels",
+                  config.data.file.c_str(), data.train.size(), config.data.window >= 2 ? "windows" : "series",
+                  data.val.size(), data.test.size(), data.forecast ? "forecast windows" : "series", data.channels);
+    log(buf);
+    if (data.val.empty() && windows_used)
+      log("no validation split: the best checkpoint is chosen on the whole training series");
+    log("model: " + model.describe());
+    if (ranks.distributed())
+      log("parallel: " + std::to_string(ranks.size()) + " MPI ranks x " + std::to_string(config.train.run.threads) +
+          " thread(s), " + reduction_name(config.train.run.reduction) + " reduction");
+    if (resumed) log("resumed from " + options.resume + " after epoch " + std::to_string(resumed_state.epoch));
+  }
   std::optional<FitData> current;  // the phase's windows, kept while they are warm-started
   for (;;) {
     int stop = phases[phase].until;
