@@ -7,10 +7,12 @@
 #include <functional>
 #include <cmath>
 #include <iostream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "options.h"
 #include "cvnode/batch.h"
 #include "cvnode/bench_problem.h"
 #include "cvnode/errors.h"
@@ -223,16 +225,19 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--method", args->method, "adams or bdf (CVODES adjoint), or dopri5 (backpropagation through Dormand-Prince steps)")->check(CLI::IsMember({"adams", "bdf", "dopri5"}))->capture_default_str();
   cmd->add_option("--linear-solver", args->linear_solver, "dense or gmres (Newton iteration)")
       ->check(CLI::IsMember({"dense", "gmres"}))->capture_default_str();
-  cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str();
-  cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)");
-  cmd->add_option("--adjoint-atol", args->adjoint_atol, "Absolute tolerance of the backward problem: 0 (default) atol on the adjoint's own scale, < 0 atol as it is, > 0 this value (the transition form's Psi: 1e-3 rtol unless > 0)");
-  cmd->add_option("--max-order", args->max_order, "Maximum method order (default: the method's, Adams 12, BDF 5)");
-  cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str();
+  cmd->add_option("--rtol", args->rtol, "Relative tolerance")->capture_default_str()->check(real_range(0, 1, true, true));
+  cmd->add_option("--atol", args->atol, "Absolute tolerance (default: rtol)")->check(positive_real());
+  cmd->add_option("--adjoint-atol", args->adjoint_atol, "Absolute tolerance of the backward problem: 0 (default) atol on the adjoint's own scale, < 0 atol as it is, > 0 this value (the transition form's Psi: 1e-3 rtol unless > 0)")
+      ->check(real_range(-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity(), true, true));
+  cmd->add_option("--max-order", args->max_order, "Maximum method order (default: the method's, Adams 12, BDF 5)")
+      ->check(int_range(0, 12));
+  cmd->add_option("--repeats", args->repeats, "Timed gradient evaluations")->capture_default_str()->check(int_range(1, 1000000));
+  cmd->add_option("--threads", args->threads, "OpenMP threads over trajectories")->capture_default_str()->check(thread_count());
   cmd->add_option("--mode", args->mode, "per_series, stacked or auto")
       ->check(CLI::IsMember({"per_series", "stacked", "auto", "per-series"}))->capture_default_str();
-  cmd->add_option("--stack-size", args->stack_size, "Series per stacked ODE")->capture_default_str();
-  cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str();
+  cmd->add_option("--stack-size", args->stack_size, "Series per stacked ODE")->capture_default_str()->check(int_range(1, 1000000));
+  cmd->add_option("--checkpoint-steps", args->checkpoint_steps, "Steps between adjoint checkpoints")->capture_default_str()
+      ->check(int_range(1, 100000000));
   cmd->add_flag("--polynomial", args->polynomial, "Polynomial instead of Hermite adjoint interpolation");
   cmd->add_option("--quadrature", args->quadrature,
                   "auto (gauss_legendre with adams, cvodes with bdf), cvodes, or gauss_legendre (the theta-gradient outside CVODES)")
@@ -248,7 +253,8 @@ void add_bench(CLI::App& app) {
                 "Only the network: GFLOP/s of its batched rhs and VJP on the problem's stacked shape against Eigen's GEMM");
   cmd->add_option("--horizon-scale", args->horizon_scale,
                   "Stretch the observation times by this factor (memory vs horizon; no reference then)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_range(1, 1e12));
   cmd->add_flag("--hybrid", args->hybrid, "B3: integrate Hybrid(LinearDecay(k_diag), Mlp) instead of the Mlp with k_diag");
   cmd->callback([args] { run(*args); });
 }

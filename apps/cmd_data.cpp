@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "commands.h"
@@ -15,6 +16,8 @@
 #include "cvnode/generators.h"
 #include "cvnode/nonmem.h"
 #include "cvnode/pk.h"
+#include "data/atomic_file.h"
+#include "options.h"
 
 namespace cvnode::app {
 
@@ -34,6 +37,7 @@ std::string joined(const std::vector<std::string>& v, const char* separator = ",
 }
 
 void import(const ImportArgs& a) {
+  io::check_not_input("data import-csv", a.out, {a.file});
   if (a.wide && a.format != "rows" && a.format != "wide")
     throw OptionsError("import-csv: --wide and --format " + a.format + " contradict each other");
   const std::string format = a.wide ? "wide" : a.format;
@@ -101,6 +105,7 @@ void import(const ImportArgs& a) {
 }
 
 void export_to_csv(const std::string& file, const std::string& out, std::string format) {
+  io::check_not_input("data export-csv", out, {file});
   const Dataset d = Dataset::read(file);
   if (format.empty()) format = d.has_events() || d.control_count() > 0 ? "nonmem" : "rows";
   if (format == "rows") {
@@ -213,6 +218,7 @@ void split(const SplitArgs& a) {
     Dataset part = d.subset(*idx);
     part.set_normalization(n);  // the training statistics, stored (not applied) in every part
     const std::string out = prefix + "_" + name + ".h5";
+    io::check_not_input("data split", out, {a.file});
     part.write(out);
     std::cout << out << ": " << part.size() << " series\n";
   }
@@ -270,9 +276,12 @@ void add_data(CLI::App& app) {
   CLI::App* sc = data->add_subcommand("split", "Seeded train/validation/test split by series into three files, "
                                                "each storing the training split's normalisation");
   sc->add_option("file", sp->file, "HDF5 dataset")->required();
-  sc->add_option("--train", sp->train, "Fraction of series for training")->capture_default_str();
-  sc->add_option("--validation", sp->validation, "Fraction for validation (test: the rest)")->capture_default_str();
-  sc->add_option("--seed", sp->seed, "Shuffle seed")->capture_default_str();
+  sc->add_option("--train", sp->train, "Fraction of series for training")->capture_default_str()
+      ->check(real_range(0, 1, true, false));
+  sc->add_option("--validation", sp->validation, "Fraction for validation (test: the rest)")->capture_default_str()
+      ->check(real_range(0, 1));
+  sc->add_option("--seed", sp->seed, "Shuffle seed")->capture_default_str()
+      ->check(int_range(0, std::numeric_limits<long long>::max()));
   sc->add_option("--out-prefix", sp->prefix, "Writes PREFIX_train.h5, PREFIX_validation.h5, PREFIX_test.h5 "
                                              "(default: the input without .h5)");
   sc->callback([sp] { split(*sp); });
@@ -291,16 +300,22 @@ void add_data(CLI::App& app) {
   gc->add_option("--dim", dens->dim, "mixture: dimension")->capture_default_str();
   gc->add_option("--components", dens->components, "mixture: number of Gaussian components")->capture_default_str();
   gc->add_option("--spread", dens->spread, "mixture: std of the component means")->capture_default_str();
-  gc->add_option("--series", g.series, "Number of series")->capture_default_str();
-  gc->add_option("--observations", g.observations, "Observation times per series")->capture_default_str();
-  gc->add_option("--grid", g.grid, "Fine grid points the times are drawn from (0: 10 x observations)")->capture_default_str();
+  const int int_max = std::numeric_limits<int>::max();
+  const long long seed_max = std::numeric_limits<long long>::max();
+  gc->add_option("--series", g.series, "Number of series")->capture_default_str()->check(int_range(1, int_max));
+  gc->add_option("--observations", g.observations, "Observation times per series")->capture_default_str()
+      ->check(int_range(1, 1 << 27));
+  gc->add_option("--grid", g.grid, "Fine grid points the times are drawn from (0: 10 x observations)")->capture_default_str()
+      ->check(int_range(0, 1 << 30));
   gc->add_flag("--regular", *regular, "Evenly spaced times shared by all series (default: irregular)");
-  gc->add_option("--t-end", g.t_end, "Horizon (0: the system's default)")->capture_default_str();
-  gc->add_option("--noise", g.noise, "Noise std relative to each channel's RMS")->capture_default_str();
+  gc->add_option("--t-end", g.t_end, "Horizon (0: the system's default)")->capture_default_str()->check(real_range(0, 1e15));
+  gc->add_option("--noise", g.noise, "Noise std relative to each channel's RMS")->capture_default_str()->check(real_range(0, 1e6));
   gc->add_flag("--relative-noise", g.relative_noise, "Noise std relative to each entry's own value (multiplicative)");
-  gc->add_option("--t-start", g.t_start, "First time of a logarithmic grid (0: t_end * 1e-8)")->capture_default_str();
-  gc->add_option("--missing", g.missing, "Probability an entry is missing")->capture_default_str();
-  gc->add_option("--seed", g.seed, "Random seed")->capture_default_str();
+  gc->add_option("--t-start", g.t_start, "First time of a logarithmic grid (0: t_end * 1e-8)")->capture_default_str()
+      ->check(real_range(0, 1e15));
+  gc->add_option("--missing", g.missing, "Probability an entry is missing")->capture_default_str()
+      ->check(real_range(0, 1, false, true));
+  gc->add_option("--seed", g.seed, "Random seed")->capture_default_str()->check(int_range(0, seed_max));
   gc->add_option("--out,-o", gen->second, "Output HDF5 file");
   gc->require_subcommand(0, 1);
   CLI::Option* noise_opt = gc->get_option("--noise");
@@ -332,22 +347,22 @@ void add_data(CLI::App& app) {
   PkOptions& po = pk->first;
   CLI::App* pc = gc->add_subcommand("pk", "Population pharmacokinetics: oral one-compartment model with first-order "
                                           "absorption (closed form), doses as events, weight covariate");
-  pc->add_option("--subjects,--series", po.subjects, "Number of subjects")->capture_default_str();
-  pc->add_option("--observations", po.observations, "Samples per subject")->capture_default_str();
-  pc->add_option("--doses", po.doses, "Doses per subject, every --interval from t = 0")->capture_default_str();
-  pc->add_option("--interval", po.interval, "Dosing interval (h)")->capture_default_str();
-  pc->add_option("--t-end", po.t_end, "Last sampling time (h)")->capture_default_str();
-  pc->add_option("--dose", po.dose, "Dose (mg); subjects get 0.5x, 1x, 2x in turn")->capture_default_str();
-  pc->add_option("--ka", po.ka, "Population absorption rate (1/h) at 70 kg")->capture_default_str();
-  pc->add_option("--ke", po.ke, "Population elimination rate (1/h) at 70 kg")->capture_default_str();
-  pc->add_option("--V", po.V, "Population volume (L) at 70 kg")->capture_default_str();
-  pc->add_option("--omega-ka", po.omega_ka, "Std of log(ka) between subjects")->capture_default_str();
-  pc->add_option("--omega-ke", po.omega_ke, "Std of log(ke) between subjects")->capture_default_str();
-  pc->add_option("--omega-V", po.omega_V, "Std of log(V) between subjects")->capture_default_str();
-  pc->add_option("--weight-median", po.weight_median, "Median body weight (kg)")->capture_default_str();
-  pc->add_option("--weight-cv", po.weight_cv, "Coefficient of variation of body weight")->capture_default_str();
-  pc->add_option("--noise", po.noise, "Proportional error: y = C (1 + noise eps)")->capture_default_str();
-  pc->add_option("--seed", po.seed, "Random seed")->capture_default_str();
+  pc->add_option("--subjects,--series", po.subjects, "Number of subjects")->capture_default_str()->check(int_range(1, int_max));
+  pc->add_option("--observations", po.observations, "Samples per subject")->capture_default_str()->check(int_range(1, 1 << 27));
+  pc->add_option("--doses", po.doses, "Doses per subject, every --interval from t = 0")->capture_default_str()->check(int_range(1, 1000000));
+  pc->add_option("--interval", po.interval, "Dosing interval (h)")->capture_default_str()->check(real_range(0, 1e9, true, false));
+  pc->add_option("--t-end", po.t_end, "Last sampling time (h)")->capture_default_str()->check(real_range(0, 1e9, true, false));
+  pc->add_option("--dose", po.dose, "Dose (mg); subjects get 0.5x, 1x, 2x in turn")->capture_default_str()->check(real_range(0, 1e12, true, false));
+  pc->add_option("--ka", po.ka, "Population absorption rate (1/h) at 70 kg")->capture_default_str()->check(real_range(0, 1e6, true, false));
+  pc->add_option("--ke", po.ke, "Population elimination rate (1/h) at 70 kg")->capture_default_str()->check(real_range(0, 1e6, true, false));
+  pc->add_option("--V", po.V, "Population volume (L) at 70 kg")->capture_default_str()->check(real_range(0, 1e9, true, false));
+  pc->add_option("--omega-ka", po.omega_ka, "Std of log(ka) between subjects")->capture_default_str()->check(real_range(0, 10));
+  pc->add_option("--omega-ke", po.omega_ke, "Std of log(ke) between subjects")->capture_default_str()->check(real_range(0, 10));
+  pc->add_option("--omega-V", po.omega_V, "Std of log(V) between subjects")->capture_default_str()->check(real_range(0, 10));
+  pc->add_option("--weight-median", po.weight_median, "Median body weight (kg)")->capture_default_str()->check(real_range(0, 1e4, true, false));
+  pc->add_option("--weight-cv", po.weight_cv, "Coefficient of variation of body weight")->capture_default_str()->check(real_range(0, 10));
+  pc->add_option("--noise", po.noise, "Proportional error: y = C (1 + noise eps)")->capture_default_str()->check(real_range(0, 0.5, false, true));
+  pc->add_option("--seed", po.seed, "Random seed")->capture_default_str()->check(int_range(0, seed_max));
   pc->add_option("--out,-o", pk->second, "Output HDF5 file")->required();
   pc->callback([pk] {
     const Dataset d = generate_pk(pk->first);

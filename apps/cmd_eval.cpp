@@ -5,6 +5,8 @@
 // fail are reported with the CVODES flag and the time they reached (e.g. Adams under a step
 // budget giving up on a stiff problem); `--json FILE` appends one JSON line per tolerance.
 #include <chrono>
+#include <cmath>
+#include <memory>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +18,8 @@
 #include "cvnode/errors.h"
 #include "cvnode/fit.h"
 #include "cvnode/pk.h"
+#include "data/atomic_file.h"
+#include "options.h"
 
 namespace cvnode::app {
 
@@ -114,9 +118,19 @@ void print_pk_truth(const DataOptions& o, const std::string& split, const std::v
               t.entries, t.own, t.typical_at_weight, t.typical_70kg, model.rmse_all / t.typical_at_weight);
 }
 
+// A number, or "n/a" for one that could not be computed (NaN: nothing was solved).
+std::string num(double v, const char* fmt = "%.6g") {
+  if (std::isnan(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
 void run(const EvalArgs& a) {
+  io::check_not_input("eval --json", a.json, {a.checkpoint});
   const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
   if (!a.jacobian_at.empty()) return print_jacobian(tm, a);
+  io::check_not_input("eval --json", a.json, {tm.config.data.file});
   // The model's own normalisation and transforms, whatever file the configuration now names.
   const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
@@ -137,14 +151,15 @@ void run(const EvalArgs& a) {
   if (ev.failures)  // the loss and errors below cover the solved series only
     std::printf("  %d series failed at these options (loss and errors below: the solved ones only); first: %s\n",
                 ev.failures, ev.failed[0].message.c_str());
-  std::printf("  loss (%s units) %.6g\n", data.normalization.empty() ? "model" : "normalised", ev.loss);
+  std::printf("  loss (%s units) %s\n", data.normalization.empty() ? "model" : "normalised", num(ev.loss_solved).c_str());
   // Errors in data units: predictions denormalised and back-transformed, against the data;
   // forecast windows are scored after their origin only.
   const DataErrors err = data_errors(data, series, ev.predictions, history);
   std::printf("  %-16s %14s %14s %14s %12s %9s\n", "channel", "RMSE", "MAE", "data std", "RMSE/std", "entries");
   for (int i = 0; i < data.channels; ++i)
-    std::printf("  %-16s %14.6g %14.6g %14.6g %12.4f %9.0f\n", data.channel_names[i].c_str(), err.rmse[i], err.mae[i],
-                data.data_std[i], err.rmse[i] / data.data_std[i], err.count[i]);
+    std::printf("  %-16s %14s %14s %14.6g %12s %9.0f\n", data.channel_names[i].c_str(), num(err.rmse[i]).c_str(),
+                num(err.mae[i]).c_str(), data.data_std[i], num(err.rmse[i] / data.data_std[i], "%.4f").c_str(),
+                err.count[i]);
   if (!data.forecast && data.channels == 1) print_pk_truth(tm.config.data, a.split, ids, err);
   if (data.forecast && a.split != "train") {
     // The forecasts a model has to beat, on the same entries.
@@ -181,13 +196,12 @@ void run(const EvalArgs& a) {
   std::vector<double> tols;
   std::stringstream in(a.tolerances);
   for (std::string tok; std::getline(in, tok, ',');) {
-    try {
-      tols.push_back(std::stod(tok));
-    } catch (...) {
-      throw OptionsError("--tolerances: '" + tok + "' is not a number");
-    }
-    if (!(tols.back() > 0)) throw OptionsError("--tolerances: " + tok + " must be > 0");
+    double v = 0;
+    if (!detail::parse_real(tok, &v) || !(v > 0 && v < 1))
+      throw OptionsError("--tolerances: '" + detail::clip(tok) + "' is not a number in (0, 1)");
+    tols.push_back(v);
   }
+  if (tols.empty()) throw OptionsError("--tolerances: give at least one rtol in (0, 1)");
   // The reference: BDF (Newton, dense unless the run asked for another BDF linear solver) at
   // reference_rtol with every absolute tolerance scaled by the same factor, and a step budget
   // large enough never to bind.
@@ -207,11 +221,9 @@ void run(const EvalArgs& a) {
     for (int i = 0; i < data.channels; ++i) peak[i] = std::max(peak[i], y.col(i).cwiseAbs().maxCoeff());
   }
 
-  std::ofstream json;
-  if (!a.json.empty()) {
-    json.open(a.json, std::ios::app);
-    if (!json) throw DataError(a.json + ": cannot write");
-  }
+  // JSON lines are appended atomically: the file gets all of this run's lines or none.
+  std::unique_ptr<io::AtomicOutput> json_file;
+  if (!a.json.empty()) json_file = std::make_unique<io::AtomicOutput>(a.json, /*keep_existing=*/true);
   std::printf("\n  tolerance vs NFE vs error: %s (%s), max_steps %ld per observation interval\n"
               "  (atol scaled with rtol; reference: BDF at rtol %g; rel. error = max |z - z_ref| / max |z_ref| per channel)\n",
               base.method.c_str(), nonlinear_name(base), base.max_steps, a.reference_rtol);
@@ -247,7 +259,7 @@ void run(const EvalArgs& a) {
     std::printf("\n");
     for (const auto& f : e.failed)
       std::printf("      series '%s': %s\n", ids[f.series].c_str(), f.message.c_str());
-    if (json.is_open()) {
+    if (json_file) {
       nlohmann::json j;
       j["checkpoint"] = a.checkpoint;
       j["split"] = a.split;
@@ -278,9 +290,10 @@ void run(const EvalArgs& a) {
       for (const auto& f : e.failed)
         j["failed"].push_back({{"series", ids[f.series]}, {"flag", f.flag}, {"flag_name", f.flag_name},
                                {"t_reached", f.time}, {"message", f.message}});
-      json << j.dump() << std::endl;
+      json_file->stream() << j.dump() << "\n";
     }
   }
+  if (json_file) json_file->commit();
 }
 
 }  // namespace
@@ -291,7 +304,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("checkpoint", a->checkpoint, "Checkpoint of `cvnode fit`")->required();
   cmd->add_option("--split", a->split, "train, val, test or all")->capture_default_str();
   cmd->add_option("--tolerances", a->tolerances, "Comma-separated rtol values")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str()->check(thread_count());
   cmd->add_option("--set", a->overrides,
                   "Override a key of the stored configuration, e.g. --set solver.method=adams "
                   "--set solver.max_steps=5000 (repeatable; the model keys must stay as trained)");
@@ -299,7 +312,8 @@ void add_eval(CLI::App& app) {
                   "Forecast windows (data.split = time): also score the seasonal naive forecast of this period "
                   "(auto: the period whose seasonal naive forecast fits the known past best)");
   cmd->add_option("--reference-rtol", a->reference_rtol, "rtol of the BDF reference solve (atol scaled alike)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_range(0, 1, true, true));
   cmd->add_option("--json", a->json, "Append one JSON line per tolerance to this file");
   cmd->add_option("--jacobian-at", a->jacobian_at,
                   "Instead of scoring: print f and df/dz at this state (comma-separated, model units; t = 0)");

@@ -1,6 +1,9 @@
 // `cvnode plot RUN_DIR` (or a checkpoint): PNG figures with gnuplot - fitted trajectories against
 // the data for a few validation series, continued past their last observation; training and
 // validation loss; forward and backward NFE per series per epoch.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +13,7 @@
 #include "commands.h"
 #include "cvnode/errors.h"
 #include "cvnode/fit.h"
+#include "data/atomic_file.h"
 
 namespace cvnode::app {
 
@@ -18,7 +22,8 @@ namespace fs = std::filesystem;
 namespace {
 
 void write_matrix(const std::string& path, const Vector& t, const Matrix& v, const Matrix* mask) {
-  std::ofstream f(path);
+  io::AtomicOutput out(path);
+  std::ostream& f = out.stream();
   f.precision(10);
   for (Eigen::Index k = 0; k < t.size(); ++k) {
     f << t[k];
@@ -30,7 +35,17 @@ void write_matrix(const std::string& path, const Vector& t, const Matrix& v, con
     }
     f << "\n";
   }
-  if (!f) throw DataError(path + ": cannot write");
+  out.commit();
+}
+
+// A PNG is complete when it ends with its IEND chunk (gnuplot does not report a failed write).
+bool complete_png(const std::string& path) {
+  static const unsigned char kEnd[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f || f.tellg() < 20) return false;
+  f.seekg(-12, std::ios::end);
+  unsigned char tail[12];
+  return f.read(reinterpret_cast<char*>(tail), 12) && std::equal(tail, tail + 12, kEnd);
 }
 
 std::string gp_quote(const std::string& s) {
@@ -44,7 +59,9 @@ std::string gp_quote(const std::string& s) {
 std::vector<std::string> make_plots(const std::string& checkpoint, const std::string& out_dir) {
   const TrainedModel tm = load_trained(checkpoint);
   const FitData data = load_model_data(tm);
-  fs::create_directories(fs::path(out_dir) / "plot_data");
+  std::error_code ec;
+  fs::create_directories(fs::path(out_dir) / "plot_data", ec);
+  if (ec) throw DataError((fs::path(out_dir) / "plot_data").string() + ": cannot create: " + ec.message());
   const std::string dir = (fs::path(out_dir) / "plot_data").string();
 
   // A few validation series (training ones if there is no validation split).
@@ -82,7 +99,10 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
       predict(tm, sel, sel_ids, grids, tm.config.train.solver, tm.config.train.run.threads, history);
 
   const int C = data.channels;
-  std::ofstream gp(fs::path(dir) / "plots.gp");
+  io::AtomicOutput script((fs::path(dir) / "plots.gp").string());
+  std::ostream& gp = script.stream();
+  // gnuplot draws into temporary names; each PNG is checked and renamed into place afterwards.
+  const std::string suffix = ".tmp." + std::to_string(::getpid()) + ".png";
   const bool cairo = std::system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
   const std::string term = cairo ? "pngcairo noenhanced font 'sans,10'" : "png noenhanced";
   std::vector<std::string> pngs;
@@ -92,7 +112,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   const std::string traj_png = (fs::path(out_dir) / "trajectories.png").string();
   const int cols = count > 1 ? 2 : 1, rows = std::max(1, (count + 1) / 2);
   gp << "set terminal " << term << " size " << 600 * cols << "," << 380 * rows << "\n";
-  gp << "set output " << gp_quote(traj_png) << "\n";
+  gp << "set output " << gp_quote(traj_png + suffix) << "\n";
   gp << "set multiplot layout " << rows << "," << cols << " title 'fitted trajectories (lines) vs data (points); dashed: last observation, extrapolation to the right'\n";
   gp << "set key outside right top\nset xlabel 't'\n";
   if (tm.config.plot.log_time) {
@@ -140,11 +160,11 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
     const std::string loss_png = (fs::path(out_dir) / "loss.png").string();
     const std::string nfe_png = (fs::path(out_dir) / "nfe.png").string();
     gp << "set datafile separator ','\nset key autotitle columnhead\n";
-    gp << "set terminal " << term << " size 800,500\nset output " << gp_quote(loss_png) << "\n";
+    gp << "set terminal " << term << " size 800,500\nset output " << gp_quote(loss_png + suffix) << "\n";
     gp << "set title 'loss per epoch'\nset xlabel 'epoch'\nset ylabel 'loss'\nset logscale y\nset key inside top right\n";
     gp << "plot " << gp_quote(metrics) << " using 1:3 with lines lw 2 title 'train', " << gp_quote(metrics)
        << " using 1:4 with linespoints pt 7 ps 0.5 lw 2 title 'validation'\n";
-    gp << "unset logscale y\nset output " << gp_quote(nfe_png) << "\n";
+    gp << "unset logscale y\nset output " << gp_quote(nfe_png + suffix) << "\n";
     gp << "set title 'function evaluations per series per gradient'\nset ylabel 'NFE'\nset key inside top left\n";
     gp << "plot " << gp_quote(metrics) << " using 1:6 with lines lw 2 title 'forward', " << gp_quote(metrics)
        << " using 1:7 with lines lw 2 title 'backward (adjoint)'\n";
@@ -153,11 +173,24 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
   } else {
     std::cerr << "plot: no " << metrics << ": loss and NFE figures skipped\n";
   }
-  gp.close();
+  gp << "unset output\n";
+  script.commit();
   const std::string cmd = "gnuplot " + gp_quote((fs::path(dir) / "plots.gp").string()) + " 2>" +
                           gp_quote((fs::path(dir) / "gnuplot.log").string());
-  if (std::system(cmd.c_str()) != 0)
-    throw DataError("gnuplot failed (is gnuplot-nox installed? see " + dir + "/gnuplot.log)");
+  const bool ok = std::system(cmd.c_str()) == 0;
+  std::string failed;
+  for (const auto& png : pngs) {
+    const std::string tmp = png + suffix;
+    if (ok && complete_png(tmp)) {
+      io::publish(tmp, png);
+    } else {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      failed += (failed.empty() ? "" : ", ") + png;
+    }
+  }
+  if (!ok) throw DataError("gnuplot failed (is gnuplot-nox installed? see " + dir + "/gnuplot.log)");
+  if (!failed.empty()) throw DataError(failed + ": cannot write: gnuplot left an incomplete figure (disk full?)");
   return pngs;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <stdexcept>
 #include <utility>
 #include <string>
 #include <vector>
@@ -14,6 +15,14 @@
 #include "cvnode/flow.h"
 
 namespace cvnode::app {
+
+// Some series of a command failed to solve: their results are missing from its output (which
+// holds the others). `cvnode` exits with 3, as for a solver failure, so that a partial result is
+// never taken for a complete one.
+class SeriesFailures : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 void add_bench(CLI::App& app);
 void add_bench_flow(CLI::App& app);

@@ -7,11 +7,12 @@
 #include "cvnode/errors.h"
 #include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
+#include "cvnode/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"cvnode: neural ordinary differential equations on SUNDIALS CVODES"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "cvnode 0.1.0");
+  app.set_version_flag("--version", std::string("cvnode ") + CVNODE_VERSION);
   cvnode::app::add_bench(app);
   cvnode::app::add_bench_flow(app);
   cvnode::app::add_classify(app);
@@ -39,8 +40,21 @@ int main(int argc, char** argv) {
   } catch (const cvnode::SolverError& e) {
     std::cerr << prefix << "solver failure: " << e.what() << "\n";
     code = 3;
+  } catch (const cvnode::app::SeriesFailures& e) {
+    std::cerr << prefix << "solver failure: " << e.what() << "\n";
+    code = 3;
+  } catch (const std::bad_alloc&) {
+    std::cerr << prefix << "error: out of memory (a size in the input or the options is larger than this machine "
+                           "can hold)\n";
+    code = 2;
   } catch (const std::exception& e) {
     std::cerr << prefix << "error: " << e.what() << "\n";
+    code = 2;
+  }
+  // What went to standard output must have arrived (a redirect into a full disk fails here).
+  std::cout.flush();
+  if (code == 0 && (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout))) {
+    std::cerr << prefix << "error: standard output: write failed (disk full or closed pipe?)\n";
     code = 2;
   }
   // A rank that failed alone would leave the others waiting in a collective: end them all.
