@@ -149,9 +149,12 @@ struct TrainState {
 
 // Loss, errors and cost of a model on a set of series (validation, eval, predict).
 struct Evaluation {
-  double loss = 0;         // the training loss over all series (mean losses: over all entries)
-  Vector rmse, mae;        // per channel, over observed entries
-  double rmse_all = 0;     // over all observed entries
+  double loss = 0;         // the training loss over all series (mean losses: over all entries);
+                           // +inf when any series failed (never the best model)
+  double loss_solved = 0;  // the same over the solved series only (NaN when none was solved)
+  long mean_entries = 0;   // a Mean loss's denominator (Problem::entries()), 0 for a Sum loss
+  Vector rmse, mae;        // per channel, over the observed entries of the solved series (NaN: none)
+  double rmse_all = 0;     // over all those entries (NaN when there is none)
   long nfe = 0;            // right-hand-side calls of all forward solves
   std::vector<long> series_nfe;  // per series
   int series = 0, failures = 0;

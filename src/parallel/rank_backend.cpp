@@ -292,6 +292,7 @@ Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, Const
   Evaluation part = evaluate(dynamics, theta, local, options, threads);
   Evaluation ev;
   ev.series = S;
+  ev.mean_entries = part.mean_entries;  // the whole problem's (a selection keeps it)
   ev.predictions.resize(S);
   ev.series_nfe.assign(S, 0);
   for (std::size_t i = 0; i < index.size(); ++i) {

@@ -121,6 +121,7 @@ Evaluation evaluate(const Dynamics& dynamics, ConstVectorRef theta, const Proble
   // bits for every thread count, and for evaluations split over ranks and merged.
   Evaluation ev;
   ev.series = S;
+  if (problem.loss().reduction() == LossReduction::Mean) ev.mean_entries = problem.entries();
   const int C = S > 0 ? static_cast<int>(problem.series(0).values.cols()) : 0;
   ev.sums.reset(1 + 3 * C);
   ev.predictions.resize(S);
@@ -163,10 +164,16 @@ void finish_evaluation(Evaluation& ev) {
   const Vector v = ev.sums.values();
   const Vector se = v.segment(1, C), ae = v.segment(1 + C, C), cnt = v.segment(1 + 2 * C, C);
   const double entries = cnt.sum();  // counts are exact integers
-  ev.loss = v[0];  // each series' terms carry the problem's normalisation
-  ev.rmse = (se.array() / cnt.array().max(1.0)).sqrt();
-  ev.mae = ae.array() / cnt.array().max(1.0);
-  ev.rmse_all = std::sqrt(se.sum() / std::max(1.0, entries));
+  // A channel (or a split) without a solved observation has no error: NaN, never 0.
+  constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
+  const bool none_solved = ev.series > 0 && ev.failures >= ev.series;
+  // Each series' terms carry the problem's normalisation: v[0] is the loss when none failed. The
+  // loss of the solved series alone divides a mean loss by their entries instead.
+  ev.loss = v[0];
+  ev.loss_solved = none_solved ? kMissing : (ev.mean_entries > 0 && entries > 0) ? v[0] * static_cast<double>(ev.mean_entries) / entries : v[0];
+  ev.rmse = (cnt.array() > 0).select((se.array() / cnt.array().max(1.0)).sqrt(), kMissing);
+  ev.mae = (cnt.array() > 0).select(ae.array() / cnt.array().max(1.0), kMissing);
+  ev.rmse_all = entries > 0 ? std::sqrt(se.sum() / entries) : kMissing;
   if (ev.failures > 0) ev.loss = std::numeric_limits<double>::infinity();
 }
 
