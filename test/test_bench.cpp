@@ -2,6 +2,7 @@
 // loss to 1e-8 and gradient to 1e-6 relative at rtol 1e-10 (B3 with BDF, as its stiffness needs),
 // B1 and B1L in both adjoint forms (restart at every observation, and the transition matrix); and
 // backpropagation through Dormand-Prince (method dopri5) on B1, B1L and B2.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE bench
 #include <boost/test/unit_test.hpp>
 
@@ -39,28 +40,28 @@ void check_problem(const std::string& name, const std::string& method, BatchMode
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(b1_spiral_l1) {
+BOOST_AUTO_TEST_CASE(b1_spiral_l1, *test::needs_shared("bench")) {
   check_problem("B1", "adams", BatchMode::PerSeries, AdjointForm::Transition);
   check_problem("B1", "adams", BatchMode::PerSeries, AdjointForm::Restart);
 }
-BOOST_AUTO_TEST_CASE(b1l_long_horizon) {
+BOOST_AUTO_TEST_CASE(b1l_long_horizon, *test::needs_shared("bench")) {
   check_problem("B1L", "adams", BatchMode::PerSeries, AdjointForm::Transition);
   check_problem("B1L", "adams", BatchMode::PerSeries, AdjointForm::Restart);
 }
-BOOST_AUTO_TEST_CASE(b3_stiff_bdf) { check_problem("B3", "bdf"); }
+BOOST_AUTO_TEST_CASE(b3_stiff_bdf, *test::needs_shared("bench")) { check_problem("B3", "bdf"); }
 // B2's 128 series share their time grid: stacked 32 at a time, the wide network runs as
 // matrix-matrix products (per series, this check takes minutes instead of seconds).
-BOOST_AUTO_TEST_CASE(b2_wide_network_stacked) { check_problem("B2", "adams", BatchMode::Stacked); }
+BOOST_AUTO_TEST_CASE(b2_wide_network_stacked, *test::needs_shared("bench")) { check_problem("B2", "adams", BatchMode::Stacked); }
 // Backpropagation through Dormand-Prince: the references were computed the same way (torchdiffeq,
 // dopri5 backprop at rtol 1e-12, atol 1e-14), with another error estimator and step controller,
 // so the two converged derivatives of discrete solutions agree to about the tolerance, far
 // below the adjoint's bound: 1e-10 (measured 1.4e-12, 9.6e-13 and 4.9e-13).
-BOOST_AUTO_TEST_CASE(dopri5_backprop_b1_b1l_b2) {
+BOOST_AUTO_TEST_CASE(dopri5_backprop_b1_b1l_b2, *test::needs_shared("bench")) {
   check_problem("B1", "dopri5", BatchMode::PerSeries, AdjointForm::Auto, 1e-12, 1e-10);
   check_problem("B1L", "dopri5", BatchMode::PerSeries, AdjointForm::Auto, 1e-12, 1e-10);
   check_problem("B2", "dopri5", BatchMode::Stacked, AdjointForm::Auto, 1e-12, 1e-10);
 }
-BOOST_AUTO_TEST_CASE(b1_stacked) {
+BOOST_AUTO_TEST_CASE(b1_stacked, *test::needs_shared("bench")) {
   check_problem("B1", "adams", BatchMode::Stacked, AdjointForm::Transition);
   check_problem("B1", "adams", BatchMode::Stacked, AdjointForm::Restart);
 }

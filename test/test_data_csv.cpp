@@ -1,4 +1,5 @@
 // CSV import and export: exact values both ways, rows and wide formats, ids, units.
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE data_csv
 #include <boost/test/unit_test.hpp>
 
@@ -12,16 +13,14 @@
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_csv_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_csv");
   return dir;
 }
 

@@ -1,5 +1,6 @@
 // Truncated and corrupted files: every read ends in a clean DataError or, where the damage hit
 // bytes nothing reads, in the original content; none crashes.
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE data_fuzz
 #include <boost/test/unit_test.hpp>
 
@@ -13,16 +14,14 @@
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_fuzz_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_fuzz");
   return dir;
 }
 

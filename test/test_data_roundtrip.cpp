@@ -1,5 +1,6 @@
 // Dataset round trips: every generator -> write -> read gives identical arrays and metadata;
 // range reads equal subsets; splits, minibatches, normalisation and trajectories behave.
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE data_roundtrip
 #include <boost/test/unit_test.hpp>
 
@@ -15,16 +16,14 @@
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
 #include "cvnode/physics.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_roundtrip_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_roundtrip");
   return dir;
 }
 

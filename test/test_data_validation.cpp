@@ -1,5 +1,6 @@
 // Every invalid input ends in a DataError whose message names the file, the series, the field
 // and the value.
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE data_validation
 #include <boost/test/unit_test.hpp>
 
@@ -13,6 +14,7 @@
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
 #include "data/hdf5_raii.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
@@ -22,10 +24,7 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_validation_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_validation");
   return dir;
 }
 

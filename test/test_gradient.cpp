@@ -3,6 +3,7 @@
 // observation times, with and without masks, every loss, and a running cost; and the gradient
 // of backpropagation through Dormand-Prince steps (method dopri5), against the same references
 // and against central differences of its own discrete solution.
+// ctest: labels=unit,slow timeout=900
 #define BOOST_TEST_MODULE gradient
 #include <boost/test/unit_test.hpp>
 

@@ -2,6 +2,7 @@
 // through cvnode::Solver::gradient with BDF and both linear solvers, against fourth-order central
 // differences of the loss; and ../shared/bench's B3 rebuilt as Hybrid(linear decay, Mlp) against
 // its independent reference gradient.
+// ctest: labels=unit timeout=180
 #define BOOST_TEST_MODULE hybrid_gradient
 #include <boost/test/unit_test.hpp>
 
@@ -229,7 +230,7 @@ SumGradient gradient_all(const Dynamics& dyn, const Vector& theta, const BenchPr
 
 // B3 (f = MLP(z) - k_diag .* z, stiffness ratio 1e4) as Hybrid(fixed linear decay, Mlp):
 // the same loss and gradient as the reference computed by an independent CVODES prototype.
-BOOST_AUTO_TEST_CASE(b3_as_hybrid_fixed_decay) {
+BOOST_AUTO_TEST_CASE(b3_as_hybrid_fixed_decay, *cvnode::test::needs_shared("bench/B3.h5")) {
   const BenchProblem p = load_b3();
   BOOST_REQUIRE(p.spec.k_diag.size() == 8);
   MlpSpec net = p.spec;
@@ -250,7 +251,7 @@ BOOST_AUTO_TEST_CASE(b3_as_hybrid_fixed_decay) {
 // B3 with the decay rates learnable as log k: the network part of the gradient is still the
 // reference, the rate part agrees with central differences of the loss, and the chain rule
 // dL/dlog k = k .* dL/dk links it to the plain (identity) parameterisation.
-BOOST_AUTO_TEST_CASE(b3_as_hybrid_learnable_log_decay) {
+BOOST_AUTO_TEST_CASE(b3_as_hybrid_learnable_log_decay, *cvnode::test::needs_shared("bench/B3.h5")) {
   const BenchProblem p = load_b3();
   MlpSpec net = p.spec;
   net.k_diag.resize(0);

@@ -1,6 +1,7 @@
 // Hybrid models built from their plain description (HybridModelSpec, what a config maps onto):
 // parameter layout, initial values through the transforms, the equivalence of the "robertson"
 // and the reaction-string description, and readable errors for bad descriptions.
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE hybrid_model
 #include <boost/test/unit_test.hpp>
 

@@ -4,6 +4,7 @@
 // (data/robertson_rates.toml, per-series units handed out dynamically; the demo also with the
 // static unit split). Also: a fit resumed
 // with a different rank count, and the fast (plain MPI_Allreduce) reduction runs.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE mpi_fit
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,7 @@
 // No heap allocation inside a right-hand side, VJP, Jacobian or JVP call: malloc is interposed
 // in this test binary and counted while the Dynamics is evaluated (Eigen allocates through
 // malloc, operator new too, so every heap allocation passes through here).
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE no_alloc
 #include <boost/test/unit_test.hpp>
 

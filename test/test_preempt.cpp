@@ -2,6 +2,7 @@
 // is in, write latest.h5 with the mid-epoch state and exit with code 75; a resumed run then ends
 // with exactly the parameters and metrics of a run that was never stopped. Once for a single
 // process and once for a 2-rank `mpirun` (signal sent to mpirun, which forwards it).
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE preempt
 #include <boost/test/unit_test.hpp>
 

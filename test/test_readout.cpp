@@ -1,6 +1,7 @@
 // The learned linear readout y = C z: the adjoint gradients (and dopri5's backpropagated ones) for
 // theta, z0 and C against fourth-order central differences, in Solver and in BatchSolver's
 // per-series and stacked modes, and the plain map (first components) recovered when C = [I 0].
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE readout
 #include <boost/test/unit_test.hpp>
 

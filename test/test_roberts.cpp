@@ -2,6 +2,7 @@
 // (installed with libsundials-dev): G, dG/dp and lambda(t0) for both horizons to 1e-3 relative.
 // The expected output prints 5 significant digits (rounding <= 5e-5 relative), so 1e-3 is the
 // issue's bound with room for CVODES' own tolerance (rtol 1e-6) but not for a wrong sign or term.
+// ctest: labels=integration timeout=60
 #define BOOST_TEST_MODULE roberts
 #include <boost/test/unit_test.hpp>
 

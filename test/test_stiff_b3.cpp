@@ -8,6 +8,7 @@
 // docs/stiff.md; at rtol 1e-6 and 1e-7 it stays near 3e-5), too slow for the suite. What runs here
 // in about a second: Adams' forward solve alone at those tolerances already takes more than 100
 // times the BDF gradient's forward + backward evaluations.
+// ctest: labels=unit timeout=180
 #define BOOST_TEST_MODULE stiff_b3
 #include <boost/test/unit_test.hpp>
 
@@ -36,7 +37,8 @@ SolverOptions options(const std::string& m, double rtol, double atol) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(b3_hybrid_bdf_rtol_1e6_below_1e5_with_100x_fewer_evaluations_than_adams) {
+BOOST_AUTO_TEST_CASE(b3_hybrid_bdf_rtol_1e6_below_1e5_with_100x_fewer_evaluations_than_adams,
+                     *cvnode::test::needs_shared("bench/B3.h5")) {
   const BenchProblem p = BenchProblem::load(cvnode::test::shared_path("bench/B3.h5"));
   BOOST_REQUIRE(p.spec.k_diag.size() == 8);
   MlpSpec net = p.spec;

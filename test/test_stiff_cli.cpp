@@ -1,6 +1,7 @@
 // A stiff hybrid fit through the `cvnode fit` program end to end: the shipped Robertson config,
 // a short run, its checkpoints and metrics, then `cvnode plot` drawing the species on a log time
 // axis (plot.log_time), and `cvnode eval` of the hybrid checkpoint.
+// ctest: labels=integration timeout=180
 #define BOOST_TEST_MODULE stiff_cli
 #include <boost/test/unit_test.hpp>
 
@@ -12,6 +13,7 @@
 
 #include "cvnode/checkpoint.h"
 #include "cvnode/config.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
@@ -32,8 +34,7 @@ int run(const std::string& cmd) {
 BOOST_AUTO_TEST_CASE(cvnode_fit_plot_eval_of_a_stiff_config) {
   const std::string cli = std::string(CVNODE_BINARY_DIR) + "/apps/cvnode";
   BOOST_TEST_REQUIRE(fs::exists(cli), "build the cvnode program first: " << cli);
-  std::string dir = (fs::temp_directory_path() / "cvnode_stiff_cli_XXXXXX").string();
-  BOOST_TEST_REQUIRE(mkdtemp(dir.data()) != nullptr);
+  const std::string dir = cvnode::test::make_temp_dir("stiff_cli");
   const std::string cfg = std::string(CVNODE_SOURCE_DIR) + "/data/robertson_rates.toml";
   const std::string out = dir + "/run";
   const int rc = run(cli + " fit --config " + cfg + " --out " + out +
@@ -108,5 +109,4 @@ BOOST_AUTO_TEST_CASE(cvnode_fit_plot_eval_of_a_stiff_config) {
   BOOST_TEST(bdf_line.find("\"method\":\"bdf\"") != std::string::npos, bdf_line);
   BOOST_TEST(bdf_line.find("\"failures\":0") != std::string::npos, bdf_line);
   BOOST_TEST(bdf_line.find("\"max_rel_err_vs_ref\":") != std::string::npos, bdf_line);
-  fs::remove_all(dir);
 }

@@ -1,5 +1,6 @@
 // The config keys of hybrid/stiff fits: [physics], loss.weight/scale, the solver's stiff options
 // and plot.log_time parse, print back and fail with messages naming the key.
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE stiff_config
 #include <boost/test/unit_test.hpp>
 

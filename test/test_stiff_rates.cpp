@@ -1,6 +1,7 @@
 // Robertson's three rate constants recovered from noisy stiff data: the shipped config
 // data/robertson_rates.toml (hybrid model, physics only, log transform, initial guesses 10x off,
 // BDF, per-species loss scaling) fitted through run_fit, the library entry point of `cvnode fit`.
+// ctest: labels=integration,slow timeout=600
 #define BOOST_TEST_MODULE stiff_rates
 #include <boost/test/unit_test.hpp>
 
@@ -10,6 +11,7 @@
 #include "cvnode/config.h"
 #include "cvnode/fit.h"
 #include "cvnode/physics.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
@@ -26,8 +28,7 @@ BOOST_AUTO_TEST_CASE(robertson_rates_recovered_within_5_percent) {
     BOOST_TEST(std::abs(std::log10(cfg.model.physics.initial[i] / truth[i])) == 1.0,
                boost::test_tools::tolerance(1e-12));
 
-  std::string dir = (fs::temp_directory_path() / "cvnode_stiff_rates_XXXXXX").string();
-  BOOST_TEST_REQUIRE(mkdtemp(dir.data()) != nullptr);
+  const std::string dir = cvnode::test::make_temp_dir("stiff_rates");
   FitOptions fo;
   fo.out_dir = dir;
   fo.quiet = true;
@@ -51,5 +52,4 @@ BOOST_AUTO_TEST_CASE(robertson_rates_recovered_within_5_percent) {
   BOOST_TEST(stored.loss_scale == "none");
   BOOST_TEST_REQUIRE(stored.train.loss.weight.size() == 3);
   BOOST_TEST(stored.train.loss.weight[1] > 1e8);  // y2's 1/std^2: ~1e5 .. 1e6 times the others'
-  fs::remove_all(dir);
 }

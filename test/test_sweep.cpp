@@ -3,6 +3,7 @@
 // `sweep run` with a local pool of 2 processes (a second call finds nothing left to do), and
 // `sweep collect` (results.csv with one row per run, results.png). The same sweep through a real
 // Slurm is scripts/slurm_local.sh (CTest slurm_local).
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE sweep
 #include <boost/test/unit_test.hpp>
 

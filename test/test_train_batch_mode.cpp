@@ -4,6 +4,7 @@
 // t0) and on windows (each shifted to start at t = 0, the dynamics being autonomous), and a
 // stacked fit does not depend on the thread count beyond round-off (stacked_fit_is_thread_independent); and
 // solver.method = dopri5 through the same path.
+// ctest: labels=integration timeout=180
 #define BOOST_TEST_MODULE train_batch_mode
 #include <boost/test/unit_test.hpp>
 
@@ -17,6 +18,7 @@
 #include "cvnode/fit.h"
 #include "cvnode/generators.h"
 #include "cvnode/trainer.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
@@ -25,8 +27,7 @@ namespace {
 
 const std::string& dataset() {
   static const std::string path = [] {
-    std::string dir = (fs::temp_directory_path() / "cvnode_batch_mode_XXXXXX").string();
-    if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+    const std::string dir = cvnode::test::make_temp_dir("batch_mode");
     GeneratorOptions g;
     g.system = "lotka_volterra";
     g.series = 12;
@@ -75,8 +76,7 @@ BatchGradient batch_gradient(const Config& c, BatchMode mode, int stack_size) {
 
 // A quiet fit in a temporary folder, removed afterwards.
 FitResult quiet_fit(const Config& c) {
-  std::string dir = (fs::temp_directory_path() / "cvnode_batch_fit_XXXXXX").string();
-  if (!mkdtemp(dir.data())) throw std::runtime_error("mkdtemp failed");
+  const std::string dir = cvnode::test::make_temp_dir("batch_fit");
   FitOptions fo;
   fo.out_dir = dir;
   fo.quiet = true;

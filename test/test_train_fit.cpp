@@ -2,6 +2,7 @@
 // for 1 and 2 threads, --resume after stopping equals an uninterrupted run, checkpoints carry the
 // configuration, a series that makes the solver fail is reported and skipped, and configuration
 // errors name the key and the file.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE train_fit
 #include <boost/test/unit_test.hpp>
 
@@ -16,17 +17,14 @@
 #include "cvnode/config.h"
 #include "cvnode/fit.h"
 #include "cvnode/generators.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  std::string t = (fs::temp_directory_path() / ("cvnode_fit_" + tag + "_XXXXXX")).string();
-  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-  return t;
-}
+std::string temp_dir(const std::string& tag) { return cvnode::test::make_temp_dir("fit_" + tag); }
 
 // 16 short series keep each epoch around a tenth of a second.
 const std::string& dataset() {

@@ -1,6 +1,7 @@
 // A `cvnode fit` process killed with SIGKILL in the middle of an epoch resumes from its last
 // checkpoint (written atomically after every epoch) and ends with exactly the losses of a run
 // that was never interrupted.
+// ctest: labels=integration timeout=180
 #define BOOST_TEST_MODULE train_kill
 #include <boost/test/unit_test.hpp>
 
@@ -19,17 +20,14 @@
 #include "cvnode/config.h"
 #include "cvnode/fit.h"
 #include "cvnode/generators.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& tag) {
-  std::string t = (fs::temp_directory_path() / ("cvnode_kill_" + tag + "_XXXXXX")).string();
-  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-  return t;
-}
+std::string temp_dir(const std::string& tag) { return cvnode::test::make_temp_dir("kill_" + tag); }
 
 pid_t spawn(const std::vector<std::string>& args) {
   std::fflush(stdout);  // else the child would flush the parent's buffered output again

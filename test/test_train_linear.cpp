@@ -1,5 +1,6 @@
 // Training recovers a known linear system dz/dt = A z from noiseless data (identity activation,
 // one layer, biases frozen at zero), and the optimizers and schedules behave as documented.
+// ctest: labels=integration timeout=180
 #define BOOST_TEST_MODULE train_linear
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,7 @@
 // Training with the learned linear readout y = C z (model.readout = linear): a damped rotation
 // measured through a mixing matrix M is fitted with the rotation's own initial states given, so
 // C = M and A are identifiable and must both be recovered; the identity map cannot fit the data.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE train_readout
 #include <boost/test/unit_test.hpp>
 

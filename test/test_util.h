@@ -1,11 +1,19 @@
-// Helpers shared by the test suites: seeded random data and finite-difference references.
+// Helpers shared by the test suites: seeded random data, finite-difference references,
+// temporary folders that are removed, and the skip of tests that need ../shared.
 #pragma once
 
+#include <stdlib.h>
+
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 
+#include <boost/test/unit_test.hpp>
 #include <Eigen/Core>
 
 #include "cvnode/problem.h"
@@ -59,5 +67,41 @@ inline double rel_err(const Eigen::VectorXd& a, const Eigen::VectorXd& ref) {
 #define CVNODE_SHARED_DIR "../shared"
 #endif
 inline std::string shared_path(const std::string& rel) { return std::string(CVNODE_SHARED_DIR) + "/" + rel; }
+
+// A test case that reads ../shared (the benchmark problems and their references) declares it:
+//   BOOST_AUTO_TEST_CASE(b1, *cvnode::test::needs_shared("bench/B1.h5"))
+// Without the file the case is skipped with that reason, and CTest reports the test as skipped
+// (its SKIP_REGULAR_EXPRESSION, test/CMakeLists.txt).
+inline boost::unit_test::precondition needs_shared(const std::string& rel = "bench") {
+  return boost::unit_test::precondition([rel](boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result r(std::filesystem::exists(shared_path(rel)));
+    if (!r) r.message() << shared_path(rel) << " is absent (the shared benchmark folder beside the checkout)";
+    return r;
+  });
+}
+
+// A new folder for each call, all inside one folder per test process that is removed with
+// everything in it when the process exits normally (CVNODE_KEEP_TEST_FILES=1 keeps it).
+inline std::string make_temp_dir(const std::string& tag) {
+  struct Root {
+    std::string path;
+    Root() {
+      std::string t = (std::filesystem::temp_directory_path() / "cvnode_test_XXXXXX").string();
+      if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed for " + t);
+      path = t;
+    }
+    ~Root() {
+      const char* keep = std::getenv("CVNODE_KEEP_TEST_FILES");
+      if (keep && *keep == '1') return;
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static Root root;
+  static std::atomic<int> count{0};
+  const std::string dir = root.path + "/" + tag + "_" + std::to_string(count++);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 }  // namespace cvnode::test

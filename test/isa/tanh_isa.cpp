@@ -2,6 +2,7 @@
 // AVX2 with FMA, and baseline x86-64 (Eigen's vectorised fallback). test_mlp checks the native
 // kernel; this checks the paths other CPUs run: accuracy against long double, the special
 // values, and results that do not depend on an element's position in the array.
+// ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE tanh_isa
 #include <boost/test/unit_test.hpp>
 
