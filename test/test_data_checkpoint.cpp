@@ -1,4 +1,5 @@
 // Checkpoints: exact round trip, version and model checks, and atomicity under SIGKILL.
+// ctest: labels=unit timeout=180
 #define BOOST_TEST_MODULE data_checkpoint
 #include <boost/test/unit_test.hpp>
 
@@ -14,16 +15,14 @@
 #include "cvnode/checkpoint.h"
 #include "cvnode/errors.h"
 #include "data/hdf5_raii.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_checkpoint_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_checkpoint");
   return dir;
 }
 
@@ -113,10 +112,15 @@ BOOST_AUTO_TEST_CASE(format_and_version_are_checked) {
     f.close();
     return path;
   };
-  std::string p = raw("newer", "cvnode-checkpoint", 3);
-  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format_version'", "3 is newer than this cvnode reads (2)"});
+  std::string p = raw("newer", "cvnode-checkpoint", kCheckpointFormatVersion + 1);
+  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format_version'",
+                                             std::to_string(kCheckpointFormatVersion + 1) +
+                                                 " is newer than this cvnode reads (" +
+                                                 std::to_string(kCheckpointFormatVersion) + ")"});
   p = raw("dataset", "cvnode-dataset", 1);
-  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format'", "'cvnode-dataset', expected 'cvnode-checkpoint'"});
+  expect_error([&] { Checkpoint::read(p); }, {p, "this is a cvnode dataset, not a checkpoint"});
+  p = raw("other", "someone-elses-format", 1);
+  expect_error([&] { Checkpoint::read(p); }, {p, "attribute 'format'", "'someone-elses-format', expected 'cvnode-checkpoint'"});
   p = raw("incomplete", "cvnode-checkpoint", 1);
   expect_error([&] { Checkpoint::read(p); }, {p, "missing"});
 }
