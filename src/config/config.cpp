@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <regex>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -80,7 +81,8 @@ std::string as_string(const toml::node& n) {
 }
 int as_int32(const toml::node& n) {
   const long long v = as_int(n);
-  if (v < -2147483647LL || v > 2147483647LL) throw Bad{"integer out of range"};
+  if (v < -2147483647LL || v > 2147483647LL)
+    throw Bad{std::to_string(v) + " is out of range (this key takes an integer in [-2147483647, 2147483647])"};
   return static_cast<int>(v);
 }
 std::vector<double> as_doubles(const toml::node& n) {
@@ -460,6 +462,12 @@ void apply_override(Config& c, const std::string& ov) {
   try {
     t = toml::parse("v = " + value);
   } catch (const toml::parse_error&) {
+    // A number TOML cannot hold (an integer beyond 64 bits, an exponent beyond double's) is not
+    // a bare word: say so instead of "expected an integer, got a string".
+    static const std::regex number(R"([+-]?[0-9][0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9]+)?)");
+    if (std::regex_match(value, number))
+      throw ConfigError("--set: key '" + key + "': " + (value.size() > 40 ? value.substr(0, 37) + "..." : value) +
+                        " is out of range (integers must fit in 64 bits, numbers in double precision)");
     // Bare words (--set solver.method=bdf) are strings.
     t = toml::parse("v = " + quote(value));
   }

@@ -150,7 +150,11 @@ Dataset import_csv(const std::string& path, const CsvImportOptions& opt) {
     std::vector<detail::InputCells> cells;
     for (const Row* r : kept) cells.push_back({r->line, r->time, r->covariates, r->controls});
     detail::fill_inputs(cells, opt.covariate_columns, opt.control_columns, path, "series '" + id + "'", s);
-    d.add(s);
+    try {
+      d.add(s);
+    } catch (const DataError& e) {
+      throw DataError(path + ": " + e.what());
+    }
   };
   if (opt.wide) {
     std::vector<Row>& rs = rows.begin()->second;

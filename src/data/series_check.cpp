@@ -1,9 +1,15 @@
 #include "data/series_check.h"
 
+#include <charconv>
 #include <cmath>
 #include <sstream>
 
 namespace cvnode::detail {
+
+namespace {
+// Losses sum squared residuals over up to ~1e8 entries: |value| below 1e150 keeps that finite.
+constexpr double kMaxValue = 1e150;
+}  // namespace
 
 std::string check_series_rows(double t0, const double* times, std::size_t n, const double* values,
                               const std::uint8_t* mask, int channels) {
@@ -37,6 +43,14 @@ std::string check_series_rows(double t0, const double* times, std::size_t n, con
       if (mask[e] == 1 && !std::isfinite(values[e])) {
         o << "field 'values': values(" << k << ", " << c << ") = " << values[e]
           << " at time " << times[k] << " is not finite and not masked";
+        return o.str();
+      }
+      if (mask[e] == 1 && std::abs(values[e]) > kMaxValue) {
+        char v[32];
+        *std::to_chars(v, v + sizeof v - 1, values[e]).ptr = '\0';  // shortest exact text: 1e+300
+        o << "field 'values': values(" << k << ", " << c << ") = " << v << " at time " << times[k]
+          << " is too large: its square overflows double precision in a loss (|value| must stay below 1e150); "
+             "rescale the channel (a larger unit)";
         return o.str();
       }
     }
