@@ -214,21 +214,21 @@ BOOST_AUTO_TEST_CASE(resume_into_a_new_folder_without_a_better_validation) {
 // consistent (readable checkpoint, metrics.csv at most one epoch behind it, no temporary file of
 // a live process) and the fit resumes; in the end it equals an uninterrupted run bit for bit.
 BOOST_AUTO_TEST_CASE(kills_at_random_moments) {
-  const int epochs = 10;
+  const int epochs = 30;
   const Setup s = setup(epochs);
   const std::string ref = s.dir + "/reference", out = s.dir + "/killed";
   CliResult r = run_cli(fit_args(s, ref, {"--no-plots"}));
   BOOST_TEST_REQUIRE(r.exit_code == 0, r.err);
   std::uint64_t seed = 19;
   int kills = 0;
-  for (int attempt = 0; attempt < 12; ++attempt) {
+  for (int attempt = 0; attempt < 40 && kills < 6; ++attempt) {
     const bool started = fs::exists(out + "/latest.h5");
     std::vector<std::string> args = started ? std::vector<std::string>{"fit", "--resume", "--out", out, "--quiet", "--no-plots"}
                                             : fit_args(s, out, {"--no-plots"});
     const std::string scratch = make_temp_dir("kill");
     const pid_t pid = spawn_cli(args, {}, scratch);
     seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + (seed >> 33) % 400));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + (seed >> 33) % 250));
     kill(pid, SIGKILL);
     const CliResult k = wait_cli(pid, scratch);
     if (k.signal == SIGKILL) ++kills;

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 
 namespace cvnode::io {
 
@@ -36,11 +37,18 @@ RunFolder::~RunFolder() {
 std::string RunFolder::file(const std::string& name) const { return (fs::path(dir_) / name).string(); }
 
 std::vector<std::string> RunFolder::run_files() const {
+  // A run is there once it has finished an epoch (a checkpoint or metrics). A fit killed before
+  // that leaves only config.toml, which the next fit simply replaces.
   std::vector<std::string> found;
   std::error_code ec;
+  bool progress = false;
   for (const auto& n : outputs())
-    if (fs::exists(file(n), ec)) found.push_back(n);
+    if (fs::exists(file(n), ec)) {
+      found.push_back(n);
+      progress = progress || n == "latest.h5" || n == "best.h5" || n == "metrics.csv";
+    }
   if (fs::exists(file(kPlotData), ec)) found.push_back(kPlotData);
+  if (!progress) found.clear();
   return found;
 }
 
@@ -68,6 +76,9 @@ void RunFolder::lock() {
   // Who holds it, for the message above (informational: a failure here loses nothing).
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+  // Temporary files of an earlier fit killed mid-write: a file this run may never write again
+  // (best.h5 without a better validation) would keep its leftover otherwise.
+  for (const auto& n : outputs()) remove_stale_temporaries(file(n));
 }
 
 void RunFolder::clear_run() const {

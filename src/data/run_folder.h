@@ -18,10 +18,12 @@ class RunFolder {
   const std::string& dir() const { return dir_; }
   std::string file(const std::string& name) const;  // dir/name
 
-  // The files of an earlier run in the folder (names), empty when it holds none.
+  // The files of an earlier run in the folder (names), empty when it holds none: a run is there
+  // once it has a checkpoint or metrics (a fit killed before its first epoch ended is not).
   std::vector<std::string> run_files() const;
   // Creates the folder if needed and takes its exclusive lock (released by the destructor or at
-  // exit, also after a kill). Throws OptionsError naming the folder and the process holding it.
+  // exit, also after a kill), then removes the temporary files that killed writers left there.
+  // Throws OptionsError naming the folder and the process holding it.
   void lock();
   // Removes the files of an earlier run: checkpoints, metrics, configuration, figures and their
   // plot data; anything else in the folder is left alone.
