@@ -18,6 +18,13 @@ small=$((repeats * 40))
 shared="$here/../../shared/bench"
 out="$here/results"
 mkdir -p "$out"
+# The benchmarks measure a build for this machine's instruction set (CVNODE_NATIVE=ON, as the
+# recorded results were); a portable build (the default) would silently lose the AVX-512/AVX2
+# kernels' speed. Refused unless CVNODE_BENCH_PORTABLE=1 asks for exactly that.
+if ! grep -q '^CVNODE_NATIVE:BOOL=ON$' "$build/CMakeCache.txt" 2>/dev/null && [ "${CVNODE_BENCH_PORTABLE:-0}" != 1 ]; then
+  echo "bench/run.sh: $build is not a native build; configure it with -DCVNODE_NATIVE=ON (or set CVNODE_BENCH_PORTABLE=1)" >&2
+  exit 2
+fi
 bench() { "$build/apps/cvnode" bench "$@" --json; }
 main() { bench "$@" --repeats "$repeats" | tee -a "$out/results.jsonl"; }
 main_small() { bench "$@" --repeats "$small" | tee -a "$out/results.jsonl"; }

@@ -3,15 +3,39 @@
 # arguments (bench/peer/run.sh adds Debian's PyTorch). Idempotent: installs only what is
 # missing, so a second run costs a dpkg query and nothing else.
 #   scripts/setup.sh [EXTRA_PACKAGE...]
+# The list: one package a line, grouped by what needs it. A new dependency is one line in its
+# group (or a new group with a comment saying what needs it).
 set -euo pipefail
 pkgs=(
-  build-essential cmake pkg-config
-  libsundials-dev libeigen3-dev libhdf5-dev hdf5-tools
-  libboost-test-dev libopenmpi-dev openmpi-bin slurm-wlm munge
-  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
+  # build
+  build-essential
+  cmake
+  # the library
+  libsundials-dev
+  libeigen3-dev
+  libhdf5-dev
+  # the cvnode program
+  libcli11-dev
+  libtomlplusplus-dev
+  nlohmann-json3-dev
   gnuplot-nox
-  python3-dev pybind11-dev python3-numpy python3-pytest python3-pandas
-  zlib1g-dev dataset-fashion-mnist
+  # tests (the sanitizer stage uses GCC's own libasan/libubsan)
+  libboost-test-dev
+  # ranks (MPI)
+  libopenmpi-dev
+  openmpi-bin
+  # a single-node Slurm for the sweep test (scripts/slurm_local.sh)
+  slurm-wlm
+  munge
+  # the Python module and its tests
+  python3-dev
+  pybind11-dev
+  python3-numpy
+  python3-pytest
+  python3-pandas
+  # the classifier: gzip-compressed IDX files and the Fashion-MNIST images (cvnode classify)
+  zlib1g-dev
+  dataset-fashion-mnist
   "$@"
 )
 missing=()

@@ -17,7 +17,7 @@ build="${1:-build}"
 out="${2:-out/stiff}"
 cvnode="$build/apps/cvnode"
 if [ ! -x "$cvnode" ]; then
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCVNODE_NATIVE=ON >/dev/null  # timed: this machine's kernels
   cmake --build "$build" -j"$(nproc)" --target cvnode_cli
 fi
 bench="../shared/bench"
@@ -29,14 +29,14 @@ fit() {
   local name="$1"; shift
   local start end
   start=$(date +%s.%N)
-  "$cvnode" fit --out "$out/$name" --quiet "$@" > "$out/$name.log" 2>&1
+  "$cvnode" fit --out "$out/$name" --overwrite --quiet "$@" > "$out/$name.log" 2>&1
   end=$(date +%s.%N)
   python3 - "$name" "$start" "$end" "$out/$name.log" "$out/$name/metrics.csv" "$*" >> "$out/fits.jsonl" <<'EOF'
 import csv, json, re, sys
 name, start, end, log, metrics, args = sys.argv[1:]
 text = open(log).read()
 rates = re.search(r"physical parameters of the best model \((\w+)\): (.*)", text)
-rmse = re.search(r"RMSE per channel \(normalised units\) (.*), overall", text)
+rmse = re.search(r"RMSE per channel \((?:normalised|data) units\) (.*), overall", text)
 rows = list(csv.DictReader(open(metrics)))
 print(json.dumps({
     "fit": name, "args": args, "wall_s": round(float(end) - float(start), 2),

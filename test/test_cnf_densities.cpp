@@ -1,6 +1,7 @@
 // The target densities of the flows: each log-density integrates to one, its sampler draws from
 // it (the samples' mean log-density matches the entropy integrated on a grid), descriptions
 // round-trip through JSON, and bad options are refused with a reason.
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE cnf_densities
 #include <boost/test/unit_test.hpp>
 

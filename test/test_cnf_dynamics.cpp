@@ -1,6 +1,7 @@
 // Continuous normalizing flow dynamics: the probed fields (ProbedMlp, PlanarFlow) and the
 // augmented dynamics Cnf against central finite differences, the exact trace against the
 // Jacobian, and Hutchinson's estimator against the exact trace.
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE cnf_dynamics
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,7 @@
 // A flow's log-density of new points, its samples and its transport: against the closed form of
 // a linear flow, by normalisation (the density of a nonlinear flow integrates to one), and by
 // consistency (sampling backwards then evaluating forwards returns the same points and values).
+// ctest: labels=unit timeout=120
 #define BOOST_TEST_MODULE cnf_flow
 #include <boost/test/unit_test.hpp>
 
