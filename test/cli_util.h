@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +81,27 @@ inline CliResult run_cli(const std::vector<std::string>& args,
                          const std::string& scratch_dir = "") {
   const std::string scratch = scratch_dir.empty() ? make_temp_dir("cli") : scratch_dir;
   return wait_cli(spawn_cli(args, env, scratch), scratch);
+}
+
+// A small fit as the CLI tests use it: 12 Lotka-Volterra series of 10 observations
+// (`cvnode data generate`) and a configuration of `epochs` epochs (half the series train, a
+// quarter validate) in a new folder; `extra` is appended to the configuration.
+struct FitSetup {
+  std::string dir, data, config;
+};
+inline FitSetup fit_setup(const std::string& tag, int epochs, const std::string& extra = "") {
+  FitSetup s;
+  s.dir = make_temp_dir(tag);
+  s.data = s.dir + "/data.h5";
+  s.config = s.dir + "/fit.toml";
+  const CliResult g = run_cli({"data", "generate", "--series", "12", "--observations", "10", "--t-end", "4", "--seed",
+                               "3", "--out", s.data});
+  if (g.exit_code != 0) throw std::runtime_error("data generate failed: " + g.err);
+  std::ofstream(s.config) << "[data]\nfile = \"data.h5\"\ntrain_fraction = 0.5\nval_fraction = 0.25\n"
+                             "[model]\nhidden = [8]\n[solver]\nrtol = 1e-5\natol = 1e-7\n"
+                             "[run]\nepochs = "
+                          << epochs << "\nbatch_size = 3\nthreads = 1\n[plot]\nseries = 1\npoints = 20\n" << extra;
+  return s;
 }
 
 // Leftover temporary files of atomic writes (NAME.tmp.PID.N) in a folder.

@@ -21,25 +21,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Env {
-  std::string dir, data, config, run;
+struct Env : FitSetup {
+  std::string run;
 };
 
 // A dataset, a fit configuration and a finished 2-epoch run.
 const Env& env() {
   static const Env e = [] {
     Env x;
-    x.dir = make_temp_dir("cli_options");
-    x.data = x.dir + "/data.h5";
-    x.config = x.dir + "/fit.toml";
+    static_cast<FitSetup&>(x) = fit_setup("cli_options", 2);
     x.run = x.dir + "/run";
-    if (run_cli({"data", "generate", "--series", "12", "--observations", "10", "--t-end", "4", "--seed", "3", "--out",
-                 x.data})
-            .exit_code != 0)
-      throw std::runtime_error("generate failed");
-    std::ofstream(x.config) << "[data]\nfile = \"data.h5\"\ntrain_fraction = 0.5\nval_fraction = 0.25\n"
-                               "[model]\nhidden = [8]\n[solver]\nrtol = 1e-5\natol = 1e-7\n"
-                               "[run]\nepochs = 2\nbatch_size = 3\nthreads = 1\n";
     const CliResult r = run_cli({"fit", "--config", x.config, "--out", x.run, "--quiet", "--no-plots"});
     if (r.exit_code != 0) throw std::runtime_error("fit failed: " + r.err);
     return x;

@@ -30,6 +30,14 @@ std::string temp_dir() {
 // Bitwise equality of doubles, NaN equal to NaN.
 bool same(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
 
+// The same id, t0, times and mask.
+void check_same_rows(const Series& x, const Series& y) {
+  BOOST_REQUIRE_EQUAL(x.id, y.id);
+  BOOST_CHECK_EQUAL(x.t0, y.t0);
+  BOOST_REQUIRE(x.times == y.times);
+  BOOST_REQUIRE(x.mask == y.mask);
+}
+
 void check_equal(const Dataset& a, const Dataset& b) {
   BOOST_REQUIRE_EQUAL(a.size(), b.size());
   BOOST_CHECK(a.channel_names() == b.channel_names());
@@ -46,10 +54,7 @@ void check_equal(const Dataset& a, const Dataset& b) {
   }
   for (std::size_t i = 0; i < a.size(); ++i) {
     const Series x = a.series(i), y = b.series(i);
-    BOOST_REQUIRE_EQUAL(x.id, y.id);
-    BOOST_CHECK_EQUAL(x.t0, y.t0);
-    BOOST_REQUIRE(x.times == y.times);
-    BOOST_REQUIRE(x.mask == y.mask);
+    check_same_rows(x, y);
     BOOST_REQUIRE_EQUAL(x.values.rows(), y.values.rows());
     for (Eigen::Index e = 0; e < x.values.size(); ++e) BOOST_REQUIRE(same(x.values(e), y.values(e)));
     BOOST_CHECK(x.initial_state == y.initial_state);
@@ -101,10 +106,7 @@ void check_regenerated(const Dataset& a, const Dataset& b) {
   double worst = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const Series x = a.series(i), y = b.series(i);
-    BOOST_REQUIRE_EQUAL(x.id, y.id);
-    BOOST_CHECK_EQUAL(x.t0, y.t0);
-    BOOST_REQUIRE(x.times == y.times);
-    BOOST_REQUIRE(x.mask == y.mask);
+    check_same_rows(x, y);
     BOOST_REQUIRE_EQUAL(x.initial_state.size(), y.initial_state.size());
     for (Eigen::Index j = 0; j < x.initial_state.size(); ++j)
       worst = std::max(worst, std::abs(x.initial_state[j] - y.initial_state[j]) / scale[j % C]);

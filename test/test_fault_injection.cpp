@@ -35,8 +35,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Env {
-  std::string dir, data, csv, config, run;
+struct Env : FitSetup {
+  std::string csv, run;
 };
 
 // A small dataset, its CSV, a fit configuration and a finished 2-epoch run (for predict, eval,
@@ -44,21 +44,13 @@ struct Env {
 const Env& env() {
   static const Env e = [] {
     Env x;
-    x.dir = make_temp_dir("fault");
-    x.data = x.dir + "/data.h5";
+    static_cast<FitSetup&>(x) = fit_setup("fault", 2);
     x.csv = x.dir + "/data.csv";
-    x.config = x.dir + "/fit.toml";
     x.run = x.dir + "/run";
     auto must = [](const CliResult& r, const std::string& what) {
       if (r.exit_code != 0) throw std::runtime_error(what + " failed: " + r.err);
     };
-    must(run_cli({"data", "generate", "--series", "8", "--observations", "8", "--t-end", "4", "--seed", "3", "--out",
-                  x.data}),
-         "generate");
     must(run_cli({"data", "export-csv", x.data, "--out", x.csv}), "export");
-    std::ofstream(x.config) << "[data]\nfile = \"data.h5\"\ntrain_fraction = 0.5\nval_fraction = 0.25\n"
-                               "[model]\nhidden = [8]\n[solver]\nrtol = 1e-5\natol = 1e-7\n"
-                               "[run]\nepochs = 2\nbatch_size = 4\nthreads = 1\n[plot]\nseries = 1\npoints = 20\n";
     must(run_cli({"fit", "--config", x.config, "--out", x.run, "--quiet", "--no-plots"}), "fit");
     return x;
   }();

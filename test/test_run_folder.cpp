@@ -23,27 +23,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A small dataset and a fit configuration of `epochs` epochs in a fresh folder.
-struct Setup {
-  std::string dir, data, config;
-};
+using Setup = FitSetup;
+Setup setup(int epochs) { return fit_setup("run_folder", epochs); }
 
-Setup setup(int epochs, const std::string& extra = "") {
-  Setup s;
-  s.dir = make_temp_dir("run_folder");
-  s.data = s.dir + "/data.h5";
-  s.config = s.dir + "/fit.toml";
-  const CliResult g = run_cli({"data", "generate", "--series", "12", "--observations", "10", "--t-end", "4", "--seed",
-                               "3", "--out", s.data});
-  BOOST_TEST_REQUIRE(g.exit_code == 0, g.err);
-  std::ofstream(s.config) << "[data]\nfile = \"data.h5\"\ntrain_fraction = 0.5\nval_fraction = 0.25\n"
-                             "[model]\nhidden = [8]\n[solver]\nrtol = 1e-5\natol = 1e-7\n"
-                             "[run]\nepochs = "
-                          << epochs << "\nbatch_size = 3\nthreads = 1\n[plot]\nseries = 1\npoints = 20\n" << extra;
-  return s;
-}
-
-std::vector<std::string> fit_args(const Setup& s, const std::string& out, std::vector<std::string> more = {}) {
+std::vector<std::string> fit_args(const FitSetup& s, const std::string& out, std::vector<std::string> more = {}) {
   std::vector<std::string> a = {"fit", "--config", s.config, "--out", out, "--quiet"};
   a.insert(a.end(), more.begin(), more.end());
   return a;

@@ -29,16 +29,8 @@ std::string temp_dir(const std::string& tag) { return cvnode::test::make_temp_di
 // 16 short series keep each epoch around a tenth of a second.
 const std::string& dataset() {
   static const std::string path = [] {
-    const std::string dir = temp_dir("data");
-    GeneratorOptions g;
-    g.system = "lotka_volterra";
-    g.series = 16;
-    g.observations = 12;
-    g.t_end = 4;
-    g.noise = 0.01;
-    g.seed = 11;
-    const std::string p = dir + "/lv.h5";
-    generate(g).write(p);
+    const std::string p = temp_dir("data") + "/lv.h5";
+    cvnode::test::write_lotka_volterra(p, 16, 12, 4, 11);
     return p;
   }();
   return path;
@@ -54,12 +46,7 @@ std::string config_text(const std::string& data, int threads) {
 }
 
 FitResult fit(const Config& c, const std::string& out, int stop = 0, const std::string& resume = "") {
-  FitOptions fo;
-  fo.out_dir = out;
-  fo.quiet = true;
-  fo.stop_after_epoch = stop;
-  fo.resume = resume;
-  return run_fit(c, fo);
+  return cvnode::test::fit_quietly(c, out, stop, resume);
 }
 
 void expect_identical(const TrainState& a, const TrainState& b) {

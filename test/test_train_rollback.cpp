@@ -38,14 +38,7 @@ std::string temp_folder(const std::string& tag) {
 const int kEpochs = 8;
 
 Config config(const std::string& dir) {
-  GeneratorOptions g;
-  g.system = "lotka_volterra";
-  g.series = 16;
-  g.observations = 12;
-  g.t_end = 6;
-  g.noise = 0.01;
-  g.seed = 11;
-  generate(g).write(dir + "/lv.h5");
+  cvnode::test::write_lotka_volterra(dir + "/lv.h5", 16, 12, 6, 11);
   // A step budget that the longer observation intervals exceed: some series fail in most
   // minibatches. (Without the fix of rollback(), 12 and 14 steps both diverge after a resume.) A step with at most half its series failed is kept; more is a bad step, and
   // every bad step rolls back (patience 1).
@@ -64,12 +57,7 @@ Config config(const std::string& dir) {
 bool same(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
 
 FitResult fit(const Config& c, const std::string& out, int stop = 0, const std::string& resume = "") {
-  FitOptions fo;
-  fo.out_dir = out;
-  fo.quiet = true;
-  fo.stop_after_epoch = stop;
-  fo.resume = resume;
-  return run_fit(c, fo);
+  return cvnode::test::fit_quietly(c, out, stop, resume);
 }
 
 }  // namespace

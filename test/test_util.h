@@ -16,6 +16,8 @@
 #include <boost/test/unit_test.hpp>
 #include <Eigen/Core>
 
+#include "cvnode/fit.h"
+#include "cvnode/generators.h"
 #include "cvnode/problem.h"
 
 namespace cvnode::test {
@@ -78,6 +80,32 @@ inline boost::unit_test::precondition needs_shared(const std::string& rel = "ben
     if (!r) r.message() << shared_path(rel) << " is absent (the shared benchmark folder beside the checkout)";
     return r;
   });
+}
+
+// The training tests' usual data: `series` noisy (1%) Lotka-Volterra series of `observations`
+// irregular times on (0, t_end], from the generators, written to `path`.
+inline void write_lotka_volterra(const std::string& path, int series, int observations, double t_end,
+                                 std::uint64_t seed) {
+  cvnode::GeneratorOptions g;
+  g.system = "lotka_volterra";
+  g.series = series;
+  g.observations = observations;
+  g.t_end = t_end;
+  g.noise = 0.01;
+  g.seed = seed;
+  cvnode::generate(g).write(path);
+}
+
+// run_fit without progress lines: from the start, or resumed from `resume`, into `out`, stopped
+// after epoch `stop` (> 0) as if interrupted.
+inline cvnode::FitResult fit_quietly(const cvnode::Config& c, const std::string& out, int stop = 0,
+                                     const std::string& resume = "") {
+  cvnode::FitOptions fo;
+  fo.out_dir = out;
+  fo.quiet = true;
+  fo.stop_after_epoch = stop;
+  fo.resume = resume;
+  return cvnode::run_fit(c, fo);
 }
 
 // A new folder for each call, all inside one folder per test process that is removed with

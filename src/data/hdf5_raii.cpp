@@ -60,38 +60,32 @@ File File::create(const std::string& path) {
   return f;
 }
 
-File File::create_checked(const std::string& path, hsize_t userblock) {
+File File::create_latest(const std::string& path, const std::string& name, hsize_t userblock, bool in_memory) {
   silence_errors();
   File f;
   f.path_ = path;
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  // In memory: the core driver without a backing store, a growing buffer (1 MiB steps).
   if (!fcpl.valid() || !fapl.valid() || (userblock > 0 && H5Pset_userblock(fcpl, userblock) < 0) ||
-      H5Pset_obj_track_times(fcpl, false) < 0 ||
+      H5Pset_obj_track_times(fcpl, false) < 0 || (in_memory && H5Pset_fapl_core(fapl, 1 << 20, false) < 0) ||
       H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
     throw DataError(path + ": cannot set up HDF5 file properties");
-  f.h_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl));
-  if (!f.h_.valid()) throw DataError(path + ": cannot create HDF5 file");
+  f.h_ = Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl, fapl));
+  if (!f.h_.valid())
+    throw DataError(path + (in_memory ? ": cannot create an HDF5 file in memory (out of memory?)" : ": cannot create HDF5 file"));
   return f;
 }
 
+File File::create_checked(const std::string& path, hsize_t userblock) {
+  return create_latest(path, path, userblock, false);
+}
+
 File File::create_in_memory(const std::string& path, hsize_t userblock) {
-  silence_errors();
-  File f;
-  f.path_ = path;
-  Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
-  // The core driver without a backing store: the file is a growing buffer (1 MiB steps) and the
-  // name is only its identity, made unique because the driver takes equal names for one file.
-  if (!fcpl.valid() || !fapl.valid() || (userblock > 0 && H5Pset_userblock(fcpl, userblock) < 0) ||
-      H5Pset_obj_track_times(fcpl, false) < 0 || H5Pset_fapl_core(fapl, 1 << 20, false) < 0 ||
-      H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
-    throw DataError(path + ": cannot set up HDF5 file properties");
+  // The name is only the file's identity, made unique because the core driver takes equal
+  // names for one file.
   static std::atomic<unsigned> counter{0};
-  const std::string name = path + ".in-memory." + std::to_string(counter++);
-  f.h_ = Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl, fapl));
-  if (!f.h_.valid()) throw DataError(path + ": cannot create an HDF5 file in memory (out of memory?)");
-  return f;
+  return create_latest(path, path + ".in-memory." + std::to_string(counter++), userblock, true);
 }
 
 std::vector<unsigned char> File::close_to_image() {

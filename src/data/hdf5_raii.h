@@ -109,6 +109,8 @@ class File {
   std::string path_;
   Handle h_;
   [[noreturn]] void fail(const std::string& field, const std::string& what) const;
+  // The file of create_checked (on disk, `name` = `path`) or create_in_memory (`name` unique).
+  static File create_latest(const std::string& path, const std::string& name, hsize_t userblock, bool in_memory);
   // The selection of rows [first, first + count) of a rank-1 or rank-2 dataset.
   struct Slab {
     Handle dataset, file_space, mem_space;

@@ -74,21 +74,15 @@ ssize_t write(int fd, const void* buf, size_t n) {
   return real_write()(fd, buf, k);
 }
 
-ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
-  static pwrite_fn real;
-  if (!real) real = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite");
+static ssize_t budgeted_pwrite(const char* name, int fd, const void* buf, size_t n, off_t off) {
+  pwrite_fn real = (pwrite_fn)dlsym(RTLD_NEXT, name);
   size_t k = allow(fd, n);
   if (n > 0 && k == 0) return -1;
   return real(fd, buf, k, off);
 }
 
-ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) {
-  static pwrite_fn real;
-  if (!real) real = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite64");
-  size_t k = allow(fd, n);
-  if (n > 0 && k == 0) return -1;
-  return real(fd, buf, k, off);
-}
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) { return budgeted_pwrite("pwrite", fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void* buf, size_t n, off_t off) { return budgeted_pwrite("pwrite64", fd, buf, n, off); }
 
 ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   static writev_fn real;
