@@ -13,8 +13,13 @@
 #include "cvnode/csv.h"
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
+#include "cvnode/checkpoint.h"
+#include "data/atomic_file.h"
 #include "data/hdf5_raii.h"
 #include "test_util.h"
+
+// libhdf5's metadata checksum (exported, declared in its private headers only).
+extern "C" std::uint32_t H5_checksum_metadata(const void* data, std::size_t len, std::uint32_t initval);
 
 using namespace cvnode;
 
@@ -299,4 +304,43 @@ BOOST_AUTO_TEST_CASE(fixed_length_strings_as_h5py_writes_them_keep_their_last_ch
   const h5::File f = h5::File::open_read(path);
   BOOST_TEST(f.string_attribute("format") == "cvnode-dataset");
   BOOST_TEST(Dataset::read(path).size() == 2u);
+}
+
+// Issue 19 case 11: a checkpoint given where a dataset is read is named as such (it said
+// "unknown attribute 'epoch'").
+BOOST_AUTO_TEST_CASE(a_checkpoint_read_as_a_dataset_is_named) {
+  Checkpoint c;
+  c.epoch = 3;
+  const std::string path = temp_dir() + "/a_checkpoint.h5";
+  c.write(path);
+  expect_read_error(path, {path, "this is a checkpoint of `cvnode fit`, not a dataset"});
+}
+
+// Files are built in memory and written by cvnode (disk-full safety, atomic_file.h): their bytes
+// are those that libhdf5 writes itself for the same content, superblock checksum included.
+BOOST_AUTO_TEST_CASE(in_memory_files_are_byte_identical_to_files_written_by_libhdf5) {
+  auto fill = [](const h5::File& f) {
+    f.write_string_attribute("format", "anything");
+    const std::vector<double> x{1, 2, 3, 4.5};
+    f.write_doubles("x", x.data(), {2, 2});
+  };
+  const std::string direct = temp_dir() + "/direct.h5", ours = temp_dir() + "/ours.h5";
+  {
+    h5::File f = h5::File::create_checked(direct, io::kSealBytes);
+    fill(f);
+    f.close();
+  }
+  h5::write_sealed_file(ours, fill);
+  std::ifstream a(direct, std::ios::binary), b(ours, std::ios::binary);
+  const std::string da((std::istreambuf_iterator<char>(a)), {}), db((std::istreambuf_iterator<char>(b)), {});
+  BOOST_REQUIRE_EQUAL(da.size(), db.size());
+  // The first 512 bytes are the user block (cvnode's seal in ours, zeros in the direct file).
+  BOOST_TEST((da.substr(io::kSealBytes) == db.substr(io::kSealBytes)));
+  BOOST_TEST((io::verify_seal(ours) == io::SealState::Valid));
+  // lookup3 as libhdf5 computes it (its exported H5_checksum_metadata), on a few lengths.
+  std::string bytes;
+  for (int i = 0; i < 50; ++i) bytes += static_cast<char>(i * 37 + 11);
+  for (std::size_t n : {0u, 1u, 11u, 12u, 13u, 24u, 44u, 50u})
+    BOOST_TEST(h5::lookup3(reinterpret_cast<const unsigned char*>(bytes.data()), n, 0) ==
+               H5_checksum_metadata(bytes.data(), n, 0));
 }
