@@ -2,6 +2,7 @@
 // file, prints back exactly and refuses what a flow cannot use by name; a short fit lowers the
 // held-out NLL, resumes bit for bit from latest.h5, and the trained flow loaded from best.h5
 // gives the log-densities the fit validated with, in the data's units (samples included).
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE cnf_fit
 #include <boost/test/unit_test.hpp>
 

@@ -2,6 +2,7 @@
 // adjoint with Adams and BDF, dopri5 backpropagation) against central differences of the loss,
 // with Hutchinson probes, both regularisers and STEER's jittered end time; its NLL against the
 // Flow's exact log-density.
+// ctest: labels=unit timeout=300
 #define BOOST_TEST_MODULE cnf_model
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,7 @@
 // Regularisers of issue 16 for every model kind: the Jacobian Frobenius norm as a running cost
 // (exact and Hutchinson) on an Mlp and on a hybrid's network term, against the Jacobian and
 // central differences, and through the adjoint against differences of the regularised loss.
+// ctest: labels=unit timeout=180
 #define BOOST_TEST_MODULE regularizers
 #include <boost/test/unit_test.hpp>
 
