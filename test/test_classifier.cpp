@@ -1,6 +1,7 @@
 // The image classifiers (ODE-Net through the adjoint and through dopri5, RK-Net, ResNet): the
 // whole network's gradient against central differences, thread-count independence, the IDX
 // reader, and a short training run on real Fashion-MNIST images.
+// ctest: labels=integration timeout=600
 #define BOOST_TEST_MODULE classifier
 #include <boost/test/unit_test.hpp>
 

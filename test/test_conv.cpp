@@ -2,6 +2,7 @@
 // naive loop implementation (forward and VJP), group norm against its definition, the dynamics
 // against a naive composition, VJP and JVP against central differences, batching and thread
 // counts against single images and one thread.
+// ctest: labels=unit timeout=300
 #define BOOST_TEST_MODULE conv
 #include <boost/test/unit_test.hpp>
 
