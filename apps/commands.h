@@ -59,6 +59,7 @@ std::vector<std::string> make_plots(const std::string& checkpoint, const std::st
 // What the figures of a flow need (cmd_plot_flow.cpp). The flow works in model units; `shift`
 // and `scale` (empty: none) map them to the data's units, x = shift + scale .* y.
 struct FlowPlotInput {
+  explicit FlowPlotInput(const Flow& f) : flow(f) {}  // the rest by name (no half-filled braces)
   const Flow& flow;
   const Density* target = nullptr;  // the true density, when known (heat map beside the learned one)
   Matrix data;                      // points in data units (the scatter)
