@@ -27,6 +27,7 @@ pkgs=(
   # a single-node Slurm for the sweep test (scripts/slurm_local.sh)
   slurm-wlm
   munge
+  hdf5-tools  # h5dump: slurm_local.sh compares the runs' parameters
   # the Python module and its tests
   python3-dev
   pybind11-dev
