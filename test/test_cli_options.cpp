@@ -3,7 +3,7 @@
 // is the input, sizes beyond the machine's memory, values whose squares overflow, metrics that
 // cannot be computed shown as missing (never 0), a partial prediction exiting non-zero, eval's
 // loss over the solved series, progress lines without "val nan", the units of the summary.
-// ctest: labels=integration timeout=240
+// ctest: labels=integration,sanitize timeout=240
 #define BOOST_TEST_MODULE cli_options
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,6 @@
 // solver.constraints: CVODES' sign constraints keep a fast-decaying species non-negative where a
 // loose-tolerance solve undershoots below zero, and the adjoint gradient stays correct with them.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE constraints
 #include <boost/test/unit_test.hpp>
 

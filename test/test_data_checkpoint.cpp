@@ -1,5 +1,5 @@
 // Checkpoints: exact round trip, version and model checks, and atomicity under SIGKILL.
-// ctest: labels=unit timeout=180
+// ctest: labels=unit,sanitize timeout=180
 #define BOOST_TEST_MODULE data_checkpoint
 #include <boost/test/unit_test.hpp>
 

@@ -1,5 +1,5 @@
 // CSV import and export: exact values both ways, rows and wide formats, ids, units.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE data_csv
 #include <boost/test/unit_test.hpp>
 

@@ -1,7 +1,7 @@
 // Dataset format version 2: per-series event tables (doses, infusions, resets) with their
 // validation, reading of version 1 files, and the pharmacometric event layout (NONMEM, Monolix,
 // nlmixr2, Pumas) in and out, exactly.
-// ctest: labels=unit timeout=120
+// ctest: labels=unit,sanitize timeout=120
 #define BOOST_TEST_MODULE data_events
 #include <boost/test/unit_test.hpp>
 

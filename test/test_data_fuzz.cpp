@@ -1,6 +1,6 @@
 // Truncated and corrupted files: every read ends in a clean DataError or, where the damage hit
 // bytes nothing reads, in the original content; none crashes.
-// ctest: labels=unit timeout=120
+// ctest: labels=unit,sanitize timeout=120
 #define BOOST_TEST_MODULE data_fuzz
 #include <boost/test/unit_test.hpp>
 

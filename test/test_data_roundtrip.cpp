@@ -1,6 +1,6 @@
 // Dataset round trips: every generator -> write -> read gives identical arrays and metadata;
 // range reads equal subsets; splits, minibatches, normalisation and trajectories behave.
-// ctest: labels=unit timeout=120
+// ctest: labels=unit,sanitize timeout=120
 #define BOOST_TEST_MODULE data_roundtrip
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,6 @@
 // Every invalid input ends in a DataError whose message names the file, the series, the field
 // and the value.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE data_validation
 #include <boost/test/unit_test.hpp>
 

@@ -1,7 +1,7 @@
 // The configuration examples of the docs are what the code accepts: docs/hybrid.md's fit
 // configuration of a hybrid model (issue 18: its [model.physics] / [model.network] example was
 // rejected with "unknown key") parses, validates, and builds the hybrid it describes.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE docs_examples
 #include <boost/test/unit_test.hpp>
 

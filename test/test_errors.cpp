@@ -1,6 +1,6 @@
 // Solver failures become typed errors naming the CVODES flag and the time reached; invalid
 // options and inputs are rejected before any solve; SUNDIALS never writes to stderr.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE errors
 #include <boost/test/unit_test.hpp>
 

@@ -1,7 +1,7 @@
 // ExactSum, the reduction shared by threads and MPI ranks: the same bits for any order and any
 // grouping of the terms, and within its stated bound of the exact sum (checked with exact
 // big-integer arithmetic, in which every double is an integer multiple of 2^-1074).
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE exact_sum
 #include <boost/test/unit_test.hpp>
 

@@ -2,7 +2,7 @@
 // AutoDiff and as a mass-action network, constrained parameters, Hybrid couplings) against
 // fourth-order central finite differences; consistency of Jacobian, VJP and JVP; the meaning of
 // each term; and heap allocations per call, counted by interposing malloc in this binary.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE hybrid_dynamics
 #include <boost/test/unit_test.hpp>
 

@@ -1,6 +1,6 @@
 // Mlp: analytic VJP, Jacobian and JVP against central finite differences of the right-hand side,
 // for every activation, with and without time input and the linear decay term.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE mlp
 #include <boost/test/unit_test.hpp>
 

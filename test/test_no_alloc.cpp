@@ -2,7 +2,7 @@
 // in this test binary and counted while the Dynamics is evaluated (Eigen allocates through
 // malloc, operator new too, so every heap allocation passes through here); under
 // AddressSanitizer its allocation hooks count instead.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE no_alloc
 #include <boost/test/unit_test.hpp>
 

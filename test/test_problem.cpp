@@ -2,7 +2,7 @@
 // a loss with its own data per series (given cotangents c_k, the pullback of an outer objective)
 // gives gradients that match central differences in both engines; a slice of a problem scores
 // its series exactly as the whole problem does; unknown names and wrong sizes are refused.
-// ctest: labels=unit timeout=120
+// ctest: labels=unit,sanitize timeout=120
 #define BOOST_TEST_MODULE problem
 #include <boost/test/unit_test.hpp>
 

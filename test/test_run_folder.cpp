@@ -4,7 +4,7 @@
 // figures) or --resume; a configuration that fails validation writes nothing; a resume notices
 // changed data; metrics.csv follows the checkpoint after a kill; kills at random moments always
 // leave a consistent folder from which the fit ends bit-identical to an uninterrupted one.
-// ctest: labels=integration timeout=300
+// ctest: labels=integration,sanitize timeout=300
 #define BOOST_TEST_MODULE run_folder
 #include <boost/test/unit_test.hpp>
 

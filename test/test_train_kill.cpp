@@ -1,7 +1,7 @@
 // A `cvnode fit` process killed with SIGKILL in the middle of an epoch resumes from its last
 // checkpoint (written atomically after every epoch) and ends with exactly the losses of a run
 // that was never interrupted.
-// ctest: labels=integration timeout=180
+// ctest: labels=integration,sanitize timeout=180
 #define BOOST_TEST_MODULE train_kill
 #include <boost/test/unit_test.hpp>
 

@@ -4,6 +4,7 @@
 // checkpoint, it ends with exactly the bits of the uninterrupted fit. Trainer::rollback() used
 // to leave the state's optimizer moments at their pre-rollback values, which the checkpoint
 // stored, so the resumed fit diverged.
+// ctest: labels=integration,sanitize timeout=300
 #define BOOST_TEST_MODULE train_rollback
 #include <boost/test/unit_test.hpp>
 

@@ -1,7 +1,7 @@
 // The adjoint's VJPs at one interpolated forward state share one forward pass (vjp_again): the
 // solver must call it, only at the point of the previous VJP, and the gradient must be the same
 // bits as with a fresh forward pass every time.
-// ctest: labels=unit timeout=60
+// ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE vjp_reuse
 #include <boost/test/unit_test.hpp>
 
