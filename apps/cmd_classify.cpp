@@ -21,6 +21,7 @@
 #include "cvnode/checkpoint.h"
 #include "cvnode/classifier/train.h"
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 
 namespace cvnode::app {
 
@@ -104,16 +105,6 @@ std::string num(double v) {
   return o.str();
 }
 
-// Writes `text` to path through a temporary file and a rename: a reader never sees half a file.
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    if (!f) throw DataError(path + ": cannot write");
-  }
-  std::filesystem::rename(tmp, path);
-}
 
 // ---- train ----
 
@@ -171,8 +162,8 @@ void run_train(const TrainArgs& a) {
     steps << "step,epoch,loss,nfe_forward,nfe_backward\n";
     for (const ClassifierStep& s : r.steps)
       steps << s.step << "," << s.epoch << "," << num(s.loss) << "," << s.nfe_forward << "," << s.nfe_backward << "\n";
-    write_text(a.out + "/steps.csv", steps.str());
-    write_text(a.out + "/epochs.csv", epochs_csv.str());
+    io::write_text(a.out + "/steps.csv", steps.str());
+    io::write_text(a.out + "/epochs.csv", epochs_csv.str());
     Checkpoint c;
     c.model_spec = spec.to_json();
     c.parameters = r.theta;

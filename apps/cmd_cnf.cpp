@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "cvnode/cnf_fit.h"
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 
 namespace cvnode::app {
 
@@ -47,20 +48,17 @@ std::vector<std::string> plot_run(const TrainedCnf& t, const std::string& out, c
 }
 
 void write_points_csv(const std::string& path, const Matrix& X, const Vector& logp) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw DataError(path + ": cannot write");
-    f.precision(17);
-    for (Eigen::Index j = 0; j < X.cols(); ++j) f << "x" << j + 1 << ",";
-    f << "log_density\n";
-    for (Eigen::Index i = 0; i < X.rows(); ++i) {
-      for (Eigen::Index j = 0; j < X.cols(); ++j) f << X(i, j) << ",";
-      f << logp[i] << "\n";
-    }
-    if (!f) throw DataError(path + ": write failed");
+  // Atomic, every write checked (a full disk is an error naming the file).
+  io::AtomicOutput out(path);
+  std::ostream& f = out.stream();
+  f.precision(17);
+  for (Eigen::Index j = 0; j < X.cols(); ++j) f << "x" << j + 1 << ",";
+  f << "log_density\n";
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    for (Eigen::Index j = 0; j < X.cols(); ++j) f << X(i, j) << ",";
+    f << logp[i] << "\n";
   }
-  fs::rename(tmp, path);
+  out.commit();
 }
 
 struct SampleArgs {

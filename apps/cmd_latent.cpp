@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "data/atomic_file.h"
 #include "cvnode/checkpoint.h"
 #include "cvnode/errors.h"
 #include "cvnode/latent.h"
@@ -243,13 +244,7 @@ void add_latent(CLI::App& app) {
     if (p->out.empty()) {
       std::cout << o.str();
     } else {
-      const std::string tmp = p->out + ".tmp";
-      {
-        std::ofstream f(tmp);
-        f << o.str();
-        if (!f) throw DataError(p->out + ": cannot write");
-      }
-      fs::rename(tmp, p->out);
+      io::write_text(p->out, o.str());  // atomic, every write checked
       std::cerr << "latent predict: " << pred.size() - failed << " series into " << p->out << "\n";
     }
     if (!p->plot_dir.empty()) {

@@ -16,6 +16,7 @@
 #include "cvnode/checkpoint.h"
 #include "cvnode/config.h"
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 
 namespace cvnode {
 
@@ -29,15 +30,8 @@ std::string trim(const std::string& s) {
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    if (!f) throw DataError(path.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
-}
+// Atomic, every write checked (a full disk is an error naming the file).
+void write_text(const fs::path& path, const std::string& text) { io::write_text(path.string(), text); }
 
 // Shell single quotes.
 std::string sh(const std::string& s) {

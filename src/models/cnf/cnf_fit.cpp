@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
+#include "data/atomic_file.h"
 #include "nn/random.h"
 
 namespace cvnode {
@@ -34,16 +35,6 @@ Matrix points_of(const Dataset& data, const std::vector<std::size_t>& rows, cons
   return X;
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw DataError(path + ": cannot write");
-    f << text;
-    if (!f) throw DataError(path + ": write failed");
-  }
-  fs::rename(tmp, path);
-}
 
 std::string csv_of(const std::vector<CnfEpoch>& history) {
   std::ostringstream o;
@@ -245,7 +236,7 @@ CnfFitResult run_cnf_fit(const CnfFitConfig& c, const CnfFitOptions& options) {
     s.params = model.initial_parameters();
     s.best = s.params;
   }
-  write_text_atomic((fs::path(options.out_dir) / "config.toml").string(), c.to_toml());
+  io::write_text((fs::path(options.out_dir) / "config.toml").string(), c.to_toml());
   if (!options.quiet) {
     std::ostringstream o;
     o << model.describe() << "; " << d.train.rows() << " training, " << d.val.rows() << " validation, "
@@ -318,7 +309,7 @@ CnfFitResult run_cnf_fit(const CnfFitConfig& c, const CnfFitOptions& options) {
     s.history.push_back(e);
     checkpoint_of(s, model, c, d, s.params).write(latest);
     if (s.best_epoch == epoch) checkpoint_of(s, model, c, d, s.best).write(best);
-    write_text_atomic(metrics, csv_of(s.history));
+    io::write_text(metrics, csv_of(s.history));
     if (!options.quiet) {
       std::ostringstream o;
       o.precision(5);

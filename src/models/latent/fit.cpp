@@ -20,6 +20,7 @@
 #include "cvnode/fit.h"
 #include "cvnode/optimizer.h"
 #include "cvnode/schedule.h"
+#include "data/atomic_file.h"
 #include "models/latent/kind.h"
 #include "nn/random.h"
 
@@ -32,17 +33,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Text written through a temporary file and renamed, so a reader sees the old or the new file.
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw DataError(path + ": cannot write");
-    f << text;
-    if (!f) throw DataError(path + ": write failed");
-  }
-  fs::rename(tmp, path);
-}
+using io::write_text;  // atomic, every write checked (a full disk is an error naming the file)
 
 // The "window_end" a generator stored in the file's provenance (NaN when there is none).
 double provenance_window_end(const std::string& file) {
