@@ -18,16 +18,14 @@
 #include "cvnode/nonmem.h"
 #include "cvnode/pk.h"
 #include "data/hdf5_raii.h"
+#include "test_util.h"
 
 using namespace cvnode;
 
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    char tmpl[] = "/tmp/cvnode_data_events_XXXXXX";
-    return std::string(mkdtemp(tmpl));
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("data_events");  // removed at exit
   return dir;
 }
 

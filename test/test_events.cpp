@@ -3,6 +3,7 @@
 // through bolus / infusion / remove / reset and through controls and covariates against central
 // differences in all three methods, covariates reaching the network's first layer exactly, the
 // interpolants, and the refusals.
+// ctest: labels=unit timeout=300
 #define BOOST_TEST_MODULE events
 #include <boost/test/unit_test.hpp>
 

@@ -4,6 +4,7 @@
 // after a windowed curriculum, the best checkpoint chosen on whole series, the checkpoint's
 // normalisation on any file, windows that start their unobserved state from the model, and the
 // initial-state rules for eval, predict and new subjects.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE fit_data
 #include <boost/test/unit_test.hpp>
 
@@ -21,6 +22,7 @@
 #include "cvnode/physics.h"
 #include "cvnode/pk.h"
 #include "cvnode/solver.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
@@ -28,26 +30,14 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    std::string t = (fs::temp_directory_path() / "cvnode_fit_data_XXXXXX").string();
-    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-    return t;
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("fit_data");  // removed at exit
   return dir;
 }
 
 // Lotka-Volterra series: positive, oscillating.
 std::string lv_file(const std::string& name, int series, int observations, double t_end, std::uint64_t seed = 5) {
   const std::string path = temp_dir() + "/" + name + ".h5";
-  if (fs::exists(path)) return path;
-  GeneratorOptions g;
-  g.system = "lotka_volterra";
-  g.series = series;
-  g.observations = observations;
-  g.t_end = t_end;
-  g.noise = 0.01;
-  g.seed = seed;
-  generate(g).write(path);
+  if (!fs::exists(path)) cvnode::test::write_lotka_volterra(path, series, observations, t_end, seed);
   return path;
 }
 

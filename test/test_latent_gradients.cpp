@@ -3,6 +3,7 @@
 // cell, both encoders (rnn, and ode_rnn through both engines), the ELBO terms, and the whole
 // model's loss (encoder -> reparameterised z0 -> latent ODE -> decoder), for the ELBO and the
 // IWAE bound, fixed and learned noise, masks, and the Poisson likelihood of observation times.
+// ctest: labels=unit timeout=300
 #define BOOST_TEST_MODULE latent_gradients
 #include <boost/test/unit_test.hpp>
 

@@ -2,6 +2,7 @@
 // Latent ODE model behaviour beyond its gradients: bit-identical batch sums for any thread count,
 // the seeded posterior draws, the bidirectional spiral generator, and the RNN baseline's
 // autoregressive predictions.
+// ctest: labels=unit timeout=180
 #define BOOST_TEST_MODULE latent_model
 #include <boost/test/unit_test.hpp>
 

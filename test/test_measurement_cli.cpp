@@ -1,5 +1,6 @@
 // Issue 12's workflows through the `cvnode` program itself: what a user types, what it refuses,
 // and the numbers it reports.
+// ctest: labels=integration timeout=300
 #define BOOST_TEST_MODULE measurement_cli
 #include <boost/test/unit_test.hpp>
 
@@ -15,6 +16,7 @@
 #include "cvnode/dataset.h"
 #include "cvnode/fit.h"
 #include "cvnode/pk.h"
+#include "test_util.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;
@@ -24,11 +26,7 @@ namespace {
 const std::string kCli = std::string(CVNODE_BINARY_DIR) + "/apps/cvnode";
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    std::string t = (fs::temp_directory_path() / "cvnode_measurement_cli_XXXXXX").string();
-    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-    return t;
-  }();
+  static const std::string dir = cvnode::test::make_temp_dir("measurement_cli");  // removed at exit
   return dir;
 }
 

@@ -24,17 +24,8 @@ using namespace cvnode;
 
 namespace {
 
-// A fresh folder for this process (left for the OS's temporary-file cleanup on failure).
-std::string temp_folder(const std::string& tag) {
-  static const std::string root = [] {
-    std::string t = (std::filesystem::temp_directory_path() / "cvnode_rollback_XXXXXX").string();
-    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed for " + t);
-    return t;
-  }();
-  const std::string dir = root + "/" + tag;
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+// A fresh folder (removed when the test process ends).
+std::string temp_folder(const std::string& tag) { return cvnode::test::make_temp_dir(tag); }
 
 const int kEpochs = 8;
 
