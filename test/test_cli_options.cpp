@@ -98,11 +98,11 @@ BOOST_AUTO_TEST_CASE(an_output_is_never_the_input) {
   const std::string csv = e.dir + "/same.csv";
   BOOST_TEST_REQUIRE(run_cli({"data", "export-csv", e.data, "--out", csv}).exit_code == 0);
   const std::string before = read_file(csv);
-  refused({"data", "import-csv", csv, "--id", "id", "--out", csv}, {"is the input", csv});
+  refused({"data", "import-csv", csv, "--id", "id", "--values", "prey,predator", "--out", csv}, {"is the input", csv});
   BOOST_TEST((read_file(csv) == before), "the CSV was replaced");
   // Also through another name for the same file.
   fs::create_symlink(csv, e.dir + "/link.h5");
-  refused({"data", "import-csv", csv, "--id", "id", "--out", e.dir + "/link.h5"}, {"is the input"});
+  refused({"data", "import-csv", csv, "--id", "id", "--values", "prey,predator", "--out", e.dir + "/link.h5"}, {"is the input"});
   BOOST_TEST((read_file(csv) == before));
   const std::string data_before = read_file(e.data);
   refused({"data", "export-csv", e.data, "--out", e.data}, {"is the input"});
@@ -127,7 +127,7 @@ BOOST_AUTO_TEST_CASE(values_whose_squares_overflow_are_refused) {
   const Env& e = env();
   const std::string csv = e.dir + "/huge.csv";
   std::ofstream(csv) << "id,time,x\na,0,1\na,1,1e300\na,2,3\n";
-  refused({"data", "import-csv", csv, "--id", "id", "--out", e.dir + "/huge_values.h5"},
+  refused({"data", "import-csv", csv, "--id", "id", "--values", "x", "--out", e.dir + "/huge_values.h5"},
           {csv, "1e+300", "square overflows"});
   // A file written by another tool (as h5py would): refused when the fit reads it.
   {
@@ -219,7 +219,9 @@ BOOST_AUTO_TEST_CASE(progress_lines_and_units) {
   BOOST_TEST(!has(r.err, "val nan"), r.err);
   BOOST_TEST(std::regex_search(r.err, std::regex("epoch +1/2  train [0-9.e+-]+  nfe")), r.err);
   BOOST_TEST(std::regex_search(r.err, std::regex("epoch +2/2  train [0-9.e+-]+  val [0-9.e+-]+  rmse")), r.err);
-  BOOST_TEST(has(r.out, "(normalised units)"), r.out);
+  // The errors of the summary are in data units (denormalised), with or without normalisation.
+  BOOST_TEST(has(r.out, "RMSE per channel (data units)"), r.out);
+  BOOST_TEST(!has(r.out, "normalised"), r.out);
   r = run_cli({"fit", "--config", e.config, "--out", e.dir + "/raw_units", "--no-plots", "--quiet", "--set",
                "data.normalize=false"});
   BOOST_TEST(r.exit_code == 0, r.err);
