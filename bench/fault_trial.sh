@@ -8,7 +8,8 @@
 # small_tmpfs case of test_fault_injection (BUILD_DIR's), which here counts instead of asserting.
 # Needs root (it mounts a tmpfs, and unmounts it). One JSON line per program and command in
 # bench/results/fault_trial.jsonl, and the before/after table (markdown) on stdout.
-#   bench/fault_trial.sh BUILD_DIR [LABEL=CVNODE_PROGRAM ...]   (FILLS=60 by default)
+#   bench/fault_trial.sh BUILD_DIR [LABEL=CVNODE_PROGRAM ...]   (FILLS=60 by default;
+#   CVNODE_FAULT_WRITERS="fit,plot" for some commands only, OUT=FILE for the JSON lines)
 # e.g. nice -n 10 bench/fault_trial.sh build before=/path/to/old/build/apps/cvnode after=build/apps/cvnode
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,7 +17,7 @@ build="$(cd "${1:?usage: bench/fault_trial.sh BUILD_DIR [LABEL=CVNODE_PROGRAM ..
 shift
 [ $# -gt 0 ] || set -- "after=$build/apps/cvnode"
 fills="${FILLS:-60}"
-out="$here/results/fault_trial.jsonl"
+out="${OUT:-$here/results/fault_trial.jsonl}"  # OUT=FILE: elsewhere (each run starts it afresh)
 mkdir -p "$here/results"
 : > "$out"
 for spec in "$@"; do
