@@ -10,7 +10,8 @@
 #      No Python module (an instrumented extension needs an instrumented interpreter). A finding
 #      fails its test. CVNODE_SANITIZE_TESTS=all builds and runs every C++ test instead.
 # Environment: CVNODE_WERROR=ON makes warnings errors;
-#              CVNODE_SANITIZER_STAGE=0 skips stage 2.
+#              CVNODE_SANITIZER_STAGE=1 runs stage 2 (off by default in this release: its build and
+#              run time on CI's 2 cores has not been measured against the 15-minute limit yet).
 # The time of each step is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ step "configure" cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCVNODE_WERROR=
 step "build" cmake --build build -j"$jobs"
 step "tests" ctest --test-dir build --output-on-failure -j"$jobs"
 
-if [ "${CVNODE_SANITIZER_STAGE:-1}" != "0" ]; then
+if [ "${CVNODE_SANITIZER_STAGE:-0}" = "1" ]; then
   # -O1 -g1: findings with function names and lines at a fraction of -O0's run time.
   step "sanitizer configure" cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
