@@ -10,6 +10,7 @@
 
 #include <toml++/toml.h>
 
+#include "config/toml_tables.h"
 #include "core/names.h"
 #include "cvnode/engine.h"
 #include "cvnode/errors.h"
@@ -643,16 +644,9 @@ void Config::set(const std::string& key, const std::string& value) {
 }
 
 std::string Config::to_toml() const {
-  std::string out, section;
-  for (const auto& e : entries()) {
-    const std::string s = e.key.substr(0, e.key.find('.'));
-    if (s != section) {
-      out += (section.empty() ? "" : "\n") + std::string("[") + s + "]\n";
-      section = s;
-    }
-    out += e.key.substr(s.size() + 1) + " = " + e.get(*this) + "\n";
-  }
-  return out;
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (const auto& e : entries()) kv.emplace_back(e.key, e.get(*this));
+  return detail::toml_tables(kv);
 }
 
 std::vector<std::string> Config::keys() {

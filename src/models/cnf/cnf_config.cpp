@@ -12,6 +12,7 @@
 
 #include <toml++/toml.h>
 
+#include "config/toml_tables.h"
 #include "cvnode/cnf_fit.h"
 #include "cvnode/errors.h"
 
@@ -280,16 +281,9 @@ std::string CnfFitConfig::to_toml() const {
     const auto& keys = shared_keys().at(section);
     if (keys.empty() || keys.count(line.substr(0, eq))) out += line + "\n";
   }
-  std::string own_section;
-  for (const auto& [name, k] : own_keys()) {
-    const std::string s = name.substr(0, name.find('.'));
-    if (s != own_section) {
-      out += "\n[" + s + "]\n";
-      own_section = s;
-    }
-    out += name.substr(s.size() + 1) + " = " + k.get(*this) + "\n";
-  }
-  return out;
+  std::vector<std::pair<std::string, std::string>> own;
+  for (const auto& [name, k] : own_keys()) own.emplace_back(name, k.get(*this));
+  return out + "\n" + detail::toml_tables(own);
 }
 
 std::string CnfFitConfig::validate() const {
