@@ -706,3 +706,35 @@ BOOST_AUTO_TEST_CASE(dopri5_fixed_step_takes_the_steps_it_is_told) {
   opt.max_step = 0.2;  // would be silently ignored
   BOOST_TEST(opt.validate(2).find("dopri5_fixed_step = 0.13 sets every step") != std::string::npos);
 }
+
+// A Solver's gradient depends on its call alone, not on the calls before it: a call with a
+// running cost runs the adjoint in the restart form (the transition form does not take one), and
+// the next call without one is in the transition form again, bit for bit what a fresh Solver
+// gives. (A BatchSolver's per-thread Solver sees series in any order under dynamic scheduling;
+// one running cost used to leave it in the restart form for good, so results depended on the
+// thread count.)
+BOOST_AUTO_TEST_CASE(a_running_cost_leaves_later_calls_in_their_own_form) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 12);
+  const KineticEnergy ke(mlp, 0.3);
+  const Trajectory tr = make_trajectory(2, 6, false, false, 41);
+  const SolverOptions o = options(kSolvers[0], 1e-8);  // adams, adjoint_form auto: transition here
+  const auto loss = make_loss("half_sse");
+  Solver fresh(mlp, o), used(mlp, o);
+  const Gradient ref = fresh.gradient(theta, test::problem(tr, loss));
+  const Gradient with_cost = used.gradient(theta, test::problem(tr, loss, &ke));
+  const Gradient after = used.gradient(theta, test::problem(tr, loss));
+  BOOST_TEST(with_cost.loss > ref.loss);  // the cost was on
+  BOOST_TEST(after.loss == ref.loss);
+  BOOST_TEST((after.theta.array() == ref.theta.array()).all());
+  BOOST_TEST((after.z0.array() == ref.z0.array()).all());
+  BOOST_TEST(after.backward.steps == ref.backward.steps);
+  // The restart form gives other bits (and more backward steps), so the checks above can fail.
+  SolverOptions r = o;
+  r.cvodes.adjoint_form = AdjointForm::Restart;
+  const Gradient restart = Solver(mlp, r).gradient(theta, test::problem(tr, loss));
+  BOOST_TEST(!(restart.theta.array() == ref.theta.array()).all());
+  BOOST_TEST(restart.backward.steps != ref.backward.steps);
+}

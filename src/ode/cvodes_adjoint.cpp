@@ -75,7 +75,8 @@ struct CvodesAdjoint final : GradientEngine {
 
   // The adjoint's transition form (SolverOptions::adjoint_form): the backward state is Psi,
   // n x nb column-major (column j holds column j of every block), and a = blockdiag(Psi_b) c.
-  bool transition = false;
+  bool transition = false;          // this call's form
+  bool transition_applies = false;  // the options' form resolved for these dynamics
   int nb = 0;
   Vector c, jump_dc;
   detail::NVectorPtr psi_k;  // Psi at an observation time
@@ -88,7 +89,7 @@ struct CvodesAdjoint final : GradientEngine {
 
   CvodesAdjoint(const Dynamics& d, const SolverOptions& o)
       : dyn(d), opt(o), bdf(o.method == "bdf"), n(d.state_size()), P(d.param_size()) {
-    transition = resolved_adjoint_form(opt, dyn) == AdjointForm::Transition;
+    transition = transition_applies = resolved_adjoint_form(opt, dyn) == AdjointForm::Transition;
     if (transition) {
       nb = dyn.block_size();
       c.setZero(n);
@@ -601,14 +602,19 @@ struct CvodesAdjoint final : GradientEngine {
     const double atolB = g > 0 && z > 0 && std::isfinite(g / z) ? atol * g / z : atol;
     backward_check(CVodeSStolerancesB(mem.get(), which, opt.rtol, atolB), "CVodeSStolerancesB");
   }
-  // A running cost forces the adjoint inhomogeneous, outside the transition form: an Auto solver
-  // drops its adjoint memory and continues in the restart form.
-  void leave_transition() {
-    if (opt.cvodes.adjoint_form == AdjointForm::Transition)
+  // The form of this call: a running cost makes the adjoint inhomogeneous, outside the transition
+  // form, so a call with one runs in the restart form and the next call without one returns to
+  // the transition form (switching drops the adjoint memory, whose backward state has another
+  // size). Each call's form depends on that call alone: a per-thread engine's results must not
+  // depend on which series the thread solved before (dynamic scheduling).
+  void choose_form(bool has_costs) {
+    if (has_costs && opt.cvodes.adjoint_form == AdjointForm::Transition)
       throw OptionsError("solver option adjoint_form = transition does not take a running cost (use auto or restart)");
+    const bool want = transition_applies && !has_costs;
+    if (want == transition) return;
     if (adjoint_ready) CVodeAdjFree(mem.get());
     adjoint_ready = backward_ready = bquad_ready = false;
-    transition = false;
+    transition = want;
     yB.reset();
     a_node.reset();
     y_node.reset();
@@ -825,7 +831,7 @@ Gradient CvodesAdjoint::gradient(ConstVectorRef theta, const Trajectory& tr, con
   detail::check_ivp(tr, n);
   const bool has_costs = !running_costs.empty();
   reset_call(theta, &running_costs);
-  if (transition && has_costs) leave_transition();
+  choose_form(has_costs);
   CvodesAdjoint& s = *this;
 
   const auto T = tr.times.size();
