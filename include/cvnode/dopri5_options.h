@@ -9,7 +9,8 @@ namespace cvnode {
 struct Dopri5Options {
   // Memory for the stages' network passes kept during one gradient call, in MiB, so that the
   // reverse sweep's vector-Jacobian products skip their forward half; steps beyond it recompute
-  // (the same bits). Released when the call returns. Keeping saved B2 16% and a 2-50-2 network
+  // (the same bits). One buffer per thread, shared by the dopri5 engines on it, so an idle engine
+  // holds none (memory: keep_mib per thread at most). Keeping saved B2 16% and a 2-50-2 network
   // ~5% (docs/performance.md).
   double keep_mib = 64;
   // > 0: every step has this size and is accepted, no error control (rtol and atol unused), the

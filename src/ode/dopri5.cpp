@@ -71,11 +71,25 @@ Dopri5Backprop::Dopri5Backprop(const Dynamics& dynamics, const SolverOptions& op
   ws_stride_ = (dyn_.workspace_size() + 7) / 8 * 8;
 }
 
+namespace {
+// The kept network passes of the gradient running on this thread: one buffer per thread, not per
+// engine. A BatchSolver has an engine per thread and per stacked unit, and each of them kept up
+// to keep_mib for good; engines on one thread never run at the same time, so they share it.
+// Freeing it after every call instead made large gradients slower than keeping nothing (36 MB:
+// page faults on every call). `busy` covers a gradient started inside another one's observer.
+struct PassBuffer {
+  Vector data;
+  bool busy = false;
+};
+thread_local PassBuffer t_passes;
+}  // namespace
+
 VectorRef Dopri5Backprop::stage_work(long s, int i) {
   if (s >= kept_steps_) return work_;
+  Vector& kept = *kept_;
   const Eigen::Index need = (static_cast<Eigen::Index>(s) + 1) * 7 * ws_stride_;
-  if (kept_.size() < need) kept_.conservativeResize(std::max(need, 2 * kept_.size()));
-  return kept_.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size());
+  if (kept.size() < need) kept.conservativeResize(std::max(need, 2 * kept.size()));
+  return kept.segment((static_cast<Eigen::Index>(s) * 7 + i) * ws_stride_, dyn_.workspace_size());
 }
 
 void Dopri5Backprop::fail(int flag, double t, const std::string& detail) const {
@@ -243,10 +257,20 @@ Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, co
   g.theta.setZero(P_);
   g.z0.setZero(n_);
   kept_steps_ = ws_stride_ > 0 ? static_cast<long>(opt_.dopri5.keep_mib * 1024 * 1024 / (7.0 * 8.0 * static_cast<double>(ws_stride_))) : 0;
-  struct KeepNone {  // solve() keeps nothing, also after a gradient that threw
-    long& kept;
-    ~KeepNone() { kept = 0; }
-  } keep_none{kept_steps_};
+  // The thread's buffer, or (nested in another gradient on this thread) one of this call's own.
+  Vector own;
+  const bool shared = !t_passes.busy;
+  kept_ = shared ? &t_passes.data : &own;
+  t_passes.busy = true;
+  struct KeepNone {  // after the call, also one that threw: solve() keeps nothing, the buffer is free
+    Dopri5Backprop& e;
+    bool shared;
+    ~KeepNone() {
+      e.kept_steps_ = 0;
+      e.kept_ = nullptr;
+      if (shared) t_passes.busy = false;
+    }
+  } keep_none{*this, shared};
   forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
   g.forward.rhs_evals = n_rhs_;
   ObservationTerms terms = observe(g.states);

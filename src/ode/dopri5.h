@@ -54,8 +54,9 @@ class Dopri5Backprop final : public GradientEngine {
   std::vector<double> step_t_, step_h_, store_;
   // Stage workspaces of the first kept_steps_ accepted steps (7 per step, each ws_stride_
   // doubles: a multiple of 64 bytes from Eigen's aligned base, so their bits do not depend on
-  // the heap); kept_steps_ is 0 outside gradient().
-  Vector kept_;
+  // the heap); kept_steps_ is 0 outside gradient(). The buffer is the thread's (src/ode/dopri5.cpp),
+  // so an idle engine holds none.
+  Vector* kept_ = nullptr;
   Eigen::Index ws_stride_ = 0;
   long kept_steps_ = 0;
   std::vector<long> obs_step_;
