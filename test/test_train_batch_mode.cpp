@@ -188,3 +188,42 @@ BOOST_AUTO_TEST_CASE(dopri5_trains_with_the_adjoints_gradient) {
   BOOST_REQUIRE(losses[1].size() == losses[0].size());
   for (std::size_t i = 0; i < losses[0].size(); ++i) BOOST_TEST(losses[0][i] == losses[1][i]);
 }
+
+// The stacked modes move every series to t0 = 0 on one grid relative to the data's times
+// (src/train/shift_times.h): in any time unit the shifted times stay within 1e-11 (relative) of
+// the exact offsets and strictly increasing, and series whose offsets are equal in exact
+// arithmetic get equal doubles. An absolute 2^-30 grid collapsed every observation closer than
+// ~1e-9 time units: in the 1e-10 unit all of a series' times became 0 and the Trainer refused
+// them (times not increasing).
+BOOST_AUTO_TEST_CASE(stacked_time_shift_is_relative_to_the_time_unit) {
+  ModelOptions mo;
+  mo.hidden = {4};
+  const Model model(mo, 1);
+  TrainerSettings s;
+  s.run.batch_mode = BatchMode::Stacked;
+  s.run.threads = 1;
+  const double offsets[] = {0.1, 0.2, 0.7};
+  for (double unit : {1e-10, 1.0, 1e6}) {
+    BOOST_TEST_CONTEXT("time unit " << unit) {
+      std::vector<Trajectory> series;
+      for (int b = 0; b < 3; ++b) {
+        Trajectory tr;
+        tr.t0 = unit * (0.3 + 0.8 * b);
+        tr.times.resize(3);
+        for (int k = 0; k < 3; ++k) tr.times[k] = tr.t0 + unit * offsets[k];
+        tr.values = Matrix::Constant(3, 1, 0.5);
+        series.push_back(tr);
+      }
+      const Trainer t(model, series, {"a", "b", "c"}, {}, {}, s);
+      const auto& shifted = t.train_series();
+      BOOST_TEST_REQUIRE(shifted.size() == 3u);
+      for (const Trajectory& tr : shifted) {
+        BOOST_TEST(tr.t0 == 0.0);
+        // The model's initial-state rule starts a series at its first observation.
+        for (int k = 0; k < 3; ++k)
+          BOOST_TEST(std::abs(tr.times[k] - unit * (offsets[k] - offsets[0])) <= 1e-11 * unit);
+        BOOST_TEST((tr.times.array() == shifted[0].times.array()).all());
+      }
+    }
+  }
+}

@@ -16,6 +16,7 @@
 #include "cvnode/running_cost.h"
 #include "cvnode/solver.h"
 #include "nn/random.h"
+#include "train/shift_times.h"
 
 namespace cvnode {
 
@@ -220,22 +221,9 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
                          ": use run.batch_mode = \"per_series\" or \"auto\" (auto stacks the series without them)");
     }
   // Stacked solves need a shared t0. Without time input the dynamics are autonomous, so a
-  // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted. The
-  // shifted times are snapped to multiples of 2^-30 (moving them by < 5e-10, far below any
-  // tolerance): offsets that are equal in exact arithmetic (times on a common grid) then become
-  // equal doubles, instead of round-off neighbours that CVODES rejects (CV_TOO_CLOSE) as
-  // separate output times of one stacked solve.
-  if (s_.run.batch_mode != BatchMode::PerSeries && !model.options().time_input)
-    for (auto& tr : train_) {
-      if (tr.t0 == 0) continue;
-      auto snap = [](double t) { return std::ldexp(std::round(std::ldexp(t, 30)), -30); };
-      for (Eigen::Index k = 0; k < tr.times.size(); ++k) tr.times[k] = snap(tr.times[k] - tr.t0);
-      if (std::isfinite(tr.t_end)) tr.t_end = snap(tr.t_end - tr.t0);
-      // Events and control knots move with the series (such series are solved one by one).
-      for (Event& e : tr.events) e.time = snap(e.time - tr.t0);
-      for (Eigen::Index k = 0; k < tr.controls.times.size(); ++k) tr.controls.times[k] -= tr.t0;
-      tr.t0 = 0;
-    }
+  // series (e.g. a window) may start at t = 0 instead: the solution is the same, shifted
+  // (train/shift_times.h: the shifted times on a common relative grid).
+  if (s_.run.batch_mode != BatchMode::PerSeries && !model.options().time_input) detail::shift_to_common_start(train_);
   for (std::size_t i = 0; i < val.size(); ++i) val_.push_back(model.lift(val[i], val_ids_[i]));
   Problem(train_, loss_).check(model.state_size());
   Problem(val_, loss_).check(model.state_size());
