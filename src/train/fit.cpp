@@ -195,12 +195,25 @@ Config resolve_loss_scale(const Config& c) {
   FitDataOptions fo;
   fo.windows = true;  // the series the loss first sees
   const FitData d = load_fit_data(c, fo);
+  // Each observation once: a window starts at the previous window's last row (shared end points),
+  // so the rows of a window up to where its series' previous window ended are skipped.
+  std::vector<Eigen::Index> first(d.train.size(), 0);
+  if (!d.window_parent.empty()) {
+    std::vector<double> counted(d.train_whole.size(), -HUGE_VAL);
+    for (std::size_t w = 0; w < d.train.size(); ++w) {
+      const Vector& t = d.train[w].times;
+      double& until = counted[d.window_parent[w]];
+      while (first[w] < t.size() && t[first[w]] <= until) ++first[w];
+      if (t.size()) until = std::max(until, t[t.size() - 1]);
+    }
+  }
   Vector w(d.channels);
   for (int i = 0; i < d.channels; ++i) {
     double sum = 0, sum2 = 0, maxabs = 0;
     long count = 0;
-    for (const auto& tr : d.train)
-      for (Eigen::Index k = 0; k < tr.values.rows(); ++k) {
+    for (std::size_t s = 0; s < d.train.size(); ++s)
+      for (Eigen::Index k = first[s], T = d.train[s].values.rows(); k < T; ++k) {
+        const Trajectory& tr = d.train[s];
         if (tr.mask.size() != 0 && tr.mask(k, i) == 0) continue;
         const double v = tr.values(k, i);
         if (!std::isfinite(v)) continue;
