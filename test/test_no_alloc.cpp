@@ -20,7 +20,10 @@ std::atomic<long> allocations{0};
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer owns malloc (an interposer would bypass its checks): it reports every
 // allocation to these hooks instead, so the counts hold in the sanitizer build too.
-#include <sanitizer/allocator_interface.h>
+// Declared here: GCC ships no sanitizer/allocator_interface.h (compiler-rt, i.e. clang, does),
+// but GCC's libasan exports the function.
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void*, size_t),
+                                                         void (*)(const volatile void*));
 namespace {
 void on_malloc(const volatile void*, size_t) {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
