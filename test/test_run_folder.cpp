@@ -32,8 +32,13 @@ std::vector<std::string> fit_args(const FitSetup& s, const std::string& out, std
   return a;
 }
 
+// Data rows of metrics.csv. A missing file counts as 0 rows: a kill after the first latest.h5 and
+// before the first metrics.csv leaves none (metrics.csv is written right after latest.h5 and best.h5,
+// atomically, so it is never there without its header).
 long metrics_rows(const std::string& run) {
+  if (!fs::exists(run + "/metrics.csv")) return 0;
   const std::string m = read_file(run + "/metrics.csv");
+  BOOST_TEST_REQUIRE(!m.empty(), run << "/metrics.csv exists but is empty: it was not written atomically");
   return static_cast<long>(std::count(m.begin(), m.end(), '\n')) - 1;
 }
 
