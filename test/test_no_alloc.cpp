@@ -1,12 +1,13 @@
-// No heap allocation inside a right-hand side, VJP, Jacobian or JVP call: malloc is interposed
-// in this test binary and counted while the Dynamics is evaluated (Eigen allocates through
-// malloc, operator new too, so every heap allocation passes through here); under
-// AddressSanitizer its allocation hooks count instead.
+// No heap allocation inside a right-hand side, VJP, Jacobian or JVP call: malloc and the aligned
+// allocators are interposed in this test binary and counted while the Dynamics is evaluated
+// (Eigen allocates through malloc, operator new too, libgomp through memalign, so every heap
+// allocation passes through here); under AddressSanitizer its allocation hooks count instead.
 // ctest: labels=unit,sanitize timeout=60
 #define BOOST_TEST_MODULE no_alloc
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 
 #include "cvnode/cvnode.h"
@@ -47,6 +48,22 @@ extern "C" void* calloc(size_t a, size_t b) {
 extern "C" void* realloc(void* p, size_t n) {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
   return __libc_realloc(p, n);
+}
+// The aligned allocators too: libgomp takes its team descriptors from them (an OpenMP region
+// entered with one thread allocated one per call, unseen while only malloc was counted).
+extern "C" void* __libc_memalign(size_t, size_t);
+extern "C" void* memalign(size_t align, size_t n) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return __libc_memalign(align, n);
+}
+extern "C" void* aligned_alloc(size_t align, size_t n) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  return __libc_memalign(align, n);
+}
+extern "C" int posix_memalign(void** p, size_t align, size_t n) {
+  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
+  *p = __libc_memalign(align, n);
+  return *p ? 0 : ENOMEM;
 }
 #endif
 

@@ -35,7 +35,14 @@ template <class Fn>
 void parallel_chunks(int count, int chunk, int threads, Fn&& fn) {
   const int chunks = (count + chunk - 1) / chunk;
   const int team = omp_in_parallel() ? 1 : std::max(1, std::min(threads, chunks));
-#pragma omp parallel for num_threads(team) schedule(dynamic, 1) if (team > 1)
+  if (team == 1) {
+    // Not even a serialised OpenMP region: libgomp allocates a team descriptor for every region
+    // entered with one thread (an `if` that is false, or a region nested in another), which put
+    // a heap allocation into every right-hand side call.
+    for (int c = 0; c < chunks; ++c) fn(c, c * chunk, std::min(chunk, count - c * chunk), 0);
+    return;
+  }
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
   for (int c = 0; c < chunks; ++c) {
     const int first = c * chunk;
     fn(c, first, std::min(chunk, count - first), omp_get_thread_num());
