@@ -300,41 +300,35 @@ void File::read_slab(const std::string& dataset, const Slab& s, hid_t memtype, v
     fail("dataset '" + dataset + "'", "cannot be read (corrupted or truncated file)");
 }
 
-std::vector<double> File::read_double_rows(const std::string& dataset, hsize_t first, long count) const {
+// The numeric row readers differ only in the element type, its HDF5 memory type and which
+// stored classes convert to it: one template.
+template <class T>
+std::vector<T> File::read_rows(const std::string& dataset, hsize_t first, long count, hid_t memtype,
+                               bool accept_float) const {
   Slab s = select_rows(dataset, first, count);
   Handle type(H5Dget_type(s.dataset));
-  if (H5Tget_class(type) != H5T_FLOAT && H5Tget_class(type) != H5T_INTEGER)
-    fail("dataset '" + dataset + "'", "is not numeric");
-  std::vector<double> out(s.rows * s.cols);
-  read_slab(dataset, s, H5T_NATIVE_DOUBLE, out.data());
+  const H5T_class_t cls = H5Tget_class(type);
+  if (cls != H5T_INTEGER && !(accept_float && cls == H5T_FLOAT))
+    fail("dataset '" + dataset + "'", accept_float ? "is not numeric" : "is not an integer array");
+  std::vector<T> out(s.rows * s.cols);
+  read_slab(dataset, s, memtype, out.data());
   return out;
+}
+
+std::vector<double> File::read_double_rows(const std::string& dataset, hsize_t first, long count) const {
+  return read_rows<double>(dataset, first, count, H5T_NATIVE_DOUBLE, true);
 }
 
 std::vector<std::int64_t> File::read_int64_rows(const std::string& dataset, hsize_t first, long count) const {
-  Slab s = select_rows(dataset, first, count);
-  Handle type(H5Dget_type(s.dataset));
-  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
-  std::vector<std::int64_t> out(s.rows * s.cols);
-  read_slab(dataset, s, H5T_NATIVE_INT64, out.data());
-  return out;
+  return read_rows<std::int64_t>(dataset, first, count, H5T_NATIVE_INT64, false);
 }
 
 std::vector<std::uint8_t> File::read_uint8_rows(const std::string& dataset, hsize_t first, long count) const {
-  Slab s = select_rows(dataset, first, count);
-  Handle type(H5Dget_type(s.dataset));
-  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
-  std::vector<std::uint8_t> out(s.rows * s.cols);
-  read_slab(dataset, s, H5T_NATIVE_UINT8, out.data());
-  return out;
+  return read_rows<std::uint8_t>(dataset, first, count, H5T_NATIVE_UINT8, false);
 }
 
 std::vector<std::uint64_t> File::read_uint64_rows(const std::string& dataset, hsize_t first, long count) const {
-  Slab s = select_rows(dataset, first, count);
-  Handle type(H5Dget_type(s.dataset));
-  if (H5Tget_class(type) != H5T_INTEGER) fail("dataset '" + dataset + "'", "is not an integer array");
-  std::vector<std::uint64_t> out(s.rows * s.cols);
-  read_slab(dataset, s, H5T_NATIVE_UINT64, out.data());
-  return out;
+  return read_rows<std::uint64_t>(dataset, first, count, H5T_NATIVE_UINT64, false);
 }
 
 std::vector<std::string> File::read_string_rows(const std::string& dataset, hsize_t first, long count) const {

@@ -118,6 +118,11 @@ class File {
   };
   Slab select_rows(const std::string& dataset, hsize_t first, long count) const;
   void read_slab(const std::string& dataset, const Slab& s, hid_t memtype, void* out) const;
+  // Rows of a numeric dataset read as T (memtype): integer classes always, float only when
+  // `accept_float`.
+  template <class T>
+  std::vector<T> read_rows(const std::string& dataset, hsize_t first, long count, hid_t memtype,
+                           bool accept_float) const;
   void write_array(const std::string& dataset, hid_t memtype, hid_t filetype, const void* data,
                    std::vector<hsize_t> dims) const;
 };
