@@ -86,6 +86,18 @@ struct Setup {
     f << "[data]\nfile = \"lv.h5\"\n[model]\nhidden = [24, 24]\n[solver]\nrtol = 1e-7\natol = 1e-9\n"
          "[optimizer]\nlr = 0.01\n[run]\nepochs = " << kEpochs << "\nbatch_size = 2\nthreads = 1\n";
   }
+  // Runs the uninterrupted reference into DIR/ref; returns its duration per epoch (ms).
+  double reference() {
+    const auto t0 = std::chrono::steady_clock::now();
+    m.run(m.cli() + " fit --config " + cfg + " --quiet --no-plots --out " + m.dir + "/ref");
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / kEpochs;
+  }
+  // After a checkpoint: a fifth of an epoch (as measured by reference(), start-up included, so at
+  // most that) into the next one, of the 4 that remain. A fixed delay would be several epochs
+  // on a fast machine and a moment on a slow one.
+  static void into_the_next_epoch(double epoch_ms) {
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(1000 * epoch_ms / 5)));
+  }
   void expect_same_as_reference(const std::string& ref_dir, const std::string& dir) {
     const Checkpoint a = Checkpoint::read(ref_dir + "/latest.h5"), b = Checkpoint::read(dir + "/latest.h5");
     BOOST_TEST(b.epoch == kEpochs);
@@ -104,11 +116,11 @@ struct Setup {
 
 BOOST_AUTO_TEST_CASE(sigterm_then_resume_single_process) {
   Setup s("preempt1");
-  s.m.run(s.m.cli() + " fit --config " + s.cfg + " --quiet --no-plots --out " + s.m.dir + "/ref");
+  const double epoch_ms = s.reference();
   const std::string out = s.m.dir + "/run";
   const pid_t pid = spawn(s.m.cli() + " fit --config " + s.cfg + " --no-plots --out " + out, s.m.dir + "/run.log");
   BOOST_TEST_REQUIRE(wait_for_epoch(out, 2, pid), "the fit ended or stalled before epoch 2: " << read_text(s.m.dir + "/run.log"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // into the next epoch
+  s.into_the_next_epoch(epoch_ms);
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -128,12 +140,12 @@ BOOST_AUTO_TEST_CASE(sigterm_then_resume_single_process) {
 // SIGTERM on only with a SIGKILL 1 s later (docs/cluster.md: send it SIGUSR1 instead).
 BOOST_AUTO_TEST_CASE(sigterm_to_the_ranks_of_a_two_rank_fit_then_resume) {
   Setup s("preempt2");
-  s.m.run(s.m.cli() + " fit --config " + s.cfg + " --quiet --no-plots --out " + s.m.dir + "/ref");
+  const double epoch_ms = s.reference();
   const std::string out = s.m.dir + "/run";
   const std::string mpirun = std::string(CVNODE_MPIEXEC) + " --oversubscribe --bind-to none -np 2 ";
   const pid_t pid = spawn(mpirun + s.m.cli() + " fit --config " + s.cfg + " --no-plots --out " + out, s.m.dir + "/run.log");
   BOOST_TEST_REQUIRE(wait_for_epoch(out, 2, pid), "the fit ended or stalled before epoch 2: " << read_text(s.m.dir + "/run.log"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  s.into_the_next_epoch(epoch_ms);
   const std::vector<pid_t> ranks = children(pid);
   BOOST_TEST_REQUIRE(ranks.size() == 2u, "mpirun's rank processes: " << ranks.size());
   for (pid_t r : ranks) kill(r, SIGTERM);

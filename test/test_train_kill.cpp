@@ -69,7 +69,11 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_epoch_then_resume) {
   FitOptions fo;
   fo.out_dir = dir + "/reference";
   fo.quiet = true;
+  const auto t0 = std::chrono::steady_clock::now();
   const FitResult ref = run_fit(cfg, fo);
+  // An epoch's duration on this machine now: the kill below lands a fraction of one after a
+  // checkpoint (a fixed delay would be several epochs on a fast machine, a moment on a slow one).
+  const double epoch_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / epochs;
 
   // The same fit as a separate process, killed once its second checkpoint exists.
   const std::string out = dir + "/killed";
@@ -87,8 +91,9 @@ BOOST_AUTO_TEST_CASE(sigkill_mid_epoch_then_resume) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // A checkpoint is written at the end of an epoch: a few ms later the next epoch is running.
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // A checkpoint is written at the end of an epoch: a third of an epoch later the next one is
+  // running, and 7 more remain.
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(1000 * epoch_ms / 3)));
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
