@@ -22,17 +22,9 @@
 
 #include "cvnode/dynamics.h"
 #include "cvnode/probed_field.h"
+#include "cvnode/trace_estimator.h"
 
 namespace cvnode {
-
-enum class TraceEstimator { Exact, Hutchinson };
-enum class ProbeNoise { Rademacher, Gaussian };
-TraceEstimator parse_trace_estimator(const std::string& name);  // exact | hutchinson
-ProbeNoise parse_probe_noise(const std::string& name);          // rademacher | gaussian
-const char* trace_estimator_name(TraceEstimator t);
-const char* probe_noise_name(ProbeNoise n);
-// Fills eps with Rademacher (+-1) or standard normal probe components drawn from `seed`.
-void draw_probes(ProbeNoise noise, std::uint64_t seed, VectorRef eps);
 
 struct CnfOptions {
   TraceEstimator trace = TraceEstimator::Exact;

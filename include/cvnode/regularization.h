@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cvnode/cnf.h"
+#include "cvnode/trace_estimator.h"
 #include "cvnode/observations.h"
 #include "cvnode/running_cost.h"
 

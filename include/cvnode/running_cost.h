@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "cvnode/cnf.h"
+#include "cvnode/trace_estimator.h"
 #include "cvnode/dynamics.h"
 
 namespace cvnode {

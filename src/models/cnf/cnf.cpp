@@ -2,8 +2,6 @@
 
 #include <stdexcept>
 
-#include "nn/random.h"
-
 namespace cvnode {
 
 namespace {
@@ -27,19 +25,6 @@ struct Layout {
 };
 }  // namespace
 
-TraceEstimator parse_trace_estimator(const std::string& name) {
-  if (name == "exact") return TraceEstimator::Exact;
-  if (name == "hutchinson") return TraceEstimator::Hutchinson;
-  throw std::invalid_argument("unknown trace estimator '" + name + "' (exact, hutchinson)");
-}
-ProbeNoise parse_probe_noise(const std::string& name) {
-  if (name == "rademacher") return ProbeNoise::Rademacher;
-  if (name == "gaussian") return ProbeNoise::Gaussian;
-  throw std::invalid_argument("unknown probe noise '" + name + "' (rademacher, gaussian)");
-}
-const char* trace_estimator_name(TraceEstimator t) { return t == TraceEstimator::Exact ? "exact" : "hutchinson"; }
-const char* probe_noise_name(ProbeNoise n) { return n == ProbeNoise::Rademacher ? "rademacher" : "gaussian"; }
-
 std::string CnfOptions::validate() const {
   if (trace == TraceEstimator::Hutchinson && probes < 1)
     return "cnf probes = " + std::to_string(probes) + ": Hutchinson's estimator needs at least one probe vector";
@@ -61,12 +46,6 @@ Cnf::Cnf(const ProbedField& field, CnfOptions options) : field_(field), o_(optio
   noise_ = n;
   if (hutchinson) n += D_ * K_;
   n_ = n;
-}
-
-void draw_probes(ProbeNoise noise, std::uint64_t seed, VectorRef eps) {
-  detail::Rng rng(seed);
-  for (Eigen::Index i = 0; i < eps.size(); ++i)
-    eps[i] = noise == ProbeNoise::Rademacher ? (rng.next() >> 63 ? 1.0 : -1.0) : rng.normal();
 }
 
 void Cnf::draw_probes(std::uint64_t seed, VectorRef eps) const { cvnode::draw_probes(o_.noise, seed, eps); }
