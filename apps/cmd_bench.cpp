@@ -14,7 +14,7 @@
 #include "commands.h"
 #include "options.h"
 #include "cvnode/batch.h"
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 #include "cvnode/errors.h"
 #include "cvnode/hybrid.h"
 #include "cvnode/linear_decay.h"

@@ -19,7 +19,7 @@
 
 #include "commands.h"
 #include "cvnode/checkpoint.h"
-#include "cvnode/classifier/train.h"
+#include "models/classifier/train.h"
 #include "cvnode/errors.h"
 #include "data/atomic_file.h"
 

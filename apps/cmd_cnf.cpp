@@ -11,7 +11,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "cvnode/cnf_fit.h"
+#include "models/cnf/cnf_fit.h"
 #include "cvnode/errors.h"
 #include "data/atomic_file.h"
 

@@ -16,7 +16,7 @@
 
 #include "commands.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/pk.h"
 #include "data/atomic_file.h"
 #include "options.h"

@@ -8,8 +8,8 @@
 
 #include "commands.h"
 #include "cvnode/checkpoint.h"
-#include "cvnode/cnf_fit.h"
-#include "cvnode/fit.h"
+#include "models/cnf/cnf_fit.h"
+#include "app/fit.h"
 #include "cvnode/preemption.h"
 #include "cvnode/ranks.h"
 #include "options.h"

@@ -13,7 +13,7 @@
 #include "cvnode/checkpoint.h"
 #include "cvnode/errors.h"
 #include "cvnode/latent.h"
-#include "cvnode/latent_fit.h"
+#include "models/latent/latent_fit.h"
 
 namespace cvnode::app {
 

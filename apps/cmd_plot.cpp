@@ -12,7 +12,7 @@
 
 #include "commands.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "data/atomic_file.h"
 
 namespace cvnode::app {

@@ -14,7 +14,7 @@
 #include "commands.h"
 #include "cvnode/dataset.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "data/atomic_file.h"
 #include "data/memory_check.h"
 #include "options.h"

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "cvnode/errors.h"
-#include "cvnode/sweep.h"
+#include "app/sweep.h"
 
 namespace cvnode::app {
 

@@ -7,7 +7,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "cvnode/cvnode.h"
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 #include "test_util.h"
 
 using namespace cvnode;

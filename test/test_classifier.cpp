@@ -12,7 +12,7 @@
 
 #include <zlib.h>
 
-#include "cvnode/classifier/train.h"
+#include "models/classifier/train.h"
 #include "cvnode/errors.h"
 #include "test_util.h"
 

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cvnode/cnf_fit.h"
+#include "models/cnf/cnf_fit.h"
 #include "cvnode/errors.h"
 
 using namespace cvnode;

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/model.h"
 
 using namespace cvnode;

@@ -15,9 +15,9 @@
 #include <functional>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/generators.h"
 #include "cvnode/physics.h"
 #include "cvnode/pk.h"

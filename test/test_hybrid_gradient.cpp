@@ -12,7 +12,7 @@
 #include <memory>
 #include <thread>
 
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 #include "cvnode/cvnode.h"
 #include "cvnode/hybrid.h"
 #include "cvnode/linear_decay.h"

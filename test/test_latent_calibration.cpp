@@ -16,7 +16,7 @@
 #include "cvnode/errors.h"
 #include "models/latent/bands.h"
 #include "models/latent/latent_ode.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 using namespace cvnode;
 using namespace cvnode::latent;

@@ -11,11 +11,11 @@
 #include <filesystem>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/latent.h"
-#include "cvnode/latent_fit.h"
+#include "models/latent/latent_fit.h"
 
 using namespace cvnode;
 namespace fs = std::filesystem;

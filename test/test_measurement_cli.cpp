@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "cvnode/dataset.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/pk.h"
 #include "test_util.h"
 

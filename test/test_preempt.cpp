@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/generators.h"
 #include "cvnode/preemption.h"
 #include "mpi_test_util.h"

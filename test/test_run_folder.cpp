@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "test_util.h"
 #include "cli_util.h"
 

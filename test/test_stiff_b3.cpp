@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <memory>
 
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 #include "cvnode/cvnode.h"
 #include "cvnode/hybrid.h"
 #include "cvnode/linear_decay.h"

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "test_util.h"
 
 using namespace cvnode;

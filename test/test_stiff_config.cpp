@@ -4,8 +4,8 @@
 #define BOOST_TEST_MODULE stiff_config
 #include <boost/test/unit_test.hpp>
 
-#include "config/toml_tables.h"
-#include "cvnode/config.h"
+#include "app/toml_tables.h"
+#include "app/config.h"
 #include "cvnode/model.h"
 
 using namespace cvnode;
@@ -140,7 +140,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
 }
 
 // The configuration writer groups keys into one table per section wherever the key list splits a
-// section (src/config/toml_tables.h): TOML refuses a table defined twice, and a split [loss]
+// section (src/app/toml_tables.h): TOML refuses a table defined twice, and a split [loss]
 // (keys added after [regularization]) once made every stored configuration unreadable.
 BOOST_AUTO_TEST_CASE(a_split_section_is_written_as_one_table) {
   const std::string text = detail::toml_tables({{"loss.kind", "\"mse_mean\""},

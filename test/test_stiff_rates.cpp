@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "cvnode/config.h"
-#include "cvnode/fit.h"
+#include "app/config.h"
+#include "app/fit.h"
 #include "cvnode/physics.h"
 #include "test_util.h"
 

@@ -10,10 +10,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/errors.h"
 #include "cvnode/generators.h"
-#include "cvnode/sweep.h"
+#include "app/sweep.h"
 #include "mpi_test_util.h"
 
 using namespace cvnode;

@@ -14,8 +14,8 @@
 #include <stdexcept>
 #include <filesystem>
 
-#include "cvnode/config.h"
-#include "cvnode/fit.h"
+#include "app/config.h"
+#include "app/fit.h"
 #include "cvnode/generators.h"
 #include "cvnode/trainer.h"
 #include "test_util.h"

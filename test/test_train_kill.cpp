@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
-#include "cvnode/fit.h"
+#include "app/config.h"
+#include "app/fit.h"
 #include "cvnode/generators.h"
 #include "test_util.h"
 

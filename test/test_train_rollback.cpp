@@ -15,8 +15,8 @@
 #include <fstream>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
-#include "cvnode/fit.h"
+#include "app/config.h"
+#include "app/fit.h"
 #include "cvnode/generators.h"
 #include "test_util.h"
 

@@ -16,7 +16,7 @@
 #include <boost/test/unit_test.hpp>
 #include <Eigen/Core>
 
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/generators.h"
 #include "cvnode/problem.h"
 

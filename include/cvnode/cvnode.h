@@ -1,5 +1,7 @@
 // Everything a user of cvnode needs, in one include. (autodiff_dynamics.h is left out: it pulls
-// in Eigen's unsupported AutoDiff module; include it where a physics term uses it.)
+// in Eigen's unsupported AutoDiff module; include it where a physics term uses it.) The command
+// line program's own workflow (configuration files, `cvnode fit`, sweeps, benchmark problems)
+// lives in src/app/ and is not part of the installed API.
 #pragma once
 
 // Dynamics and networks
@@ -30,12 +32,9 @@
 #include "cvnode/solver_options.h"
 #include "cvnode/solver_stats.h"
 // Data, checkpoints and training
-#include "cvnode/bench_problem.h"
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
 #include "cvnode/csv.h"
 #include "cvnode/dataset.h"
-#include "cvnode/fit.h"
 #include "cvnode/generators.h"
 #include "cvnode/model.h"
 #include "cvnode/optimizer.h"

@@ -1,6 +1,6 @@
 """Training from Python: fit(), load_checkpoint(), evaluate() and their results.
 
-fit() runs the library's `cvnode fit` pipeline itself (src/train/fit.cpp): the same
+fit() runs the library's `cvnode fit` pipeline itself (src/app/fit.cpp): the same
 configuration keys, checkpoints, metrics.csv and, for the same configuration, the same
 parameters bit for bit.
 """

@@ -3,7 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "convert.h"
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 #include "problem.h"
 
 namespace cvnode::python {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "cvnode/config.h"
+#include "app/config.h"
 
 namespace cvnode::python {
 

@@ -9,7 +9,7 @@
 
 #include "convert.h"
 #include "cvnode/batch.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/problem.h"
 #include "cvnode/solver.h"
 #include "problem.h"

@@ -8,7 +8,7 @@
 
 #include "convert.h"
 #include "cvnode/checkpoint.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/observation_map.h"
 #include "toml_text.h"
 

@@ -1,4 +1,4 @@
-#include "cvnode/bench_problem.h"
+#include "app/bench_problem.h"
 
 #include "cvnode/errors.h"
 #include "data/hdf5_raii.h"

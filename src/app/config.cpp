@@ -1,4 +1,4 @@
-#include "cvnode/config.h"
+#include "app/config.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,7 +10,7 @@
 
 #include <toml++/toml.h>
 
-#include "config/toml_tables.h"
+#include "app/toml_tables.h"
 #include "core/names.h"
 #include "cvnode/engine.h"
 #include "cvnode/errors.h"

@@ -1,4 +1,4 @@
-#include "cvnode/fit.h"
+#include "app/fit.h"
 
 #include <algorithm>
 #include <chrono>

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/dataset.h"
-#include "cvnode/fit_data.h"
+#include "app/fit_data.h"
 #include "cvnode/model.h"
 #include "cvnode/trainer.h"
 

@@ -1,5 +1,5 @@
-// The data side of a fit (include/cvnode/fit_data.h).
-#include "cvnode/fit_data.h"
+// The data side of a fit (src/app/fit_data.h).
+#include "app/fit_data.h"
 
 #include <algorithm>
 #include <cmath>

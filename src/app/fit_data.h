@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/dataset.h"
 #include "cvnode/dynamics.h"
 #include "cvnode/observations.h"

@@ -1,4 +1,4 @@
-#include "cvnode/sweep.h"
+#include "app/sweep.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cvnode/checkpoint.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/errors.h"
 #include "data/atomic_file.h"
 

@@ -1,4 +1,4 @@
-#include "config/toml_tables.h"
+#include "app/toml_tables.h"
 
 #include <stdexcept>
 

@@ -10,7 +10,7 @@
 
 #include "cvnode/errors.h"
 #include "data/series_check.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cvnode/errors.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -11,7 +11,7 @@
 #include "data/memory_check.h"
 #include "cvnode/physics.h"
 #include "cvnode/solver.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -9,7 +9,7 @@
 #include "nn/activation_kernels.h"
 #include "nn/chunks.h"
 #include "nn/conv.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

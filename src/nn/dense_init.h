@@ -4,7 +4,7 @@
 #pragma once
 
 #include "cvnode/mlp.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode::detail {
 

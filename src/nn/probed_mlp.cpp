@@ -14,7 +14,7 @@
 
 #include "nn/activation_kernels.h"
 #include "nn/dense_init.h"
-#include "nn/random.h"
+#include "core/random.h"
 #include "nn/thin_product.h"
 
 namespace cvnode {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -15,7 +15,7 @@
 #include "cvnode/rank_backend.h"
 #include "cvnode/running_cost.h"
 #include "cvnode/solver.h"
-#include "nn/random.h"
+#include "core/random.h"
 #include "train/shift_times.h"
 
 namespace cvnode {

@@ -11,7 +11,7 @@
 
 #include "cvnode/dynamics.h"
 #include "nn/conv.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode::detail {
 

@@ -1,4 +1,4 @@
-#include "cvnode/classifier/train.h"
+#include "models/classifier/train.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 
 #include "cvnode/errors.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -12,8 +12,8 @@
 
 #include <toml++/toml.h>
 
-#include "config/toml_tables.h"
-#include "cvnode/cnf_fit.h"
+#include "app/toml_tables.h"
+#include "models/cnf/cnf_fit.h"
 #include "cvnode/errors.h"
 
 namespace cvnode {

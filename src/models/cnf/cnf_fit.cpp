@@ -1,4 +1,4 @@
-#include "cvnode/cnf_fit.h"
+#include "models/cnf/cnf_fit.h"
 
 #include <chrono>
 #include <cmath>
@@ -12,7 +12,7 @@
 
 #include "cvnode/errors.h"
 #include "data/atomic_file.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -16,7 +16,7 @@
 
 #include "cvnode/checkpoint.h"
 #include "cvnode/cnf_model.h"
-#include "cvnode/config.h"
+#include "app/config.h"
 #include "cvnode/dataset.h"
 #include "cvnode/densities.h"
 

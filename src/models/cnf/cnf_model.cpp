@@ -8,7 +8,7 @@
 #include "cvnode/problem.h"
 #include "cvnode/planar_flow.h"
 #include "cvnode/probed_mlp.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

@@ -9,7 +9,7 @@
 #include "cvnode/solver.h"
 #include "cvnode/stacked.h"
 #include "cvnode/time_reversed.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

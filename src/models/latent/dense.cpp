@@ -5,7 +5,7 @@
 
 #include "cvnode/errors.h"
 #include "nn/activation_kernels.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode::latent {
 

@@ -1,7 +1,7 @@
 // `cvnode latent train|eval|predict` as library calls: the epoch loop of a latent sequence model
 // (SequenceKind) on cvnode's Optimizer and Schedule with atomic checkpoints, and its scores and
 // sampled predictions from a checkpoint.
-#include "cvnode/latent_fit.h"
+#include "models/latent/latent_fit.h"
 
 #include <algorithm>
 #include <chrono>
@@ -17,12 +17,12 @@
 
 #include "cvnode/checkpoint.h"
 #include "cvnode/errors.h"
-#include "cvnode/fit.h"
+#include "app/fit.h"
 #include "cvnode/optimizer.h"
 #include "cvnode/schedule.h"
 #include "data/atomic_file.h"
 #include "models/latent/kind.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 

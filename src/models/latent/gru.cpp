@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "cvnode/errors.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode::latent {
 

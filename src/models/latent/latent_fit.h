@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cvnode/config.h"
+#include "app/config.h"
 
 namespace cvnode {
 

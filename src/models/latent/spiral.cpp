@@ -8,7 +8,7 @@
 
 #include "cvnode/errors.h"
 #include "cvnode/latent.h"
-#include "nn/random.h"
+#include "core/random.h"
 
 namespace cvnode {
 
