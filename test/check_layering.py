@@ -49,7 +49,7 @@ HEADERS = {
     "ode": ["batch", "cvodes_options", "dopri5_options", "engine", "solver", "solver_options",
             "solver_stats"],
     "generate": ["generators"],
-    "train": ["model", "optimizer", "preemption", "schedule", "trainer", "rank_backend"],
+    "train": ["model", "optimizer", "preemption", "schedule", "trainer", "rank_backend", "random_effects"],
     "models/latent": ["latent"],
     "models/cnf": ["cnf", "cnf_model", "densities", "flow", "planar_flow"],
     "models/classifier": ["classifier/classifier", "classifier/idx"],
