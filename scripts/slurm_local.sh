@@ -143,7 +143,9 @@ echo "slurm_local: srun --ntasks=2 fit: metrics and parameters identical to the 
 # 3. Preemption: SIGUSR1 to the running tasks of a 2-rank sweep job (what --signal=USR1@S does
 #    before the time limit): the fit saves and exits 75, the job requeues itself, resumes from
 #    latest.h5 and ends with the parameters of an uninterrupted fit.
-sed -e 's/^epochs = 3/epochs = 12/' -e 's/^batch_size = 4/batch_size = 2/' "$work/fit.toml" > "$work/long.toml"
+# 100 epochs: the signal goes out up to 0.1 s after the first checkpoint, through slurmctld; the
+# whole 12-epoch fit of before took 0.12 s of CPU, so on a quiet machine it could end first.
+sed -e 's/^epochs = 3/epochs = 100/' -e 's/^batch_size = 4/batch_size = 2/' "$work/fit.toml" > "$work/long.toml"
 "$cvnode" fit --config "$work/long.toml" --out "$work/long_ref" --quiet --no-plots > "$work/long_ref.log" 2>&1 ||
   fail "uninterrupted reference fit"
 "$cvnode" sweep "$work/long.toml" --ranks 2 --out "$work/preempt" --time 00:05:00 > "$work/preempt_sweep.log" 2>&1 ||
@@ -158,12 +160,12 @@ log="$work/preempt/runs/000/fit.log"
 # Until the resumed fit has printed its summary (and its job has left the queue).
 for i in $(seq 1 1200); do
   state="$(squeue -h -j "$job" -o '%T' 2>/dev/null)"
-  grep -q "^fit: 12 epochs" "$log" 2>/dev/null && [ -z "$state" ] && break
+  grep -q "^fit: 100 epochs" "$log" 2>/dev/null && [ -z "$state" ] && break
   # Slurm holds a requeued job back for a while (BeginTime); a test need not wait for that.
   [ "$state" = PENDING ] && scontrol update JobId="${job}_0" StartTime=now > /dev/null 2>&1
   sleep 0.25
 done
-grep -q "^fit: 12 epochs" "$log" || fail "the preempted job did not finish its fit: $(squeue -j "$job"; tail -3 "$log")"
+grep -q "^fit: 100 epochs" "$log" || fail "the preempted job did not finish its fit: $(squeue -j "$job"; tail -3 "$log")"
 grep -q "SIGUSR1: stopping after epoch" "$log" || fail "the run was not stopped by SIGUSR1: $(tail -5 "$log")"
 grep -q "resumed from" "$log" || fail "the requeued run did not resume: $(tail -5 "$log")"
 grep -q "requeueing" "$work"/preempt/runs/slurm-*.out || fail "the job did not requeue itself"
