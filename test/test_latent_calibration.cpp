@@ -1,4 +1,4 @@
-// ctest: labels=unit timeout=120
+// ctest: labels=unit timeout=300
 // Calibration of the latent ODE's predictive bands on data the model itself generates: series
 // drawn from the prior (z0 ~ N(0, I), the model's ODE and decoder, Gaussian noise), conditioned on
 // their first half; the 90% band of the second half must cover 90% of the new noisy points.
