@@ -1,12 +1,15 @@
 // Data-parallel gradients over MPI ranks: the work units of each minibatch (single series or
 // stacks, BatchSolver::plan, fixed by the batch whatever the rank count) are handed out
-// dynamically from a shared counter, so a rank that drew cheap series takes more of them (stiff
-// series differ in cost by orders of magnitude); each rank solves its units on its OpenMP
+// dynamically from a shared counter, longest expected first (each series' last measured cost),
+// so a rank that drew cheap series takes more of them (stiff series differ in cost by orders of
+// magnitude) and the step ends on small units; each rank solves its units on its OpenMP
 // threads; the sums are merged with ExactSum, whose bits do not depend on which rank solved what
 // or on MPI's reduction tree. A fit gives the same bits for any rank and thread count.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "cvnode/batch.h"
@@ -21,6 +24,8 @@ struct StepTiming {
   double wait = 0;         // idle until the slowest rank is done (imbalance); measured with a
                            // barrier only when CVNODE_RANK_TIMING is set, else part of communicate
   double communicate = 0;  // the reduction and the gather of per-series results
+  double reduce = 0;       // of which inside MPI_Allreduce (the rest: packing, unpacking)
+  double compute_cpu = 0;  // CPU time of this process while computing (< compute: descheduled)
   long steps = 0, units = 0;  // steps taken, units this rank solved
 };
 
@@ -51,7 +56,15 @@ class RankBackend final : public GradientBackend {
   bool split_wait_;  // CVNODE_RANK_TIMING set: a barrier splits waiting from communication
   int agreed_stop_ = 0;
   StepTiming timing_;
+  // Seconds the last solve of a series took (keyed by series_key), the same on every rank: the
+  // dynamic hand-out gives out the units expected to take longest first, so that the step ends
+  // with the cheapest ones and the ranks finish within a small unit of each other.
+  std::unordered_map<std::uint64_t, double> cost_;
 };
+
+// A key of a series for remembering its cost between epochs (its times, t0 and size; a
+// collision only gives a worse hand-out order, never different results).
+std::uint64_t series_key(const Trajectory& series);
 
 // Every rank's timing (collective), as one JSON object on rank 0 ("" elsewhere): per-rank
 // seconds per step of compute, wait and communication, and units solved.

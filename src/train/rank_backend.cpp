@@ -1,11 +1,16 @@
 #include "cvnode/rank_backend.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <limits>
+#include <numeric>
 #include <stdexcept>
 
 #include "cvnode/errors.h"
@@ -17,6 +22,11 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 // Per-unit results travel between ranks as flat bytes.
 struct Writer {
@@ -96,6 +106,28 @@ void unpack_counters(const std::vector<long>& v, SolverStats& f, SolverStats& b,
 
 }  // namespace
 
+std::uint64_t series_key(const Trajectory& series) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&](std::uint64_t v) {
+    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+  };
+  auto bits = [](double x) {
+    std::uint64_t v;
+    std::memcpy(&v, &x, sizeof v);
+    return v;
+  };
+  const Eigen::Index n = series.times.size();
+  mix(static_cast<std::uint64_t>(n));
+  mix(bits(series.t0));
+  if (n > 0) {
+    mix(bits(series.times[0]));
+    mix(bits(series.times[n / 2]));
+    mix(bits(series.times[n - 1]));
+  }
+  for (Eigen::Index i = 0; i < std::min<Eigen::Index>(series.z0.size(), 4); ++i) mix(bits(series.z0[i]));
+  return h;
+}
+
 Reduction parse_reduction(const std::string& name) {
   if (name == "reproducible") return Reduction::Reproducible;
   if (name == "fast") return Reduction::Fast;
@@ -140,9 +172,36 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
   long local_next = 0, past_end = 0;
   const long base = ranks_.counter_base();
 
+  // Hand-out order: the units expected to take longest first (every rank computes the same
+  // order from the same agreed costs; series never solved yet count as the most expensive).
+  // The order changes which rank solves what, never the sums' bits.
+  std::vector<int> order(static_cast<std::size_t>(U));
+  std::iota(order.begin(), order.end(), 0);
+  std::vector<std::uint64_t> keys(static_cast<std::size_t>(B));
+  for (int b = 0; b < B; ++b) keys[b] = series_key(problem.series(b));
+  if (balance_ == Balance::Dynamic && ranks_.distributed()) {
+    std::vector<double> expected(static_cast<std::size_t>(U), 0.0);
+    for (int u = 0; u < U; ++u)
+      for (std::size_t b = units[u].begin; b < units[u].end; ++b) {
+        const auto it = cost_.find(keys[b]);
+        expected[u] += it == cost_.end() ? std::numeric_limits<double>::infinity() : it->second;
+      }
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return expected[a] > expected[b]; });
+  }
+  // Each thread's current unit and when it took it: the next call to next() on that thread ends it.
+  const int threads = std::max(1, solver_.threads());
+  std::vector<int> current(static_cast<std::size_t>(threads), -1);
+  std::vector<clock_type::time_point> started(static_cast<std::size_t>(threads));
+  std::vector<double> seconds(static_cast<std::size_t>(U), 0.0);
+
+  const double cpu0 = process_cpu_seconds();
   const auto t0 = clock_type::now();
   solver_.solve_units(theta, problem, units,
                       [&] {
+                        const int t = std::min(threads - 1, omp_get_thread_num());
+                        const auto now = clock_type::now();
+                        if (current[t] >= 0) seconds[current[t]] = std::chrono::duration<double>(now - started[t]).count();
+                        current[t] = -1;
                         long u;
                         if (!ranks_.distributed()) {
                           u = local_next++;
@@ -156,12 +215,16 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
                           ++past_end;
                           return -1;
                         }
+                        u = order[u];
                         mine[u] = 1;
+                        current[t] = static_cast<int>(u);
+                        started[t] = now;
                         return static_cast<int>(u);
                       },
                       sums, out, errors);
   const auto t1 = clock_type::now();
   timing_.compute += std::chrono::duration<double>(t1 - t0).count();
+  timing_.compute_cpu += process_cpu_seconds() - cpu0;
   if (split_wait_) ranks_.barrier();  // only to tell waiting (imbalance) from communication
   const auto t2 = clock_type::now();
   timing_.wait += std::chrono::duration<double>(t2 - t1).count();
@@ -191,8 +254,10 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
   const std::vector<long> counters = pack_counters(sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
   const Eigen::Index S = sums.values.size(), C = static_cast<Eigen::Index>(counters.size());
   const int size = ranks_.size();
-  // [sums | counters | fetches past the end | stop signal seen | SIGUSR1 seen | bytes of rank r ...]
-  ExactSum all(S + C + 3 + size);
+  // [sums | counters | fetches past the end | stop signal seen | SIGUSR1 seen | bytes of rank r ...
+  //  | seconds of unit u ...] (each unit's seconds come from the one rank that solved it)
+  const Eigen::Index T = S + C + 3 + size;
+  ExactSum all(T + U);
   all.merge_range(sums.values, 0);
   for (Eigen::Index i = 0; i < C; ++i) all.add(S + i, static_cast<double>(counters[i]));
   all.add(S + C, static_cast<double>(past_end));
@@ -200,6 +265,9 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
   all.add(S + C + 1, sig != 0 ? 1.0 : 0.0);
   all.add(S + C + 2, sig == SIGUSR1 ? 1.0 : 0.0);
   all.add(S + C + 3 + ranks_.rank(), static_cast<double>(w.bytes.size()));
+  for (int u = 0; u < U; ++u)
+    if (mine[u]) all.add(T + u, seconds[u]);
+  const auto r0 = clock_type::now();
   if (reduction_ == Reduction::Reproducible) {
     ranks_.allreduce(all);
   } else {
@@ -209,7 +277,12 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
     all.reset(all.size());
     all.add(v.data(), static_cast<Eigen::Index>(v.size()));
   }
+  timing_.reduce += since(r0);
   const Vector total = all.values();
+  // Every rank records the same costs (a stack's seconds spread over its series).
+  for (int u = 0; u < U; ++u)
+    for (std::size_t b = units[u].begin; b < units[u].end; ++b)
+      cost_[keys[b]] = total[T + u] / static_cast<double>(units[u].end - units[u].begin);
   sums.values.reset(S);
   sums.values.add(total.data(), S);
   std::vector<long> summed(static_cast<std::size_t>(C));
@@ -255,16 +328,19 @@ std::string timing_report(const Ranks& ranks, const StepTiming& t) {
   w.put(t.compute);
   w.put(t.wait);
   w.put(t.communicate);
+  w.put(t.reduce);
+  w.put(t.compute_cpu);
   w.put(t.steps);
   w.put(t.units);
   const std::vector<std::string> all = ranks.allgather(w.bytes);
   if (!ranks.root()) return "";
-  std::string compute, wait, comm, units;
+  std::string compute, wait, comm, reduce, cpu, units;
   long steps = 0;
   char buf[64];
   for (std::size_t r = 0; r < all.size(); ++r) {
     Reader rd{all[r]};
     const double c = rd.get<double>(), wt = rd.get<double>(), cm = rd.get<double>();
+    const double rc = rd.get<double>(), cc = rd.get<double>();
     steps = rd.get<long>();
     const long u = rd.get<long>();
     const double per = steps > 0 ? 1.0 / steps : 0.0;
@@ -275,11 +351,16 @@ std::string timing_report(const Ranks& ranks, const StepTiming& t) {
     wait += buf;
     std::snprintf(buf, sizeof buf, "%s%.6f", sep, cm * per);
     comm += buf;
+    std::snprintf(buf, sizeof buf, "%s%.6f", sep, rc * per);
+    reduce += buf;
+    std::snprintf(buf, sizeof buf, "%s%.6f", sep, cc * per);
+    cpu += buf;
     units += std::string(sep) + std::to_string(u);
   }
   return "{\"ranks\":" + std::to_string(all.size()) + ",\"steps\":" + std::to_string(steps) +
          ",\"compute_s_per_step\":[" + compute + "],\"wait_s_per_step\":[" + wait +
-         "],\"communicate_s_per_step\":[" + comm + "],\"units\":[" + units + "]}";
+         "],\"communicate_s_per_step\":[" + comm + "],\"reduce_s_per_step\":[" + reduce +
+         "],\"compute_cpu_s_per_step\":[" + cpu + "],\"units\":[" + units + "]}";
 }
 
 Evaluation evaluate_on_ranks(const Ranks& ranks, const Dynamics& dynamics, ConstVectorRef theta,
