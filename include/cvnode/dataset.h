@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "cvnode/dynamics.h"
+#include "cvnode/exact_sum.h"
 #include "cvnode/observations.h"
 
 namespace cvnode {
@@ -120,6 +122,14 @@ class Dataset {
   static Dataset read_range(const std::string& path, std::size_t first, std::size_t count);
   // Number of series in a file, reading only the offsets' shape.
   static std::size_t count_series(const std::string& path);
+  // One MPI rank's shard: everything small of every series (ids, t0, times, masks: 1 byte per
+  // entry, initial states, covariates, controls, events), and the values (8 bytes per entry, the
+  // bulk) only of the series with wanted[i] (hyperslab reads, one per run of consecutive wanted
+  // series; wanted empty: none). Other series hold zeros as values and has_values(i) = false.
+  // No whole-file seal check (that would read the whole file); HDF5's checksums guard the reads.
+  // With CVNODE_READ_LOG=PREFIX in the environment, every values read appends "PATH FIRST COUNT"
+  // to PREFIX.PID (also for read() and read_range(); tests count what each rank read).
+  static Dataset read_shard(const std::string& path, const std::vector<bool>& wanted);
   // Writes atomically (temporary file, seal, fsync, rename): `path` is either its previous
   // content or the complete new one.
   void write(const std::string& path) const;
@@ -149,6 +159,11 @@ class Dataset {
   int format_version() const {
     return has_events() || (control_count() > 0 && control_interpolation_ == "monotone_cubic") ? 2 : 1;
   }
+  // Whether series i's values were read (false only for the other ranks' series of read_shard).
+  bool has_values(std::size_t i) const { return values_read_.empty() || values_read_.at(i) != 0; }
+  bool all_values() const;
+  // Marks series i's values as not held (zeros): a shard built by copying series one by one.
+  void drop_values(std::size_t i);
   // Whether values currently hold normalised numbers (normalize() was applied).
   bool normalized() const { return normalized_; }
   // Fraction of missing entries of each channel over all series.
@@ -171,8 +186,12 @@ class Dataset {
   // (a channel with zero spread gets std 1). Throws DataError if a channel has no observation.
   // A channel with scale_only[c] = true gets mean 0 and its root mean square as the "std": zero
   // and the sign keep their meaning (doses add to it, sign constraints hold in it).
+  // The sums are ExactSums (cvnode/exact_sum.h) over the series whose values are held; `combine`
+  // (MPI ranks: an allreduce) merges each pass's partial sums with the other shards', so the
+  // statistics have the same bits however the series are spread.
   Normalization compute_normalization(const std::vector<std::size_t>& series,
-                                      const std::vector<bool>& scale_only = {}) const;
+                                      const std::vector<bool>& scale_only = {},
+                                      const std::function<void(ExactSum&)>& combine = {}) const;
   // Apply / undo on values and on the first `channels()` components of the initial states.
   // The statistics are recorded as this dataset's normalization. Throws DataError if the sizes
   // do not match or the values are already normalised.
@@ -205,6 +224,7 @@ class Dataset {
   std::vector<std::size_t> offsets_{0};   // series i has rows [offsets_[i], offsets_[i+1])
   std::vector<double> times_;
   std::vector<double> values_;            // rows x channels, row-major; NaN where missing
+  std::vector<std::uint8_t> values_read_;  // per series, 0: values not read (a shard); empty: all
   std::vector<std::uint8_t> mask_;        // rows x channels, row-major
   std::vector<double> initial_states_;    // series x state_dim_
   std::vector<double> covariates_;        // series x covariate_count()

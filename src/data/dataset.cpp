@@ -172,6 +172,7 @@ void Dataset::add(const Series& s) {
   control_offsets_.push_back(control_times_.size());
   events_.insert(events_.end(), s.events.begin(), s.events.end());
   event_offsets_.push_back(events_.size());
+  if (!values_read_.empty()) values_read_.push_back(1);
 }
 
 Series Dataset::series(std::size_t i) const {
@@ -268,6 +269,10 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
     d.control_offsets_.push_back(d.control_times_.size());
     d.events_.insert(d.events_.end(), events_.begin() + event_offsets_[i], events_.begin() + event_offsets_[i + 1]);
     d.event_offsets_.push_back(d.events_.size());
+    if (!values_read_.empty()) {
+      d.values_read_.resize(d.ids_.size() - 1, 1);
+      d.values_read_.push_back(values_read_[i]);
+    }
   }
   return d;
 }
@@ -286,34 +291,57 @@ std::vector<std::vector<std::size_t>> Dataset::minibatches(const std::vector<std
 }
 
 Normalization Dataset::compute_normalization(const std::vector<std::size_t>& series,
-                                             const std::vector<bool>& scale_only) const {
+                                             const std::vector<bool>& scale_only,
+                                             const std::function<void(ExactSum&)>& combine) const {
   const int C = channels();
   if (!scale_only.empty() && static_cast<int>(scale_only.size()) != C)
     throw DataError("normalization: " + std::to_string(scale_only.size()) + " scale-only flags for " +
                     std::to_string(C) + " channels");
-  Vector sum = Vector::Zero(C), count = Vector::Zero(C);
+  ExactSum first(2 * C);  // [sum | count]
   for (std::size_t i : series) {
     if (i >= size()) throw DataError("normalization: series index " + std::to_string(i) + " out of range");
+    if (!has_values(i)) continue;  // another shard's
     for (std::size_t e = offsets_[i] * C; e < offsets_[i + 1] * C; ++e)
-      if (mask_[e]) { sum[e % C] += values_[e]; count[e % C] += 1; }
+      if (mask_[e]) {
+        first.add(static_cast<Eigen::Index>(e % C), values_[e]);
+        first.add(static_cast<Eigen::Index>(C + e % C), 1.0);
+      }
   }
+  if (combine) combine(first);
+  const Vector v = first.values();
   Normalization n;
   n.mean = Vector::Zero(C);
   n.std = Vector::Ones(C);
   for (int c = 0; c < C; ++c) {
-    if (count[c] == 0)
+    if (v[C + c] == 0)
       throw DataError("normalization: channel '" + channel_names_[c] + "' has no observed value in the chosen series");
-    n.mean[c] = scale_only.empty() || !scale_only[c] ? sum[c] / count[c] : 0.0;
+    n.mean[c] = scale_only.empty() || !scale_only[c] ? v[c] / v[C + c] : 0.0;
   }
-  Vector sq = Vector::Zero(C);  // second pass: no cancellation
-  for (std::size_t i : series)
+  ExactSum second(C);  // second pass: no cancellation
+  for (std::size_t i : series) {
+    if (!has_values(i)) continue;
     for (std::size_t e = offsets_[i] * C; e < offsets_[i + 1] * C; ++e)
-      if (mask_[e]) sq[e % C] += (values_[e] - n.mean[e % C]) * (values_[e] - n.mean[e % C]);
+      if (mask_[e]) second.add(static_cast<Eigen::Index>(e % C), (values_[e] - n.mean[e % C]) * (values_[e] - n.mean[e % C]));
+  }
+  if (combine) combine(second);
+  const Vector sq = second.values();
   for (int c = 0; c < C; ++c) {
-    const double s = std::sqrt(sq[c] / count[c]);
+    const double s = std::sqrt(sq[c] / v[C + c]);
     n.std[c] = s > 0 && std::isfinite(s) ? s : 1.0;
   }
   return n;
+}
+
+bool Dataset::all_values() const {
+  return std::all_of(values_read_.begin(), values_read_.end(), [](std::uint8_t f) { return f != 0; });
+}
+
+void Dataset::drop_values(std::size_t i) {
+  if (i >= size()) throw DataError("drop_values: series index " + std::to_string(i) + " out of range");
+  if (values_read_.empty()) values_read_.assign(size(), 1);
+  values_read_[i] = 0;
+  const std::size_t C = static_cast<std::size_t>(channels());
+  std::fill(values_.begin() + offsets_[i] * C, values_.begin() + offsets_[i + 1] * C, 0.0);
 }
 
 void Dataset::normalize(const Normalization& n) {

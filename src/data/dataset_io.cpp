@@ -1,6 +1,10 @@
 // The HDF5 dataset format of docs/dataset-format.md: concatenated ragged arrays with per-series
 // offsets, read whole or as a contiguous range of series (hyperslabs), written atomically.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <set>
 #include <unordered_set>
@@ -107,7 +111,20 @@ struct DatasetIo {
     return out;
   }
 
-  Dataset read(std::size_t first, long count_in) const {
+  // Appends "PATH FIRST COUNT" to $CVNODE_READ_LOG.PID for a values read (tests count reads).
+  void log_values_read(std::size_t first, std::size_t count) const {
+    const char* prefix = std::getenv("CVNODE_READ_LOG");
+    if (!prefix || !*prefix || count == 0) return;
+    const std::string path = std::string(prefix) + "." + std::to_string(static_cast<long>(::getpid()));
+    if (std::FILE* log = std::fopen(path.c_str(), "a")) {
+      std::fprintf(log, "%s %zu %zu\n", f.path().c_str(), first, count);
+      std::fclose(log);
+    }
+  }
+
+  // Series [first, first + count) (count < 0: to the end); with `wanted` (one flag per series of
+  // the file), the values of the wanted ones only.
+  Dataset read(std::size_t first, long count_in, const std::vector<bool>* wanted = nullptr) const {
     const long version = check_header();
     Dataset d;
     try {
@@ -198,7 +215,28 @@ struct DatasetIo {
     d.ids_ = f.read_string_rows("series_id", first, static_cast<long>(count));
     d.t0_ = f.read_double_rows("t0", first, static_cast<long>(count));
     d.times_ = f.read_double_rows("times", a, rows);
-    d.values_ = f.read_double_rows("values", a, rows);
+    if (!wanted) {
+      d.values_ = f.read_double_rows("values", a, rows);
+      log_values_read(first, count);
+    } else {
+      if (wanted->size() != static_cast<std::size_t>(S) || first != 0 || count != static_cast<std::size_t>(S))
+        throw std::logic_error("Dataset::read_shard: one flag per series of the file is needed");
+      d.values_.assign(static_cast<std::size_t>(rows * C), 0.0);
+      d.values_read_.assign(count, 0);
+      for (std::size_t i = 0; i < count;) {
+        if (!(*wanted)[i]) {
+          ++i;
+          continue;
+        }
+        std::size_t j = i;
+        while (j < count && (*wanted)[j]) d.values_read_[j++] = 1;
+        const std::size_t r0 = d.offsets_[i], r1 = d.offsets_[j];
+        const auto part = f.read_double_rows("values", a + r0, static_cast<long>(r1 - r0));
+        std::copy(part.begin(), part.end(), d.values_.begin() + static_cast<std::ptrdiff_t>(r0 * C));
+        log_values_read(i, j - i);
+        i = j;
+      }
+    }
     d.mask_ = f.read_uint8_rows("mask", a, rows);
     d.state_dim_ = static_cast<int>(D);
     d.cov_dim_ = static_cast<int>(K);
@@ -342,6 +380,12 @@ Dataset Dataset::read(const std::string& path, bool verify) {
 Dataset Dataset::read_range(const std::string& path, std::size_t first, std::size_t count) {
   const h5::File f = h5::File::open_read(path);
   return DatasetIo{f}.read(first, static_cast<long>(count));
+}
+
+Dataset Dataset::read_shard(const std::string& path, const std::vector<bool>& wanted) {
+  const h5::File f = h5::File::open_read(path);
+  const std::vector<bool> none(count_series(path), false);
+  return DatasetIo{f}.read(0, -1, wanted.empty() ? &none : &wanted);
 }
 
 std::size_t Dataset::count_series(const std::string& path) {
