@@ -22,32 +22,6 @@ using namespace cvnode;
 using namespace cvnode::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-// Parameters bit for bit, and every metric column but the wall time.
-void expect_same_bits(const std::string& a_dir, const std::string& b_dir) {
-  const Checkpoint a = Checkpoint::read(a_dir + "/latest.h5"), b = Checkpoint::read(b_dir + "/latest.h5");
-  BOOST_TEST(a.epoch == b.epoch);
-  BOOST_TEST_REQUIRE(a.parameters.size() == b.parameters.size());
-  long differ = 0;
-  for (Eigen::Index i = 0; i < a.parameters.size(); ++i)
-    differ += std::memcmp(&a.parameters[i], &b.parameters[i], sizeof(double)) != 0;
-  BOOST_TEST(differ == 0, b_dir << ": " << differ << " of " << a.parameters.size() << " parameters differ from "
-                                << a_dir << " (max |diff| "
-                                << (a.parameters - b.parameters).cwiseAbs().maxCoeff() << ")");
-  for (const auto& [name, col] : a.metrics) {
-    if (name == "seconds") continue;
-    const auto& other = b.metrics.at(name);
-    BOOST_TEST_REQUIRE(col.size() == other.size(), name);
-    for (std::size_t e = 0; e < col.size(); ++e)
-      BOOST_TEST((std::memcmp(&col[e], &other[e], sizeof(double)) == 0), name << " epoch " << e + 1 << ": " << col[e]
-                                                                            << " vs " << other[e]);
-  }
-  BOOST_TEST(a.optimizer_vectors.at("m").cwiseEqual(b.optimizer_vectors.at("m")).all());
-}
-
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(demo_config_same_bits_for_ranks_and_threads) {
   MpiRun m("demo");
   const std::string cfg = std::string(CVNODE_SOURCE_DIR) + "/data/demo.toml";

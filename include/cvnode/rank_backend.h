@@ -41,6 +41,11 @@ class RankBackend final : public GradientBackend {
   // this rank's series.
   BatchGradient gradient(ConstVectorRef theta, const Problem& problem) override;
   int workers() const override { return solver_.threads() * ranks_.size(); }
+  // For the next gradient() only: the rank that solves each series of its problem (one per
+  // series; ranks that read only their shard of the data, run.balance = static). Units are then
+  // solved by their series' owner, never handed out; a unit whose series have different owners
+  // is an error (shards take per-series units).
+  void set_owners(std::vector<int> owner_of_series) { owners_ = std::move(owner_of_series); }
   const StepTiming& timing() const { return timing_; }
   void reset_timing() { timing_ = StepTiming{}; }
   // The stop signal (cvnode/preemption.h) any rank had seen by the last gradient's reduction,
@@ -56,6 +61,7 @@ class RankBackend final : public GradientBackend {
   bool split_wait_;  // CVNODE_RANK_TIMING set: a barrier splits waiting from communication
   int agreed_stop_ = 0;
   StepTiming timing_;
+  std::vector<int> owners_;
   // Seconds the last solve of a series took (keyed by series_key), the same on every rank: the
   // dynamic hand-out gives out the units expected to take longest first, so that the step ends
   // with the cheapest ones and the ranks finish within a small unit of each other.

@@ -214,6 +214,10 @@ class Trainer {
   // parameters, before they are scored: forecast windows fit their start to their past here
   // (data.forecast_history, start_forecasts). Unset: the series as lifted.
   std::function<void(const Vector& theta, std::vector<Trajectory>& series)> prepare_val;
+  // MPI ranks that read only their shard of the data (FitData::train_owner): the rank holding
+  // each training series' values, which alone solves it (RankBackend, run.balance = static).
+  // Throws OptionsError without MPI ranks or with a count that is not one per series.
+  void set_series_owners(std::vector<int> owners);
 
  private:
   const Model& model_;
@@ -232,6 +236,7 @@ class Trainer {
   SeriesFailure last_failure_{0, 0, 0.0, "", ""};  // the latest failed solve, named when the run gives up
   std::string last_failure_id_;
   int stopped_by_signal_ = 0;
+  std::vector<int> owners_;  // set_series_owners (empty: any rank may solve any series)
 
   void emit(const std::string& line) const;
   // false: stopped by a signal before the epoch's end (the partial state is in st_).

@@ -310,6 +310,21 @@ std::string holds_run_message(const io::RunFolder& folder, const std::vector<std
          ". Continue it with --resume, or replace it with --overwrite, or choose another --out";
 }
 
+// Why MPI ranks cannot read only their shards of the data ("" when they can). A shard is a fixed
+// set of series per rank, so every unit must be solved by the rank holding its series' values.
+std::string why_not_shards(const Config& c) {
+  if (c.train.run.balance != Balance::Static)
+    return "run.balance = \"dynamic\" may hand any series to any rank";
+  if (c.train.run.batch_mode != BatchMode::PerSeries)
+    return "run.batch_mode = \"" + std::string(c.train.run.batch_mode == BatchMode::Stacked ? "stacked" : "auto") +
+           "\" stacks series of several ranks' shards";
+  if (c.data.split == "time") return "data.split = \"time\" cuts every series";
+  if (c.model.initial_state == InitialState::Learned) return "model.initial_state = \"learned\" starts from every series";
+  if (c.data.window >= 2 && c.data.window_start == "model")
+    return "data.window_start = \"model\" solves every series on every rank";
+  return "";
+}
+
 }  // namespace
 
 FitResult run_fit(const Config& given, const FitOptions& options) {
@@ -342,9 +357,21 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
 
   // Everything that can refuse the run is checked before anything is written: the data, the
   // model's size, the checkpoint to resume and the trainer's own validation.
-  const std::string fingerprint = io::content_fingerprint(config.data.file);
+  // On MPI ranks each rank reads the values of its shard of the series only, where the run's
+  // options let every series be solved by the rank holding it (why_not_shards).
+  const std::string no_shards = ranks.distributed() ? why_not_shards(config) : "";
+  const bool shards = ranks.distributed() && no_shards.empty();
   FitDataOptions windowed;
   windowed.windows = true;
+  if (shards) {
+    windowed.shard_rank = ranks.rank();
+    windowed.shard_size = ranks.size();
+    windowed.combine = [&ranks](ExactSum& s) { ranks.allreduce(s); };
+  }
+  // (Shards: rank 0 alone checks the file's seal, which reads it whole, and tells the others.)
+  std::string fingerprint;
+  if (!shards || ranks.root()) fingerprint = io::content_fingerprint(config.data.file);
+  if (shards) ranks.broadcast(fingerprint, 0);
   const FitData data = load_fit_data(config, windowed);
   {
     const double P = network_parameter_estimate(config.model, data.channels, data.inputs);
@@ -387,7 +414,9 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   std::vector<std::string> selection_ids = data.val_ids;
   std::vector<int> selection_history = data.val_history;  // forecast windows: their known past
   if (selection.empty() && windows_used) {
-    const FitData whole = load_fit_data(config);
+    FitDataOptions series = windowed;
+    series.windows = false;
+    const FitData whole = load_fit_data(config, series);
     selection = whole.train;
     selection_ids = whole.train_ids;
     selection_history.clear();
@@ -413,6 +442,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   };
   auto make = [&](const FitData& d) {
     auto t = std::make_unique<Trainer>(model, d.train, d.train_ids, selection, selection_ids, config.train);
+    if (shards) t->set_series_owners(d.train_owner);
     if (config.data.forecast_history > 1 && !selection_history.empty())
       t->prepare_val = [&](const Vector& theta, std::vector<Trajectory>& v) {
         start_forecasts(model.dynamics(), theta, v, selection_history, config.train.solver, data.channels);
@@ -494,9 +524,12 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     if (data.val.empty() && windows_used)
       log("no validation split: the best checkpoint is chosen on the whole training series");
     log("model: " + model.describe());
-    if (ranks.distributed())
+    if (ranks.distributed()) {
       log("parallel: " + std::to_string(ranks.size()) + " MPI ranks x " + std::to_string(config.train.run.threads) +
           " thread(s), " + reduction_name(config.train.run.reduction) + " reduction");
+      log(shards ? "data: each rank reads the values of its shard of the series only (run.balance = \"static\")"
+                 : "data: every rank reads every series (" + no_shards + ")");
+    }
     if (resumed) log("resumed from " + options.resume + " after epoch " + std::to_string(resumed_state.epoch));
   }
   std::optional<FitData> current;  // the phase's windows, kept while they are warm-started
@@ -558,7 +591,10 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
     r.best_val = evaluate_on_ranks(ranks, model.dynamics(), trainer->network(r.state.best_params),
                                    trainer->val_problem(r.state.best_params), config.train.solver,
                                    config.train.run.threads);
-    r.best_val_data = data_errors(data, data.val, r.best_val.predictions, data.val_history);
+    // Each rank holds the predictions of its validation series: their error sums merge.
+    ExactSum sums = data_error_sums(data, data.val, r.best_val.predictions, data.val_history);
+    ranks.allreduce(sums);
+    r.best_val_data = finish_data_errors(sums);
   }
   if (const HybridModel* h = model.hybrid(); h && h->physics)
     r.physical = h->physical(r.state.best_params.head(model.network_params()));

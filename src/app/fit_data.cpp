@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <memory>
 #include <sstream>
 
@@ -57,6 +58,11 @@ Dataset transformed(const Dataset& d, const std::vector<ChannelTransform>& t, co
   const int C = d.channels();
   for (std::size_t i = 0; i < d.size(); ++i) {
     Series s = d.series(i);
+    if (!d.has_values(i)) {  // another rank's series (a shard): nothing to transform
+      out.add(s);
+      out.drop_values(out.size() - 1);
+      continue;
+    }
     for (int c = 0; c < C; ++c) {
       if (t[c] == ChannelTransform::None) continue;
       for (Eigen::Index k = 0; k < s.times.size(); ++k) {
@@ -202,8 +208,10 @@ void check_constraints(const Config& config, const Model& model, const FitData& 
     return (rule == 1 && v < 0) || (rule == 2 && v <= 0) || (rule == -1 && v > 0) || (rule == -2 && v >= 0);
   };
   const char* meaning[] = {"< 0", "<= 0", "free", ">= 0", "> 0"};
-  auto check = [&](const std::vector<Trajectory>& part, const std::vector<std::string>& ids) {
+  auto check = [&](const std::vector<Trajectory>& part, const std::vector<std::string>& ids,
+                   const std::function<bool(std::size_t)>& held) {
     for (std::size_t s = 0; s < part.size(); ++s) {
+      if (!held(s)) continue;  // another rank's series (its values are not here)
       const Trajectory tr = model.lift(part[s], ids[s]);
       for (Eigen::Index c = 0; c < cons.size() && c < tr.z0.size(); ++c) {
         if (!broken(cons[c], tr.z0[c])) continue;
@@ -219,9 +227,9 @@ void check_constraints(const Config& config, const Model& model, const FitData& 
       }
     }
   };
-  check(d.train, d.train_ids);
-  check(d.val, d.val_ids);
-  check(d.test, d.test_ids);
+  check(d.train, d.train_ids, [&](std::size_t i) { return d.holds_train(i); });
+  check(d.val, d.val_ids, [&](std::size_t i) { return d.holds_val(i); });
+  check(d.test, d.test_ids, [&](std::size_t) { return d.holds_test(); });
 }
 
 }  // namespace
@@ -252,9 +260,50 @@ std::vector<ChannelTransform> channel_transforms(const DataOptions& data, int ch
   return t;
 }
 
+namespace {
+
+// The values one rank reads of a part of a file: the series at positions p of `part` (file
+// indices) with p mod size = rank.
+std::vector<bool> shard_of(const std::vector<std::size_t>& part, std::size_t series, int rank, int size,
+                           std::vector<bool> wanted = {}) {
+  if (wanted.empty()) wanted.assign(series, false);
+  for (std::size_t p = static_cast<std::size_t>(rank); p < part.size(); p += static_cast<std::size_t>(size))
+    wanted[part[p]] = true;
+  return wanted;
+}
+
+std::vector<std::size_t> first_n(std::size_t n) {
+  std::vector<std::size_t> v(n);
+  std::iota(v.begin(), v.end(), std::size_t{0});
+  return v;
+}
+
+}  // namespace
+
 FitData load_fit_data(const Config& config, const FitDataOptions& options) {
   const DataOptions& o = config.data;
-  Dataset ds = Dataset::read(o.file);
+  const bool shard = options.shard_size > 1;
+  if (shard && o.split == "time")
+    throw std::logic_error("load_fit_data: shard reads take a series split (data.split = \"series\")");
+  Dataset ds;
+  if (shard && o.validation_file.empty()) {
+    // The split needs the series count only: read the small arrays, split, then the shard's values.
+    Dataset meta = Dataset::read_shard(o.file, {});
+    const std::size_t S = meta.size();
+    if (o.max_series > 0 && static_cast<std::size_t>(o.max_series) < S) meta = meta.subset(first_n(o.max_series));
+    const Split split = meta.split(o.train_fraction, o.val_fraction, o.split_seed);
+    std::vector<bool> wanted = shard_of(split.train, S, options.shard_rank, options.shard_size);
+    wanted = shard_of(split.validation, S, options.shard_rank, options.shard_size, wanted);
+    ds = Dataset::read_shard(o.file, wanted);
+  } else if (shard) {
+    // Every training series of data.file is in the training part.
+    const std::size_t S = Dataset::count_series(o.file);
+    const std::size_t n = o.max_series > 0 ? std::min<std::size_t>(S, o.max_series) : S;
+    std::vector<bool> wanted = shard_of(first_n(n), S, options.shard_rank, options.shard_size);
+    ds = Dataset::read_shard(o.file, wanted);
+  } else {
+    ds = Dataset::read(o.file);
+  }
   if (o.max_series > 0 && static_cast<std::size_t>(o.max_series) < ds.size()) {
     std::vector<std::size_t> first(o.max_series);
     for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
@@ -274,10 +323,15 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
   std::vector<double> c1, c2;  // time split: per-series cutoffs
   if (!o.validation_file.empty()) {
     train = ds;
-    val = Dataset::read(o.validation_file);
+    if (shard) {
+      const std::size_t V = Dataset::count_series(o.validation_file);
+      val = Dataset::read_shard(o.validation_file, shard_of(first_n(V), V, options.shard_rank, options.shard_size));
+    } else {
+      val = Dataset::read(o.validation_file);
+    }
     check_same_layout(ds, val, o.file, o.validation_file);
     if (!o.test_file.empty()) {
-      test = Dataset::read(o.test_file);
+      test = shard ? Dataset::read_shard(o.test_file, {}) : Dataset::read(o.test_file);
       check_same_layout(ds, test, o.file, o.test_file);
     } else {
       test = ds.subset({});
@@ -389,7 +443,7 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
   {
     std::vector<std::size_t> all(train.size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    d.data_std = train.compute_normalization(all).std;
+    d.data_std = train.compute_normalization(all, {}, options.combine).std;
     train = transformed(train, d.transforms, o.file);
     if (d.forecast) ds = transformed(ds, d.transforms, o.file);
     if (val.channels()) val = transformed(val, d.transforms, o.validation_file.empty() ? o.file : o.validation_file);
@@ -413,7 +467,7 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
                         std::to_string(options.normalization->mean.size()));
       d.normalization = *options.normalization;
     } else if (o.normalize) {
-      d.normalization = train.compute_normalization(all, scale_only);
+      d.normalization = train.compute_normalization(all, scale_only, options.combine);
     }
   }
   if (!d.normalization.empty()) {
@@ -447,6 +501,15 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
     d.train_whole_ids = std::move(d.train_ids);
     d.train = std::move(windows);
     d.train_ids = std::move(ids);
+  }
+  if (shard) {
+    d.shard_rank = options.shard_rank;
+    d.shard_size = options.shard_size;
+    d.train_owner.resize(d.train.size());
+    for (std::size_t k = 0; k < d.train.size(); ++k) {
+      const std::size_t p = d.window_parent.empty() ? k : d.window_parent[k];
+      d.train_owner[k] = static_cast<int>(p % static_cast<std::size_t>(options.shard_size));
+    }
   }
   if (!d.forecast) {
     if (val.channels()) take(val, d.val, d.val_ids);
@@ -561,19 +624,40 @@ struct ErrorSums {
 
 }  // namespace
 
-DataErrors data_errors(const FitData& data, const std::vector<Trajectory>& series, const std::vector<Matrix>& predictions,
-                       const std::vector<int>& history) {
-  ErrorSums sums(data.channels);
+ExactSum data_error_sums(const FitData& data, const std::vector<Trajectory>& series,
+                         const std::vector<Matrix>& predictions, const std::vector<int>& history) {
+  const int C = data.channels;
+  ExactSum sums(3 * C);
   for (std::size_t s = 0; s < series.size(); ++s) {
     if (s >= predictions.size() || predictions[s].size() == 0) continue;
     const Trajectory& tr = series[s];
     const Matrix p = to_data_units(predictions[s], data.normalization, data.transforms);
     const Matrix y = to_data_units(tr.values, data.normalization, data.transforms);
     for (Eigen::Index k = s < history.size() ? history[s] : 0; k < tr.times.size(); ++k)
-      for (int c = 0; c < data.channels; ++c)
-        if (tr.mask.size() == 0 || tr.mask(k, c) != 0) sums.add(c, p(k, c), y(k, c));
+      for (int c = 0; c < C; ++c)
+        if (tr.mask.size() == 0 || tr.mask(k, c) != 0) {
+          const double r = p(k, c) - y(k, c);
+          sums.add(c, r * r);
+          sums.add(C + c, std::abs(r));
+          sums.add(2 * C + c, 1.0);
+        }
   }
-  return sums.finish();
+  return sums;
+}
+
+DataErrors finish_data_errors(const ExactSum& sums) {
+  const Eigen::Index C = sums.size() / 3;
+  const Vector v = sums.values();
+  ErrorSums e(static_cast<int>(C));
+  e.se = v.head(C);
+  e.ae = v.segment(C, C);
+  e.count = v.tail(C);
+  return e.finish();
+}
+
+DataErrors data_errors(const FitData& data, const std::vector<Trajectory>& series, const std::vector<Matrix>& predictions,
+                       const std::vector<int>& history) {
+  return finish_data_errors(data_error_sums(data, series, predictions, history));
 }
 
 namespace {

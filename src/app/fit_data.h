@@ -4,6 +4,7 @@
 // and errors in data units, with the naive forecasts a forecast is compared against.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,17 @@ struct FitData {
   int inputs = 0;   // controls + covariates the model reads (those not in data.ignore)
   Vector data_std;  // per-channel std of the training series in data units (for reports)
   bool forecast = false;  // a time split: val and test are forecast windows
+  // A rank's shard (FitDataOptions::shard_size > 1): the rank holding each training item's values
+  // (a window: its series'); the other items have their times and masks but zero values. Empty:
+  // every item is held. Validation series q (and the whole training series p, which stand in for
+  // them without a validation split) are held by rank q mod shard_size, as evaluate_on_ranks
+  // spreads them.
+  std::vector<int> train_owner;
+  int shard_rank = 0, shard_size = 1;
+  // Whether this rank holds the values of training item i / validation series i / test series i.
+  bool holds_train(std::size_t i) const { return train_owner.empty() || train_owner[i] == shard_rank; }
+  bool holds_val(std::size_t i) const { return shard_size <= 1 || static_cast<int>(i % shard_size) == shard_rank; }
+  bool holds_test() const { return shard_size <= 1; }
 };
 
 struct FitDataOptions {
@@ -63,6 +75,13 @@ struct FitDataOptions {
   // the checkpoint's, so that any file is scaled like the data the model was trained on).
   const Normalization* normalization = nullptr;
   const Normalization* input_normalization = nullptr;  // the same for the inputs
+  // Read one MPI rank's shard (shard_size > 1; a series split only): the values of training
+  // series at positions p = shard_rank mod shard_size of the training part and of validation
+  // series likewise (Dataset::read_shard), no test values; `combine` (an allreduce of ExactSums
+  // over the ranks, called by every rank in the same order) merges the statistics' partial sums,
+  // so that the normalisation has the same bits as one process reading everything.
+  int shard_rank = 0, shard_size = 1;
+  std::function<void(ExactSum&)> combine;
 };
 
 // Reads data.file (and data.validation_file / data.test_file), splits, transforms and
@@ -102,6 +121,12 @@ struct DataErrors {
 };
 DataErrors data_errors(const FitData& data, const std::vector<Trajectory>& series,
                        const std::vector<Matrix>& predictions, const std::vector<int>& history = {});
+// The same as sums ([squared errors | absolute errors | counts] per channel) that merge across
+// MPI ranks holding different series' predictions (ExactSum: the same bits however they are
+// spread), and the errors from merged sums. data_errors = finish_data_errors(data_error_sums(..)).
+ExactSum data_error_sums(const FitData& data, const std::vector<Trajectory>& series,
+                         const std::vector<Matrix>& predictions, const std::vector<int>& history = {});
+DataErrors finish_data_errors(const ExactSum& sums);
 
 // Naive forecasts of forecast series (data.split = "time"), scored like data_errors. period <= 0:
 // the persistence forecast, the observation at the origin repeated. period P > 0: the seasonal

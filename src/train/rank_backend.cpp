@@ -188,6 +188,21 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
       }
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return expected[a] > expected[b]; });
   }
+  // Shard reads: this rank solves exactly the units of the series it holds.
+  std::vector<int> owned;
+  const bool by_owner = !owners_.empty();
+  if (by_owner) {
+    if (static_cast<int>(owners_.size()) != B)
+      throw std::logic_error("RankBackend: " + std::to_string(owners_.size()) + " series owners for " +
+                             std::to_string(B) + " series");
+    for (int u = 0; u < U; ++u) {
+      const int who = owners_[units[u].begin];
+      for (std::size_t b = units[u].begin; b < units[u].end; ++b)
+        if (owners_[b] != who) throw std::logic_error("RankBackend: a stacked unit spans series of several ranks' shards");
+      if (who == ranks_.rank()) owned.push_back(u);
+    }
+    owners_.clear();
+  }
   // Each thread's current unit and when it took it: the next call to next() on that thread ends it.
   const int threads = std::max(1, solver_.threads());
   std::vector<int> current(static_cast<std::size_t>(threads), -1);
@@ -203,6 +218,14 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
                         if (current[t] >= 0) seconds[current[t]] = std::chrono::duration<double>(now - started[t]).count();
                         current[t] = -1;
                         long u;
+                        if (by_owner) {
+                          if (local_next >= static_cast<long>(owned.size())) return -1;
+                          u = owned[static_cast<std::size_t>(local_next++)];
+                          mine[u] = 1;
+                          current[t] = static_cast<int>(u);
+                          started[t] = now;
+                          return static_cast<int>(u);
+                        }
                         if (!ranks_.distributed()) {
                           u = local_next++;
                         } else if (balance_ == Balance::Static) {
@@ -288,7 +311,7 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
   std::vector<long> summed(static_cast<std::size_t>(C));
   for (Eigen::Index i = 0; i < C; ++i) summed[i] = std::lround(total[S + i]);
   unpack_counters(summed, sums.forward, sums.backward, sums.nfe_forward, sums.nfe_backward);
-  if (balance_ == Balance::Dynamic) ranks_.advance_counter(U + std::lround(total[S + C]));
+  if (balance_ == Balance::Dynamic && !by_owner) ranks_.advance_counter(U + std::lround(total[S + C]));
   agreed_stop_ = total[S + C + 1] > 0 ? (sig ? sig : total[S + C + 2] > 0 ? SIGUSR1 : SIGTERM) : 0;
 
   std::vector<long> bytes(size);

@@ -262,6 +262,15 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_series_owners(std::vector<int> owners) {
+  if (!owners.empty() && !dynamic_cast<RankBackend*>(backend_.get()))
+    throw OptionsError("Trainer::set_series_owners: series owners need MPI ranks");
+  if (!owners.empty() && owners.size() != train_.size())
+    throw OptionsError("Trainer::set_series_owners: " + std::to_string(owners.size()) + " owners for " +
+                       std::to_string(train_.size()) + " training series");
+  owners_ = std::move(owners);
+}
+
 void Trainer::emit(const std::string& line) const {
   if (log) log(line);
   else std::cerr << line << std::endl;
@@ -427,6 +436,11 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
       problem.add_running_cost(c);
     long entries = problem.entries();
     const Vector theta = st_.params.head(P);
+    if (!owners_.empty()) {  // shard reads: each series on the rank that holds its values
+      std::vector<int> owner(static_cast<std::size_t>(B));
+      for (int b = 0; b < B; ++b) owner[b] = owners_[order[first + b]];
+      static_cast<RankBackend&>(*backend_).set_owners(std::move(owner));
+    }
     BatchGradient g = backend_->gradient(theta, problem);
     for (const auto& f : g.failures) {
       std::ostringstream o;
