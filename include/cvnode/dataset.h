@@ -4,13 +4,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "cvnode/dynamics.h"
-#include "cvnode/exact_sum.h"
 #include "cvnode/observations.h"
 
 namespace cvnode {
@@ -186,12 +184,10 @@ class Dataset {
   // (a channel with zero spread gets std 1). Throws DataError if a channel has no observation.
   // A channel with scale_only[c] = true gets mean 0 and its root mean square as the "std": zero
   // and the sign keep their meaning (doses add to it, sign constraints hold in it).
-  // The sums are ExactSums (cvnode/exact_sum.h) over the series whose values are held; `combine`
-  // (MPI ranks: an allreduce) merges each pass's partial sums with the other shards', so the
-  // statistics have the same bits however the series are spread.
+  // (All series must hold their values: a shard's statistics are merged by the fit,
+  // app/fit_data.h.)
   Normalization compute_normalization(const std::vector<std::size_t>& series,
-                                      const std::vector<bool>& scale_only = {},
-                                      const std::function<void(ExactSum&)>& combine = {}) const;
+                                      const std::vector<bool>& scale_only = {}) const;
   // Apply / undo on values and on the first `channels()` components of the initial states.
   // The statistics are recorded as this dataset's normalization. Throws DataError if the sizes
   // do not match or the values are already normalised.

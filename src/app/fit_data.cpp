@@ -272,6 +272,51 @@ std::vector<bool> shard_of(const std::vector<std::size_t>& part, std::size_t ser
   return wanted;
 }
 
+// Dataset::compute_normalization over the series whose values this process holds, with
+// ExactSums that `combine` merges with the other ranks' (two passes: sums and counts, then squared
+// deviations from the mean): the same bits however the series are spread over ranks, and for one
+// process reading everything.
+Normalization merged_normalization(const Dataset& d, const std::vector<std::size_t>& series,
+                                   const std::vector<bool>& scale_only, const std::function<void(ExactSum&)>& combine) {
+  const int C = d.channels();
+  ExactSum first(2 * C);  // [sum | count] per channel
+  for (std::size_t i : series) {
+    if (!d.has_values(i)) continue;  // another rank's
+    const Series s = d.series(i);
+    for (Eigen::Index k = 0; k < s.times.size(); ++k)
+      for (int c = 0; c < C; ++c)
+        if (s.mask(k, c) != 0) {
+          first.add(c, s.values(k, c));
+          first.add(C + c, 1.0);
+        }
+  }
+  if (combine) combine(first);
+  const Vector v = first.values();
+  Normalization n;
+  n.mean = Vector::Zero(C);
+  n.std = Vector::Ones(C);
+  for (int c = 0; c < C; ++c) {
+    if (v[C + c] == 0)
+      throw DataError("normalization: channel '" + d.channel_names()[c] + "' has no observed value in the chosen series");
+    n.mean[c] = scale_only.empty() || !scale_only[c] ? v[c] / v[C + c] : 0.0;
+  }
+  ExactSum second(C);
+  for (std::size_t i : series) {
+    if (!d.has_values(i)) continue;
+    const Series s = d.series(i);
+    for (Eigen::Index k = 0; k < s.times.size(); ++k)
+      for (int c = 0; c < C; ++c)
+        if (s.mask(k, c) != 0) second.add(c, (s.values(k, c) - n.mean[c]) * (s.values(k, c) - n.mean[c]));
+  }
+  if (combine) combine(second);
+  const Vector sq = second.values();
+  for (int c = 0; c < C; ++c) {
+    const double sd = std::sqrt(sq[c] / v[C + c]);
+    n.std[c] = sd > 0 && std::isfinite(sd) ? sd : 1.0;
+  }
+  return n;
+}
+
 std::vector<std::size_t> first_n(std::size_t n) {
   std::vector<std::size_t> v(n);
   std::iota(v.begin(), v.end(), std::size_t{0});
@@ -443,7 +488,7 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
   {
     std::vector<std::size_t> all(train.size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    d.data_std = train.compute_normalization(all, {}, options.combine).std;
+    d.data_std = merged_normalization(train, all, {}, options.combine).std;
     train = transformed(train, d.transforms, o.file);
     if (d.forecast) ds = transformed(ds, d.transforms, o.file);
     if (val.channels()) val = transformed(val, d.transforms, o.validation_file.empty() ? o.file : o.validation_file);
@@ -467,7 +512,7 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
                         std::to_string(options.normalization->mean.size()));
       d.normalization = *options.normalization;
     } else if (o.normalize) {
-      d.normalization = train.compute_normalization(all, scale_only, options.combine);
+      d.normalization = merged_normalization(train, all, scale_only, options.combine);
     }
   }
   if (!d.normalization.empty()) {

@@ -11,6 +11,7 @@
 #include "app/config.h"
 #include "cvnode/dataset.h"
 #include "cvnode/dynamics.h"
+#include "cvnode/exact_sum.h"
 #include "cvnode/observations.h"
 
 namespace cvnode {

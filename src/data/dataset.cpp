@@ -291,42 +291,33 @@ std::vector<std::vector<std::size_t>> Dataset::minibatches(const std::vector<std
 }
 
 Normalization Dataset::compute_normalization(const std::vector<std::size_t>& series,
-                                             const std::vector<bool>& scale_only,
-                                             const std::function<void(ExactSum&)>& combine) const {
+                                             const std::vector<bool>& scale_only) const {
   const int C = channels();
   if (!scale_only.empty() && static_cast<int>(scale_only.size()) != C)
     throw DataError("normalization: " + std::to_string(scale_only.size()) + " scale-only flags for " +
                     std::to_string(C) + " channels");
-  ExactSum first(2 * C);  // [sum | count]
+  Vector sum = Vector::Zero(C), count = Vector::Zero(C);
   for (std::size_t i : series) {
     if (i >= size()) throw DataError("normalization: series index " + std::to_string(i) + " out of range");
-    if (!has_values(i)) continue;  // another shard's
+    if (!has_values(i))
+      throw DataError("normalization: series '" + ids_[i] + "' holds no values here (another rank's shard)");
     for (std::size_t e = offsets_[i] * C; e < offsets_[i + 1] * C; ++e)
-      if (mask_[e]) {
-        first.add(static_cast<Eigen::Index>(e % C), values_[e]);
-        first.add(static_cast<Eigen::Index>(C + e % C), 1.0);
-      }
+      if (mask_[e]) { sum[e % C] += values_[e]; count[e % C] += 1; }
   }
-  if (combine) combine(first);
-  const Vector v = first.values();
   Normalization n;
   n.mean = Vector::Zero(C);
   n.std = Vector::Ones(C);
   for (int c = 0; c < C; ++c) {
-    if (v[C + c] == 0)
+    if (count[c] == 0)
       throw DataError("normalization: channel '" + channel_names_[c] + "' has no observed value in the chosen series");
-    n.mean[c] = scale_only.empty() || !scale_only[c] ? v[c] / v[C + c] : 0.0;
+    n.mean[c] = scale_only.empty() || !scale_only[c] ? sum[c] / count[c] : 0.0;
   }
-  ExactSum second(C);  // second pass: no cancellation
-  for (std::size_t i : series) {
-    if (!has_values(i)) continue;
+  Vector sq = Vector::Zero(C);  // second pass: no cancellation
+  for (std::size_t i : series)
     for (std::size_t e = offsets_[i] * C; e < offsets_[i + 1] * C; ++e)
-      if (mask_[e]) second.add(static_cast<Eigen::Index>(e % C), (values_[e] - n.mean[e % C]) * (values_[e] - n.mean[e % C]));
-  }
-  if (combine) combine(second);
-  const Vector sq = second.values();
+      if (mask_[e]) sq[e % C] += (values_[e] - n.mean[e % C]) * (values_[e] - n.mean[e % C]);
   for (int c = 0; c < C; ++c) {
-    const double s = std::sqrt(sq[c] / v[C + c]);
+    const double s = std::sqrt(sq[c] / count[c]);
     n.std[c] = s > 0 && std::isfinite(s) ? s : 1.0;
   }
   return n;
