@@ -35,13 +35,14 @@ struct BatchGradient {
   std::vector<double> series_loss;
   SolverStats forward, backward;
   long nfe_forward = 0, nfe_backward = 0;
+  double solver_error = 0;     // Gradient::solver_error summed over the units (in loss, weighted)
   std::vector<SeriesFailure> failures;
 };
 
 // The sums of a batch gradient before they are rounded. Partial sums of threads or ranks merge in
 // any order with the same bits (ExactSum): the one reduction threads and ranks share.
 struct GradientSums {
-  ExactSum values;  // [loss | dLoss/dtheta | dLoss/dphi]
+  ExactSum values;  // [loss | dLoss/dtheta | dLoss/dphi | solver_error]
   SolverStats forward, backward;
   long nfe_forward = 0, nfe_backward = 0;
   void reset(Eigen::Index theta_size, Eigen::Index phi_size);

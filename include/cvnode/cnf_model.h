@@ -38,6 +38,9 @@ struct CnfModelOptions {
   double kinetic_weight = 0;
   double jacobian_weight = 0;
   double steer = 0;
+  // lambda of the solver-error penalty: lambda sum_s E_s h_s over the accepted steps of each
+  // stacked solve (Dopri5Options::error_weight; summed over a minibatch's solves). dopri5 only.
+  double error_weight = 0;
 
   std::string validate() const;  // empty when valid
 };
@@ -54,6 +57,7 @@ struct CnfMinibatch {
   double nll = 0;        // mean NLL in the data's units (nats per sample)
   double kinetic = 0;    // mean int ||f||^2 dt (when carried)
   double frobenius = 0;  // mean int ||df/dz||_F^2 dt (estimate; when carried)
+  double solver_error = 0;  // sum_s E_s h_s per stacked solve, mean over solves (error_weight > 0)
   double end_time = 0;   // this step's T (STEER)
   Vector gradient;       // d loss / d params
   long nfe_forward = 0, nfe_backward = 0;  // per stacked solve, summed over stacks
@@ -95,7 +99,8 @@ class CnfModel {
   std::string describe() const;
 
   // An engine for gradient(); the adjoint's form defaults to restart (one observation at T:
-  // nothing to gain from the transition form's extra VJPs). Throws OptionsError.
+  // nothing to gain from the transition form's extra VJPs); the solver-error penalty goes to
+  // dopri5's options. Throws OptionsError (also for error_weight > 0 on adams or bdf).
   CnfEngine engine(SolverOptions solver, int stack, int threads) const;
   // The minibatch rows `rows` of `points` (N x D, model units): loss, gradient and cost.
   // Failures are listed and left out; the gradient is then over the other samples.

@@ -37,6 +37,10 @@ struct Gradient {
   SolverStats forward, backward;
   long nfe_forward = 0;   // right-hand-side calls, including recomputation between checkpoints
   long nfe_backward = 0;  // vector-Jacobian products of the backward pass
+  // sum_s E_s h_s over the accepted steps, E_s the error norm the step passed (unweighted; in
+  // loss times Dopri5Options::error_weight): dopri5's gradient on adaptive steps, or on fixed
+  // steps under the penalty; 0 for engines without it (the CVODES adjoint).
+  double solver_error = 0;
 };
 
 // The observation terms of one solve from its states at the output times (times x state):

@@ -5,7 +5,9 @@
 //   Jacobian norm     lambda int ||df/dz||_F^2 dt      (Finlay et al. 2020; exact or Hutchinson)
 //   STEER             the end time (flows) or every observation time (series) jittered by
 //                     U(-b, b) each step                (Ghosh et al. 2020)
-// (A penalty on the solver's error estimates, Kelly et al. 2020, is not built yet.)
+//   solver error      lambda sum_s E_s h_s over dopri5's accepted steps: its local error
+//                     estimates (Pal et al. 2021's R_E; Kelly et al. 2020 penalise a Taylor-mode
+//                     surrogate of them), step sizes held fixed; dopri5 only
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include "cvnode/trace_estimator.h"
 #include "cvnode/observations.h"
 #include "cvnode/running_cost.h"
+#include "cvnode/solver_options.h"
 
 namespace cvnode {
 
@@ -25,12 +28,21 @@ struct RegularizationOptions {
   TraceEstimator jacobian_estimator = TraceEstimator::Exact;
   int jacobian_probes = 1;  // Hutchinson: probe vectors (Rademacher), fresh each step
   double steer = 0;         // STEER's half-width b (0 = off)
+  double error_weight = 0;  // lambda of the solver-error penalty (dopri5 only)
 
   std::string validate() const;  // empty when valid; names the key
   bool any() const {
-    return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0;
+    return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0 || error_weight > 0;
   }
 };
+
+// The solver options of a training step under a solver-error penalty of `error_weight`
+// (Dopri5Options::error_weight). Throws OptionsError naming regularization.error_weight when the
+// method cannot give it: the CVODES adjoint (adams, bdf) neither differentiates its error test
+// nor keeps its steps for a discrete gradient.
+SolverOptions with_error_penalty(SolverOptions solver, double error_weight);
+// The reason with_error_penalty would throw (empty: none).
+std::string error_penalty_refusal(const SolverOptions& solver, double error_weight);
 
 // The running costs of one optimizer step (kinetic energy, Jacobian norm with this step's
 // probes from `step_seed`) for dynamics that take them; empty when both weights are 0. Throws

@@ -363,6 +363,7 @@ const std::vector<Entry>& entries() {
                              parse_trace_estimator, trace_estimator_name),
       integer("regularization.jacobian_probes", [](Config& c) -> int& { return c.train.regularization.jacobian_probes; }),
       num("regularization.steer", [](Config& c) -> double& { return c.train.regularization.steer; }),
+      num("regularization.error_weight", [](Config& c) -> double& { return c.train.regularization.error_weight; }),
 
       choice<OptimizerKind>("optimizer.name",
                             [](Config& c) -> OptimizerKind& { return c.train.optimizer.kind; },
@@ -587,6 +588,7 @@ std::string Config::validate() const {
   if (why.empty()) why = train.schedule.validate();
   if (why.empty()) why = train.run.validate();
   if (why.empty()) why = train.regularization.validate();
+  if (why.empty()) why = error_penalty_refusal(train.solver, train.regularization.error_weight);
   if (why.empty() && train.run.batch_mode == BatchMode::Stacked && train.regularization.jacobian_weight > 0)
     why = "run.batch_mode = \"stacked\" does not take regularization.jacobian_weight > 0 (a running cost); use "
           "\"per_series\" or \"auto\"";

@@ -150,7 +150,7 @@ bool BatchSolver::use_stacked(const Problem& problem, size_t begin, size_t end) 
 }
 
 void GradientSums::reset(Eigen::Index theta_size, Eigen::Index phi_size) {
-  values.reset(1 + theta_size + phi_size);
+  values.reset(1 + theta_size + phi_size + 1);
   forward = backward = SolverStats{};
   nfe_forward = nfe_backward = 0;
 }
@@ -164,12 +164,13 @@ void GradientSums::merge(const GradientSums& other) {
 }
 
 void GradientSums::finish(BatchGradient& out, Eigen::Index theta_size) const {
-  const Eigen::Index P = theta_size, R = values.size() - 1 - P;
+  const Eigen::Index P = theta_size, R = values.size() - 2 - P;
   out.loss = values.value(0);
   out.theta.resize(P);
   values.values(out.theta.data(), P, 1);
   out.phi.resize(R);
   values.values(out.phi.data(), R, 1 + P);
+  out.solver_error = values.value(1 + P + R);
   out.forward = forward;
   out.backward = backward;
   out.nfe_forward = nfe_forward;
@@ -209,6 +210,7 @@ void BatchSolver::solve_units(ConstVectorRef theta, const Problem& problem, cons
       local.values.add(0, g.loss);
       local.values.add(g.theta, 1);
       local.values.add(g.phi, 1 + P);
+      local.values.add(1 + P + R, g.solver_error);
       local.forward += g.forward;
       local.backward += g.backward;
       local.nfe_forward += g.nfe_forward;

@@ -108,6 +108,34 @@ void Dopri5Backprop::rhs(double t, ConstVectorRef y, double* k, VectorRef work) 
   Eigen::Map<Vector>(k, n_) = stage_out_;
 }
 
+// The embedded error estimate of a step of size h with stages K into err_: h sum_j (b_j - b^_j) K_j.
+void Dopri5Backprop::error_estimate(double h, const Eigen::Ref<const Matrix>& K) {
+  err_ = (h * kE[0]) * K.col(0);
+  for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K.col(j);
+}
+
+// The penalty weight E h of an accepted step (start y, stages K, size h) pulled back onto its
+// stages (Kbar), its start (y_bar) and its end (y_end_bar), h held fixed. With r = err / sc,
+// E = sqrt(mean r^2), sc = rtol max(|y|, |y_new|) + atol: dE/derr = r / (n E sc) and
+// dE/dsc = -r^2 / (n E sc); sc follows whichever of |y_i|, |y_new_i| is larger (a.e.).
+void Dopri5Backprop::error_pullback(ConstVectorRef y, const Eigen::Ref<const Matrix>& K, double h, Matrix& Kbar,
+                                    VectorRef y_bar, VectorRef y_end_bar) {
+  stage_state(y, K, h, 6, y_new_);  // the step's end as the forward pass formed it
+  error_estimate(h, K);
+  const double E = error_norm(y, y_new_);  // also fills scale_
+  if (!(E > 0) || !std::isfinite(E)) return;
+  const double c = opt_.dopri5.error_weight * h / (static_cast<double>(n_) * E);
+  stage_out_.array() = c * err_.array() / scale_.array().square();  // d(weight E h)/d err
+  Kbar.col(0).noalias() += (h * kE[0]) * stage_out_;
+  for (int j = 2; j < 7; ++j) Kbar.col(j).noalias() += (h * kE[j]) * stage_out_;
+  for (int i = 0; i < n_; ++i) {
+    const double sbar = -c * (err_[i] / scale_[i]) * (err_[i] / scale_[i]) / scale_[i] * opt_.rtol;
+    const double a = std::abs(y[i]), b = std::abs(y_new_[i]);
+    if (a >= b) y_bar[i] += y[i] > 0 ? sbar : y[i] < 0 ? -sbar : 0.0;
+    else y_end_bar[i] += y_new_[i] > 0 ? sbar : -sbar;
+  }
+}
+
 // Hairer's norm: the root mean square of err_i / (atol_i + rtol max(|y_i|, |y_new_i|)).
 double Dopri5Backprop::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
   scale_.array() = opt_.rtol * y.array().abs().max(y_new.array().abs());
@@ -138,6 +166,9 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
                      Matrix& states, SolverStats& stats) {
   const Eigen::Index T = times.size();
   states.resize(T, n_);
+  // The solver-error penalty is a gradient's (record) and needs the error estimate of every step.
+  const bool penalise = record && opt_.dopri5.error_weight > 0;
+  solver_error_ = 0;
   if (record) {
     step_t_.clear();
     step_h_.clear();
@@ -174,15 +205,15 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
       rhs(t + kC[i] * h, y_new_, K_.col(i).data(), stage_work(stats.steps, i));
     }
     double e = 0;
-    if (!fixed) {
-      err_ = (h * kE[0]) * K_.col(0);
-      for (int j = 2; j < 7; ++j) err_.noalias() += (h * kE[j]) * K_.col(j);
+    if (!fixed || penalise) {  // fixed steps estimate their error for the penalty alone
+      error_estimate(h, K_);
       e = error_norm(y_, y_new_);
     }
-    if (e <= 1) {
+    if (fixed || e <= 1) {
       const double t_new = last ? t_end : t + h;
       const long step = static_cast<long>(step_t_.size());
       if (record) {
+        solver_error_ += e * h;  // 0 on fixed steps without the penalty (no estimate)
         step_t_.push_back(t);
         step_h_.push_back(h);
         store_.insert(store_.end(), y_.data(), y_.data() + n_);
@@ -275,9 +306,11 @@ Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, co
   g.forward.rhs_evals = n_rhs_;
   ObservationTerms terms = observe(g.states);
   check_terms(terms, tr.times.size(), n_);
-  g.loss = terms.loss;
+  g.loss = terms.loss + opt_.dopri5.error_weight * solver_error_;
+  g.solver_error = solver_error_;
   g.phi = std::move(terms.phi);
   const Matrix& jumps = terms.jumps;
+  const bool penalise = opt_.dopri5.error_weight > 0;
 
   // ---- reverse sweep through the accepted steps ----
   // ybar = dLoss/dy at the end of step s; carry = dLoss/dK_0 of step s + 1, which is K_6 of step
@@ -311,8 +344,10 @@ Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, co
     const Eigen::Map<const Matrix> K(base + n_, n_, 7);
     Kbar.setZero();
     Kbar.col(6) = carry;
+    ys_bar.setZero();
+    if (penalise) error_pullback(y, K, h, Kbar, ys_bar, ybar);
     // y_{s+1} = y_s + h sum_j b_j K_j
-    ys_bar = ybar;
+    ys_bar += ybar;
     for (int j = 0; j < 6; ++j)
       if (kA[6][j] != 0) Kbar.col(j).noalias() += (h * kA[6][j]) * ybar;
     // the observations this step answered from its continuous extension

@@ -38,12 +38,16 @@ class Dopri5Backprop final : public GradientEngine {
   VectorRef stage_work(long s, int i);
   [[noreturn]] void fail(int flag, double t, const std::string& detail) const;
   double error_norm(ConstVectorRef y, ConstVectorRef y_new);
+  void error_estimate(double h, const Eigen::Ref<const Matrix>& K);
+  void error_pullback(ConstVectorRef y, const Eigen::Ref<const Matrix>& K, double h, Matrix& Kbar, VectorRef y_bar,
+                      VectorRef y_end_bar);
 
   const Dynamics& dyn_;
   SolverOptions opt_;
   int n_, P_;
   const double* theta_ = nullptr;
   long n_rhs_ = 0, n_vjp_ = 0;
+  double solver_error_ = 0;  // sum_s E_s h_s of the last recorded forward pass (error_weight > 0)
   double t_reached_ = 0;  // the last accepted step's end (forward) or the step being reversed
   Vector work_, stage_in_, stage_out_, y_, y_new_, err_, scale_, out_n_, out_p_;
   Matrix K_;  // n x 7: the stages of the step being taken (K_.col(0) = f at its start)

@@ -340,7 +340,8 @@ Gradient SegmentedEngine::gradient(ConstVectorRef theta, const Trajectory& tr, c
       driven_.set_segment(&tr, s.a, s.rate);
       const Gradient part = engine.gradient(
           theta, plain, [&](const Matrix&) { return ObservationTerms{0.0, jumps, Vector()}; }, running_costs);
-      g.loss += part.loss;  // the running costs' integrals over the segment
+      g.loss += part.loss;  // the running costs' integrals (and solver-error penalty) over the segment
+      g.solver_error += part.solver_error;
       g.theta += part.theta;
       a = part.z0;
       g.forward += part.forward;

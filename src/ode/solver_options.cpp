@@ -156,12 +156,15 @@ std::string Dopri5Options::validate() const {
     return bad("dopri5_keep_mib", num(keep_mib), "must be finite and >= 0 (0 = keep nothing, recompute)");
   if (!(fixed_step >= 0) || !std::isfinite(fixed_step))
     return bad("dopri5_fixed_step", num(fixed_step), "must be finite and >= 0 (0 = adaptive steps)");
+  if (!(error_weight >= 0) || !std::isfinite(error_weight))
+    return bad("dopri5_error_weight", num(error_weight), "must be finite and >= 0 (0 = no solver-error penalty)");
   return {};
 }
 
 std::string Dopri5Options::changed() const {
   if (fixed_step != Dopri5Options{}.fixed_step) return "dopri5_fixed_step = " + num(fixed_step);
   if (keep_mib != Dopri5Options{}.keep_mib) return "dopri5_keep_mib = " + num(keep_mib);
+  if (error_weight != Dopri5Options{}.error_weight) return "dopri5_error_weight = " + num(error_weight);
   return {};
 }
 

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
+
+#include "cvnode/errors.h"
 
 #include "core/random.h"
 
@@ -16,7 +19,24 @@ std::string RegularizationOptions::validate() const {
   if (jacobian_probes < 1)
     return "regularization.jacobian_probes = " + std::to_string(jacobian_probes) + " must be >= 1";
   if (bad(steer)) return "regularization.steer = " + std::to_string(steer) + " must be >= 0";
+  if (bad(error_weight))
+    return "regularization.error_weight = " + std::to_string(error_weight) + " must be >= 0";
   return {};
+}
+
+std::string error_penalty_refusal(const SolverOptions& solver, double error_weight) {
+  if (!(error_weight > 0) || solver.method == "dopri5") return {};
+  std::ostringstream o;
+  o << "regularization.error_weight = " << error_weight << " penalises the local error estimates of dopri5's steps; "
+    << "solver.method = \"" << solver.method << "\" (the CVODES adjoint) cannot differentiate its error test: "
+    << "use solver.method = \"dopri5\" or error_weight = 0";
+  return o.str();
+}
+
+SolverOptions with_error_penalty(SolverOptions solver, double error_weight) {
+  if (std::string why = error_penalty_refusal(solver, error_weight); !why.empty()) throw OptionsError(why);
+  if (solver.method == "dopri5") solver.dopri5.error_weight = error_weight;
+  return solver;
 }
 
 std::vector<std::shared_ptr<const RunningCost>> regularizer_costs(const Dynamics& dynamics,

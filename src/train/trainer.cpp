@@ -198,6 +198,7 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
       sched_(settings.schedule, settings.optimizer.lr, settings.run.epochs) {
   std::string why = s_.run.validate();
   if (why.empty()) why = s_.regularization.validate();
+  if (why.empty()) why = error_penalty_refusal(s_.solver, s_.regularization.error_weight);
   if (why.empty() && s_.run.batch_mode == BatchMode::Stacked && s_.regularization.jacobian_weight > 0)
     why = "run.batch_mode = \"stacked\" does not take regularization.jacobian_weight > 0 (a running cost); use "
           "\"per_series\" or \"auto\"";
@@ -248,13 +249,15 @@ Trainer::Trainer(const Model& model, const std::vector<Trajectory>& train,
   st_.best_params = st_.params;
 
   const BatchOptions batch{s_.run.threads, s_.run.batch_mode, s_.run.stack_size, true};
+  // Training solves carry the solver-error penalty; validation and evaluation solve without it.
+  const SolverOptions train_solver = with_error_penalty(s_.solver, s_.regularization.error_weight);
   // Started as one of several MPI ranks (mpirun, srun): the minibatches' units spread over them.
   if (Ranks::world().distributed())
-    backend_ = std::make_unique<RankBackend>(model.dynamics(), s_.solver, batch, Ranks::world(), s_.run.reduction,
+    backend_ = std::make_unique<RankBackend>(model.dynamics(), train_solver, batch, Ranks::world(), s_.run.reduction,
                                              model.options().initial_state == InitialState::Learned,
                                              s_.run.balance);
   else
-    backend_ = std::make_unique<ThreadBackend>(model.dynamics(), s_.solver, batch);
+    backend_ = std::make_unique<ThreadBackend>(model.dynamics(), train_solver, batch);
   s_.regularization.kinetic_weight = s_.run.kinetic_weight;
   // Built once here (this also refuses a Jacobian norm the dynamics cannot give, before any step).
   running_costs_ = regularizer_costs(model.dynamics(), s_.regularization, 0);

@@ -133,6 +133,7 @@ const std::vector<std::pair<std::string, Key>>& own_keys() {
       {"regularization.kinetic_weight", CNF_NUMBER(model.kinetic_weight)},
       {"regularization.jacobian_weight", CNF_NUMBER(model.jacobian_weight)},
       {"regularization.steer", CNF_NUMBER(model.steer)},
+      {"regularization.error_weight", CNF_NUMBER(model.error_weight)},
   };
   return k;
 }

@@ -168,11 +168,11 @@ CnfData load_cnf_data(const CnfFitConfig& config) {
 
 std::vector<std::string> CnfEpoch::names() {
   return {"epoch", "lr", "train_loss", "train_nll", "val_nll", "val_nll_per_dim", "nfe_forward",
-          "nfe_backward", "kinetic", "frobenius", "failures", "seconds"};
+          "nfe_backward", "kinetic", "frobenius", "solver_error", "failures", "seconds"};
 }
 std::vector<double> CnfEpoch::values() const {
   return {static_cast<double>(epoch), lr, train_loss, train_nll, val_nll, val_nll_per_dim, nfe_forward,
-          nfe_backward, kinetic, frobenius, static_cast<double>(failures), seconds};
+          nfe_backward, kinetic, frobenius, solver_error, static_cast<double>(failures), seconds};
 }
 CnfEpoch CnfEpoch::from_values(const std::vector<double>& v) {
   CnfEpoch e;
@@ -186,8 +186,9 @@ CnfEpoch CnfEpoch::from_values(const std::vector<double>& v) {
   e.nfe_backward = v.at(7);
   e.kinetic = v.at(8);
   e.frobenius = v.at(9);
-  e.failures = static_cast<long>(v.at(10));
-  e.seconds = v.at(11);
+  e.solver_error = v.at(10);
+  e.failures = static_cast<long>(v.at(11));
+  e.seconds = v.at(12);
   return e;
 }
 
@@ -276,6 +277,7 @@ CnfFitResult run_cnf_fit(const CnfFitConfig& c, const CnfFitOptions& options) {
       e.train_nll += g.nll;
       e.kinetic += g.kinetic;
       e.frobenius += g.frobenius;
+      e.solver_error += g.solver_error;
       e.nfe_forward += static_cast<double>(g.nfe_forward);
       e.nfe_backward += static_cast<double>(g.nfe_backward);
     }
@@ -284,6 +286,7 @@ CnfFitResult run_cnf_fit(const CnfFitConfig& c, const CnfFitOptions& options) {
       e.train_nll /= steps;
       e.kinetic /= steps;
       e.frobenius /= steps;
+      e.solver_error /= steps;
     }
     if (solves > 0) {
       e.nfe_forward /= solves;

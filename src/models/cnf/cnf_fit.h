@@ -27,7 +27,7 @@ namespace cvnode {
 //   [cnf]             the flow (CnfModelOptions: field, hidden, activation, time_input, width,
 //                     hyper_hidden, init, seed, trace, noise, probes, end_time, base_std) and
 //                     its figures (plot_grid, plot_flow_grid, plot_samples)
-//   [regularization]  kinetic_weight, jacobian_weight, steer
+//   [regularization]  kinetic_weight, jacobian_weight, steer, error_weight (dopri5)
 struct CnfFitConfig {
   Config base;
   CnfModelOptions model;
@@ -72,6 +72,7 @@ struct CnfEpoch {
   double val_nll_per_dim = std::numeric_limits<double>::quiet_NaN();
   double nfe_forward = 0, nfe_backward = 0;
   double kinetic = 0, frobenius = 0;  // mean integrals (when carried)
+  double solver_error = 0;            // mean sum_s E_s h_s per stacked solve (error_weight > 0)
   long failures = 0;
   double seconds = 0;  // the only non-deterministic column
   static std::vector<std::string> names();

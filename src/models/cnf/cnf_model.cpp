@@ -6,6 +6,7 @@
 #include "cvnode/errors.h"
 #include "cvnode/loss.h"
 #include "cvnode/problem.h"
+#include "cvnode/regularization.h"
 #include "cvnode/planar_flow.h"
 #include "cvnode/probed_mlp.h"
 #include "core/random.h"
@@ -74,6 +75,8 @@ std::string CnfModelOptions::validate() const {
     return "regularization.kinetic_weight = " + std::to_string(kinetic_weight) + " must be >= 0";
   if (!(jacobian_weight >= 0) || !std::isfinite(jacobian_weight))
     return "regularization.jacobian_weight = " + std::to_string(jacobian_weight) + " must be >= 0";
+  if (!(error_weight >= 0) || !std::isfinite(error_weight))
+    return "regularization.error_weight = " + std::to_string(error_weight) + " must be >= 0";
   if (!(steer >= 0) || !(steer < end_time))
     return "regularization.steer = " + std::to_string(steer) + " must be in [0, cnf.end_time = " +
            std::to_string(end_time) + ")";
@@ -132,6 +135,7 @@ CnfEngine CnfModel::engine(SolverOptions solver, int stack, int threads) const {
   if (stack < 1) throw OptionsError("cnf stack = " + std::to_string(stack) + " must be >= 1");
   if (solver.method != "dopri5" && solver.cvodes.adjoint_form == AdjointForm::Auto)
     solver.cvodes.adjoint_form = AdjointForm::Restart;
+  solver = with_error_penalty(solver, o_.error_weight);
   CnfEngine e;
   e.solver = solver;
   e.stack = stack;
@@ -171,6 +175,10 @@ CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, cons
   out.gradient = g.theta;
   out.nfe_forward = g.nfe_forward;
   out.nfe_backward = g.nfe_backward;
+  out.solves = (B + engine.stack - 1) / engine.stack;
+  // The penalty is one per stacked solve (its steps serve all its samples), not per sample.
+  const double penalty = o_.error_weight * g.solver_error;
+  out.solver_error = g.solver_error / out.solves;
   std::vector<bool> failed(B, false);
   for (const SeriesFailure& f : g.failures) failed[f.series] = true;
   const int ok = B - static_cast<int>(g.failures.size());
@@ -190,15 +198,16 @@ CnfMinibatch CnfModel::gradient(const Vector& params, const Matrix& points, cons
       out.loss += o_.jacobian_weight * y[cnf.frobenius_index()];
     }
   }
-  // The gradient is of the sum over all B samples / B; rescale to the mean over those solved.
+  // The gradient is of the sum over all B samples / B (+ the penalty); rescale to the mean over
+  // those solved (failures are rare: a step with more than half of them is skipped; the
+  // penalty's part of the gradient is then rescaled with the rest).
   if (ok > 0) {
     out.gradient *= static_cast<double>(B) / ok;
     out.nll = out.nll / ok + log_scale_;
-    out.loss /= ok;
+    out.loss = out.loss / ok + penalty;
     out.kinetic /= ok;
     out.frobenius /= ok;
   }
-  out.solves = (B + engine.stack - 1) / engine.stack;
   return out;
 }
 
