@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The flow's regularisation and trace study (issue 16; docs/cnf.md, "Measurements"): trains
 # data/cnf_moons.toml once per variant (plain, kinetic + Jacobian norm, STEER, Hutchinson's trace,
-# Hutchinson + regularisers) and writes one JSON line per variant into
-# bench/results/cnf_study.jsonl: test NLL (exact trace) against the true entropy, the gap per
-# dimension, NFE per stacked solve (mean over the run and over its last 10 epochs, forward and
-# backward) and wall time (noisy on a shared machine; min-of-rounds is not attempted here).
+# Hutchinson + regularisers, the solver-error penalty at weights 0.1 and 1: error, error_strong)
+# at nice -n 10 and writes one JSON line per variant into bench/results/cnf_study.jsonl: test NLL
+# (exact trace) against the true entropy, the gap per dimension, NFE per stacked solve (mean over
+# the run and over its last 10 epochs, forward and backward), Σ E_s h_s per solve, wall time
+# (noisy on a shared machine) and CPU seconds (/usr/bin/time).
 #   bench/cnf_study.sh [BUILD_DIR] [EPOCHS] [VARIANT ...]     (~1.5-3 min per variant on one core)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,17 +25,20 @@ for v in "${variants[@]}"; do
     rnode) set_args=(--set regularization.kinetic_weight=0.01 --set regularization.jacobian_weight=0.01) ;;
     steer) set_args=(--set regularization.steer=0.5) ;;
     hutchinson) set_args=(--set cnf.trace=hutchinson) ;;
+    error) set_args=(--set regularization.error_weight=0.1) ;;
+    error_strong) set_args=(--set regularization.error_weight=1) ;;
     hutchinson_rnode) set_args=(--set cnf.trace=hutchinson --set regularization.kinetic_weight=0.01
                                 --set regularization.jacobian_weight=0.01) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   start=$(date +%s.%N)
-  "$build/apps/cvnode" fit --config "$root/data/cnf_moons.toml" --out "$work/$v" --no-plots --quiet \
+  /usr/bin/time -f "%e %U %S" -o "$work/$v.time" nice -n 10 "$build/apps/cvnode" fit --config "$root/data/cnf_moons.toml" --out "$work/$v" --no-plots --quiet \
     --set run.epochs="$epochs" --set run.threads=1 "${set_args[@]}" > "$work/$v.log"
   end=$(date +%s.%N)
-  python3 - "$v" "$work/$v.log" "$work/$v/metrics.csv" "$start" "$end" "$epochs" >> "$out" <<'EOF'
+  python3 - "$v" "$work/$v.log" "$work/$v/metrics.csv" "$start" "$end" "$epochs" "$work/$v.time" >> "$out" <<'EOF'
 import csv, json, re, sys
-v, log, metrics, start, end, epochs = sys.argv[1:]
+v, log, metrics, start, end, epochs, timing = sys.argv[1:]
+wall, user, sys_ = (float(x) for x in open(timing).read().split()[-3:])
 text = open(log).read()
 m = re.search(r"test NLL ([-\d.e+]+) nats \(([-\d.e+]+) per dimension.*true entropy ([-\d.e+]+) \+- ([-\d.e+]+), gap ([-\d.e+]+)", text)
 rows = list(csv.DictReader(open(metrics)))
@@ -46,7 +50,8 @@ print(json.dumps({"bench": "cnf_study", "variant": v, "data": "moons", "epochs":
                   "nfe_forward_mean": mean("nfe_forward", rows), "nfe_backward_mean": mean("nfe_backward", rows),
                   "nfe_forward_last10": mean("nfe_forward", rows[-10:]),
                   "nfe_backward_last10": mean("nfe_backward", rows[-10:]),
-                  "seconds": float(end) - float(start), "threads": 1}))
+                  "solver_error_last10": mean("solver_error", rows[-10:]),
+                  "seconds": float(end) - float(start), "cpu_seconds": user + sys_, "threads": 1}))
 EOF
   tail -1 "$out"
 done
