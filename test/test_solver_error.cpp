@@ -15,7 +15,6 @@
 
 #include "cvnode/batch.h"
 #include "cvnode/cnf_model.h"
-#include "cvnode/config.h"
 #include "cvnode/densities.h"
 #include "cvnode/errors.h"
 #include "cvnode/linear_decay.h"
