@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The flow's regularisation and trace study (issue 16; docs/cnf.md, "Measurements"): trains
 # data/cnf_moons.toml once per variant (plain, kinetic + Jacobian norm, STEER, Hutchinson's trace,
-# Hutchinson + regularisers, the solver-error penalty at weights 0.1 and 1: error, error_strong)
+# Hutchinson + regularisers, the solver-error penalty at weights 0.01, 0.1 and 1: error_weak, error, error_strong)
 # at nice -n 10 and writes one JSON line per variant into bench/results/cnf_study.jsonl: test NLL
 # (exact trace) against the true entropy, the gap per dimension, NFE per stacked solve (mean over
 # the run and over its last 10 epochs, forward and backward), Σ E_s h_s per solve, wall time
@@ -25,6 +25,7 @@ for v in "${variants[@]}"; do
     rnode) set_args=(--set regularization.kinetic_weight=0.01 --set regularization.jacobian_weight=0.01) ;;
     steer) set_args=(--set regularization.steer=0.5) ;;
     hutchinson) set_args=(--set cnf.trace=hutchinson) ;;
+    error_weak) set_args=(--set regularization.error_weight=0.01) ;;
     error) set_args=(--set regularization.error_weight=0.1) ;;
     error_strong) set_args=(--set regularization.error_weight=1) ;;
     hutchinson_rnode) set_args=(--set cnf.trace=hutchinson --set regularization.kinetic_weight=0.01
