@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -99,7 +100,7 @@ const char* nonlinear_name(const SolverOptions& o) {
 // Data made by `cvnode data generate pk` carry their truth: the true model's errors on the same
 // entries, the yardsticks of a fitted one (nothing is printed for other data).
 void print_pk_truth(const DataOptions& o, const std::string& split, const std::vector<std::string>& ids,
-                    const DataErrors& model) {
+                    const DataErrors& model, const DataErrors* typical) {
   const std::string file = split == "test" && !o.test_file.empty()             ? o.test_file
                            : split == "val" && !o.validation_file.empty()      ? o.validation_file
                            : split == "all" && !o.validation_file.empty()      ? std::string()
@@ -116,6 +117,13 @@ void print_pk_truth(const DataOptions& o, const std::string& split, const std::v
               "(the noise floor); typical values at the subject's weight %.6g; at 70 kg %.6g; this model / "
               "typical at weight %.4f\n",
               t.entries, t.own, t.typical_at_weight, t.typical_70kg, model.rmse_all / t.typical_at_weight);
+  std::printf("  the true model as a mixed-effects model (empirical-Bayes eta per subject from its observations, true "
+              "Omega, residual variance = the noise floor's): with the weight %.6g, without it (typical at 70 kg) %.6g\n",
+              t.eb_at_weight, t.eb_70kg);
+  if (typical)  // a mixed-effects model: like with like
+    std::printf("  ratios: individual (EB) %.4f of the true model's EB at weight, %.4f without the weight; typical "
+                "(eta = 0) %.4f of the true typical at 70 kg\n",
+                model.rmse_all / t.eb_at_weight, model.rmse_all / t.eb_70kg, typical->rmse_all / t.typical_70kg);
 }
 
 // A number, or "n/a" for one that could not be computed (NaN: nothing was solved).
@@ -144,8 +152,24 @@ void run(const EvalArgs& a) {
   const SolverOptions base = tm.config.train.solver;
   // Forecast windows with a known past (data.forecast_history > 1) start from the state fitted to it.
   start_forecasts(tm.model->dynamics(), tm.theta, lifted, history, base, tm.model->observed());
+  // Random effects: the model as a population model (every subject typical, eta = 0), then each
+  // subject with its empirical-Bayes eta from its own observations: the individual predictions,
+  // which everything below scores.
+  const Dynamics* dynamics = &tm.model->dynamics();
+  Vector theta = tm.theta;
+  std::optional<DataErrors> typical;
+  std::shared_ptr<const RandomEffectsDynamics> individual_dynamics;
+  if (tm.model->random_effects()) {
+    const Evaluation t = evaluate(*dynamics, theta, tm.problem(lifted), base, a.threads);
+    typical = data_errors(data, series, t.predictions, history);
+    IndividualFit f = empirical_bayes_fit(tm, lifted, base, a.threads);
+    lifted = std::move(f.series);
+    individual_dynamics = f.dynamics;
+    dynamics = individual_dynamics.get();
+    theta = f.theta;
+  }
   const Problem problem = tm.problem(lifted);
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, problem, base, a.threads);
+  const Evaluation ev = evaluate(*dynamics, theta, problem, base, a.threads);
   std::printf("eval: %s, split '%s'%s, %d series (%d failed), rtol %g\n", a.checkpoint.c_str(), a.split.c_str(),
               data.forecast && a.split != "train" ? " (forecast windows)" : "", ev.series, ev.failures, base.rtol);
   if (ev.failures)  // the loss and errors below cover the solved series only
@@ -160,7 +184,13 @@ void run(const EvalArgs& a) {
     std::printf("  %-16s %14s %14s %14.6g %12s %9.0f\n", data.channel_names[i].c_str(), num(err.rmse[i]).c_str(),
                 num(err.mae[i]).c_str(), data.data_std[i], num(err.rmse[i] / data.data_std[i], "%.4f").c_str(),
                 err.count[i]);
-  if (!data.forecast && data.channels == 1) print_pk_truth(tm.config.data, a.split, ids, err);
+  if (typical) {
+    std::printf("  random effects: individual predictions (each subject's empirical-Bayes eta) above; the typical "
+                "subject (eta = 0): RMSE");
+    for (int i = 0; i < data.channels; ++i) std::printf(" %s %s", data.channel_names[i].c_str(), num(typical->rmse[i]).c_str());
+    std::printf(", overall %s\n", num(typical->rmse_all).c_str());
+  }
+  if (!data.forecast && data.channels == 1) print_pk_truth(tm.config.data, a.split, ids, err, typical ? &*typical : nullptr);
   if (data.forecast && a.split != "train") {
     // The forecasts a model has to beat, on the same entries.
     const auto& past = a.split == "val" ? data.val_past : a.split == "test" ? data.test_past : std::vector<Trajectory>{};
@@ -211,7 +241,7 @@ void run(const EvalArgs& a) {
   ref_opt.cvodes.nonlinear_solver = NonlinearSolver::Newton;
   if (base.method != "bdf") ref_opt.cvodes.linear_solver = LinearSolver::Dense;
   ref_opt.max_steps = std::max<long>(base.max_steps, 1000000);
-  const Evaluation ref = evaluate(tm.model->dynamics(), tm.theta, problem, ref_opt, a.threads);
+  const Evaluation ref = evaluate(*dynamics, theta, problem, ref_opt, a.threads);
   if (ref.failures)
     throw SolverError("eval reference (BDF, rtol " + std::to_string(a.reference_rtol) + ")", ref.failed[0].flag,
                       ref.failed[0].flag_name, ref.failed[0].time, ref.failed[0].message);
@@ -232,7 +262,7 @@ void run(const EvalArgs& a) {
   for (double tol : tols) {
     const SolverOptions o = at_tolerance(base, tol);
     const auto t0 = std::chrono::steady_clock::now();
-    const Evaluation e = evaluate(tm.model->dynamics(), tm.theta, problem, o, a.threads);
+    const Evaluation e = evaluate(*dynamics, theta, problem, o, a.threads);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     double maxdiff = 0;
     Vector chan_err = Vector::Zero(data.channels);

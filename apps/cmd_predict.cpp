@@ -29,6 +29,7 @@ struct PredictArgs {
   double rtol = 0, atol = 0, extend = 0;
   bool rtol_given = false, atol_given = false;
   int max_series = 0, threads = 0;
+  bool typical = false;
 };
 
 // START:STOP:COUNT, each part checked (finite, STOP >= START, COUNT in [1, 10^7]).
@@ -53,7 +54,8 @@ void parse_grid(const std::string& text, double* t0, double* t1, long* n) {
 
 void run(const PredictArgs& a) {
   io::check_not_input("predict", a.out, {a.checkpoint});
-  const TrainedModel tm = load_trained(a.checkpoint, a.overrides);
+  TrainedModel tm = load_trained(a.checkpoint, a.overrides);
+  tm.individual = !a.typical;
   io::check_not_input("predict", a.out, {tm.config.data.file});
   const FitData data = load_model_data(tm);
   std::vector<Trajectory> series;
@@ -174,6 +176,9 @@ void add_predict(CLI::App& app) {
       ->check(real_range(0, std::numeric_limits<double>::infinity(), false, true));
   cmd->add_option("--max-series", a->max_series, "At most this many series (0 = all)")
       ->check(int_range(0, std::numeric_limits<int>::max()));
+  cmd->add_flag("--typical", a->typical,
+                "Random effects: predict the typical subject (eta = 0) instead of each subject's empirical-Bayes eta "
+                "from its observations");
   cmd->add_option("--threads", a->threads, "OpenMP threads (0 = all cores)")->capture_default_str()->check(thread_count());
   cmd->add_option("--set", a->overrides,
                   "Override a key of the stored configuration, e.g. --set data.file=OTHER.h5 --set "

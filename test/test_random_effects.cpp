@@ -212,3 +212,175 @@ BOOST_AUTO_TEST_CASE(subject_parameters_apply_the_map) {
   BOOST_TEST(p[6] == 0.5 * std::exp(0.5), boost::test_tools::tolerance(1e-15));
   BOOST_CHECK_THROW(RandomEffectsDynamics(pk.hybrid, RandomEffectMap{1, {{99, 0, 1.0}}, {}, {}}, 1), OptionsError);
 }
+
+// Moving the mean of the subjects' etas into the typical parameters changes no subject's
+// parameters (to rounding) and leaves the etas centred: the hybrid's three kinds of effects and
+// the embedding.
+BOOST_AUTO_TEST_CASE(recentring_keeps_every_subject) {
+  PkHybrid pk({4});
+  const RandomEffectsDynamics hyb(pk.hybrid, pk.map, 5);
+  MlpSpec s;
+  s.layers = {2, 6, 2};
+  auto mlp = std::make_shared<Mlp>(s);
+  RandomEffectMap emb;
+  emb.effects = 2;
+  add_first_layer_embedding(emb, *mlp, 0);
+  const RandomEffectsDynamics net(mlp, emb, 4);
+  for (const RandomEffectsDynamics* re : {&hyb, &net}) {
+    const Vector p = random_vector(re->param_size(), 21) + Vector::Constant(re->param_size(), 0.3);
+    const Vector q = re->recentered(p);
+    const int k = re->effects();
+    Vector mean = Vector::Zero(k);
+    for (int i = 0; i < re->slots(); ++i) {
+      const Vector before = re->subject_parameters(p, p.segment(re->eta_offset() + i * k, k));
+      const Vector after = re->subject_parameters(q, q.segment(re->eta_offset() + i * k, k));
+      BOOST_TEST((before - after).norm() < 1e-13 * before.norm());
+      mean += q.segment(re->eta_offset() + i * k, k);
+    }
+    BOOST_TEST(mean.norm() < 1e-14);
+    BOOST_TEST((q - p).head(re->eta_offset()).norm() > 0.01);  // the typical values moved
+  }
+}
+
+// Empirical Bayes on a subject made by the exact model (linear hybrid = Bateman) with a known
+// eta and no noise: with a negligible residual variance the mode is that eta (to 1e-5: the
+// Jacobian's central differences and the solver at rtol 1e-10 bound it), with an overwhelming
+// one the prior's mode 0 and covariance Omega; between them the mode shrinks toward 0 along the
+// prior (|eta_hat| < |eta|).
+BOOST_AUTO_TEST_CASE(empirical_bayes_finds_a_subjects_eta) {
+  PkHybrid pk({});
+  const auto re = std::make_shared<RandomEffectsDynamics>(pk.hybrid, pk.map, 1);
+  Vector theta = Vector::Zero(re->param_size());
+  theta[0] = std::log(0.1);
+  theta[2] = 1.0 * 100 / 30;
+  theta[4] = -1.0;
+  const Vector eta = (Vector(3) << 0.3, -0.2, 0.1).finished();
+  Trajectory tr;
+  tr.z0 = (Vector(2) << 0, 1.0).finished();
+  tr.times = (Vector(8) << 0.5, 1, 2, 4, 8, 12.5, 14, 20).finished();
+  tr.events = {bolus(12, 1.0)};
+  tr.covariates = Vector::Constant(1, 0);
+  tr.values = Matrix::Zero(8, 1);
+  Vector truth = theta;
+  truth.tail(3) = eta;
+  const SolverOptions o = options("dopri5", 1e-10);
+  Solution sol = Solver(*re, o).solve(truth, tr);
+  tr.values = sol.states.topRows(8).col(0);
+  const Problem p({tr}, make_loss("mse_mean"));
+  EmpiricalBayesOptions eb;
+  eb.omega = Vector::Constant(3, 0.1);
+  eb.sigma2 = 1e-12;
+  const SubjectEstimate sharp = empirical_bayes(*re, theta, p, o, eb).at(0);
+  BOOST_TEST_MESSAGE("eta " << sharp.eta.transpose() << " after " << sharp.iterations << " iterations");
+  BOOST_TEST(sharp.error.empty());
+  BOOST_TEST((sharp.eta - eta).norm() < 1e-5);
+  eb.sigma2 = 1e12;
+  const SubjectEstimate vague = empirical_bayes(*re, theta, p, o, eb).at(0);
+  BOOST_TEST(vague.eta.norm() < 1e-6);
+  BOOST_TEST((vague.covariance - Matrix(eb.omega.asDiagonal())).norm() < 1e-6);
+  eb.sigma2 = 0.05;
+  const SubjectEstimate mid = empirical_bayes(*re, theta, p, o, eb).at(0);
+  BOOST_TEST(mid.eta.norm() < eta.norm());
+  BOOST_TEST(mid.eta.norm() > 0.1 * eta.norm());
+  BOOST_TEST(mid.covariance.diagonal().maxCoeff() < 0.1);  // the data narrowed the prior
+}
+
+namespace {
+std::string error_of(const std::string& toml) {
+  try {
+    (void)Config::parse(toml, "re.toml").validate();
+    return Config::parse(toml, "re.toml").validate();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+}  // namespace
+
+// [random_effects] keys are validated with one message naming the key and value.
+BOOST_AUTO_TEST_CASE(random_effects_settings_are_checked) {
+  const std::string base = "[data]\nfile = \"x.h5\"\nnormalize = false\n[loss]\nkind = \"mse_mean\"\n[random_effects]\n";
+  auto msg = [&](const std::string& extra) { return error_of(base + extra); };
+  BOOST_TEST(msg("names = [\"ka\"]\nphysics = [0, 1]\n").find("random_effects.physics has 2 entries, random_effects.names 1") != std::string::npos);
+  BOOST_TEST(msg("names = [\"ka\", \"ka\"]\nphysics = [0, 0]\n").find("'ka' is given twice") != std::string::npos);
+  BOOST_TEST(msg("names = [\"ka\"]\nomega = [-1]\nphysics = [0]\n").find("random_effects.omega = -1") != std::string::npos);
+  BOOST_TEST(msg("names = [\"ka\"]\n").find("random effect 'ka' acts on nothing") != std::string::npos);
+  BOOST_TEST(msg("names = [\"e\"]\nnetwork_input = true\n").find("set random_effects.estimate_omega = false") != std::string::npos);
+  const std::string loss = error_of("[data]\nfile = \"x.h5\"\n[random_effects]\nnames = [\"e\"]\nnetwork_input = true\nestimate_omega = false\n[loss]\nkind = \"half_sse\"\n");
+  BOOST_TEST_MESSAGE(loss);
+  BOOST_TEST(loss.find("needs loss.kind = \"mse_mean\"") != std::string::npos);
+  BOOST_TEST(msg("nmes = [\"e\"]\n").find("random_effects.nmes") != std::string::npos);
+  // Sizes the model knows: a physics index beyond the physics' parameters, a row per output.
+  ModelOptions m;
+  m.physics.kind = "mass_action";
+  m.physics.species = {"conc", "depot"};
+  m.physics.reactions = {"conc ->"};
+  m.physics.network = true;
+  m.hidden = {4};
+  m.augment = 1;
+  m.random_effects.names = {"ke"};
+  m.random_effects.physics = {3};
+  BOOST_CHECK_EXCEPTION(Model(m, 1, 0, 4), OptionsError, [](const OptionsError& e) {
+    return std::string(e.what()).find("random_effects.physics[0] = 3: the physics has 1 parameters") != std::string::npos;
+  });
+  m.random_effects.physics = {0};
+  m.random_effects.output_scale = {{1.0}};
+  BOOST_CHECK_EXCEPTION(Model(m, 1, 0, 4), OptionsError, [](const OptionsError& e) {
+    return std::string(e.what()).find("output_scale row 0 ('ke') has 1 entries, the network has 2 outputs") != std::string::npos;
+  });
+  m.random_effects.output_scale = {{1.0, 1.0}};
+  const Model ok(m, 1, 0, 4);
+  BOOST_TEST(ok.random_effects()->slots() == 4);
+  BOOST_TEST(ok.network_params() == 1 + ok.mlp().param_size() + 4);
+}
+
+// The whole path on generated PK data (few subjects, few epochs: it checks the plumbing, not
+// the acceptance numbers of docs/measurement-data.md): a fit with random effects writes Omega and
+// sigma^2 into its checkpoint; the reloaded model gives each held-out subject an
+// empirical-Bayes eta, whose individual predictions beat the typical subject's on the same
+// observations; the true model's EB errors lie below its typical-value errors and near its own.
+BOOST_AUTO_TEST_CASE(a_fit_with_random_effects_and_held_out_subjects) {
+  PkOptions po;
+  po.subjects = 16;
+  po.observations = 10;
+  po.doses = 2;
+  po.seed = 5;
+  const std::string dir = test::make_temp_dir("re");
+  const std::string file = dir + "/pk.h5";
+  const Dataset ds = generate_pk(po);
+  ds.write(file);
+  const std::string toml = "[data]\nfile = \"" + file + "\"\ntrain_fraction = 0.5\nval_fraction = 0.25\nnormalize = false\n"
+      "compartment_states = [1, 0]\ndose_scale = [0.01, 1.0]\nignore = [\"WT\"]\n"
+      "[model]\nhidden = [8]\naugment = 1\ninitial_state = \"zero\"\nbias = false\ninit = \"glorot\"\n"
+      "[physics]\nkind = \"mass_action\"\nspecies = [\"conc\", \"depot\"]\nreactions = [\"conc ->\"]\ntransform = \"log\"\n"
+      "initial = [0.2]\nnetwork = true\ninputs = [0, 1]\ninput_scale = [0.0, 0.1]\noutput_matrix = [[1.0, 0.0], [0.0, 1.0]]\n"
+      "[random_effects]\nnames = [\"ka\", \"ke\", \"V\"]\nphysics = [-1, 0, -1]\noutput_scale = [[1, 1], [0, 0], [-1, 0]]\n"
+      "omega = [0.1]\n[solver]\nmethod = \"dopri5\"\nrtol = 1e-5\natol = 1e-7\n[loss]\nkind = \"mse_mean\"\n"
+      "[optimizer]\nlr = 0.02\n[run]\nepochs = 30\nbatch_size = 4\nthreads = 1\nval_every = 10\n";
+  const Config c = Config::parse(toml, "re.toml");
+  FitOptions fo;
+  fo.out_dir = dir + "/run";
+  fo.quiet = true;
+  run_fit(c, fo);
+  TrainedModel tm = load_trained(fo.out_dir + "/latest.h5");
+  BOOST_REQUIRE(tm.model->random_effects());
+  BOOST_TEST(tm.model->random_effects()->slots() == 12);  // 8 training + 4 validation subjects
+  BOOST_TEST(tm.re_omega.size() == 3);
+  BOOST_TEST(tm.re_sigma2 > 0);
+  const FitData d = load_model_data(tm);
+  std::vector<Trajectory> lifted;
+  for (std::size_t s = 0; s < d.test.size(); ++s) lifted.push_back(tm.lift(d.test[s], d.test_ids[s]));
+  BOOST_REQUIRE_EQUAL(lifted.size(), 4u);
+  const Evaluation typical = evaluate(tm.model->dynamics(), tm.theta, tm.problem(lifted), c.train.solver, 1);
+  const IndividualFit f = empirical_bayes_fit(tm, lifted, c.train.solver, 1);
+  const Evaluation individual = evaluate(*f.dynamics, f.theta, tm.problem(f.series), c.train.solver, 1);
+  BOOST_TEST_MESSAGE("held out: typical RMSE " << typical.rmse_all << ", individual " << individual.rmse_all);
+  BOOST_TEST(individual.failures == 0);
+  BOOST_TEST(individual.rmse_all < typical.rmse_all);
+  for (const auto& e : f.estimates) BOOST_TEST(e.error.empty());
+  const PkTruthErrors t = pk_truth_errors(ds, d.test_ids);
+  BOOST_TEST_MESSAGE("truth: own " << t.own << ", typical at weight " << t.typical_at_weight << ", EB " << t.eb_at_weight
+                                   << ", EB without the weight " << t.eb_70kg);
+  BOOST_TEST(t.eb_at_weight < 0.8 * t.typical_at_weight);
+  BOOST_TEST(t.eb_at_weight < 1.1 * t.own);
+  BOOST_TEST(t.eb_70kg < 1.1 * t.own);
+}

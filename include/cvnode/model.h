@@ -14,6 +14,7 @@
 #include "cvnode/mlp.h"
 #include "cvnode/observation_map.h"
 #include "cvnode/observations.h"
+#include "cvnode/random_effects.h"
 
 namespace cvnode {
 
@@ -60,6 +61,31 @@ struct PhysicsOptions {
   bool enabled() const { return kind != "none" || network; }
 };
 
+// Per-subject random effects ([random_effects], docs/measurement-data.md section 4b): subject i's
+// dynamics use its own eta_i ~ N(0, Omega), one entry per name, learned jointly with the
+// population parameters (penalised likelihood, the prior eta^T Omega^-1 eta / 2 per subject) and
+// estimated for a new subject from its observations (empirical Bayes). What each eta acts on:
+struct RandomEffectsOptions {
+  std::vector<std::string> names;   // one eta each; empty: no random effects
+  // Per name: the physics parameter (its stored, transformed value: the logarithm with
+  // physics.transform = "log", so rate = typical exp(eta)) the eta is added to; -1: none.
+  std::vector<int> physics;
+  // Per name (rows) and network output (columns): loading c of the eta on the log of that
+  // output, N_j -> N_j exp(sum c eta) (a rate the network stands for times exp(eta); c = -1 on the
+  // flow into a concentration: a volume). Empty: none.
+  std::vector<std::vector<double>> output_scale;
+  // Every eta also enters the network's first layer through learned weights W (as extra network
+  // inputs would: "neural mixed effects"; Omega then fixes the scale and is not estimated).
+  bool network_input = false;
+  std::vector<double> omega;        // prior variances (one, or one per name); the start when estimated
+  bool estimate_omega = true;       // Omega_e = mean over subjects of (eta_e^2 + posterior variance)
+
+  bool enabled() const { return !names.empty(); }
+  int size() const { return static_cast<int>(names.size()); }
+  double omega_of(int e) const { return omega.empty() ? 1.0 : omega.size() == 1 ? omega[0] : omega[static_cast<std::size_t>(e)]; }
+  std::string validate() const;  // empty when valid (what needs the model's sizes: Model checks)
+};
+
 struct ModelOptions {
   // "neural_ode" (this file's Model: dynamics on the observed channels, hybrid with [physics]),
   // "latent_ode" or "rnn_baseline" (include/cvnode/latent.h: [encoder], [decoder]).
@@ -74,6 +100,7 @@ struct ModelOptions {
   InitialState initial_state = InitialState::FirstObservation;
   Readout readout = Readout::Identity;
   PhysicsOptions physics;  // kind != "none" or network = true: a Hybrid instead of the plain Mlp
+  RandomEffectsOptions random_effects;
 
   std::string validate() const;  // empty when valid
 };
@@ -85,7 +112,9 @@ class Model {
   // `observed` = number of data channels (the first state components); `inputs` = the series'
   // inputs u = [controls; covariates] (Dynamics::input_size), which the network's first layer
   // reads beside the state (a hybrid's network term likewise; the physics takes none).
-  Model(const ModelOptions& options, int observed, int inputs = 0);
+  // With random effects, `subjects` = rows of the eta table (the training subjects; each series
+  // names its row with Model::with_subject).
+  Model(const ModelOptions& options, int observed, int inputs = 0, int subjects = 0);
 
   const ModelOptions& options() const { return o_; }
   // The network of a plain model; of a hybrid its network term (throws without one).
@@ -94,6 +123,12 @@ class Model {
   const Dynamics& dynamics() const { return *dynamics_; }
   // Non-null for a hybrid model: its parts and the map to physical parameters.
   const HybridModel* hybrid() const { return hybrid_ ? &*hybrid_ : nullptr; }
+  // Non-null with random effects: the wrapper (its base is the Mlp or Hybrid above).
+  const RandomEffectsDynamics* random_effects() const { return re_.get(); }
+  int subjects() const { return subjects_; }
+  // The series with its subject's row (-1: the typical subject, eta = 0) appended to its
+  // covariates, as the random-effects dynamics read it; unchanged without random effects.
+  Trajectory with_subject(Trajectory series, int row) const;
   int observed() const { return observed_; }
   int inputs() const { return inputs_; }
   int state_size() const { return observed_ + o_.augment; }
@@ -128,10 +163,13 @@ class Model {
   ModelOptions o_;
   int observed_;
   int inputs_;
+  int subjects_ = 0;
   std::shared_ptr<const Mlp> mlp_;
+  std::shared_ptr<const RandomEffectsDynamics> re_;
   std::optional<HybridModel> hybrid_;
   std::shared_ptr<const Dynamics> dynamics_;
   std::shared_ptr<const ObservationMap> map_;
+  void add_random_effects();  // wraps dynamics_ (options' random_effects)
 };
 
 // The HybridModelSpec a model's physics options give, for `state` components and a network that

@@ -70,8 +70,18 @@ PkOptions pk_options(const Dataset& data);  // the options recorded in the prove
 // of the population's typical values at the subject's weight (the best a population model that
 // reads the weight can do without the subject's random effects) and at 70 kg (the best without
 // the weight). Throws DataError when `data` was not made by generate_pk or an id is not in it.
+//
+// Beside those, the true model evaluated as a mixed-effects model evaluates a new subject
+// (empirical Bayes): each subject's eta = (log ka, log ke, log V deviations) is the mode of its
+// posterior under the true population, the typical values at the subject's weight with the
+// generator's Omega = diag(omega_ka^2, omega_ke^2, omega_V^2), and an additive residual
+// variance sigma^2 = the own curves' mean squared error on these subjects (the noise floor,
+// what a fit's residual variance estimates): `eb_at_weight`. `eb_70kg`: the same without the
+// weight (typical values at 70 kg; Omega_V and Omega_ke widened by the weight's allometric
+// spread), the truth as a model that does not read the weight would be.
 struct PkTruthErrors {
   double own = 0, typical_at_weight = 0, typical_70kg = 0;
+  double eb_at_weight = 0, eb_70kg = 0;
   long entries = 0;
 };
 PkTruthErrors pk_truth_errors(const Dataset& data, const std::vector<std::string>& ids);

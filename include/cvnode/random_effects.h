@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "cvnode/dynamics.h"
+#include "cvnode/problem.h"
+#include "cvnode/solver_options.h"
 
 namespace cvnode {
 
@@ -66,6 +68,17 @@ class RandomEffectsDynamics final : public Dynamics {
   int eta_offset() const { return pb_ + static_cast<int>(map_.embed_rows.size()) * map_.effects; }
   // theta_i for a given eta (size k), from the wrapper's parameters (the table is not read).
   Vector subject_parameters(ConstVectorRef params, ConstVectorRef eta) const;
+  // The same model for `slots` other subjects (the base and map shared), and its parameters:
+  // this one's shared part with the given etas (slots x k) as the table.
+  std::shared_ptr<const RandomEffectsDynamics> with_slots(int slots) const;
+  Vector parameters_with(ConstVectorRef params, const Matrix& etas) const;
+  // The same model with the mean of the table's rows moved into the shared parameters (every
+  // row minus the mean; the typical parameters absorb it: the scaled ones times exp(coef mean),
+  // the shifted ones plus coef mean, the embedded ones plus W mean), so that the typical subject
+  // (eta = 0) is the centre of the subjects, as the prior N(0, Omega) says; every subject's
+  // theta_i is unchanged. Effects on a parameter that is both scaled and shifted (or embedded)
+  // cannot move exactly and stay where they are. The mean is over the first `rows` rows (-1: all).
+  Vector recentered(ConstVectorRef params, int rows = -1) const;
 
   int state_size() const override { return base_->state_size(); }
   int param_size() const override { return eta_offset() + slots_ * map_.effects; }
@@ -101,5 +114,33 @@ class RandomEffectsDynamics final : public Dynamics {
   RandomEffectMap map_;
   int slots_ = 0, pb_ = 0;
 };
+
+// Empirical Bayes: the mode of p(eta_i | y_i) for each subject given the population (the
+// parameters, Omega, sigma^2), i.e. the minimum of
+//     J_i(eta) = sum_k |y_ik - h(z(t_k; theta_i(eta)))|^2 / (2 sigma^2) + eta^T Omega^-1 eta / 2
+// over the observed entries, by Levenberg-Marquardt on eta with the Jacobian J = d prediction /
+// d eta by central differences of forward solves (step 1e-3: the solver's error stays below the
+// differences' O(h^2)). Also its Laplace covariance (J^T J / sigma^2 + Omega^-1)^-1, which the
+// EM update of Omega adds to eta eta^T. A subject without observations keeps eta = 0.
+struct EmpiricalBayesOptions {
+  Vector omega;             // the prior's variances (diagonal Omega), k entries
+  double sigma2 = 1;        // residual variance, in the loss's units
+  int max_iterations = 30;  // Levenberg-Marquardt iterations
+  bool optimize = true;     // false: only the covariance at the given start
+  int threads = 1;
+};
+struct SubjectEstimate {
+  Vector eta;          // k
+  Matrix covariance;   // k x k
+  double objective = 0;
+  int iterations = 0;
+  std::string error;   // a solve failed: eta is the start
+};
+// `problem`: the subjects' series, lifted, each with a last covariate (its row: overwritten);
+// `params`: `dynamics`' parameters (its table is not read); `start`: rows of starting etas (null:
+// zeros). Subjects are solved in parallel, each on its own (the same bits for any thread count).
+std::vector<SubjectEstimate> empirical_bayes(const RandomEffectsDynamics& dynamics, ConstVectorRef params,
+                                             const Problem& problem, const SolverOptions& options,
+                                             const EmpiricalBayesOptions& eb, const Matrix* start = nullptr);
 
 }  // namespace cvnode

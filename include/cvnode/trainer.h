@@ -218,6 +218,16 @@ class Trainer {
   // each training series' values, which alone solves it (RankBackend, run.balance = static).
   // Throws OptionsError without MPI ranks or with a count that is not one per series.
   void set_series_owners(std::vector<int> owners);
+  // Called with each minibatch's gradient, before clipping: the training series (indices) the
+  // batch solved and their entries (a mean loss's denominator). Adds a penalty's gradient to
+  // `grad` (a prior on parameters: random effects' eta^T Omega^-1 eta / 2, run_fit); the reported
+  // training loss stays the data's. Unset: nothing.
+  std::function<void(const Vector& params, const std::vector<int>& series, long entries, Vector& grad)> add_prior;
+  // Called after each epoch's steps, before validation (`validate`: this epoch validates), with
+  // the parameters: a change that leaves the training predictions as they are (random effects
+  // move the mean of the training subjects' etas into the typical values, and give the validation
+  // subjects their empirical-Bayes etas, run_fit). Unset: nothing.
+  std::function<void(bool validate, Vector& params)> after_epoch_steps;
 
  private:
   const Model& model_;

@@ -199,6 +199,23 @@ Entry doubles(const char* key, Acc<std::vector<double>> acc) {
   return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_doubles(n); },
           [acc](const Config& c) { return doubles_str(acc(const_cast<Config&>(c))); }};
 }
+// An array of rows (arrays of numbers), e.g. a matrix.
+Entry rows(const char* key, Acc<std::vector<std::vector<double>>> acc) {
+  return {key,
+          [acc](Config& c, const toml::node& n) {
+            const auto* a = n.as_array();
+            if (!a) throw Bad{std::string("expected an array of rows (arrays of numbers), got ") + type_name(n)};
+            std::vector<std::vector<double>> m;
+            for (const auto& r : *a) m.push_back(as_doubles(r));
+            acc(c) = m;
+          },
+          [acc](const Config& c) {
+            std::string s = "[";
+            const auto& m = acc(const_cast<Config&>(c));
+            for (std::size_t i = 0; i < m.size(); ++i) s += (i ? ", " : "") + doubles_str(m[i]);
+            return s + "]";
+          }};
+}
 Entry strings(const char* key, Acc<std::vector<std::string>> acc) {
   return {key, [acc](Config& c, const toml::node& n) { acc(c) = as_strings(n); },
           [acc](const Config& c) { return strings_str(acc(const_cast<Config&>(c))); }};
@@ -282,20 +299,14 @@ const std::vector<Entry>& entries() {
       ints("physics.outputs", [](Config& c) -> std::vector<int>& { return c.model.physics.outputs; }),
       doubles("physics.output_mask", [](Config& c) -> std::vector<double>& { return c.model.physics.output_mask; }),
       doubles("physics.input_scale", [](Config& c) -> std::vector<double>& { return c.model.physics.input_scale; }),
-      {"physics.output_matrix",
-       [](Config& c, const toml::node& n) {
-         const auto* a = n.as_array();
-         if (!a) throw Bad{std::string("expected an array of rows (arrays of numbers), got ") + type_name(n)};
-         std::vector<std::vector<double>> rows;
-         for (const auto& r : *a) rows.push_back(as_doubles(r));
-         c.model.physics.output_matrix = rows;
-       },
-       [](const Config& c) {
-         std::string s = "[";
-         const auto& m = c.model.physics.output_matrix;
-         for (std::size_t i = 0; i < m.size(); ++i) s += (i ? ", " : "") + doubles_str(m[i]);
-         return s + "]";
-       }},
+      rows("physics.output_matrix", [](Config& c) -> std::vector<std::vector<double>>& { return c.model.physics.output_matrix; }),
+
+      strings("random_effects.names", [](Config& c) -> std::vector<std::string>& { return c.model.random_effects.names; }),
+      ints("random_effects.physics", [](Config& c) -> std::vector<int>& { return c.model.random_effects.physics; }),
+      rows("random_effects.output_scale", [](Config& c) -> std::vector<std::vector<double>>& { return c.model.random_effects.output_scale; }),
+      boolean("random_effects.network_input", [](Config& c) -> bool& { return c.model.random_effects.network_input; }),
+      doubles("random_effects.omega", [](Config& c) -> std::vector<double>& { return c.model.random_effects.omega; }),
+      boolean("random_effects.estimate_omega", [](Config& c) -> bool& { return c.model.random_effects.estimate_omega; }),
 
       registered("solver.method", [](Config& c) -> std::string& { return c.train.solver.method; }, check_method),
       choice<LinearSolver>("solver.linear_solver",
@@ -430,7 +441,7 @@ std::string unknown_key(const std::string& where, const std::string& key) {
       known += (known.empty() ? "" : ", ") + e.key.substr(section.size() + 1);
   std::string msg = where + ": unknown key '" + key + "'";
   if (!known.empty()) msg += " (section [" + section + "] has: " + known + ")";
-  else msg += " (sections: data, model, encoder, decoder, physics, solver, loss, optimizer, schedule, run, plot)";
+  else msg += " (sections: data, model, encoder, decoder, physics, random_effects, solver, loss, optimizer, schedule, run, plot)";
   return msg;
 }
 
@@ -557,6 +568,22 @@ std::string Config::validate() const {
                         model.initial_state != InitialState::FirstObservation || data.window != 0))
       why = "model.kind = \"" + model.kind + "\" infers each series' initial state with its encoder: leave "
             "model.augment, model.readout, model.time_input, model.initial_state and data.window at their defaults";
+  }
+  if (why.empty()) why = model.random_effects.validate();
+  if (why.empty() && model.random_effects.enabled()) {
+    // The prior's weight against the data is sigma^2 / entries with sigma^2 the mean squared
+    // residual: the loss must be that mean.
+    if (model.kind != "neural_ode")
+      why = "[random_effects] is for model.kind = \"neural_ode\", not \"" + model.kind + "\"";
+    else if (train.loss.kind != "mse_mean")
+      why = "[random_effects] needs loss.kind = \"mse_mean\" (the residual variance sigma^2 it estimates weighs the "
+            "prior), not \"" + train.loss.kind + "\"";
+    else if (data.window != 0)
+      why = "[random_effects] fits whole series per subject: data.window = " + std::to_string(data.window) +
+            " must be 0";
+    else if (data.split == "time")
+      why = "[random_effects] needs subjects split into train / validation / test (data.split = \"series\"), not "
+            "data.split = \"time\"";
   }
   if (why.empty() && loss_scale != "none" && loss_scale != "std" && loss_scale != "max")
     why = "loss.scale = \"" + loss_scale + "\" (expected none, std or max)";

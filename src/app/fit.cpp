@@ -21,6 +21,7 @@
 #include "data/atomic_file.h"
 #include "data/memory_check.h"
 #include "data/run_folder.h"
+#include "train/random_effect_prior.h"
 
 namespace cvnode {
 
@@ -51,6 +52,14 @@ std::string model_spec(const Model& model) {
   // Only when on: the specs of identity-readout models (every checkpoint written before the
   // readout existed) stay byte-identical.
   if (o.readout == Readout::Linear) j["readout"] = readout_name(o.readout);
+  if (const auto* re = model.random_effects()) {
+    const RandomEffectsOptions& r = o.random_effects;
+    j["random_effects"] = {{"names", r.names},
+                           {"physics", r.physics},
+                           {"output_scale", r.output_scale},
+                           {"network_input", r.network_input},
+                           {"subjects", re->slots()}};
+  }
   return j.dump();
 }
 
@@ -372,7 +381,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   std::string fingerprint;
   if (!shards || ranks.root()) fingerprint = io::content_fingerprint(config.data.file);
   if (shards) ranks.broadcast(fingerprint, 0);
-  const FitData data = load_fit_data(config, windowed);
+  FitData data = load_fit_data(config, windowed);
   {
     const double P = network_parameter_estimate(config.model, data.channels, data.inputs);
     // Parameters, optimizer moments, the best and rollback copies, gradients, checkpoint images,
@@ -383,7 +392,22 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
                            std::to_string(static_cast<long long>(P)) + " network parameters, trained with " +
                            std::to_string(threads) + " thread(s))");
   }
-  Model model(config.model, data.channels, data.inputs);
+  const RandomEffectsOptions& reo = config.model.random_effects;
+  const int train_subjects = static_cast<int>(data.train.size());
+  Model model(config.model, data.channels, data.inputs,
+              reo.enabled() ? static_cast<int>(data.train.size() + data.val.size()) : 0);
+  // Random effects: training subject i uses row i of the eta table, validation subject j row
+  // (training subjects + j), which holds its empirical-Bayes eta at each validation (the best
+  // checkpoint is chosen on the individual predictions, as eval scores them); test subjects are
+  // not seen (eval estimates theirs).
+  detail::RandomEffectPrior prior;
+  if (model.random_effects()) {
+    for (int i = 0; i < train_subjects; ++i) data.train[i] = model.with_subject(std::move(data.train[i]), i);
+    for (std::size_t j = 0; j < data.val.size(); ++j)
+      data.val[j] = model.with_subject(std::move(data.val[j]), train_subjects + static_cast<int>(j));
+    for (auto& v : data.test) v = model.with_subject(std::move(v), -1);
+    prior = detail::RandomEffectPrior::start(reo, data.train);
+  }
   // The curriculum: windows of data.window observations until data.window_epochs, then windows
   // of each data.window_stages[i] until data.window_stage_epochs[i], then whole series (until =
   // 0: to the end). Same model, same parameter layout in every phase.
@@ -433,6 +457,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
   auto checkpoint_of = [&](const TrainState& s) {
     Checkpoint c = to_checkpoint(s, model, config, data.normalization, data.input_normalization);
     c.data_fingerprint = fingerprint;
+    if (model.random_effects()) prior.store(c);
     return c;
   };
   auto write_best = [&](const TrainState& s) {
@@ -448,7 +473,35 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
         start_forecasts(model.dynamics(), theta, v, selection_history, config.train.solver, data.channels);
       };
     t->log = options.quiet ? quiet_log : log;
-    t->on_epoch = [&](const TrainState& s) {
+    Trainer* tp = t.get();
+    if (model.random_effects())
+      t->add_prior = [&](const Vector& params, const std::vector<int>& series, long entries, Vector& grad) {
+        prior.add_gradient(*model.random_effects(), params, series, entries, grad);
+      };
+    if (model.random_effects())
+      t->after_epoch_steps = [&, tp](bool validate, Vector& params) {
+        const RandomEffectsDynamics& re = *model.random_effects();
+        const int P = model.network_params(), k = re.effects();
+        params.head(P) = re.recentered(params.head(P), train_subjects);
+        const int V = re.slots() - train_subjects;
+        if (!validate || V == 0 || tp->val_series().empty()) return;
+        Matrix start(V, k);
+        for (int j = 0; j < V; ++j) start.row(j) = params.segment(re.eta_offset() + (train_subjects + j) * k, k).transpose();
+        EmpiricalBayesOptions eb;
+        eb.omega = prior.omega;
+        eb.sigma2 = prior.sigma2;
+        eb.threads = config.train.run.threads;
+        const auto est = empirical_bayes(re, params.head(P), tp->val_problem(params), config.train.solver, eb, &start);
+        for (int j = 0; j < V; ++j) params.segment(re.eta_offset() + (train_subjects + j) * k, k) = est[static_cast<std::size_t>(j)].eta;
+      };
+    t->on_epoch = [&, tp](const TrainState& s) {
+      if (model.random_effects() && s.epoch_step == 0 && !s.history.empty()) {
+        const EpochMetrics& m = s.history.back();
+        const bool refit = reo.estimate_omega && (s.epoch % config.train.run.val_every == 0 || s.epoch == config.train.run.epochs);
+        prior.update(model, s.params, m.train_loss, refit ? &tp->train_series() : nullptr, train_subjects,
+                     config.train, config.train.run.threads);
+        if (!std::isnan(m.val_loss) && !options.quiet) log("  " + prior.describe(reo));
+      }
       check_ranks_agree(ranks, s);
       if (!ranks.root()) return;
       Checkpoint ck = checkpoint_of(s);
@@ -471,6 +524,7 @@ FitResult run_fit(const Config& given, const FitOptions& options) {
                       "--allow-data-change to continue on the new data anyway");
     resumed_state = from_checkpoint(ck);
     resumed = true;
+    if (model.random_effects()) prior.restore(ck);
     if (const auto it = ck.optimizer_vectors.find("window_start_states"); it != ck.optimizer_vectors.end())
       warm_states = it->second;
   }
@@ -613,7 +667,8 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
     throw DataError(path + ": model_spec is not JSON: " + e.what());
   }
   const int observed = spec.value("observed", 0);
-  t.model = std::make_unique<Model>(t.config.model, observed, spec.value("inputs", 0));
+  const int subjects = spec.contains("random_effects") ? spec["random_effects"].value("subjects", 0) : 0;
+  t.model = std::make_unique<Model>(t.config.model, observed, spec.value("inputs", 0), subjects);
   if (model_spec(*t.model) != t.checkpoint.model_spec)
     throw DataError(path + ": the stored configuration does not give the stored model_spec " +
                     t.checkpoint.model_spec + " (a --set changed the model?)");
@@ -631,6 +686,12 @@ TrainedModel load_trained(const std::string& path, const std::vector<std::string
     throw ConfigError(path + ": data.transform, data.normalize, data.compartment_states, data.dose_scale and "
                       "data.ignore are part of the trained model and cannot be changed by --set");
   t.transforms = channel_transforms(t.config.data, observed);
+  if (t.model->random_effects()) {
+    detail::RandomEffectPrior p;
+    p.restore(t.checkpoint);
+    t.re_omega = p.omega;
+    t.re_sigma2 = p.sigma2;
+  }
   // Learned initial states: each training series' own z0 by id, and the mean of their
   // unobserved components, the starting point of every other series.
   const Model& m = *t.model;
@@ -662,7 +723,8 @@ Problem TrainedModel::problem(std::vector<Trajectory> lifted) const {
 }
 
 Trajectory TrainedModel::lift(const Trajectory& obs, const std::string& id) const {
-  Trajectory tr = model->lift(obs, id);
+  // With random effects, as the typical subject (its row -1) until empirical_bayes_fit gives it its own.
+  Trajectory tr = model->with_subject(model->lift(obs, id), -1);
   if (model->options().initial_state != InitialState::Learned) return tr;
   // A training series (or its first window, when it was trained in windows) starts from its own
   // learned z0; any other from its first observation, unobserved components at the mean learned.
@@ -688,6 +750,28 @@ FitData load_model_data(const TrainedModel& tm) {
 
 namespace cvnode {
 
+IndividualFit empirical_bayes_fit(const TrainedModel& tm, std::vector<Trajectory> lifted, const SolverOptions& options,
+                                  int threads) {
+  const RandomEffectsDynamics* re = tm.model->random_effects();
+  if (!re) throw OptionsError("the model has no random effects ([random_effects])");
+  IndividualFit f;
+  const int S = static_cast<int>(lifted.size());
+  EmpiricalBayesOptions eb;
+  eb.omega = tm.re_omega;
+  eb.sigma2 = tm.re_sigma2;
+  eb.threads = threads;
+  f.estimates = empirical_bayes(*re, tm.theta, tm.problem(lifted), options, eb);
+  f.etas.resize(S, re->effects());
+  for (int s = 0; s < S; ++s) {
+    f.etas.row(s) = f.estimates[static_cast<std::size_t>(s)].eta.transpose();
+    lifted[static_cast<std::size_t>(s)].covariates[lifted[static_cast<std::size_t>(s)].covariates.size() - 1] = s;
+  }
+  f.dynamics = re->with_slots(S);
+  f.theta = re->parameters_with(tm.theta, f.etas);
+  f.series = std::move(lifted);
+  return f;
+}
+
 std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajectory>& series,
                                 const std::vector<std::string>& ids, const std::vector<Vector>& times,
                                 const SolverOptions& options, int threads, const std::vector<int>& history) {
@@ -696,6 +780,16 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
   for (std::size_t s = 0; s < series.size(); ++s) lifted[s] = tm.lift(series[s], ids[s]);
   // Forecast windows with a known past: their start fitted to it first (data.forecast_history).
   start_forecasts(tm.model->dynamics(), tm.theta, lifted, history, options, tm.model->observed());
+  // Random effects: each subject with its own eta, estimated from its observations.
+  const Dynamics* dynamics = &tm.model->dynamics();
+  Vector theta = tm.theta;
+  std::optional<IndividualFit> individual;
+  if (tm.model->random_effects() && tm.individual) {
+    individual = empirical_bayes_fit(tm, std::move(lifted), options, threads);
+    lifted = individual->series;
+    dynamics = individual->dynamics.get();
+    theta = individual->theta;
+  }
   for (std::size_t s = 0; s < series.size(); ++s) {
     lifted[s].times = times[s];
     // Events after the last requested time change nothing that is asked for.
@@ -710,7 +804,7 @@ std::vector<Prediction> predict(const TrainedModel& tm, const std::vector<Trajec
     out[s].id = ids[s];
     out[s].times = times[s];
   }
-  const Evaluation ev = evaluate(tm.model->dynamics(), tm.theta, tm.problem(std::move(lifted)), options, threads);
+  const Evaluation ev = evaluate(*dynamics, theta, tm.problem(std::move(lifted)), options, threads);
   std::vector<std::string> err(series.size());
   for (const auto& f : ev.failed) err[f.series] = f.message.empty() ? "failed" : f.message;
   for (std::size_t s = 0; s < series.size(); ++s) {

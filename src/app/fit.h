@@ -80,9 +80,29 @@ struct TrainedModel {
   // z0, any other series (a new subject) from its first observation with the unobserved
   // components at the mean of the learned ones.
   Trajectory lift(const Trajectory& observed, const std::string& id) const;
+  // Random effects ([random_effects]): the fitted Omega (variances) and residual variance
+  // sigma^2 (model units), and whether predict() gives each subject its empirical-Bayes eta
+  // (true) or the typical eta = 0.
+  Vector re_omega;
+  double re_sigma2 = 0;
+  bool individual = true;
 };
 TrainedModel load_trained(const std::string& checkpoint_path,
                           const std::vector<std::string>& overrides = {});
+
+// Random effects: each lifted series' empirical-Bayes eta given the trained population (the mode
+// of its posterior, from its own observations; 0 without any) and what solves every series as
+// its own subject: a model with one eta row per series, its parameters, and the series each
+// pointing at its row.
+struct IndividualFit {
+  std::shared_ptr<const RandomEffectsDynamics> dynamics;
+  Vector theta;
+  std::vector<Trajectory> series;
+  Matrix etas;  // series x effects
+  std::vector<SubjectEstimate> estimates;
+};
+IndividualFit empirical_bayes_fit(const TrainedModel& model, std::vector<Trajectory> lifted,
+                                  const SolverOptions& options, int threads);
 
 // Trajectories of a trained model for observed series (lifted by TrainedModel::lift) at `times` per series, in data
 // units, each with the NFE its solve used. Failed solves have empty values and an error.

@@ -1,5 +1,8 @@
 #include "cvnode/model.h"
 
+#include <cmath>
+#include <random>
+#include <set>
 #include <sstream>
 
 #include "cvnode/errors.h"
@@ -63,6 +66,49 @@ std::string ModelOptions::validate() const {
   return {};
 }
 
+std::string RandomEffectsOptions::validate() const {
+  if (names.empty()) {
+    if (!physics.empty() || !output_scale.empty() || !omega.empty() || network_input)
+      return "[random_effects] has settings but no random_effects.names (one eta per name)";
+    return {};
+  }
+  const std::size_t k = names.size();
+  std::set<std::string> seen;
+  for (const auto& n : names)
+    if (n.empty() || !seen.insert(n).second)
+      return "random_effects.names: '" + n + "' is " + (n.empty() ? "empty" : "given twice");
+  if (!physics.empty() && physics.size() != k)
+    return "random_effects.physics has " + std::to_string(physics.size()) + " entries, random_effects.names " +
+           std::to_string(k) + " (one physics parameter index per name, -1: none)";
+  for (std::size_t e = 0; e < physics.size(); ++e)
+    if (physics[e] < -1)
+      return "random_effects.physics[" + std::to_string(e) + "] = " + std::to_string(physics[e]) + " (a parameter index, or -1)";
+  if (!output_scale.empty() && output_scale.size() != k)
+    return "random_effects.output_scale has " + std::to_string(output_scale.size()) + " rows, random_effects.names " +
+           std::to_string(k) + " (one row per name, one column per network output)";
+  for (std::size_t e = 0; e < output_scale.size(); ++e)
+    for (double c : output_scale[e])
+      if (!std::isfinite(c)) return "random_effects.output_scale row " + std::to_string(e) + " has a non-finite entry";
+  if (!omega.empty() && omega.size() != 1 && omega.size() != k)
+    return "random_effects.omega has " + std::to_string(omega.size()) + " entries: give one, or one per name (" +
+           std::to_string(k) + ")";
+  for (double w : omega)
+    if (!(w > 0) || !std::isfinite(w))
+      return "random_effects.omega = " + std::to_string(w) + " must be a finite variance > 0";
+  if (network_input && estimate_omega)
+    return "random_effects.network_input = true scales the etas by learned weights, so Omega cannot be estimated: "
+           "set random_effects.estimate_omega = false (Omega then sets the etas' scale)";
+  for (std::size_t e = 0; e < k; ++e) {
+    bool acts = network_input || (!physics.empty() && physics[e] >= 0);
+    if (!output_scale.empty())
+      for (double c : output_scale[e]) acts = acts || c != 0;
+    if (!acts)
+      return "random effect '" + names[e] + "' acts on nothing: give it a random_effects.physics index, a non-zero "
+             "random_effects.output_scale row, or set random_effects.network_input = true";
+  }
+  return {};
+}
+
 HybridModelSpec hybrid_spec(const ModelOptions& o, int state, int inputs) {
   const PhysicsOptions& p = o.physics;
   HybridModelSpec s;
@@ -108,9 +154,10 @@ HybridModelSpec hybrid_spec(const ModelOptions& o, int state, int inputs) {
   return s;
 }
 
-Model::Model(const ModelOptions& options, int observed, int inputs)
-    : o_(options), observed_(observed), inputs_(inputs) {
-  const std::string why = o_.validate();
+Model::Model(const ModelOptions& options, int observed, int inputs, int subjects)
+    : o_(options), observed_(observed), inputs_(inputs), subjects_(subjects) {
+  std::string why = o_.validate();
+  if (why.empty()) why = o_.random_effects.validate();
   if (!why.empty()) throw OptionsError(why);
   if (observed < 1) throw OptionsError("the data have " + std::to_string(observed) + " channels; need >= 1");
   if (inputs < 0) throw OptionsError("the data have " + std::to_string(inputs) + " inputs; need >= 0");
@@ -129,6 +176,7 @@ Model::Model(const ModelOptions& options, int observed, int inputs)
                          " (data channels + model.augment)");
     mlp_ = hybrid_->network;
     dynamics_ = hybrid_->dynamics;
+    add_random_effects();
     return;
   }
   MlpSpec spec;
@@ -140,6 +188,48 @@ Model::Model(const ModelOptions& options, int observed, int inputs)
   spec.inputs = inputs_;
   mlp_ = std::make_shared<Mlp>(spec);
   dynamics_ = mlp_;
+  add_random_effects();
+}
+
+void Model::add_random_effects() {
+  const RandomEffectsOptions& r = o_.random_effects;
+  if (!r.enabled()) return;
+  if (subjects_ < 0) throw OptionsError("random effects: " + std::to_string(subjects_) + " subjects");
+  const int k = r.size();
+  const int physics = hybrid_ ? hybrid_->physics_size() : 0;
+  RandomEffectMap map;
+  map.effects = k;
+  for (int e = 0; e < k && !r.physics.empty(); ++e) {
+    const int j = r.physics[static_cast<std::size_t>(e)];
+    if (j < 0) continue;
+    if (j >= physics)
+      throw OptionsError("random_effects.physics[" + std::to_string(e) + "] = " + std::to_string(j) + ": the physics has " +
+                         std::to_string(physics) + " parameters (0.." + std::to_string(physics - 1) + ")");
+    map.shift.push_back({j, e, 1.0});
+  }
+  const bool scales = !r.output_scale.empty();
+  if ((scales || r.network_input) && !mlp_)
+    throw OptionsError("random_effects.output_scale / network_input need a network (physics.network = true)");
+  for (int e = 0; e < k && scales; ++e) {
+    const auto& row = r.output_scale[static_cast<std::size_t>(e)];
+    const int outputs = mlp_->spec().layers.back();
+    if (static_cast<int>(row.size()) != outputs)
+      throw OptionsError("random_effects.output_scale row " + std::to_string(e) + " ('" + r.names[static_cast<std::size_t>(e)] +
+                         "') has " + std::to_string(row.size()) + " entries, the network has " + std::to_string(outputs) +
+                         " outputs");
+    for (int j = 0; j < outputs; ++j)
+      if (row[static_cast<std::size_t>(j)] != 0) add_output_scale(map, *mlp_, physics, j, e, row[static_cast<std::size_t>(j)]);
+  }
+  if (r.network_input) add_first_layer_embedding(map, *mlp_, physics);
+  re_ = std::make_shared<RandomEffectsDynamics>(dynamics_, std::move(map), subjects_);
+  dynamics_ = re_;
+}
+
+Trajectory Model::with_subject(Trajectory series, int row) const {
+  if (!re_) return series;
+  series.covariates.conservativeResize(series.covariates.size() + 1);
+  series.covariates[series.covariates.size() - 1] = row;
+  return series;
 }
 
 const Mlp& Model::mlp() const {
@@ -148,13 +238,22 @@ const Mlp& Model::mlp() const {
 }
 
 Vector Model::initial_parameters() const {
-  Vector theta = hybrid_ ? hybrid_->initial : mlp_->initial_parameters(o_.init, o_.seed);
-  if (!o_.bias) theta.array() *= trainable_mask().array();
+  Vector base = hybrid_ ? hybrid_->initial : mlp_->initial_parameters(o_.init, o_.seed);
+  if (!o_.bias) base.array() *= trainable_mask().head(base.size()).array();
+  if (!re_) return base;
+  // The embedding W starts small and random (at W = 0 neither W nor eta would get a gradient);
+  // every eta starts at 0 (the typical subject).
+  Vector theta = Vector::Zero(re_->param_size());
+  theta.head(base.size()) = base;
+  std::mt19937_64 g(o_.seed ^ 0x5EED0E7A5EED0E7AULL);
+  std::uniform_real_distribution<double> u(-0.1, 0.1);
+  for (int i = re_->embedding_offset(); i < re_->eta_offset(); ++i) theta[i] = u(g);
   return theta;
 }
 
 Vector Model::decay_mask() const {
-  Vector m = Vector::Ones(dynamics_->param_size());
+  Vector m = Vector::Zero(dynamics_->param_size());  // none on W and the etas (their prior is Omega)
+  m.head(re_ ? re_->base_param_size() : dynamics_->param_size()).setOnes();
   const int off = hybrid_ ? hybrid_->physics_size() : 0;
   m.head(off).setZero();  // no weight decay on physical parameters
   if (mlp_) {
@@ -169,6 +268,7 @@ Vector Model::trainable_mask() const {
   if (o_.bias) return Vector::Ones(dynamics_->param_size());
   Vector m = decay_mask();
   if (hybrid_) m.head(hybrid_->physics_size()).setOnes();
+  if (re_) m.tail(re_->param_size() - re_->base_param_size()).setOnes();
   return m;
 }
 
@@ -253,6 +353,13 @@ std::string Model::describe() const {
     << (o_.bias ? "true" : "false") << ", z0 " << initial_state_name(o_.initial_state);
   if (inputs_ > 0) o << ", inputs " << inputs_ << " (controls + covariates)";
   if (o_.readout == Readout::Linear) o << ", readout linear (" << readout_params() << " parameters)";
+  if (re_) {
+    o << ", random effects";
+    for (const auto& n : o_.random_effects.names) o << " " << n;
+    o << " (" << subjects_ << " subjects";
+    if (o_.random_effects.network_input) o << ", network input";
+    o << ")";
+  }
   return o.str();
 }
 

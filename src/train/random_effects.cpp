@@ -1,9 +1,15 @@
 #include "cvnode/random_effects.h"
 
+#include <omp.h>
+
+#include <Eigen/Cholesky>
 #include <cmath>
+#include <exception>
+#include <limits>
 
 #include "cvnode/errors.h"
 #include "cvnode/mlp.h"
+#include "cvnode/solver.h"
 
 namespace cvnode {
 
@@ -183,5 +189,171 @@ void RandomEffectsDynamics::jvp_u(double t, ConstVectorRef z, ConstVectorRef u, 
 }
 
 #undef CVNODE_RE_SPLIT
+
+std::shared_ptr<const RandomEffectsDynamics> RandomEffectsDynamics::with_slots(int slots) const {
+  return std::make_shared<RandomEffectsDynamics>(base_, map_, slots);
+}
+
+Vector RandomEffectsDynamics::parameters_with(ConstVectorRef params, const Matrix& etas) const {
+  if (params.size() < eta_offset() || (etas.size() > 0 && etas.cols() != map_.effects))
+    throw OptionsError("random effects: parameters_with needs >= " + std::to_string(eta_offset()) +
+                       " parameters and " + std::to_string(map_.effects) + " columns of etas");
+  Vector p(eta_offset() + etas.rows() * map_.effects);
+  p.head(eta_offset()) = params.head(eta_offset());
+  for (Eigen::Index i = 0; i < etas.rows(); ++i) p.segment(eta_offset() + i * map_.effects, map_.effects) = etas.row(i).transpose();
+  return p;
+}
+
+Vector RandomEffectsDynamics::recentered(ConstVectorRef params, int rows) const {
+  Vector p = params;
+  const int k = map_.effects;
+  if (rows < 0 || rows > slots_) rows = slots_;
+  if (rows == 0 || k == 0) return p;
+  Vector mean = Vector::Zero(k);
+  for (int s = 0; s < rows; ++s) mean += params.segment(eta_offset() + s * k, k);
+  mean /= rows;
+  // An effect moves only if every parameter it acts on takes it exactly.
+  std::vector<bool> scaled(static_cast<std::size_t>(pb_), false), added(static_cast<std::size_t>(pb_), false);
+  for (const auto& en : map_.scale) scaled[static_cast<std::size_t>(en.parameter)] = true;
+  for (const auto& en : map_.shift) added[static_cast<std::size_t>(en.parameter)] = true;
+  for (int r : map_.embed_rows) added[static_cast<std::size_t>(r)] = true;
+  std::vector<bool> movable(static_cast<std::size_t>(k), true);
+  auto block = [&](const RandomEffectMap::Entry& en) {
+    if (scaled[static_cast<std::size_t>(en.parameter)] && added[static_cast<std::size_t>(en.parameter)])
+      movable[static_cast<std::size_t>(en.effect)] = false;
+  };
+  for (const auto& en : map_.scale) block(en);
+  for (const auto& en : map_.shift) block(en);
+  for (std::size_t r = 0; r < map_.embed_rows.size(); ++r)
+    if (scaled[static_cast<std::size_t>(map_.embed_rows[r])]) std::fill(movable.begin(), movable.end(), false);
+  for (int e = 0; e < k; ++e)
+    if (!movable[static_cast<std::size_t>(e)]) mean[e] = 0;
+  for (const auto& en : map_.scale) p[en.parameter] *= std::exp(en.coef * mean[en.effect]);
+  for (const auto& en : map_.shift) p[en.parameter] += en.coef * mean[en.effect];
+  for (std::size_t r = 0; r < map_.embed_rows.size(); ++r)
+    for (int e = 0; e < k; ++e)
+      p[map_.embed_rows[r]] += params[pb_ + static_cast<int>(r) * k + e] * mean[e];
+  for (int s = 0; s < slots_; ++s) p.segment(eta_offset() + s * k, k) -= mean;
+  return p;
+}
+
+namespace {
+
+// One subject's residuals (observed entries, in the problem's order) at eta; false when the
+// solve failed or is not finite.
+bool residuals(Solver& solver, const RandomEffectsDynamics& one, Vector& p, const Problem& problem, int s,
+               const Trajectory& tr, ConstVectorRef eta, Vector& r) {
+  p.tail(one.effects()) = eta;
+  try {
+    Solution sol = solver.solve(p, tr);
+    sol.states.conservativeResize(tr.times.size(), Eigen::NoChange);
+    const Matrix pred = problem.predict(s, sol.states);
+    Eigen::Index n = 0;
+    for (Eigen::Index k = 0; k < tr.times.size(); ++k)
+      for (Eigen::Index c = 0; c < tr.values.cols(); ++c)
+        if (tr.mask.size() == 0 || tr.mask(k, c) != 0) r[n++] = pred(k, c) - tr.values(k, c);
+    return r.allFinite();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::vector<SubjectEstimate> empirical_bayes(const RandomEffectsDynamics& dynamics, ConstVectorRef params,
+                                             const Problem& problem, const SolverOptions& options,
+                                             const EmpiricalBayesOptions& eb, const Matrix* start) {
+  const int k = dynamics.effects(), S = problem.size();
+  if (eb.omega.size() != k || !(eb.omega.array() > 0).all())
+    throw OptionsError("empirical Bayes: Omega needs " + std::to_string(k) + " variances > 0");
+  if (!(eb.sigma2 > 0) || !std::isfinite(eb.sigma2))
+    throw OptionsError("empirical Bayes: sigma^2 = " + std::to_string(eb.sigma2) + " must be > 0");
+  const auto one = dynamics.with_slots(1);
+  const Vector omega_inv = eb.omega.cwiseInverse();
+  const int threads = std::max(1, std::min(eb.threads > 0 ? eb.threads : omp_get_max_threads(), std::max(1, S)));
+  std::vector<std::unique_ptr<Solver>> solvers;
+  for (int i = 0; i < threads; ++i) solvers.push_back(std::make_unique<Solver>(*one, options));
+  std::vector<SubjectEstimate> out(static_cast<std::size_t>(S));
+  const Vector shared = params.head(dynamics.eta_offset());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int s = 0; s < S; ++s) {
+    SubjectEstimate& est = out[static_cast<std::size_t>(s)];
+    Solver& solver = *solvers[static_cast<std::size_t>(omp_get_thread_num())];
+    Trajectory tr = problem.series(s);
+    if (tr.covariates.size() == 0) {
+      est.error = "the series has no subject row (its last covariate)";
+      est.eta = Vector::Zero(k);
+      est.covariance = eb.omega.asDiagonal();
+      continue;
+    }
+    tr.covariates[tr.covariates.size() - 1] = 0;
+    Vector p(dynamics.eta_offset() + k);
+    p.head(dynamics.eta_offset()) = shared;
+    const Eigen::Index n = tr.observed_entries();
+    Vector eta = start ? Vector(start->row(s).transpose()) : Vector::Zero(k);
+    Vector r(n), rp(n), rm(n);
+    Matrix J(n, k);
+    auto objective = [&](const Vector& e, const Vector& res) {
+      return res.squaredNorm() / (2 * eb.sigma2) + 0.5 * e.dot(omega_inv.cwiseProduct(e));
+    };
+    // J by central differences; false when a solve failed.
+    auto jacobian = [&](const Vector& e) {
+      constexpr double h = 1e-3;
+      for (int j = 0; j < k; ++j) {
+        Vector ep = e, em = e;
+        ep[j] += h;
+        em[j] -= h;
+        if (!residuals(solver, *one, p, problem, s, tr, ep, rp) || !residuals(solver, *one, p, problem, s, tr, em, rm))
+          return false;
+        J.col(j) = (rp - rm) / (2 * h);
+      }
+      return true;
+    };
+    est.eta = eta;
+    est.covariance = eb.omega.asDiagonal();
+    if (n == 0) continue;
+    if (!residuals(solver, *one, p, problem, s, tr, eta, r) || !jacobian(eta)) {
+      est.error = "the solve at the start failed";
+      continue;
+    }
+    double f = objective(eta, r), lambda = 1e-3;
+    int it = 0;
+    for (; eb.optimize && it < eb.max_iterations; ++it) {
+      const Matrix H = J.transpose() * J / eb.sigma2 + Matrix(omega_inv.asDiagonal());
+      const Vector g = J.transpose() * r / eb.sigma2 + omega_inv.cwiseProduct(eta);
+      bool moved = false;
+      double step = 0;
+      for (int tries = 0; tries < 12 && !moved; ++tries) {
+        Matrix A = H;
+        A.diagonal() *= 1 + lambda;
+        const Vector d = -A.ldlt().solve(g);
+        const Vector trial = eta + d;
+        Vector rt(n);
+        if (residuals(solver, *one, p, problem, s, tr, trial, rt) && objective(trial, rt) < f) {
+          step = d.lpNorm<Eigen::Infinity>();
+          f = objective(trial, rt);
+          eta = trial;
+          r = rt;
+          lambda = std::max(lambda / 10, 1e-9);
+          moved = true;
+        } else {
+          lambda *= 10;
+        }
+      }
+      if (!moved) break;                       // no descent left along any damped step
+      if (!jacobian(eta)) {
+        est.error = "a solve near the mode failed";
+        break;
+      }
+      if (step < 1e-6) break;
+    }
+    est.eta = eta;
+    est.iterations = it;
+    est.objective = f;
+    const Matrix H = J.transpose() * J / eb.sigma2 + Matrix(omega_inv.asDiagonal());
+    est.covariance = H.ldlt().solve(Matrix::Identity(k, k));
+  }
+  return out;
+}
 
 }  // namespace cvnode

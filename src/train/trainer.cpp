@@ -485,6 +485,14 @@ bool Trainer::run_epoch(int epoch, EpochMetrics& m) {
     if (learned)
       for (int b = 0; b < B; ++b)
         if (g.z0[b].size() == N) grad.segment(Q + order[first + b] * N, N) = g.z0[b];
+    if (add_prior) {
+      std::vector<bool> lost(static_cast<std::size_t>(B), false);
+      for (const auto& f : g.failures) lost[static_cast<std::size_t>(f.series)] = true;
+      std::vector<int> seen;
+      for (int b = 0; b < B; ++b)
+        if (!lost[static_cast<std::size_t>(b)]) seen.push_back(order[first + b]);
+      add_prior(st_.params, seen, entries, grad);
+    }
     bool bad = failed == B || failed > s_.run.failure_fraction * B || !std::isfinite(g.loss) ||
                !grad.allFinite();
     Vector next = st_.params;
@@ -560,6 +568,7 @@ void Trainer::run(int stop_after_epoch) {
     }
 
     const bool validate = epoch % s_.run.val_every == 0 || epoch == s_.run.epochs;
+    if (after_epoch_steps) after_epoch_steps(validate, st_.params);
     if (validate) {
       const bool have_val = !val_.empty();
       const std::vector<Trajectory> no_z0;
