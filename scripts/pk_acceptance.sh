@@ -11,7 +11,9 @@
 # 10% measurement noise, so the true model's RMSE is the noise floor) and "default" (the
 # generator's log-normal random effects on ka, ke, V and the weight's allometry: the true model at
 # a subject's weight then knows what no population model can).
-# Takes ~3 min of CPU. Usage: scripts/pk_acceptance.sh [BUILD_DIR] [OUT_DIR]
+# Then the same default population with per-subject random effects (data/pk_hybrid_re.toml,
+# data/pk_network_re.toml). Takes ~4 min of CPU (ONLY_RE=1: the random-effects runs alone).
+# Usage: [ONLY_RE=1] scripts/pk_acceptance.sh [BUILD_DIR] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
@@ -63,9 +65,36 @@ run() {  # run NAME CONFIG DATA [--set ...]
       "$(echo "$ev" | sed -n 's/.*each subject.s own ka, ke, V \([0-9.]*\).*at the subject.s weight \([0-9.]*\);.*/truth: own \1, typical at weight \2/p')" \
       "$(awk -F, 'NR > 1 { print $2 "," $3 }' "$out/$name.typical.csv" | nca)" "$secs"
 }
-for data in pure default; do
-  run "hybrid_$data" data/pk_hybrid.toml "$data"
-  run "network_$data" data/pk_two_doses.toml "$data" --set 'data.ignore=["WT"]'
-  if [ "$data" = default ]; then run "network_wt_$data" data/pk_two_doses.toml "$data"; fi
-done
+# The mixed-effects models ([random_effects], docs/measurement-data.md section 4b) on the default
+# population: each held-out subject gets its empirical-Bayes eta from its own observations
+# (`cvnode eval` prints that "individual" RMSE, the typical subject's (eta = 0), and the true
+# model evaluated the same way: empirical-Bayes etas under the true population). The population
+# ka, ke, V: the same analysis of the TYPICAL subject's prediction (`predict --typical`).
+run_re() {  # run_re NAME CONFIG DATA [--set ...]
+  local name=$1 cfg=$2 data=$3; shift 3
+  local start=$SECONDS
+  "$cvnode" fit --config "$cfg" --out "$out/$name" --set "data.file=$out/$data.h5" "$@" --quiet > "$out/$name.log" 2>&1
+  local secs=$((SECONDS - start))
+  "$cvnode" eval "$out/$name/best.h5" --split test --tolerances 1e-6 --threads 1 > "$out/$name.eval"
+  "$cvnode" predict "$out/$name/best.h5" --set "data.file=$out/typical.h5" --split all --threads 1 --typical \
+      --out "$out/$name.typical.csv" > /dev/null 2>&1
+  printf "%-30s held-out RMSE individual (EB) %s, typical %s mg/L; true model EB at weight %s, own %s; %s; implied %s; fit %d s\n" \
+      "$name ($data):" \
+      "$(awk '$1 == "conc" { print $2; exit }' "$out/$name.eval")" \
+      "$(sed -n 's/.*the typical subject (eta = 0): RMSE conc \([0-9.]*\).*/\1/p' "$out/$name.eval")" \
+      "$(sed -n 's/.*mixed-effects model.*with the weight \([0-9.]*\),.*/\1/p' "$out/$name.eval")" \
+      "$(sed -n 's/.*each subject.s own ka, ke, V \([0-9.]*\).*/\1/p' "$out/$name.eval")" \
+      "$(sed -n 's/.*ratios: \(.*\)/\1/p' "$out/$name.eval")" \
+      "$(awk -F, 'NR > 1 { print $2 "," $3 }' "$out/$name.typical.csv" | nca)" "$secs"
+  "$cvnode" plot "$out/$name" > /dev/null 2>&1 || true  # trajectories.png: validation subjects, individual fits
+}
+if [ "${ONLY_RE:-0}" != 1 ]; then
+  for data in pure default; do
+    run "hybrid_$data" data/pk_hybrid.toml "$data"
+    run "network_$data" data/pk_two_doses.toml "$data" --set 'data.ignore=["WT"]'
+    if [ "$data" = default ]; then run "network_wt_$data" data/pk_two_doses.toml "$data"; fi
+  done
+fi
+run_re hybrid_re_default data/pk_hybrid_re.toml default
+run_re network_re_default data/pk_network_re.toml default
 echo "runs in $out"
