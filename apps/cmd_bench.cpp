@@ -180,6 +180,9 @@ void run(const BenchArgs& a) {
   j["runs"] = a.repeats;
   j["ms_median"] = median;
   j["ms_min"] = sorted.front();
+  // The first gradient of the process: workspaces allocated and pages touched for the first time.
+  // A user who solves once pays this, not ms_min (docs/performance.md reports both).
+  j["ms_first"] = ms.front();
   j["nfe_fwd"] = g.nfe_forward;
   j["nfe_bwd"] = g.nfe_backward;
   j["steps_fwd"] = g.forward.steps;

@@ -276,6 +276,9 @@ def main():
                 "rtol": rtol, "atol": atol, "threads": torch.get_num_threads(),
                 "runs": len(times), "ms_median": float(np.median(times)),
                 "ms_min": float(np.min(times)), "nfe": nfe,
+                # the first gradient of this configuration (of the process only for the first
+                # configuration run: bench/peer/side_by_side.sh runs one per process)
+                "ms_first": float(times[0]),
                 "steps": stats["steps"], "rejected": stats["rejected"],
                 "loss": loss, "ref_loss": prob["ref_loss"],
                 "loss_rel_err": abs(loss - prob["ref_loss"]) / abs(prob["ref_loss"]),
