@@ -18,7 +18,6 @@
 #include "cvnode/trace_estimator.h"
 #include "cvnode/observations.h"
 #include "cvnode/running_cost.h"
-#include "cvnode/solver_options.h"
 
 namespace cvnode {
 
@@ -35,14 +34,6 @@ struct RegularizationOptions {
     return kinetic_weight > 0 || jacobian_weight > 0 || steer > 0 || error_weight > 0;
   }
 };
-
-// The solver options of a training step under a solver-error penalty of `error_weight`
-// (Dopri5Options::error_weight). Throws OptionsError naming regularization.error_weight when the
-// method cannot give it: the CVODES adjoint (adams, bdf) neither differentiates its error test
-// nor keeps its steps for a discrete gradient.
-SolverOptions with_error_penalty(SolverOptions solver, double error_weight);
-// The reason with_error_penalty would throw (empty: none).
-std::string error_penalty_refusal(const SolverOptions& solver, double error_weight);
 
 // The running costs of one optimizer step (kinetic energy, Jacobian norm with this step's
 // probes from `step_seed`) for dynamics that take them; empty when both weights are 0. Throws

@@ -51,4 +51,12 @@ AdjointForm resolved_adjoint_form(const SolverOptions& options, const Dynamics& 
 // Whether the implicit steps solve dense Newton systems (cost cubic in the state size).
 bool dense_newton(const SolverOptions& options);
 
+// The solver options of a training step under a solver-error penalty of `error_weight`
+// ([regularization] error_weight, Dopri5Options::error_weight). Throws OptionsError naming
+// regularization.error_weight when the method cannot give it: the CVODES adjoint (adams, bdf)
+// neither differentiates its error test nor keeps its steps for a discrete gradient.
+SolverOptions with_error_penalty(SolverOptions solver, double error_weight);
+// The reason with_error_penalty would throw (empty: none).
+std::string error_penalty_refusal(const SolverOptions& solver, double error_weight);
+
 }  // namespace cvnode

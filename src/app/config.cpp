@@ -14,6 +14,7 @@
 #include "core/names.h"
 #include "cvnode/engine.h"
 #include "cvnode/errors.h"
+#include "cvnode/solver_options.h"
 
 namespace cvnode {
 

@@ -192,4 +192,19 @@ bool dense_newton(const SolverOptions& o) {
   return cvodes && !o.cvodes.uses_fixed_point(o.is_bdf()) && o.cvodes.linear_solver == LinearSolver::Dense;
 }
 
+std::string error_penalty_refusal(const SolverOptions& solver, double error_weight) {
+  if (!(error_weight > 0) || solver.method == "dopri5") return {};
+  std::ostringstream o;
+  o << "regularization.error_weight = " << error_weight << " penalises the local error estimates of dopri5's steps; "
+    << "solver.method = \"" << solver.method << "\" (the CVODES adjoint) cannot differentiate its error test: "
+    << "use solver.method = \"dopri5\" or error_weight = 0";
+  return o.str();
+}
+
+SolverOptions with_error_penalty(SolverOptions solver, double error_weight) {
+  if (std::string why = error_penalty_refusal(solver, error_weight); !why.empty()) throw OptionsError(why);
+  if (solver.method == "dopri5") solver.dopri5.error_weight = error_weight;
+  return solver;
+}
+
 }  // namespace cvnode

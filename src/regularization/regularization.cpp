@@ -24,21 +24,6 @@ std::string RegularizationOptions::validate() const {
   return {};
 }
 
-std::string error_penalty_refusal(const SolverOptions& solver, double error_weight) {
-  if (!(error_weight > 0) || solver.method == "dopri5") return {};
-  std::ostringstream o;
-  o << "regularization.error_weight = " << error_weight << " penalises the local error estimates of dopri5's steps; "
-    << "solver.method = \"" << solver.method << "\" (the CVODES adjoint) cannot differentiate its error test: "
-    << "use solver.method = \"dopri5\" or error_weight = 0";
-  return o.str();
-}
-
-SolverOptions with_error_penalty(SolverOptions solver, double error_weight) {
-  if (std::string why = error_penalty_refusal(solver, error_weight); !why.empty()) throw OptionsError(why);
-  if (solver.method == "dopri5") solver.dopri5.error_weight = error_weight;
-  return solver;
-}
-
 std::vector<std::shared_ptr<const RunningCost>> regularizer_costs(const Dynamics& dynamics,
                                                                    const RegularizationOptions& o,
                                                                    std::uint64_t step_seed) {

@@ -7,6 +7,7 @@
 #include "cvnode/loss.h"
 #include "cvnode/problem.h"
 #include "cvnode/regularization.h"
+#include "cvnode/solver_options.h"
 #include "cvnode/planar_flow.h"
 #include "cvnode/probed_mlp.h"
 #include "core/random.h"
