@@ -8,8 +8,9 @@
 # first gradient of the process: workspaces allocated, pages touched) is cold on both sides.
 # Then bench/peer/compare.py applies the equal-error rule: for each peer row, cvnode's fastest
 # configuration whose gradient error is at or below the peer's.
-#   bench/peer/side_by_side.sh [BUILD_DIR] [ROUNDS]   (~10 minutes with 2 rounds; B3's peer row
-#                                                     alone is ~1-2 minutes and ~3.7 GB, round 1)
+#   bench/peer/side_by_side.sh [BUILD_DIR] [ROUNDS]   (4 minutes with 2 rounds on an idle 2-core
+#                                                     machine, of which B3's one peer gradient is
+#                                                     51 s; it needs ~3.7 GB: bench/peer/run.sh)
 # Output: bench/results/side_by_side.jsonl (every row, with "side" and "round"),
 # bench/results/side_by_side_table.jsonl (one line per peer row) and the table on stdout.
 set -euo pipefail
