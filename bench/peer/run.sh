@@ -15,11 +15,10 @@ shared="$here/../../../shared/bench"
 out="$here/../results"
 mkdir -p "$out"
 
-# Debian's torch, h5py and numpy (for the system python, not a pyenv shim), with what cvnode
-# itself needs: scripts/setup.sh installs whatever is missing.
-bash "$here/../../scripts/setup.sh" python3-torch python3-h5py python3-numpy
+# Debian's torch, h5py and numpy for the system python (not a pyenv shim), one thread: common.sh.
+source "$here/common.sh"
+peer_setup
 
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # Debian's torch does its float64 matmuls in whatever libblas.so.3 the alternatives system points
 # at (each JSON line records it as "blas"): B2 takes ~50 ms a gradient on OpenBLAS and ~500 ms on
 # the netlib reference BLAS. PEER_BLAS=netlib runs on the reference BLAS without touching the
@@ -28,9 +27,7 @@ if [ "${PEER_BLAS:-}" = netlib ]; then
   netlib=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
   export LD_LIBRARY_PATH="$netlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-py=/usr/bin/python3
 peer() { "$py" "$here/torch_dopri5.py" "$@" | tee -a "$out/peer.jsonl"; }
-hundredth() { "$py" -c "print('%g' % ($1 / 100))"; }
 
 # ---- validation against ref_grad / ref_loss (computed by torchdiffeq at these tolerances) ----
 for p in B1 B1L B2; do

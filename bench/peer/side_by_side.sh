@@ -27,9 +27,8 @@ if ! grep -q '^CVNODE_NATIVE:BOOL=ON$' "$build/CMakeCache.txt" 2>/dev/null; then
 fi
 # The peer's BLAS: Debian's python3-torch uses whatever libblas.so.3 points at; serial OpenBLAS
 # is what its users get once they install it (the reference BLAS is several times slower).
-bash "$here/../../scripts/setup.sh" python3-torch python3-h5py python3-numpy libopenblas0-serial
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-py=/usr/bin/python3
+source "$here/common.sh"
+peer_setup libopenblas0-serial
 blas="$("$py" -c 'import sys; sys.path.insert(0, "'"$here"'"); import torch_dopri5 as t; print(t.blas_library())')"
 case "$blas" in
   *openblas*) ;;
@@ -43,7 +42,6 @@ for line in sys.stdin:
 }
 peer() { local r="$1"; shift; "$py" "$here/torch_dopri5.py" "$@" | tag peer "$r" >> "$out"; }
 cv() { local r="$1"; shift; "$build/apps/cvnode" bench "$@" --json | tag cvnode "$r" >> "$out"; }
-hundredth() { "$py" -c "print('%g' % ($1 / 100))"; }
 
 : > "$out"
 for round in $(seq 1 "$rounds"); do
