@@ -87,8 +87,10 @@ struct RandomEffectsOptions {
 };
 
 struct ModelOptions {
-  // "neural_ode" (this file's Model: dynamics on the observed channels, hybrid with [physics]),
-  // "latent_ode" or "rnn_baseline" (include/cvnode/latent.h: [encoder], [decoder]).
+  // One of model_kinds(): "neural_ode" (a network on the observed channels; a hybrid when the
+  // [physics] section is on), "hybrid" (needs [physics]), both fitted by `cvnode fit` as a Model;
+  // "latent_ode" or "rnn_baseline" (include/cvnode/latent.h: [encoder], [decoder]), fitted by
+  // `cvnode latent train`.
   std::string kind = "neural_ode";
   std::vector<int> hidden = {32, 32};  // hidden layer widths (empty: one linear layer)
   Activation activation = Activation::Tanh;
@@ -105,8 +107,20 @@ struct ModelOptions {
   std::string validate() const;  // empty when valid
 };
 Init parse_init(const std::string& name);  // glorot|he|pytorch|small_output
+
+// The model kinds model.kind names (src/train/model_kind_list.h), in registration order, and the
+// `cvnode` command that fits a kind: "fit" for the kinds a Model builds, "latent train" for the
+// latent sequence models. model_kind_command throws OptionsError listing the kinds.
+std::vector<std::string> model_kinds();
+std::string model_kind_command(const std::string& kind);
+
+namespace detail {
+class ModelKind;  // src/train/model_kind.h
+}
 const char* init_name(Init i);
 
+// A fitted model: the dynamics its kind builds (a registered model kind, src/train/model_kind.h),
+// the observation map and the initial-state rule.
 class Model {
  public:
   // `observed` = number of data channels (the first state components); `inputs` = the series'
@@ -119,11 +133,14 @@ class Model {
   const ModelOptions& options() const { return o_; }
   // The network of a plain model; of a hybrid its network term (throws without one).
   const Mlp& mlp() const;
-  // What the solver integrates: the Mlp, or the Hybrid [physics, network].
+  // What the solver integrates: what the kind built (the Mlp, the Hybrid [physics, network]),
+  // wrapped by the random effects when they are on.
   const Dynamics& dynamics() const { return *dynamics_; }
   // Non-null for a hybrid model: its parts and the map to physical parameters.
-  const HybridModel* hybrid() const { return hybrid_ ? &*hybrid_ : nullptr; }
-  // Non-null with random effects: the wrapper (its base is the Mlp or Hybrid above).
+  const HybridModel* hybrid() const;
+  // The kind's part of the model (what model.kind built, before any random-effects wrapper).
+  const detail::ModelKind& kind() const { return *kind_; }
+  // Non-null with random effects: the wrapper (its base is what the kind built).
   const RandomEffectsDynamics* random_effects() const { return re_.get(); }
   int subjects() const { return subjects_; }
   // The series with its subject's row (-1: the typical subject, eta = 0) appended to its
@@ -164,9 +181,8 @@ class Model {
   int observed_;
   int inputs_;
   int subjects_ = 0;
-  std::shared_ptr<const Mlp> mlp_;
+  std::shared_ptr<const detail::ModelKind> kind_;
   std::shared_ptr<const RandomEffectsDynamics> re_;
-  std::optional<HybridModel> hybrid_;
   std::shared_ptr<const Dynamics> dynamics_;
   std::shared_ptr<const ObservationMap> map_;
   void add_random_effects();  // wraps dynamics_ (options' random_effects)

@@ -561,7 +561,7 @@ std::string Config::validate() const {
     why = "data.window_epochs > 0 cannot be combined with model.initial_state = \"learned\" "
           "(windows and whole series have different initial states to learn)";
   if (why.empty()) why = model.validate();
-  if (why.empty() && model.kind != "neural_ode") {
+  if (why.empty() && model_kind_command(model.kind) == "latent train") {
     why = latent.validate();
     if (why.empty() && model.physics.enabled())
       why = "model.kind = \"" + model.kind + "\" has no [physics] term (physics.kind must be \"none\")";
@@ -574,8 +574,8 @@ std::string Config::validate() const {
   if (why.empty() && model.random_effects.enabled()) {
     // The prior's weight against the data is sigma^2 / entries with sigma^2 the mean squared
     // residual: the loss must be that mean.
-    if (model.kind != "neural_ode")
-      why = "[random_effects] is for model.kind = \"neural_ode\", not \"" + model.kind + "\"";
+    if (model_kind_command(model.kind) != "fit")
+      why = "[random_effects] is for the kinds `cvnode fit` trains, not model.kind = \"" + model.kind + "\"";
     else if (train.loss.kind != "mse_mean")
       why = "[random_effects] needs loss.kind = \"mse_mean\" (the residual variance sigma^2 it estimates weighs the "
             "prior), not \"" + train.loss.kind + "\"";

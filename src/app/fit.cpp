@@ -21,6 +21,7 @@
 #include "data/atomic_file.h"
 #include "data/memory_check.h"
 #include "data/run_folder.h"
+#include "train/model_kind.h"
 #include "train/random_effect_prior.h"
 
 namespace cvnode {
@@ -30,16 +31,7 @@ namespace fs = std::filesystem;
 std::string model_spec(const Model& model) {
   nlohmann::json j;
   const auto& o = model.options();
-  j["type"] = model.hybrid() ? "hybrid" : "mlp";
-  if (const HybridModel* h = model.hybrid()) {
-    const PhysicsOptions& p = o.physics;
-    j["physics"] = {{"kind", p.kind},           {"species", p.species},     {"reactions", p.reactions},
-                    {"transform", p.transform}, {"lower", p.lower},         {"upper", p.upper},
-                    {"size", p.size},           {"inputs", p.inputs},       {"outputs", p.outputs},
-                    {"output_mask", p.output_mask}, {"input_scale", p.input_scale},
-                    {"output_matrix", p.output_matrix}, {"physics_params", h->physics_size()}};
-  }
-  if (!model.hybrid() || model.hybrid()->network) j["layers"] = model.mlp().spec().layers;
+  model.kind().spec(j);  // "type", "layers", "physics": what the kind built
   j["activation"] = activation_name(o.activation);
   j["observed"] = model.observed();
   j["augment"] = o.augment;
@@ -337,9 +329,8 @@ std::string why_not_shards(const Config& c) {
 }  // namespace
 
 FitResult run_fit(const Config& given, const FitOptions& options) {
-  if (given.model.kind != "neural_ode")
-    throw OptionsError("model.kind = \"" + given.model.kind +
-                       "\" is trained by `cvnode latent train` (it joins `cvnode fit` with the model-kind interface)");
+  if (const std::string command = model_kind_command(given.model.kind); command != "fit")
+    throw OptionsError("model.kind = \"" + given.model.kind + "\" is trained by `cvnode " + command + "`");
   const Config config = resolve_loss_scale(given);
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();

@@ -1,11 +1,14 @@
 #include "cvnode/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
 #include <sstream>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
+#include "train/model_kind.h"
 
 namespace cvnode {
 
@@ -55,8 +58,11 @@ const char* init_name(Init i) {
 }
 
 std::string ModelOptions::validate() const {
-  if (kind != "neural_ode" && kind != "latent_ode" && kind != "rnn_baseline")
-    return "model.kind = \"" + kind + "\" (expected neural_ode, latent_ode or rnn_baseline)";
+  const std::vector<std::string> kinds = model_kinds();
+  if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+    return "model.kind = \"" + kind + "\" (expected " + detail::choices(kinds) + ")";
+  if (kind == "hybrid" && !physics.enabled())
+    return "model.kind = \"hybrid\" needs a physics term or network: set physics.kind or physics.network = true";
   for (std::size_t i = 0; i < hidden.size(); ++i)
     if (hidden[i] < 1)
       return "model.hidden[" + std::to_string(i) + "] = " + std::to_string(hidden[i]) + " must be >= 1";
@@ -161,42 +167,29 @@ Model::Model(const ModelOptions& options, int observed, int inputs, int subjects
   if (!why.empty()) throw OptionsError(why);
   if (observed < 1) throw OptionsError("the data have " + std::to_string(observed) + " channels; need >= 1");
   if (inputs < 0) throw OptionsError("the data have " + std::to_string(inputs) + " inputs; need >= 0");
+  // A [physics] section makes a neural_ode a hybrid (the configuration's spelling since before
+  // the kinds were named).
+  const std::string kind = o_.kind == "neural_ode" && o_.physics.enabled() ? "hybrid" : o_.kind;
+  const detail::ModelKindFactory make = detail::model_kind_factory(kind);
+  if (!make)
+    throw OptionsError("model.kind = \"" + kind + "\" is fitted by `cvnode " + model_kind_command(kind) +
+                       "`, not as a Model (`cvnode fit`)");
   if (o_.readout == Readout::Linear) map_ = std::make_shared<LinearReadout>(observed_, state_size());
-  if (o_.physics.enabled()) {
-    const HybridModelSpec hs = hybrid_spec(o_, state_size(), inputs_);
-    if (std::string w = hs.validate(); !w.empty()) throw OptionsError("[physics] " + w);
-    if (inputs_ > 0 && !hs.network)
-      throw OptionsError("[physics] the data give the model " + std::to_string(inputs_) +
-                         " inputs (controls and covariates) but the physics has no network to read them: set "
-                         "physics.network = true, or leave them out with data.ignore = [names]");
-    hybrid_ = build_hybrid(hs);
-    if (hybrid_->dynamics->state_size() != state_size())
-      throw OptionsError("[physics] the physics has " + std::to_string(hybrid_->dynamics->state_size()) +
-                         " state components, the model " + std::to_string(state_size()) +
-                         " (data channels + model.augment)");
-    mlp_ = hybrid_->network;
-    dynamics_ = hybrid_->dynamics;
-    add_random_effects();
-    return;
-  }
-  MlpSpec spec;
-  spec.layers.push_back(state_size());
-  for (int h : o_.hidden) spec.layers.push_back(h);
-  spec.layers.push_back(state_size());
-  spec.activation = o_.activation;
-  spec.time_input = o_.time_input;
-  spec.inputs = inputs_;
-  mlp_ = std::make_shared<Mlp>(spec);
-  dynamics_ = mlp_;
+  kind_ = make(o_, state_size(), inputs_);
+  dynamics_ = kind_->dynamics();
   add_random_effects();
 }
 
+// Random effects wrap whatever the kind built: physics shifts need the kind's physical
+// parameters (Model::hybrid()), output scales and the first-layer embedding its network.
 void Model::add_random_effects() {
   const RandomEffectsOptions& r = o_.random_effects;
   if (!r.enabled()) return;
   if (subjects_ < 0) throw OptionsError("random effects: " + std::to_string(subjects_) + " subjects");
   const int k = r.size();
-  const int physics = hybrid_ ? hybrid_->physics_size() : 0;
+  const HybridModel* h = kind_->hybrid();
+  const Mlp* net = kind_->network();
+  const int physics = h ? h->physics_size() : 0;
   RandomEffectMap map;
   map.effects = k;
   for (int e = 0; e < k && !r.physics.empty(); ++e) {
@@ -208,19 +201,19 @@ void Model::add_random_effects() {
     map.shift.push_back({j, e, 1.0});
   }
   const bool scales = !r.output_scale.empty();
-  if ((scales || r.network_input) && !mlp_)
+  if ((scales || r.network_input) && !net)
     throw OptionsError("random_effects.output_scale / network_input need a network (physics.network = true)");
   for (int e = 0; e < k && scales; ++e) {
     const auto& row = r.output_scale[static_cast<std::size_t>(e)];
-    const int outputs = mlp_->spec().layers.back();
+    const int outputs = net->spec().layers.back();
     if (static_cast<int>(row.size()) != outputs)
       throw OptionsError("random_effects.output_scale row " + std::to_string(e) + " ('" + r.names[static_cast<std::size_t>(e)] +
                          "') has " + std::to_string(row.size()) + " entries, the network has " + std::to_string(outputs) +
                          " outputs");
     for (int j = 0; j < outputs; ++j)
-      if (row[static_cast<std::size_t>(j)] != 0) add_output_scale(map, *mlp_, physics, j, e, row[static_cast<std::size_t>(j)]);
+      if (row[static_cast<std::size_t>(j)] != 0) add_output_scale(map, *net, physics, j, e, row[static_cast<std::size_t>(j)]);
   }
-  if (r.network_input) add_first_layer_embedding(map, *mlp_, physics);
+  if (r.network_input) add_first_layer_embedding(map, *net, physics);
   re_ = std::make_shared<RandomEffectsDynamics>(dynamics_, std::move(map), subjects_);
   dynamics_ = re_;
 }
@@ -233,13 +226,15 @@ Trajectory Model::with_subject(Trajectory series, int row) const {
 }
 
 const Mlp& Model::mlp() const {
-  if (!mlp_) throw OptionsError("the model has no network (physics only)");
-  return *mlp_;
+  if (!kind_->network()) throw OptionsError("the model has no network (physics only)");
+  return *kind_->network();
 }
 
+const HybridModel* Model::hybrid() const { return kind_->hybrid(); }
+
 Vector Model::initial_parameters() const {
-  Vector base = hybrid_ ? hybrid_->initial : mlp_->initial_parameters(o_.init, o_.seed);
-  if (!o_.bias) base.array() *= trainable_mask().head(base.size()).array();
+  Vector base = kind_->initial_parameters();
+  if (!o_.bias) base.array() *= (Vector::Ones(base.size()) - kind_->bias_mask()).array();
   if (!re_) return base;
   // The embedding W starts small and random (at W = 0 neither W nor eta would get a gradient);
   // every eta starts at 0 (the typical subject).
@@ -251,24 +246,20 @@ Vector Model::initial_parameters() const {
   return theta;
 }
 
+// With random effects the kind's masks cover the head (its own parameters); W and the etas
+// take no weight decay (their prior is Omega) and are always trained.
 Vector Model::decay_mask() const {
-  Vector m = Vector::Zero(dynamics_->param_size());  // none on W and the etas (their prior is Omega)
-  m.head(re_ ? re_->base_param_size() : dynamics_->param_size()).setOnes();
-  const int off = hybrid_ ? hybrid_->physics_size() : 0;
-  m.head(off).setZero();  // no weight decay on physical parameters
-  if (mlp_) {
-    const auto& layers = mlp_->spec().layers;
-    for (std::size_t l = 0; l + 1 < layers.size(); ++l)
-      m.segment(off + mlp_->bias_offset(static_cast<int>(l)), layers[l + 1]).setZero();
-  }
+  const Vector kind = kind_->decay_mask();
+  Vector m = Vector::Zero(dynamics_->param_size());
+  m.head(kind.size()) = kind;
   return m;
 }
 
 Vector Model::trainable_mask() const {
-  if (o_.bias) return Vector::Ones(dynamics_->param_size());
-  Vector m = decay_mask();
-  if (hybrid_) m.head(hybrid_->physics_size()).setOnes();
-  if (re_) m.tail(re_->param_size() - re_->base_param_size()).setOnes();
+  Vector m = Vector::Ones(dynamics_->param_size());
+  if (o_.bias) return m;
+  const Vector bias = kind_->bias_mask();
+  m.head(bias.size()) -= bias;
   return m;
 }
 
@@ -338,21 +329,13 @@ Trajectory Model::lift(const Trajectory& obs, const std::string& id) const {
 
 std::string Model::describe() const {
   std::ostringstream o;
-  if (hybrid_) {
-    o << "hybrid: physics " << o_.physics.kind << " (" << hybrid_->physics_size() << " parameters, transform "
-      << o_.physics.transform << ")";
-    if (!mlp_) return o.str();
-    o << " + network ";
-  } else {
-    o << "mlp ";
+  o << kind_->describe();
+  if (kind_->network()) {
+    o << ", augment " << o_.augment << ", time_input " << (o_.time_input ? "true" : "false") << ", bias "
+      << (o_.bias ? "true" : "false") << ", z0 " << initial_state_name(o_.initial_state);
+    if (inputs_ > 0) o << ", inputs " << inputs_ << " (controls + covariates)";
+    if (o_.readout == Readout::Linear) o << ", readout linear (" << readout_params() << " parameters)";
   }
-  const auto& layers = mlp_->spec().layers;
-  for (std::size_t i = 0; i < layers.size(); ++i) o << (i ? "-" : "") << layers[i];
-  o << " " << activation_name(o_.activation) << ", " << mlp_->param_size() << " parameters, augment "
-    << o_.augment << ", time_input " << (o_.time_input ? "true" : "false") << ", bias "
-    << (o_.bias ? "true" : "false") << ", z0 " << initial_state_name(o_.initial_state);
-  if (inputs_ > 0) o << ", inputs " << inputs_ << " (controls + covariates)";
-  if (o_.readout == Readout::Linear) o << ", readout linear (" << readout_params() << " parameters)";
   if (re_) {
     o << ", random effects";
     for (const auto& n : o_.random_effects.names) o << " " << n;
