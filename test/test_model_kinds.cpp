@@ -1,7 +1,9 @@
-// Model kinds: `model.kind` is dispatched through the registry of src/train/model_kind_list.h (an
-// unknown kind is one message listing them, a kind another command fits is refused naming it);
-// what each kind builds is what the hand-written Model built before (checkpoint specs,
-// descriptions and masks, compared with literals).
+// Model kinds and the name tables: `model.kind` is dispatched through the registry of
+// src/train/model_kind_list.h (an unknown kind is one message listing them, a kind another command
+// fits is refused naming it); what each kind builds is what the hand-written Model built before
+// (checkpoint specs, descriptions and masks, compared with literals); every enum's spellings
+// round-trip through its one table, aliases parse without being listed, and an unknown name is
+// one OptionsError listing the choices.
 // ctest: labels=unit timeout=60
 #define BOOST_TEST_MODULE model_kinds
 #include <boost/test/unit_test.hpp>
@@ -104,4 +106,40 @@ BOOST_AUTO_TEST_CASE(each_kind_builds_what_the_hand_written_model_built) {
   const Model physics_only(po, 2);
   BOOST_TEST(physics_only.describe() == "hybrid: physics linear_decay (2 parameters, transform identity)");
   BOOST_TEST(physics_only.decay_mask().sum() == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(every_enum_round_trips_through_its_one_table) {
+  for (Activation a : {Activation::Identity, Activation::Tanh, Activation::Relu, Activation::Softplus,
+                       Activation::Sigmoid, Activation::Silu, Activation::Elu})
+    BOOST_TEST((parse_activation(activation_name(a)) == a));
+  for (Init i : {Init::Glorot, Init::He, Init::PyTorch, Init::SmallOutput}) BOOST_TEST((parse_init(init_name(i)) == i));
+  for (InitialState s : {InitialState::FirstObservation, InitialState::Given, InitialState::Learned, InitialState::Zero})
+    BOOST_TEST((parse_initial_state(initial_state_name(s)) == s));
+  for (Readout r : {Readout::Identity, Readout::Linear}) BOOST_TEST((parse_readout(readout_name(r)) == r));
+  for (OptimizerKind k : {OptimizerKind::Adam, OptimizerKind::AdamW, OptimizerKind::Sgd})
+    BOOST_TEST((parse_optimizer(optimizer_name(k)) == k));
+  for (ScheduleKind k : {ScheduleKind::Constant, ScheduleKind::Step, ScheduleKind::Cosine, ScheduleKind::Plateau})
+    BOOST_TEST((parse_schedule(schedule_name(k)) == k));
+  for (Reduction r : {Reduction::Reproducible, Reduction::Fast}) BOOST_TEST((parse_reduction(reduction_name(r)) == r));
+  for (Balance b : {Balance::Dynamic, Balance::Static}) BOOST_TEST((parse_balance(balance_name(b)) == b));
+  for (TraceEstimator t : {TraceEstimator::Exact, TraceEstimator::Hutchinson})
+    BOOST_TEST((parse_trace_estimator(trace_estimator_name(t)) == t));
+  for (ProbeNoise n : {ProbeNoise::Rademacher, ProbeNoise::Gaussian})
+    BOOST_TEST((parse_probe_noise(probe_noise_name(n)) == n));
+  // Aliases parse to their value and print as its name.
+  BOOST_TEST((parse_activation("swish") == Activation::Silu));
+  BOOST_TEST((parse_activation("linear") == Activation::Identity));
+  BOOST_TEST((parse_param_transform("none") == ParamTransform::Identity));
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_name_is_one_options_error_listing_the_choices) {
+  BOOST_TEST(message_of([] { (void)parse_activation("gelu"); }) ==
+             "unknown activation 'gelu' (expected identity, tanh, relu, softplus, sigmoid, silu or elu)");
+  BOOST_TEST(message_of([] { (void)parse_reduction("slow"); }) == "unknown reduction 'slow' (expected reproducible or fast)");
+  BOOST_TEST(message_of([] { (void)parse_trace_estimator("exactly"); }) ==
+             "unknown trace estimator 'exactly' (expected exact or hutchinson)");
+  BOOST_TEST(message_of([] { (void)parse_param_transform("logit"); }) ==
+             "unknown parameter transform 'logit' (expected identity, log, bounded or log_bounded)");
+  BOOST_TEST(message_of([] { (void)parse_init("zeros"); }) ==
+             "unknown init 'zeros' (expected glorot, he, pytorch or small_output)");
 }

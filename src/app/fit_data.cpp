@@ -10,6 +10,7 @@
 
 #include <Eigen/Cholesky>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 #include "cvnode/model.h"
 #include "cvnode/solver.h"
@@ -234,21 +235,18 @@ void check_constraints(const Config& config, const Model& model, const FitData& 
 
 }  // namespace
 
+namespace {
+const detail::EnumName<ChannelTransform> kChannelTransformNames[] = {
+    {ChannelTransform::None, "none"},
+    {ChannelTransform::Log, "log"},
+    {ChannelTransform::Log1p, "log1p"}};
+}  // namespace
+
 ChannelTransform parse_channel_transform(const std::string& name) {
-  if (name == "none") return ChannelTransform::None;
-  if (name == "log") return ChannelTransform::Log;
-  if (name == "log1p") return ChannelTransform::Log1p;
-  throw OptionsError("unknown channel transform '" + name + "' (expected none, log or log1p)");
+  return detail::parse_enum(kChannelTransformNames, name, "channel transform");
 }
 
-const char* channel_transform_name(ChannelTransform t) {
-  switch (t) {
-    case ChannelTransform::None: return "none";
-    case ChannelTransform::Log: return "log";
-    case ChannelTransform::Log1p: return "log1p";
-  }
-  return "?";
-}
+const char* channel_transform_name(ChannelTransform t) { return detail::enum_name(kChannelTransformNames, t); }
 
 std::vector<ChannelTransform> channel_transforms(const DataOptions& data, int channels) {
   std::vector<ChannelTransform> t(static_cast<std::size_t>(channels), ChannelTransform::None);

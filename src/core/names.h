@@ -16,17 +16,19 @@ namespace cvnode::detail {
 std::string choices(const std::vector<std::string>& names);
 [[noreturn]] void unknown_name(const char* what, const std::string& name, const std::vector<std::string>& names);
 
-// An enum's spellings: the one table both directions read, in documentation order.
+// An enum's spellings: the one table both directions read, in documentation order. An alias
+// (e.g. "swish" for silu) parses to its value but is neither printed nor listed in messages.
 template <class E>
 struct EnumName {
   E value;
   const char* name;
+  bool alias = false;
 };
 
 template <class E, std::size_t N>
 const char* enum_name(const EnumName<E> (&table)[N], E value) {
   for (const auto& e : table)
-    if (e.value == value) return e.name;
+    if (e.value == value && !e.alias) return e.name;
   return "?";
 }
 
@@ -35,7 +37,8 @@ E parse_enum(const EnumName<E> (&table)[N], const std::string& name, const char*
   for (const auto& e : table)
     if (name == e.name) return e.value;
   std::vector<std::string> names;
-  for (const auto& e : table) names.emplace_back(e.name);
+  for (const auto& e : table)
+    if (!e.alias) names.emplace_back(e.name);
   unknown_name(what, name, names);
 }
 

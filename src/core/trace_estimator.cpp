@@ -2,22 +2,31 @@
 
 #include <stdexcept>
 
+#include "core/names.h"
 #include "core/random.h"
 
 namespace cvnode {
 
+namespace {
+const detail::EnumName<TraceEstimator> kTraceEstimatorNames[] = {
+    {TraceEstimator::Exact, "exact"},
+    {TraceEstimator::Hutchinson, "hutchinson"}};
+}  // namespace
+
 TraceEstimator parse_trace_estimator(const std::string& name) {
-  if (name == "exact") return TraceEstimator::Exact;
-  if (name == "hutchinson") return TraceEstimator::Hutchinson;
-  throw std::invalid_argument("unknown trace estimator '" + name + "' (exact, hutchinson)");
+  return detail::parse_enum(kTraceEstimatorNames, name, "trace estimator");
 }
+namespace {
+const detail::EnumName<ProbeNoise> kProbeNoiseNames[] = {
+    {ProbeNoise::Rademacher, "rademacher"},
+    {ProbeNoise::Gaussian, "gaussian"}};
+}  // namespace
+
 ProbeNoise parse_probe_noise(const std::string& name) {
-  if (name == "rademacher") return ProbeNoise::Rademacher;
-  if (name == "gaussian") return ProbeNoise::Gaussian;
-  throw std::invalid_argument("unknown probe noise '" + name + "' (rademacher, gaussian)");
+  return detail::parse_enum(kProbeNoiseNames, name, "probe noise");
 }
-const char* trace_estimator_name(TraceEstimator t) { return t == TraceEstimator::Exact ? "exact" : "hutchinson"; }
-const char* probe_noise_name(ProbeNoise n) { return n == ProbeNoise::Rademacher ? "rademacher" : "gaussian"; }
+const char* trace_estimator_name(TraceEstimator t) { return detail::enum_name(kTraceEstimatorNames, t); }
+const char* probe_noise_name(ProbeNoise n) { return detail::enum_name(kProbeNoiseNames, n); }
 
 void draw_probes(ProbeNoise noise, std::uint64_t seed, VectorRef eps) {
   detail::Rng rng(seed);

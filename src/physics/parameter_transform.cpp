@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 
 namespace cvnode {
@@ -84,12 +85,17 @@ double ParamBound::to_internal(double p) const {
   return p;
 }
 
+namespace {
+const detail::EnumName<ParamTransform> kParamTransformNames[] = {
+    {ParamTransform::Identity, "identity"},
+    {ParamTransform::Log, "log"},
+    {ParamTransform::Bounded, "bounded"},
+    {ParamTransform::LogBounded, "log_bounded"},
+    {ParamTransform::Identity, "none", true}};
+}  // namespace
+
 ParamTransform parse_param_transform(const std::string& name) {
-  if (name == "identity" || name == "none") return ParamTransform::Identity;
-  if (name == "log") return ParamTransform::Log;
-  if (name == "bounded") return ParamTransform::Bounded;
-  if (name == "log_bounded") return ParamTransform::LogBounded;
-  throw OptionsError("unknown parameter transform '" + name + "' (identity, log, bounded, log_bounded)");
+  return detail::parse_enum(kParamTransformNames, name, "parameter transform");
 }
 
 TransformedParameters::TransformedParameters(std::shared_ptr<const Dynamics> inner, std::vector<ParamBound> bounds)

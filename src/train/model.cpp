@@ -12,50 +12,41 @@
 
 namespace cvnode {
 
+namespace {
+const detail::EnumName<InitialState> kInitialStateNames[] = {
+    {InitialState::FirstObservation, "first_observation"},
+    {InitialState::Given, "given"},
+    {InitialState::Learned, "learned"},
+    {InitialState::Zero, "zero"}};
+}  // namespace
+
 InitialState parse_initial_state(const std::string& name) {
-  if (name == "first_observation") return InitialState::FirstObservation;
-  if (name == "given") return InitialState::Given;
-  if (name == "learned") return InitialState::Learned;
-  if (name == "zero") return InitialState::Zero;
-  throw OptionsError("unknown initial state rule '" + name +
-                     "' (expected first_observation, given, learned or zero)");
+  return detail::parse_enum(kInitialStateNames, name, "initial state rule");
 }
 
-const char* initial_state_name(InitialState s) {
-  switch (s) {
-    case InitialState::FirstObservation: return "first_observation";
-    case InitialState::Given: return "given";
-    case InitialState::Learned: return "learned";
-    case InitialState::Zero: return "zero";
-  }
-  return "?";
-}
+const char* initial_state_name(InitialState s) { return detail::enum_name(kInitialStateNames, s); }
 
-Readout parse_readout(const std::string& name) {
-  if (name == "identity") return Readout::Identity;
-  if (name == "linear") return Readout::Linear;
-  throw OptionsError("unknown readout '" + name + "' (expected identity or linear)");
-}
+namespace {
+const detail::EnumName<Readout> kReadoutNames[] = {
+    {Readout::Identity, "identity"},
+    {Readout::Linear, "linear"}};
+}  // namespace
 
-const char* readout_name(Readout r) { return r == Readout::Linear ? "linear" : "identity"; }
+Readout parse_readout(const std::string& name) { return detail::parse_enum(kReadoutNames, name, "readout"); }
 
-Init parse_init(const std::string& name) {
-  if (name == "glorot") return Init::Glorot;
-  if (name == "he") return Init::He;
-  if (name == "pytorch") return Init::PyTorch;
-  if (name == "small_output") return Init::SmallOutput;
-  throw OptionsError("unknown init '" + name + "' (expected glorot, he, pytorch or small_output)");
-}
+const char* readout_name(Readout r) { return detail::enum_name(kReadoutNames, r); }
 
-const char* init_name(Init i) {
-  switch (i) {
-    case Init::Glorot: return "glorot";
-    case Init::He: return "he";
-    case Init::PyTorch: return "pytorch";
-    case Init::SmallOutput: return "small_output";
-  }
-  return "?";
-}
+namespace {
+const detail::EnumName<Init> kInitNames[] = {
+    {Init::Glorot, "glorot"},
+    {Init::He, "he"},
+    {Init::PyTorch, "pytorch"},
+    {Init::SmallOutput, "small_output"}};
+}  // namespace
+
+Init parse_init(const std::string& name) { return detail::parse_enum(kInitNames, name, "init"); }
+
+const char* init_name(Init i) { return detail::enum_name(kInitNames, i); }
 
 std::string ModelOptions::validate() const {
   const std::vector<std::string> kinds = model_kinds();

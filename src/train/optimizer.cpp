@@ -3,25 +3,23 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 
 namespace cvnode {
 
+namespace {
+const detail::EnumName<OptimizerKind> kOptimizerKindNames[] = {
+    {OptimizerKind::Adam, "adam"},
+    {OptimizerKind::AdamW, "adamw"},
+    {OptimizerKind::Sgd, "sgd"}};
+}  // namespace
+
 OptimizerKind parse_optimizer(const std::string& name) {
-  if (name == "adam") return OptimizerKind::Adam;
-  if (name == "adamw") return OptimizerKind::AdamW;
-  if (name == "sgd") return OptimizerKind::Sgd;
-  throw OptionsError("unknown optimizer '" + name + "' (expected adam, adamw or sgd)");
+  return detail::parse_enum(kOptimizerKindNames, name, "optimizer");
 }
 
-const char* optimizer_name(OptimizerKind k) {
-  switch (k) {
-    case OptimizerKind::Adam: return "adam";
-    case OptimizerKind::AdamW: return "adamw";
-    case OptimizerKind::Sgd: return "sgd";
-  }
-  return "?";
-}
+const char* optimizer_name(OptimizerKind k) { return detail::enum_name(kOptimizerKindNames, k); }
 
 std::string OptimizerOptions::validate() const {
   std::ostringstream o;

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 #include "cvnode/preemption.h"
 
@@ -128,21 +129,27 @@ std::uint64_t series_key(const Trajectory& series) {
   return h;
 }
 
+namespace {
+const detail::EnumName<Reduction> kReductionNames[] = {
+    {Reduction::Reproducible, "reproducible"},
+    {Reduction::Fast, "fast"}};
+}  // namespace
+
 Reduction parse_reduction(const std::string& name) {
-  if (name == "reproducible") return Reduction::Reproducible;
-  if (name == "fast") return Reduction::Fast;
-  throw std::invalid_argument("unknown reduction '" + name + "' (expected reproducible or fast)");
+  return detail::parse_enum(kReductionNames, name, "reduction");
 }
 
-const char* reduction_name(Reduction r) { return r == Reduction::Fast ? "fast" : "reproducible"; }
+const char* reduction_name(Reduction r) { return detail::enum_name(kReductionNames, r); }
 
-Balance parse_balance(const std::string& name) {
-  if (name == "dynamic") return Balance::Dynamic;
-  if (name == "static") return Balance::Static;
-  throw std::invalid_argument("unknown balance '" + name + "' (expected dynamic or static)");
-}
+namespace {
+const detail::EnumName<Balance> kBalanceNames[] = {
+    {Balance::Dynamic, "dynamic"},
+    {Balance::Static, "static"}};
+}  // namespace
 
-const char* balance_name(Balance b) { return b == Balance::Static ? "static" : "dynamic"; }
+Balance parse_balance(const std::string& name) { return detail::parse_enum(kBalanceNames, name, "balance"); }
+
+const char* balance_name(Balance b) { return detail::enum_name(kBalanceNames, b); }
 
 RankBackend::RankBackend(const Dynamics& dynamics, const SolverOptions& options, const BatchOptions& batch,
                          const Ranks& ranks, Reduction reduction, bool exchange_series, Balance balance)

@@ -4,27 +4,24 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 
 namespace cvnode {
 
+namespace {
+const detail::EnumName<ScheduleKind> kScheduleKindNames[] = {
+    {ScheduleKind::Constant, "constant"},
+    {ScheduleKind::Step, "step"},
+    {ScheduleKind::Cosine, "cosine"},
+    {ScheduleKind::Plateau, "plateau"}};
+}  // namespace
+
 ScheduleKind parse_schedule(const std::string& name) {
-  if (name == "constant") return ScheduleKind::Constant;
-  if (name == "step") return ScheduleKind::Step;
-  if (name == "cosine") return ScheduleKind::Cosine;
-  if (name == "plateau") return ScheduleKind::Plateau;
-  throw OptionsError("unknown schedule '" + name + "' (expected constant, step, cosine or plateau)");
+  return detail::parse_enum(kScheduleKindNames, name, "schedule");
 }
 
-const char* schedule_name(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::Constant: return "constant";
-    case ScheduleKind::Step: return "step";
-    case ScheduleKind::Cosine: return "cosine";
-    case ScheduleKind::Plateau: return "plateau";
-  }
-  return "?";
-}
+const char* schedule_name(ScheduleKind k) { return detail::enum_name(kScheduleKindNames, k); }
 
 std::string ScheduleOptions::validate() const {
   std::ostringstream o;

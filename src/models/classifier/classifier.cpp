@@ -5,27 +5,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 #include "models/classifier/body.h"
 #include "models/classifier/layers.h"
 
 namespace cvnode {
 
+namespace {
+const detail::EnumName<ClassifierKind> kClassifierKindNames[] = {
+    {ClassifierKind::OdeNet, "odenet"},
+    {ClassifierKind::ResNet, "resnet"},
+    {ClassifierKind::RkNet, "rknet"}};
+}  // namespace
+
 ClassifierKind parse_classifier_kind(const std::string& name) {
-  if (name == "odenet") return ClassifierKind::OdeNet;
-  if (name == "resnet") return ClassifierKind::ResNet;
-  if (name == "rknet") return ClassifierKind::RkNet;
-  throw OptionsError("classifier kind '" + name + "': expected odenet, resnet or rknet");
+  return detail::parse_enum(kClassifierKindNames, name, "classifier kind");
 }
 
-const char* classifier_kind_name(ClassifierKind kind) {
-  switch (kind) {
-    case ClassifierKind::OdeNet: return "odenet";
-    case ClassifierKind::ResNet: return "resnet";
-    case ClassifierKind::RkNet: return "rknet";
-  }
-  return "?";
-}
+const char* classifier_kind_name(ClassifierKind kind) { return detail::enum_name(kClassifierKindNames, kind); }
 
 SolverOptions ClassifierSpec::default_solver() {
   SolverOptions o;

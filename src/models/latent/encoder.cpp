@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/names.h"
 #include "cvnode/errors.h"
 
 namespace cvnode::latent {
@@ -30,13 +31,17 @@ Observed observed_rows(const Trajectory& tr) {
   return o;
 }
 
+namespace {
+const detail::EnumName<EncoderKind> kEncoderKindNames[] = {
+    {EncoderKind::Rnn, "rnn"},
+    {EncoderKind::OdeRnn, "ode_rnn"}};
+}  // namespace
+
 EncoderKind parse_encoder_kind(const std::string& name) {
-  if (name == "rnn") return EncoderKind::Rnn;
-  if (name == "ode_rnn") return EncoderKind::OdeRnn;
-  throw OptionsError("unknown encoder kind '" + name + "' (expected rnn or ode_rnn)");
+  return detail::parse_enum(kEncoderKindNames, name, "encoder kind");
 }
 
-const char* encoder_kind_name(EncoderKind k) { return k == EncoderKind::Rnn ? "rnn" : "ode_rnn"; }
+const char* encoder_kind_name(EncoderKind k) { return detail::enum_name(kEncoderKindNames, k); }
 
 Encoder::Encoder(EncoderSpec spec)
     : spec_(std::move(spec)),
