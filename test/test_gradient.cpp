@@ -748,6 +748,36 @@ BOOST_AUTO_TEST_CASE(a_running_cost_leaves_later_calls_in_their_own_form) {
 // 1000 x 7 x (workspace rounded to 8 doubles) x 8 bytes, 36 MB; two engines that ran one after
 // the other hold it once: the second adds its steps' states and stages (1000 x 8 x 2 doubles,
 // 128 kB), where it used to add another 36 MB.
+// The thread-count side of the same defect (issue 18: leave_transition() switched a per-thread
+// Solver to the restart form for good): after a problem with a running cost, the next problem
+// without one gets the bits of fresh solvers whatever the number of threads; before, a thread whose
+// solver had served the cost stayed in the restart form, so the bits followed the scheduling.
+BOOST_AUTO_TEST_CASE(a_running_cost_leaves_no_thread_count_dependence) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 12);
+  const KineticEnergy ke(mlp, 0.3);
+  std::vector<Trajectory> batch;
+  for (int b = 0; b < 6; ++b) batch.push_back(make_trajectory(2, 6, false, false, 50 + b));
+  const auto loss = make_loss("half_sse");
+  const SolverOptions o = options(kSolvers[0], 1e-8);  // adams, adjoint_form auto: transition here
+  BatchSolver fresh(mlp, o, BatchOptions{1});
+  const BatchGradient ref = fresh.gradient(theta, Problem(batch, loss));
+  Problem with_cost(batch, loss);
+  with_cost.add_running_cost(std::shared_ptr<const RunningCost>(&ke, [](const RunningCost*) {}));
+  for (int threads : {1, 2}) {
+    BOOST_TEST_CONTEXT("threads " << threads) {
+      BatchSolver used(mlp, o, BatchOptions{threads});
+      (void)used.gradient(theta, with_cost);
+      const BatchGradient after = used.gradient(theta, Problem(batch, loss));
+      BOOST_TEST(after.loss == ref.loss);
+      BOOST_TEST((after.theta - ref.theta).cwiseAbs().maxCoeff() == 0.0);
+      BOOST_TEST(after.nfe_backward == ref.nfe_backward);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(dopri5_engines_on_one_thread_share_their_kept_passes) {
   MlpSpec s;
   s.layers = {2, 64, 64, 2};
