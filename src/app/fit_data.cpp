@@ -424,7 +424,11 @@ FitData load_fit_data(const Config& config, const FitDataOptions& options) {
   // Which channels are normalised by scale only: those events dose, and those a sign
   // constraint holds (zero and the sign must mean the same in the model's units).
   d.inputs = static_cast<int>(keep_inputs.size());
-  const Model model(config.model, C, d.inputs);
+  // The series' state layout, initial-state rule and constraints are a Model's; the latent kinds
+  // (fitted by `cvnode latent train`) prepare their data with the plain neural_ode layout.
+  ModelOptions layout = config.model;
+  if (model_kind_command(layout.kind) != "fit") layout.kind = "neural_ode";
+  const Model model(layout, C, d.inputs);
   const int N = model.state_size();
   TrajectoryOptions topt;
   topt.compartment_state = o.compartment_states;
