@@ -741,13 +741,41 @@ BOOST_AUTO_TEST_CASE(a_running_cost_leaves_later_calls_in_their_own_form) {
   BOOST_TEST(restart.backward.steps != ref.backward.steps);
 }
 
-// dopri5's kept network passes (Dopri5Options::keep_mib) live in one buffer per thread, shared by
-// every dopri5 engine on it: an idle engine holds none. (A BatchSolver has one engine per thread
-// and per stacked unit, and each kept up to keep_mib, 64 MiB, for good.) Measured with glibc's
-// mallinfo2 (bytes in use, heap and mmap): 1000 fixed steps of a 2-64-64-2 network keep
-// 1000 x 7 x (workspace rounded to 8 doubles) x 8 bytes, 36 MB; two engines that ran one after
-// the other hold it once: the second adds its steps' states and stages (1000 x 8 x 2 doubles,
-// 128 kB), where it used to add another 36 MB.
+// docs/solver-options.md: initial_step sets the forward solve's first step, not the backward
+// problem's. A first step of 0.05 is more than the error test accepts at rtol 1e-7 here: forward
+// it is tried and rejected (more error-test failures), backward nothing changes. Were it applied
+// to the backward problem (CVodeSetInitStepB with -0.05; +0.05 is CV_ILL_INPUT), every one of the
+// 6 restarts would start with a rejected step: measured 18 -> 30 (adams) and 0 -> 12 (bdf)
+// backward error-test failures, 171 -> 207 and 194 -> 225 backward evaluations; as it is, both
+// are equal to the automatic first step's (the forward solution they interpolate moved by a step).
+BOOST_AUTO_TEST_CASE(initial_step_is_not_applied_to_the_backward_problem) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 12);
+  const Trajectory tr = make_trajectory(2, 6, false, false, 41);
+  const auto loss = make_loss("half_sse");
+  for (int i : {0, 1}) {
+    const auto& c = kSolvers[i];
+    BOOST_TEST_CONTEXT(c.name) {
+      SolverOptions o = options(c, 1e-7);
+      o.cvodes.adjoint_form = AdjointForm::Restart;  // a fresh backward start at every observation
+      const Gradient automatic = Solver(mlp, o).gradient(theta, test::problem(tr, loss));
+      o.initial_step = 0.05;
+      const Gradient given = Solver(mlp, o).gradient(theta, test::problem(tr, loss));
+      BOOST_TEST(automatic.backward.restarts == 5);
+      BOOST_TEST(given.backward.restarts == automatic.backward.restarts);
+      // Forward: applied.
+      BOOST_TEST(given.forward.err_test_fails >= automatic.forward.err_test_fails + 2);
+      // Backward: not applied.
+      BOOST_TEST(given.backward.err_test_fails <= automatic.backward.err_test_fails + 2);
+      BOOST_TEST(std::abs(given.backward.rhs_evals - automatic.backward.rhs_evals) <= automatic.backward.rhs_evals / 20);
+      BOOST_TEST(std::abs(given.backward.steps - automatic.backward.steps) <= 2);
+      BOOST_TEST(rel_err(given.theta, automatic.theta) < 1e-4);
+    }
+  }
+}
+
 // The thread-count side of the same defect (issue 18: leave_transition() switched a per-thread
 // Solver to the restart form for good): after a problem with a running cost, the next problem
 // without one gets the bits of fresh solvers whatever the number of threads; before, a thread whose
@@ -778,6 +806,13 @@ BOOST_AUTO_TEST_CASE(a_running_cost_leaves_no_thread_count_dependence) {
   }
 }
 
+// dopri5's kept network passes (Dopri5Options::keep_mib) live in one buffer per thread, shared by
+// every dopri5 engine on it: an idle engine holds none. (A BatchSolver has one engine per thread
+// and per stacked unit, and each kept up to keep_mib, 64 MiB, for good.) Measured with glibc's
+// mallinfo2 (bytes in use, heap and mmap): 1000 fixed steps of a 2-64-64-2 network keep
+// 1000 x 7 x (workspace rounded to 8 doubles) x 8 bytes, 36 MB; two engines that ran one after
+// the other hold it once: the second adds its steps' states and stages (1000 x 8 x 2 doubles,
+// 128 kB), where it used to add another 36 MB.
 BOOST_AUTO_TEST_CASE(dopri5_engines_on_one_thread_share_their_kept_passes) {
   MlpSpec s;
   s.layers = {2, 64, 64, 2};
