@@ -24,14 +24,65 @@ done
 [ "$(id -u)" -eq 0 ] || skip "slurmd must run as root to start jobs as their user"
 
 work="$(mktemp -d /tmp/cvnode_slurm_XXXXXX)"
-pids=()
+# Every daemon started is recorded in $work/pids. Nothing may outlive the script: munged
+# daemonizes, slurmctld and slurmd run in the background, and job steps run under slurmstepd,
+# which survives slurmd by design. So the cleanup cancels the cluster's jobs (their slurmstepd
+# and tasks end with them), then stops the daemons. It runs on exit, on SIGTERM and SIGHUP (bash
+# runs the EXIT trap for them at once) and on SIGINT; a ctest timeout sends SIGKILL to the script
+# and every process below it (no trap runs), so a watchdog outside that tree does the same when
+# the script is gone (`pgrep munged slurmctld slurmd slurmstepd` is empty after a kill -9 or a
+# ctest timeout at any moment).
+stop_cluster() {
+  # (The watchdog was forked before SLURM_CONF was exported.)
+  export SLURM_CONF="$work/slurm.conf"
+  if [ -f "$SLURM_CONF" ] && timeout 5 scontrol ping > /dev/null 2>&1; then
+    timeout 5 scancel --quiet --user="$(id -un)" 2>/dev/null
+    for i in $(seq 1 40); do
+      [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.25
+    done
+  fi
+  local p
+  for p in $(cat "$work/pids" 2>/dev/null); do kill "$p" 2>/dev/null; done
+  for i in $(seq 1 20); do
+    alive=0
+    for p in $(cat "$work/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.25
+  done
+  for p in $(cat "$work/pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+  [ "${KEEP:-0}" = 1 ] && echo "slurm_local: logs in $work" >&2 || rm -rf "$work"
+}
+# stop_clients PID...: stops the given processes but the daemons (stop_cluster cancels the jobs
+# through slurmctld first).
+stop_clients() {
+  local p
+  for p in "$@"; do grep -qx "$p" "$work/pids" 2>/dev/null || kill "$p" 2>/dev/null; done
+}
+script_pid=$$
+# The watchdog: detached (a ctest timeout kills the script's whole process tree with SIGKILL,
+# watchdog included if it were a child; munged, daemonized, is not in that tree and was left
+# running), with its own streams (ctest waits for a test's output pipes to close), deaf to the
+# signals meant for the script, polling for the script's end. It keeps the list of the script's
+# children (sbatch --wait, srun, timeout, fits: orphaned when only the script is killed, and
+# sbatch --wait would poll the stopped controller for up to 300 s) to stop them too.
+( ( trap '' INT TERM HUP
+    echo "$BASHPID" > "$work/watchdog.pid"
+    children=
+    while kill -0 "$script_pid" 2>/dev/null; do
+      children="$(pgrep -P "$script_pid")"
+      sleep 0.5
+    done
+    stop_clients $children
+    stop_cluster ) < /dev/null > /dev/null 2>&1 & )
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  [ "${KEEP:-0}" = 1 ] && echo "slurm_local: logs in $work" || rm -rf "$work"
+  trap - EXIT INT TERM HUP
+  kill -9 "$(cat "$work/watchdog.pid" 2>/dev/null)" 2>/dev/null
+  stop_clients $(pgrep -P $$)
+  stop_cluster
 }
 trap cleanup EXIT
+trap 'exit 130' INT
 
 host="$(hostname -s)"
 cpus="$(nproc)"
@@ -46,7 +97,7 @@ chmod 400 "$work/munge/munge.key"
 munged --key-file="$work/munge/munge.key" --socket="$work/munge/socket" --pid-file="$work/munge/munged.pid" \
   --log-file="$work/munged.log" --seed-file="$work/munge/seed" --force 2>"$work/munged.err" ||
   skip "munged did not start: $(cat "$work/munged.err")"
-pids+=("$(cat "$work/munge/munged.pid")")
+cat "$work/munge/munged.pid" >> "$work/pids"
 
 cat > "$work/slurm.conf" <<EOF
 ClusterName=cvnode-local
@@ -82,10 +133,10 @@ PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$work/slurm.conf"
 
-slurmctld -D -i -f "$SLURM_CONF" > "$work/slurmctld.out" 2>&1 &
-pids+=($!)
-slurmd -D -f "$SLURM_CONF" > "$work/slurmd.out" 2>&1 &
-pids+=($!)
+# Outside the script's process tree (started from a subshell that ends at once), so that a ctest
+# timeout, which kills the tree, leaves slurmctld up for the watchdog to cancel the jobs with.
+( slurmctld -D -i -f "$SLURM_CONF" < /dev/null > "$work/slurmctld.out" 2>&1 & echo $! >> "$work/pids" )
+( slurmd -D -f "$SLURM_CONF" < /dev/null > "$work/slurmd.out" 2>&1 & echo $! >> "$work/pids" )
 for i in $(seq 1 60); do
   state="$(sinfo -h -N -o '%T' 2>/dev/null | head -1)"
   [ "$state" = idle ] && break
