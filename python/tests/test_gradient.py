@@ -1,7 +1,7 @@
 """Gradients from Python: against central finite differences, the shared reference, thread
 counts, and the GIL released while solving."""
+import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -83,38 +83,40 @@ def test_gil_is_released_while_solving():
     f = cvnode.Mlp([2, 32, 32, 2])
     theta = f.initial_parameters("glorot", seed=1)
     times = np.linspace(0.25, 5.0, 20)
-    series = [cvnode.Trajectory(0.0, [np.cos(a), np.sin(a)], times, np.zeros((20, 2)))
-              for a in np.linspace(0, 2 * np.pi, 512)]
+    batch = cvnode.Batch([cvnode.Trajectory(0.0, [np.cos(a), np.sin(a)], times, np.zeros((20, 2)))
+                          for a in np.linspace(0, 2 * np.pi, 64)])
     solver = cvnode.BatchSolver(f, rtol=1e-8, atol=1e-10)
-    n = 8  # series for one call of at least 0.25 s on this machine
-    while True:
-        batch = cvnode.Batch(series[:n])
-        start = time.perf_counter()
-        solver.gradient(theta, batch, "mse_mean")
-        call = time.perf_counter() - start
-        if call > 0.25 or n == len(series):
-            break
-        n = min(len(series), 2 * n)
-    def spin(until):  # the loop below, alone: its iterations per second with the GIL to itself
-        count, end = 0, time.perf_counter() + until
-        while time.perf_counter() < end:
-            count += 1
-        return count / until
+    # Counted work, not time: with the switch interval far above the test's length, the
+    # interpreter never takes the GIL from a thread; a thread gives it up only by blocking or by
+    # releasing it in C. The solving thread sets in_call and calls gradient(): this thread (back
+    # from start(), which blocks) can run Python code while in_call is True only if the call
+    # released the GIL, and then it does all of its `work` iterations before the solving thread
+    # can clear in_call (that needs the GIL, which this thread holds until join() blocks).
+    # Held GIL: 0 iterations on any machine. Released: `work`, unless this thread was not scheduled
+    # at all during a whole call (a loaded machine): another call is tried then.
+    work = 10000
+    state = {"in_call": False}
 
-    rate = spin(0.05)
-    done = threading.Event()
-    t = threading.Thread(target=lambda: (solver.gradient(theta, batch, "mse_mean"), done.set()))
-    ticks, start = 0, time.perf_counter()
-    t.start()
-    while not done.is_set():
-        time.perf_counter()
-        ticks += 1
-    t.join()
-    share = ticks / (rate * (time.perf_counter() - start))
-    # The share of its own speed this loop kept during the call. GIL held by a C call (checked
-    # with a backtracking regular expression): ~0.002, a few handoffs at switch intervals.
-    # Released: ~1 on a free core, 0.1-0.2 measured with the machine's load at 20 on 2 cores.
-    assert share > 0.03, (share, ticks, call)
+    def solve():
+        state["in_call"] = True
+        solver.gradient(theta, batch, "mse_mean")
+        state["in_call"] = False
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        for attempt in range(5):
+            t = threading.Thread(target=solve)
+            t.start()
+            done = 0
+            while state["in_call"] and done < work:
+                done += 1
+            t.join()
+            if done == work:
+                break
+    finally:
+        sys.setswitchinterval(interval)
+    assert done == work, (done, attempt)
 
 
 def test_solver_keeps_its_dynamics_alive():
