@@ -1,49 +1,71 @@
 #!/usr/bin/env bash
 # Held-out NLL of a flow on each target density against the density's true entropy (issue 16's
 # acceptance: within 0.05 nats per dimension), with the paper's Figure 6 analogue. For every
-# kind: 4000 points from `cvnode data generate --system KIND --seed 0` (mixture: 8-D, 5
-# components), a fit of data/cnf_moons.toml (EPOCHS epochs, one thread, nice -n 10), one JSON
-# line into bench/results/cnf_densities.jsonl (test NLL, entropy, gap per dimension, NFE, wall
-# and CPU seconds from /usr/bin/time) and its figures as docs/cnf/KIND_density.png (target,
-# data, learned density, samples; the first two coordinates for the mixture) and KIND_flow.png.
+# kind: its configuration data/cnf_KIND.toml (data/cnf_moons.toml where a kind has none), the
+# points that configuration's comment names (`--series N` of `cvnode data generate --system KIND
+# --seed 0`; 4000 without one; mixture: 8-D, 5 components), one fit (one thread, nice -n 10), one
+# JSON line into bench/results/cnf_densities.jsonl (test NLL with its standard error over the test
+# points, entropy, gap per dimension, NFE, wall and CPU seconds from /usr/bin/time, figures
+# included) and its figures as docs/cnf/KIND_density.png (target, data, learned density, samples;
+# the first two coordinates for the mixture) and KIND_flow.png.
 #   bench/cnf_densities.sh [BUILD_DIR] [EPOCHS] [KIND ...] [-- --set key=value ...]
+# EPOCHS 0 (the default) keeps each configuration's own run.epochs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/.."
 build="${1:-$root/build}"
-epochs="${2:-60}"
+epochs="${2:-0}"
 shift $(( $# > 2 ? 2 : $# ))
 kinds=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do kinds+=("$1"); shift; done
 [ $# -gt 0 ] && shift
 extra=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(moons circles eight_gaussians checkerboard mixture)
+[ "$epochs" = 0 ] || extra=(--set run.epochs="$epochs" "${extra[@]}")
 out="$here/results/cnf_densities.jsonl"
 figs="$root/docs/cnf"
 mkdir -p "$here/results" "$figs"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for k in "${kinds[@]}"; do
-  "$build/apps/cvnode" data generate --system "$k" --series 4000 --seed 0 --out "$work/$k.h5" > /dev/null
+  config="$root/data/cnf_$k.toml"
+  [ -f "$config" ] || config="$root/data/cnf_moons.toml"
+  series=4000
+  if [ "$config" != "$root/data/cnf_moons.toml" ]; then
+    n="$(grep -o -- '--series [0-9]*' "$config" | head -1 | awk '{print $2}')"
+    [ -z "$n" ] || series="$n"
+  fi
+  "$build/apps/cvnode" data generate --system "$k" --series "$series" --seed 0 --out "$work/$k.h5" > /dev/null
   /usr/bin/time -f "%e %U %S" -o "$work/$k.time" nice -n 10 "$build/apps/cvnode" fit \
-    --config "$root/data/cnf_moons.toml" --out "$work/$k" --quiet \
-    --set data.file="\"$work/$k.h5\"" --set run.epochs="$epochs" --set run.threads=1 "${extra[@]}" > "$work/$k.log"
+    --config "$config" --out "$work/$k" --quiet \
+    --set data.file="\"$work/$k.h5\"" --set run.threads=1 "${extra[@]}" > "$work/$k.log"
+  # Each test point's log-density (exact trace) for the standard error of the test NLL.
+  nice -n 10 "$build/apps/cvnode" cnf density --checkpoint "$work/$k/best.h5" --set run.threads=1 \
+    --out "$work/$k.points.csv" > /dev/null
   cp "$work/$k/density.png" "$figs/${k}_density.png"
   cp "$work/$k/flow.png" "$figs/${k}_flow.png"
-  python3 - "$k" "$work/$k.log" "$work/$k/metrics.csv" "$work/$k.time" "$epochs" "${extra[*]:-}" >> "$out" <<'PY'
-import csv, json, re, sys
-k, log, metrics, timing, epochs, extra = sys.argv[1:]
+  python3 - "$k" "$work/$k.log" "$work/$k/metrics.csv" "$work/$k.time" "$work/$k.points.csv" \
+    "$(basename "$config")" "$series" "${extra[*]:-}" >> "$out" <<'PY'
+import csv, json, math, re, sys
+k, log, metrics, timing, points, config, series, extra = sys.argv[1:]
 text = open(log).read()
 m = re.search(r"test NLL ([-\d.e+]+) nats \(([-\d.e+]+) per dimension.*true entropy ([-\d.e+]+) \+- ([-\d.e+]+), gap ([-\d.e+]+)", text)
 rows = list(csv.DictReader(open(metrics)))
 wall, user, sys_ = (float(x) for x in open(timing).read().split()[-3:])
-def mean(key, rs): return sum(float(r[key]) for r in rs) / len(rs)
-print(json.dumps({"bench": "cnf_densities", "density": k, "epochs": int(epochs), "overrides": extra,
+logp = [float(r["log_density"]) for r in csv.DictReader(open(points))]
+n = len(logp)
+mean = sum(logp) / n
+se = math.sqrt(sum((l - mean) ** 2 for l in logp) / (n - 1) / n)
+dim = round(float(m.group(1)) / float(m.group(2)))
+def mean_of(key, rs): return sum(float(r[key]) for r in rs) / len(rs)
+print(json.dumps({"bench": "cnf_densities", "density": k, "config": config, "points": int(series),
+                  "epochs": len(rows), "overrides": extra,
                   "test_nll": float(m.group(1)), "test_nll_per_dim": float(m.group(2)),
+                  "test_points": n, "test_nll_se": round(se, 5), "test_nll_se_per_dim": round(se / dim, 5),
                   "entropy": float(m.group(3)), "entropy_se": float(m.group(4)), "gap_per_dim": float(m.group(5)),
                   "best_val_nll": min(float(r["val_nll"]) for r in rows if r["val_nll"] not in ("", "nan")),
-                  "nfe_forward_last10": mean("nfe_forward", rows[-10:]), "nfe_backward_last10": mean("nfe_backward", rows[-10:]),
-                  "wall_seconds": wall, "cpu_seconds": user + sys_, "threads": 1}))
+                  "nfe_forward_last10": mean_of("nfe_forward", rows[-10:]), "nfe_backward_last10": mean_of("nfe_backward", rows[-10:]),
+                  "wall_seconds": wall, "cpu_seconds": round(user + sys_, 2), "threads": 1}))
 PY
   tail -1 "$out"
 done

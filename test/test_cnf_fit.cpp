@@ -72,6 +72,25 @@ BOOST_AUTO_TEST_CASE(the_example_configuration_reads_and_prints_back_exactly) {
   BOOST_TEST(!CnfFitConfig::describes_cnf(std::string(CVNODE_SOURCE_DIR) + "/data/demo.toml"));
 }
 
+BOOST_AUTO_TEST_CASE(every_density_configuration_reads_and_is_a_flow) {
+  // data/cnf_KIND.toml are what bench/cnf_densities.sh trains and docs/cnf.md quotes: each must
+  // read (no unknown or misplaced key), describe a flow and print back to itself.
+  int found = 0;
+  for (const auto& entry : fs::directory_iterator(std::string(CVNODE_SOURCE_DIR) + "/data")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("cnf_", 0) != 0 || entry.path().extension() != ".toml") continue;
+    BOOST_TEST_CONTEXT(name) {
+      ++found;
+      BOOST_TEST(CnfFitConfig::describes_cnf(entry.path().string()));
+      const CnfFitConfig c = CnfFitConfig::load(entry.path().string());
+      BOOST_TEST(c.base.data.file.find(name.substr(4, name.size() - 9) + ".h5") != std::string::npos);
+      const std::string text = c.to_toml();
+      BOOST_TEST(CnfFitConfig::parse(text, "printed").to_toml() == text);
+    }
+  }
+  BOOST_TEST(found >= 3);  // moons, circles, checkerboard
+}
+
 BOOST_AUTO_TEST_CASE(what_a_flow_cannot_use_is_refused_by_name) {
   BOOST_TEST(refusal(kMinimal + "widht = 3\n").find("unknown key cnf.widht") != std::string::npos);
   BOOST_TEST(refusal(kMinimal + "trace = \"exactly\"\n").find("cnf.trace") != std::string::npos);
