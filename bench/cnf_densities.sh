@@ -44,28 +44,7 @@ for k in "${kinds[@]}"; do
     --out "$work/$k.points.csv" > /dev/null
   cp "$work/$k/density.png" "$figs/${k}_density.png"
   cp "$work/$k/flow.png" "$figs/${k}_flow.png"
-  python3 - "$k" "$work/$k.log" "$work/$k/metrics.csv" "$work/$k.time" "$work/$k.points.csv" \
-    "$(basename "$config")" "$series" "${extra[*]:-}" >> "$out" <<'PY'
-import csv, json, math, re, sys
-k, log, metrics, timing, points, config, series, extra = sys.argv[1:]
-text = open(log).read()
-m = re.search(r"test NLL ([-\d.e+]+) nats \(([-\d.e+]+) per dimension.*true entropy ([-\d.e+]+) \+- ([-\d.e+]+), gap ([-\d.e+]+)", text)
-rows = list(csv.DictReader(open(metrics)))
-wall, user, sys_ = (float(x) for x in open(timing).read().split()[-3:])
-logp = [float(r["log_density"]) for r in csv.DictReader(open(points))]
-n = len(logp)
-mean = sum(logp) / n
-se = math.sqrt(sum((l - mean) ** 2 for l in logp) / (n - 1) / n)
-dim = round(float(m.group(1)) / float(m.group(2)))
-def mean_of(key, rs): return sum(float(r[key]) for r in rs) / len(rs)
-print(json.dumps({"bench": "cnf_densities", "density": k, "config": config, "points": int(series),
-                  "epochs": len(rows), "overrides": extra,
-                  "test_nll": float(m.group(1)), "test_nll_per_dim": float(m.group(2)),
-                  "test_points": n, "test_nll_se": round(se, 5), "test_nll_se_per_dim": round(se / dim, 5),
-                  "entropy": float(m.group(3)), "entropy_se": float(m.group(4)), "gap_per_dim": float(m.group(5)),
-                  "best_val_nll": min(float(r["val_nll"]) for r in rows if r["val_nll"] not in ("", "nan")),
-                  "nfe_forward_last10": mean_of("nfe_forward", rows[-10:]), "nfe_backward_last10": mean_of("nfe_backward", rows[-10:]),
-                  "wall_seconds": wall, "cpu_seconds": round(user + sys_, 2), "threads": 1}))
-PY
+  python3 "$here/cnf_fit_summary.py" "$work/$k.log" "$work/$k/metrics.csv" "$work/$k.time" "$work/$k.points.csv" \
+    bench=cnf_densities density="$k" config="$(basename "$config")" points="$series" overrides="${extra[*]:-}" >> "$out"
   tail -1 "$out"
 done

@@ -39,26 +39,9 @@ for D in $dims; do
         --set run.seed="$seed" --set cnf.seed="$seed" --set cnf.trace="\"$trace\"" "${extra[@]}" > "$run.log"
       nice -n 10 "$build/apps/cvnode" cnf density --checkpoint "$run/best.h5" --set run.threads=1 \
         --out "$run.points.csv" > /dev/null
-      python3 - "$D" "$seed" "$trace" "$epochs" "$(basename "$config")" "$run.log" "$run/metrics.csv" "$run.time" \
-        "$run.points.csv" "${extra[*]:-}" >> "$out" <<'PY'
-import csv, json, math, re, sys
-D, seed, trace, epochs, config, log, metrics, timing, points, extra = sys.argv[1:]
-text = open(log).read()
-m = re.search(r"test NLL ([-\d.e+]+) nats.*true entropy ([-\d.e+]+) \+- ([-\d.e+]+), gap ([-\d.e+]+)", text)
-rows = list(csv.DictReader(open(metrics)))
-wall, user, sys_ = (float(x) for x in open(timing).read().split()[-3:])
-logp = [float(r["log_density"]) for r in csv.DictReader(open(points))]
-n = len(logp)
-mean = sum(logp) / n
-se = math.sqrt(sum((l - mean) ** 2 for l in logp) / (n - 1) / n)
-print(json.dumps({"bench": "cnf_trace_likelihood", "dim": int(D), "seed": int(seed), "trace": trace,
-                  "config": config, "epochs": int(epochs), "overrides": extra,
-                  "test_nll": float(m.group(1)), "test_nll_se": round(se, 5), "test_points": n,
-                  "entropy": float(m.group(2)), "entropy_se": float(m.group(3)), "gap_per_dim": float(m.group(4)),
-                  "best_val_nll": min(float(r["val_nll"]) for r in rows if r["val_nll"] not in ("", "nan")),
-                  "nfe_forward_last10": sum(float(r["nfe_forward"]) for r in rows[-10:]) / len(rows[-10:]),
-                  "wall_seconds": wall, "cpu_seconds": round(user + sys_, 2), "threads": 1}))
-PY
+      python3 "$here/cnf_fit_summary.py" "$run.log" "$run/metrics.csv" "$run.time" "$run.points.csv" \
+        bench=cnf_trace_likelihood dim="$D" seed="$seed" trace="$trace" config="$(basename "$config")" \
+        overrides="${extra[*]:-}" >> "$out"
       tail -1 "$out"
     done
     python3 - "$D" "$seed" "$work/m$D-$seed-exact" "$work/m$D-$seed-hutchinson" >> "$out" <<'PY'
