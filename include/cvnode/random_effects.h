@@ -107,8 +107,19 @@ class RandomEffectsDynamics final : public Dynamics {
   int slot(const ConstVectorRef* u) const;
   // Writes eta (k) and theta_i (base size) into work; returns whether any eta is non-zero.
   void subject_theta(ConstVectorRef theta, int slot, double* eta, double* theta_i) const;
+  // Each pair of forms (rhs / rhs_u, ...) is one call with u optional (null: the typical subject,
+  // the base without inputs).
+  struct Split;
+  Split split(ConstVectorRef theta, const ConstVectorRef* u, VectorRef work) const;
+  bool base_inputs(const ConstVectorRef* u) const;
+  void rhs_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, VectorRef f,
+              VectorRef work) const;
   void vjp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef a,
               VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const;
+  void jacobian_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, MatrixRef J,
+                   VectorRef work) const;
+  void jvp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta, ConstVectorRef v,
+              VectorRef Jv, VectorRef work) const;
 
   std::shared_ptr<const Dynamics> base_;
   RandomEffectMap map_;

@@ -96,28 +96,45 @@ Vector RandomEffectsDynamics::subject_parameters(ConstVectorRef params, ConstVec
   return out.head(pb_);
 }
 
-#define CVNODE_RE_SPLIT                                                         \
-  const int k = map_.effects;                                                   \
-  double* eta = work.data();                                                    \
-  double* th = eta + k;                                                         \
-  double* gb = th + 2 * pb_;                                                    \
-  Eigen::Map<const Vector> theta_i(th, pb_);                                    \
-  auto sub = work.segment(k + 3 * pb_, work.size() - k - 3 * pb_);
+// The wrapper's workspace for one call, with eta and theta_i of the subject that u names (none:
+// the typical subject): work = [eta (k) | theta_i (pb) | m (pb) | gb (pb) | the base's work].
+struct RandomEffectsDynamics::Split {
+  double* eta;
+  double* th;  // theta_i, then m
+  double* gb;  // the base's a^T df/dtheta_i
+  Eigen::Map<const Vector> theta_i;
+  VectorRef sub;
+  int slot;
+};
+
+RandomEffectsDynamics::Split RandomEffectsDynamics::split(ConstVectorRef theta, const ConstVectorRef* u,
+                                                          VectorRef work) const {
+  const int k = map_.effects;
+  double* eta = work.data();
+  double* th = eta + k;
+  const int s = slot(u);
+  subject_theta(theta, s, eta, th);
+  return {eta, th, th + 2 * pb_, Eigen::Map<const Vector>(th, pb_), work.segment(k + 3 * pb_, work.size() - k - 3 * pb_),
+          s};
+}
+
+// The base's inputs: u without its last entry (the subject's row); none when the base takes none.
+bool RandomEffectsDynamics::base_inputs(const ConstVectorRef* u) const { return u && base_->input_size() > 0; }
 
 void RandomEffectsDynamics::rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, -1, eta, th);
-  base_->rhs(t, z, theta_i, f, sub);
+  rhs_at(t, z, nullptr, theta, f, work);
 }
 
 void RandomEffectsDynamics::rhs_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, VectorRef f,
                                   VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, slot(&u), eta, th);
-  if (base_->input_size() > 0) base_->rhs_u(t, z, u.head(u.size() - 1), theta_i, f, sub);
-  else base_->rhs(t, z, theta_i, f, sub);
+  rhs_at(t, z, &u, theta, f, work);
+}
+
+void RandomEffectsDynamics::rhs_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta,
+                                   VectorRef f, VectorRef work) const {
+  Split w = split(theta, u, work);
+  if (base_inputs(u)) base_->rhs_u(t, z, u->head(u->size() - 1), w.theta_i, f, w.sub);
+  else base_->rhs(t, z, w.theta_i, f, w.sub);
 }
 
 void RandomEffectsDynamics::vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz,
@@ -132,16 +149,17 @@ void RandomEffectsDynamics::vjp_u(double t, ConstVectorRef z, ConstVectorRef u, 
 
 void RandomEffectsDynamics::vjp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta,
                                    ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta, VectorRef work) const {
-  CVNODE_RE_SPLIT
-  const int s = slot(u);
-  subject_theta(theta, s, eta, th);
+  Split w = split(theta, u, work);
+  const int k = map_.effects, s = w.slot;
+  const double* eta = w.eta;
+  double* gb = w.gb;
   const bool params = a_dfdtheta.size() > 0;
   Eigen::Map<Vector> g(gb, params ? pb_ : 0);
-  if (u && base_->input_size() > 0) base_->vjp_u(t, z, u->head(u->size() - 1), theta_i, a, a_dfdz, g, sub);
-  else base_->vjp(t, z, theta_i, a, a_dfdz, g, sub);
+  if (base_inputs(u)) base_->vjp_u(t, z, u->head(u->size() - 1), w.theta_i, a, a_dfdz, g, w.sub);
+  else base_->vjp(t, z, w.theta_i, a, a_dfdz, g, w.sub);
   if (!params) return;
   // Chain rule through theta_i = theta .* m + shifts + W eta.
-  const double* m = th + pb_;
+  const double* m = w.th + pb_;
   a_dfdtheta.setZero();
   for (int j = 0; j < pb_; ++j) a_dfdtheta[j] = gb[j] * m[j];
   const int R = static_cast<int>(map_.embed_rows.size());
@@ -156,39 +174,37 @@ void RandomEffectsDynamics::vjp_at(double t, ConstVectorRef z, const ConstVector
 }
 
 void RandomEffectsDynamics::jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, -1, eta, th);
-  base_->jacobian(t, z, theta_i, J, sub);
+  jacobian_at(t, z, nullptr, theta, J, work);
 }
 
 void RandomEffectsDynamics::jacobian_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, MatrixRef J,
                                        VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, slot(&u), eta, th);
-  if (base_->input_size() > 0) base_->jacobian_u(t, z, u.head(u.size() - 1), theta_i, J, sub);
-  else base_->jacobian(t, z, theta_i, J, sub);
+  jacobian_at(t, z, &u, theta, J, work);
+}
+
+void RandomEffectsDynamics::jacobian_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta,
+                                        MatrixRef J, VectorRef work) const {
+  Split w = split(theta, u, work);
+  if (base_inputs(u)) base_->jacobian_u(t, z, u->head(u->size() - 1), w.theta_i, J, w.sub);
+  else base_->jacobian(t, z, w.theta_i, J, w.sub);
 }
 
 void RandomEffectsDynamics::jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
                                 VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, -1, eta, th);
-  base_->jvp(t, z, theta_i, v, Jv, sub);
+  jvp_at(t, z, nullptr, theta, v, Jv, work);
 }
 
 void RandomEffectsDynamics::jvp_u(double t, ConstVectorRef z, ConstVectorRef u, ConstVectorRef theta, ConstVectorRef v,
                                   VectorRef Jv, VectorRef work) const {
-  CVNODE_RE_SPLIT
-  (void)gb;
-  subject_theta(theta, slot(&u), eta, th);
-  if (base_->input_size() > 0) base_->jvp_u(t, z, u.head(u.size() - 1), theta_i, v, Jv, sub);
-  else base_->jvp(t, z, theta_i, v, Jv, sub);
+  jvp_at(t, z, &u, theta, v, Jv, work);
 }
 
-#undef CVNODE_RE_SPLIT
+void RandomEffectsDynamics::jvp_at(double t, ConstVectorRef z, const ConstVectorRef* u, ConstVectorRef theta,
+                                   ConstVectorRef v, VectorRef Jv, VectorRef work) const {
+  Split w = split(theta, u, work);
+  if (base_inputs(u)) base_->jvp_u(t, z, u->head(u->size() - 1), w.theta_i, v, Jv, w.sub);
+  else base_->jvp(t, z, w.theta_i, v, Jv, w.sub);
+}
 
 std::shared_ptr<const RandomEffectsDynamics> RandomEffectsDynamics::with_slots(int slots) const {
   return std::make_shared<RandomEffectsDynamics>(base_, map_, slots);
