@@ -137,14 +137,7 @@ HybridModelSpec hybrid_spec(const ModelOptions& o, int state, int inputs) {
   if (p.network) {
     const int in = p.inputs.empty() ? state : static_cast<int>(p.inputs.size());
     const int out = !p.output_matrix.empty() ? static_cast<int>(p.output_matrix[0].size()) : in;
-    MlpSpec m;
-    m.layers.push_back(in);
-    for (int h : o.hidden) m.layers.push_back(h);
-    m.layers.push_back(out);
-    m.activation = o.activation;
-    m.time_input = o.time_input;
-    m.inputs = inputs;
-    s.network = m;
+    s.network = detail::network_spec(o, in, out, inputs);
   }
   s.network_init = o.init;
   s.seed = o.seed;

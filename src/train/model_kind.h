@@ -44,6 +44,9 @@ using ModelKindFactory = std::unique_ptr<ModelKind> (*)(const ModelOptions& opti
 // every kind for an unknown name.
 ModelKindFactory model_kind_factory(const std::string& kind);
 
+// The network model.hidden, activation and time_input describe, from `in` to `out` components,
+// reading `inputs` inputs u beside them (a neural_ode's dynamics, a hybrid's network term).
+MlpSpec network_spec(const ModelOptions& options, int in, int out, int inputs);
 // A network's "2-32-32-2 tanh, N parameters".
 std::string describe_network(const Mlp& net);
 // 1 on a network's biases, placed at `offset` in a `size`-long parameter vector.

@@ -39,6 +39,17 @@ std::string model_kind_command(const std::string& kind) { return registry().at(k
 
 detail::ModelKindFactory detail::model_kind_factory(const std::string& kind) { return registry().at(kind).make; }
 
+MlpSpec detail::network_spec(const ModelOptions& o, int in, int out, int inputs) {
+  MlpSpec m;
+  m.layers.push_back(in);
+  for (int h : o.hidden) m.layers.push_back(h);
+  m.layers.push_back(out);
+  m.activation = o.activation;
+  m.time_input = o.time_input;
+  m.inputs = inputs;
+  return m;
+}
+
 std::string detail::describe_network(const Mlp& net) {
   std::ostringstream o;
   const auto& layers = net.spec().layers;

@@ -8,16 +8,8 @@ namespace cvnode {
 namespace {
 class NeuralOde final : public detail::ModelKind {
  public:
-  NeuralOde(const ModelOptions& o, int state, int inputs) : o_(o) {
-    MlpSpec spec;
-    spec.layers.push_back(state);
-    for (int h : o.hidden) spec.layers.push_back(h);
-    spec.layers.push_back(state);
-    spec.activation = o.activation;
-    spec.time_input = o.time_input;
-    spec.inputs = inputs;
-    net_ = std::make_shared<Mlp>(spec);
-  }
+  NeuralOde(const ModelOptions& o, int state, int inputs)
+      : o_(o), net_(std::make_shared<Mlp>(detail::network_spec(o, state, state, inputs))) {}
   std::shared_ptr<const Dynamics> dynamics() const override { return net_; }
   Vector initial_parameters() const override { return net_->initial_parameters(o_.init, o_.seed); }
   Vector bias_mask() const override { return detail::network_bias_mask(*net_, 0, net_->param_size()); }
