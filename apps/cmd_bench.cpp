@@ -16,8 +16,6 @@
 #include "cvnode/batch.h"
 #include "app/bench_problem.h"
 #include "cvnode/errors.h"
-#include "cvnode/hybrid.h"
-#include "cvnode/linear_decay.h"
 
 namespace cvnode::app {
 
@@ -55,7 +53,8 @@ double seconds_per_call(const std::function<void()>& call, double min_seconds = 
 
 void network_rate(const BenchArgs& a) {
   const BenchProblem p = BenchProblem::load(a.file);
-  const Mlp net(p.spec);
+  const auto network = p.network();
+  const auto& net = *network;
   const int n = net.state_size();
   const int B = static_cast<int>(p.trajectories.size());
   Matrix Z(n, B), A = Matrix::Ones(n, B) * 0.1, F(n, B), AZ(n, B);
@@ -111,18 +110,8 @@ void run(const BenchArgs& a) {
     throw OptionsError("--horizon-scale = " + std::to_string(a.horizon_scale) + " must be >= 1");
   if (a.horizon_scale != 1)
     for (auto& tr : p.trajectories) tr.times = (tr.times.array() - tr.t0) * a.horizon_scale + tr.t0;
-  // --hybrid: a problem with k_diag (B3) as Hybrid(LinearDecay(k_diag), Mlp without k_diag), the
-  // physics + network route of docs/hybrid.md; the same f, parameters and reference gradient.
-  std::unique_ptr<Dynamics> dynamics;
-  if (a.hybrid) {
-    if (p.spec.k_diag.size() == 0)
-      throw OptionsError("--hybrid: " + a.file + " has no k_diag (only a problem with a linear decay term, B3)");
-    MlpSpec net = p.spec;
-    net.k_diag.resize(0);
-    dynamics = std::make_unique<Hybrid>(std::make_shared<LinearDecay>(p.spec.k_diag), std::make_shared<Mlp>(net));
-  } else {
-    dynamics = std::make_unique<Mlp>(p.spec);
-  }
+  // --hybrid: a problem with k_diag (B3) as physics + network (BenchProblem::dynamics).
+  const std::unique_ptr<Dynamics> dynamics = p.dynamics(a.hybrid);
   SolverOptions opt;
   opt.method = a.method;
   opt.cvodes.linear_solver = parse_linear_solver(a.linear_solver);
@@ -258,7 +247,7 @@ void add_bench(CLI::App& app) {
                   "Stretch the observation times by this factor (memory vs horizon; no reference then)")
       ->capture_default_str()
       ->check(real_range(1, 1e12));
-  cmd->add_flag("--hybrid", args->hybrid, "B3: integrate Hybrid(LinearDecay(k_diag), Mlp) instead of the Mlp with k_diag");
+  cmd->add_flag("--hybrid", args->hybrid, "B3: integrate the physics + network Hybrid(LinearDecay(k_diag), network) instead of the network with k_diag");
   cmd->callback([args] { run(*args); });
 }
 

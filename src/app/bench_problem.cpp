@@ -1,6 +1,8 @@
 #include "app/bench_problem.h"
 
 #include "cvnode/errors.h"
+#include "cvnode/hybrid.h"
+#include "cvnode/linear_decay.h"
 #include "data/hdf5_raii.h"
 
 namespace cvnode {
@@ -79,5 +81,16 @@ BenchProblem BenchProblem::load(const std::string& path) {
   p.ref_grad = Eigen::Map<Vector>(g.data(), static_cast<Eigen::Index>(g.size()));
   return p;
 }
+
+std::unique_ptr<Dynamics> BenchProblem::dynamics(bool hybrid) const {
+  if (!hybrid) return std::make_unique<Mlp>(spec);
+  if (spec.k_diag.size() == 0)
+    throw OptionsError("--hybrid: problem " + name + " has no k_diag (only a problem with a linear decay term, B3)");
+  MlpSpec net = spec;
+  net.k_diag.resize(0);
+  return std::make_unique<Hybrid>(std::make_shared<LinearDecay>(spec.k_diag), std::make_shared<Mlp>(net));
+}
+
+std::shared_ptr<const Mlp> BenchProblem::network() const { return std::make_shared<Mlp>(spec); }
 
 }  // namespace cvnode

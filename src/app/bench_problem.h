@@ -24,6 +24,13 @@ struct BenchProblem {
 
   // Throws DataError naming the file and the field for anything missing or inconsistent.
   static BenchProblem load(const std::string& path);
+  // What the gradient integrates: the problem's network (with its k_diag decay, B3), or with
+  // `hybrid` the physics + network route of docs/hybrid.md, Hybrid(LinearDecay(k_diag), network
+  // without k_diag): the same f, parameters and reference gradient (throws OptionsError for a
+  // problem without k_diag).
+  std::unique_ptr<Dynamics> dynamics(bool hybrid = false) const;
+  // The network alone, for its batched kernels (`cvnode bench --network-rate`).
+  std::shared_ptr<const Mlp> network() const;
 };
 
 }  // namespace cvnode
