@@ -156,7 +156,7 @@ BOOST_AUTO_TEST_CASE(every_loss) {
   LossSpec nll{"gaussian_nll", {}, (Vector(2) << 0.5, 2.0).finished()};
   LossSpec weighted{"half_sse", (Vector(2) << 1e4, 0.5).finished(), {}};  // channels on very different scales
   for (const auto& loss : {make_loss("half_sse"), make_loss("mse_mean"), make_loss("l1_mean"), make_loss(nll),
-                           make_loss(weighted)}) {
+                           make_loss(weighted), make_loss("huber_mean")}) {
     BOOST_TEST_CONTEXT("loss " << loss->name()) {
       SolverOptions rk;
       rk.method = "dopri5";
@@ -166,6 +166,38 @@ BOOST_AUTO_TEST_CASE(every_loss) {
                      {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10), rk});
     }
   }
+}
+
+// huber_mean on both sides of its kink |r| = 1: the values tripled so that some residuals pass
+// 1 and others stay below (counted at the predicted states); its loss against the closed form
+// (mean over the observed entries of 0.5 r^2 inside, |r| - 0.5 outside) and its gradient against
+// central differences.
+BOOST_AUTO_TEST_CASE(huber_mean_on_both_sides_of_its_kink) {
+  MlpSpec s;
+  s.layers = {2, 8, 2};
+  const Mlp mlp(s);
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 3);
+  Trajectory tr = make_trajectory(2, 5, true, true, 77);
+  tr.values *= 3.0;
+  const auto loss = make_loss("huber_mean");
+  const Gradient g = Solver(mlp, options(kSolvers[0], 1e-10)).gradient(theta, test::problem(tr, loss));
+  int inside = 0, outside = 0;
+  double sum = 0;
+  for (Eigen::Index k = 0; k < tr.values.rows(); ++k)
+    for (Eigen::Index c = 0; c < tr.values.cols(); ++c) {
+      if (tr.mask(k, c) == 0) continue;
+      const double r = g.states(k, c) - tr.values(k, c);
+      (std::abs(r) <= 1 ? inside : outside) += 1;
+      sum += std::abs(r) <= 1 ? 0.5 * r * r : std::abs(r) - 0.5;
+    }
+  BOOST_TEST(inside >= 2);
+  BOOST_TEST(outside >= 2);
+  BOOST_TEST(std::abs(g.loss - sum / (inside + outside)) <= 1e-14 * g.loss);
+  SolverOptions rk;
+  rk.method = "dopri5";
+  rk.rtol = 1e-10;
+  rk.atol = 1e-12;
+  check_gradient(mlp, theta, tr, loss, {options(kSolvers[0], 1e-10), options(kSolvers[1], 1e-10), rk});
 }
 
 BOOST_AUTO_TEST_CASE(running_cost_kinetic_energy) {

@@ -116,9 +116,9 @@ BOOST_AUTO_TEST_CASE(slices_add_up_to_the_whole_problem) {
 
 BOOST_AUTO_TEST_CASE(unknown_names_and_wrong_sizes_are_refused) {
   BOOST_CHECK_EXCEPTION(make_loss("huber"), OptionsError, [](const OptionsError& e) {
-    return std::string(e.what()) == "unknown loss 'huber' (expected half_sse, mse_mean, l1_mean or gaussian_nll)";
+    return std::string(e.what()) == "unknown loss 'huber' (expected half_sse, mse_mean, l1_mean, gaussian_nll or huber_mean)";
   });
-  BOOST_TEST((loss_kinds() == std::vector<std::string>{"half_sse", "mse_mean", "l1_mean", "gaussian_nll"}));
+  BOOST_TEST((loss_kinds() == std::vector<std::string>{"half_sse", "mse_mean", "l1_mean", "gaussian_nll", "huber_mean"}));
   Problem p({series(2, 2, 1)}, make_loss(LossSpec{"mse_mean", {}, {}}, std::make_shared<LinearReadout>(2, 2)));
   BOOST_TEST(p.loss_parameters().size() == 4);
   BOOST_CHECK_EXCEPTION(p.set_loss_parameters(Vector::Zero(3)), OptionsError, [](const OptionsError& e) {

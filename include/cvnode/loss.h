@@ -9,6 +9,7 @@
 //   mse_mean      mean (y - v)^2 over the problem's observed entries   (mean)
 //   l1_mean       mean |y - v|  (derivative 0 at y == v)                (mean)
 //   gaussian_nll  sum 0.5 ((y - v) / sigma_i)^2 + log sigma_i + 0.5 log(2 pi)   (sum)
+//   huber_mean    mean of 0.5 r^2 (|r| <= 1), |r| - 0.5 (beyond), r = y - v     (mean)
 // each on the measured channels y (the first state components, or an ObservationMap's output)
 // against the series' values v, skipping masked entries, with optional per-channel weights.
 // GivenCotangent (c_k^T z(t_k) for given c_k) is the pullback of an outer objective.
