@@ -551,17 +551,7 @@ BOOST_AUTO_TEST_CASE(dopri5_backprop_against_the_continuous_gradient) {
   opt.rtol = 1e-10;
   opt.atol = 1e-12;
   check_activations({Activation::Tanh, Activation::Softplus}, 500, {opt}, true);
-  // No running cost: the discrete adjoint of an integral term is not built.
-  MlpSpec s;
-  s.layers = {2, 4, 2};
-  const Mlp mlp(s);
-  Solver solver(mlp, opt);
-  const KineticEnergy rc(mlp, 0.3);
-  BOOST_CHECK_EXCEPTION(solver.gradient(mlp.initial_parameters(Init::Glorot, 1),
-                                        test::problem(make_trajectory(2, 3, false, false, 9), make_loss("half_sse"), &rc)),
-                        OptionsError, [](const OptionsError& e) {
-                          return std::string(e.what()).find("dopri5 does not take a running cost") != std::string::npos;
-                        });
+  // Running costs on dopri5: test_dopri5_running_cost.
 }
 
 // dz/dt = -k z against its closed form: the solution at irregular times (from the continuous

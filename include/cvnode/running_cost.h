@@ -29,6 +29,10 @@ class KineticEnergy final : public RunningCost {
   double value(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef work) const override;
   void gradient(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef dg_dz,
                 VectorRef dg_dtheta, VectorRef work) const override;
+  // An explicit Runge-Kutta engine that integrates these very dynamics has f at its stages
+  // already: it reads the cost off them (src/ode/dopri5.cpp).
+  const Dynamics& dynamics() const { return f_; }
+  double weight() const { return weight_; }
 
  private:
   const Dynamics& f_;

@@ -144,6 +144,51 @@ double Dopri5Backprop::error_norm(ConstVectorRef y, ConstVectorRef y_new) {
   return std::sqrt((err_.array() / scale_.array()).square().mean());
 }
 
+// The running costs over an accepted step: h sum_i b_i g(t + c_i h, Y_i), Y_i the stage states
+// (b_1 = b_6 = 0: stages 0, 2, 3, 4, 5), the quadrature an explicit Runge-Kutta method gives a
+// component q' = g appended to the state and kept out of its error norm.
+double Dopri5Backprop::cost_step(double t, double h, ConstVectorRef y, const Eigen::Ref<const Matrix>& K) {
+  double q = 0;
+  for (int i = 0; i < 6; ++i) {
+    const double b = kA[6][i];
+    if (b == 0) continue;
+    double g = stage_kinetic_ > 0 ? stage_kinetic_ * K.col(i).squaredNorm() : 0.0;
+    if (!other_costs_.empty()) {
+      stage_state(y, K, h, i, stage_in_);
+      for (const RunningCost* c : other_costs_)
+        g += c->value(t + kC[i] * h, stage_in_, Eigen::Map<const Vector>(theta_, P_), cost_work_);
+    }
+    q += h * b * g;
+  }
+  if (!std::isfinite(q)) fail(CV_QRHSFUNC_FAIL, t, "a running cost was not finite in the step from t = " + std::to_string(t));
+  return q;
+}
+
+// The pullback of cost_step. The kinetic part: d(w |K_i|^2) = 2 w K_i . dK_i joins stage i's
+// cotangent, whose VJP in the sweep carries it to the stage state and theta. The others: their
+// dg/dY_i goes to the step's start and, through Y_i = y + h sum_{j<i} a_ij K_j, to the earlier
+// stages' cotangents, before the sweep takes any stage's VJP.
+void Dopri5Backprop::cost_pullback(double t, double h, ConstVectorRef y, const Eigen::Ref<const Matrix>& K,
+                                   Matrix& Kbar, VectorRef y_bar, VectorRef g_theta) {
+  const auto theta = Eigen::Map<const Vector>(theta_, P_);
+  for (int i = 0; i < 6; ++i) {
+    const double b = kA[6][i];
+    if (b == 0) continue;
+    if (stage_kinetic_ > 0) Kbar.col(i).noalias() += (2 * stage_kinetic_ * h * b) * K.col(i);
+    for (const RunningCost* c : other_costs_) {
+      stage_state(y, K, h, i, stage_in_);
+      c->gradient(t + kC[i] * h, stage_in_, theta, cost_dz_, cost_dtheta_, cost_work_);
+      if (!cost_dz_.allFinite() || !cost_dtheta_.allFinite())
+        fail(CV_QRHSFUNC_FAIL, t + h, "a running cost's gradient was not finite in the step from t = " + std::to_string(t));
+      cost_dz_ *= h * b;
+      g_theta.noalias() += (h * b) * cost_dtheta_;
+      y_bar += cost_dz_;
+      for (int j = 0; j < i; ++j)
+        if (kA[i][j] != 0) Kbar.col(j).noalias() += (h * kA[i][j]) * cost_dz_;
+    }
+  }
+}
+
 // Hairer, Norsett & Wanner's starting step (II.4): a step whose explicit Euler change is 1% of
 // the state, refined by one more evaluation of f; K_.col(0) holds f(t0, y0).
 double Dopri5Backprop::initial_step(double t0, double span) {
@@ -169,6 +214,7 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
   // The solver-error penalty is a gradient's (record) and needs the error estimate of every step.
   const bool penalise = record && opt_.dopri5.error_weight > 0;
   solver_error_ = 0;
+  running_cost_ = 0;
   if (record) {
     step_t_.clear();
     step_h_.clear();
@@ -214,6 +260,7 @@ void Dopri5Backprop::forward(double t0, ConstVectorRef z0, ConstVectorRef times,
       const long step = static_cast<long>(step_t_.size());
       if (record) {
         solver_error_ += e * h;  // 0 on fixed steps without the penalty (no estimate)
+        if (stage_kinetic_ > 0 || !other_costs_.empty()) running_cost_ += cost_step(t, h, y_, K_);
         step_t_.push_back(t);
         step_h_.push_back(h);
         store_.insert(store_.end(), y_.data(), y_.data() + n_);
@@ -278,8 +325,6 @@ Solution Dopri5Backprop::solve(ConstVectorRef theta, double t0, ConstVectorRef z
 
 Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, const Observer& observe,
                                  const RunningCosts& running_costs) {
-  if (!running_costs.empty())
-    throw OptionsError("solver method dopri5 does not take a running cost (use adams or bdf)");
   check_ivp(tr, n_);
   check_theta(theta, P_);
   theta_ = theta.data();
@@ -302,15 +347,41 @@ Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, co
       if (shared) t_passes.busy = false;
     }
   } keep_none{*this, shared};
+  // The running costs: a kinetic energy of these dynamics from the stages, the others evaluated.
+  stage_kinetic_ = 0;
+  other_costs_.clear();
+  Eigen::Index cost_work = 0;
+  for (const auto& c : running_costs) {
+    const auto* kinetic = dynamic_cast<const KineticEnergy*>(c.get());
+    if (kinetic && &kinetic->dynamics() == &dyn_) {
+      stage_kinetic_ += kinetic->weight();
+      continue;
+    }
+    other_costs_.push_back(c.get());
+    cost_work = std::max<Eigen::Index>(cost_work, c->workspace_size());
+  }
+  if (!other_costs_.empty()) {
+    if (cost_work_.size() < cost_work) cost_work_.setZero(cost_work);
+    cost_dz_.setZero(n_);
+    cost_dtheta_.setZero(P_);
+  }
+  struct NoCosts {  // the costs are this call's: solve() and the next gradient start without them
+    Dopri5Backprop& e;
+    ~NoCosts() {
+      e.stage_kinetic_ = 0;
+      e.other_costs_.clear();
+    }
+  } no_costs{*this};
   forward(tr.t0, tr.z0, tr.times, tr.horizon(), true, g.states, g.forward);
   g.forward.rhs_evals = n_rhs_;
   ObservationTerms terms = observe(g.states);
   check_terms(terms, tr.times.size(), n_);
-  g.loss = terms.loss + opt_.dopri5.error_weight * solver_error_;
+  g.loss = terms.loss + opt_.dopri5.error_weight * solver_error_ + running_cost_;
   g.solver_error = solver_error_;
   g.phi = std::move(terms.phi);
   const Matrix& jumps = terms.jumps;
   const bool penalise = opt_.dopri5.error_weight > 0;
+  const bool costs = stage_kinetic_ > 0 || !other_costs_.empty();
 
   // ---- reverse sweep through the accepted steps ----
   // ybar = dLoss/dy at the end of step s; carry = dLoss/dK_0 of step s + 1, which is K_6 of step
@@ -346,6 +417,7 @@ Gradient Dopri5Backprop::gradient(ConstVectorRef theta, const Trajectory& tr, co
     Kbar.col(6) = carry;
     ys_bar.setZero();
     if (penalise) error_pullback(y, K, h, Kbar, ys_bar, ybar);
+    if (costs) cost_pullback(t, h, y, K, Kbar, ys_bar, g.theta);
     // y_{s+1} = y_s + h sum_j b_j K_j
     ys_bar += ybar;
     for (int j = 0; j < 6; ++j)

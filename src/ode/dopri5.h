@@ -10,6 +10,13 @@
 // loss the forward pass computed, at the price of memory: every accepted step keeps its state
 // and seven stages (no checkpointing), and up to Dopri5Options::keep_mib of the stages' network passes, so
 // that the reverse sweep's VJPs skip their forward half. Stiff problems need BDF and the adjoint.
+//
+// Running costs (regularisers): their integral over [t0, horizon] is one more quadrature of the
+// same Runge-Kutta steps, q += h sum_i b_i g(t + c_i h, Y_i) at the stage states Y_i, outside the
+// error control (as CVODES' quadratures without errconQ), and its gradient goes back through the
+// stages like the observations'. A KineticEnergy of this engine's own dynamics is read off the
+// stages (g = w |K_i|^2: no extra evaluation; its gradient adds 2 w h b_i K_i to the stages'
+// cotangents); other costs are evaluated at the stage states (value forward, gradient backward).
 #pragma once
 
 #include <vector>
@@ -22,7 +29,6 @@ class Dopri5Backprop final : public GradientEngine {
  public:
   Dopri5Backprop(const Dynamics& dynamics, const SolverOptions& options);
   Solution solve(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times) override;
-  // Refuses running costs (OptionsError).
   Gradient gradient(ConstVectorRef theta, const Trajectory& ivp, const Observer& observe,
                     const RunningCosts& running_costs) override;
 
@@ -39,6 +45,11 @@ class Dopri5Backprop final : public GradientEngine {
   [[noreturn]] void fail(int flag, double t, const std::string& detail) const;
   double error_norm(ConstVectorRef y, ConstVectorRef y_new);
   void error_estimate(double h, const Eigen::Ref<const Matrix>& K);
+  // The running costs' quadrature over one accepted step (start y, stages K, size h at t).
+  double cost_step(double t, double h, ConstVectorRef y, const Eigen::Ref<const Matrix>& K);
+  // Its pullback: dtheta into g_theta, and onto the stages (Kbar) and the step's start (y_bar).
+  void cost_pullback(double t, double h, ConstVectorRef y, const Eigen::Ref<const Matrix>& K, Matrix& Kbar,
+                     VectorRef y_bar, VectorRef g_theta);
   void error_pullback(ConstVectorRef y, const Eigen::Ref<const Matrix>& K, double h, Matrix& Kbar, VectorRef y_bar,
                       VectorRef y_end_bar);
 
@@ -48,6 +59,12 @@ class Dopri5Backprop final : public GradientEngine {
   const double* theta_ = nullptr;
   long n_rhs_ = 0, n_vjp_ = 0;
   double solver_error_ = 0;  // sum_s E_s h_s of the last recorded forward pass (error_weight > 0)
+  // The running costs of the gradient being taken (null outside gradient()): those read off the
+  // stages (kinetic energy of dyn_, summed weight) and the others; their integral so far.
+  double stage_kinetic_ = 0;
+  std::vector<const RunningCost*> other_costs_;
+  double running_cost_ = 0;
+  Vector cost_work_, cost_dz_, cost_dtheta_;
   double t_reached_ = 0;  // the last accepted step's end (forward) or the step being reversed
   Vector work_, stage_in_, stage_out_, y_, y_new_, err_, scale_, out_n_, out_p_;
   Matrix K_;  // n x 7: the stages of the step being taken (K_.col(0) = f at its start)
