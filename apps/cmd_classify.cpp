@@ -123,13 +123,14 @@ struct TrainArgs {
   std::string data = kFashionMnistDir;
   std::string out;
   bool json = false;
+  // [regularization] of a fit, by the same names (docs/regularization.md)
+  RegularizationOptions reg;
+  std::string jacobian_estimator = "hutchinson";
 };
 
 void run_train(const TrainArgs& a) {
   const ClassifierSpec spec = a.model.spec();
   ImageClassifier model(spec);
-  const ImageSet train = load_fashion_mnist("train", a.data).head(a.train_images);
-  const ImageSet test = load_fashion_mnist("test", a.data).head(a.test_images);
   ClassifierTrainOptions o;
   o.epochs = a.epochs;
   o.batch_size = a.batch;
@@ -140,12 +141,17 @@ void run_train(const TrainArgs& a) {
   o.schedule.gamma = a.gamma;
   o.seed = a.seed;
   o.augment = a.augment;
+  o.regularization = a.reg;
+  o.regularization.jacobian_estimator = parse_trace_estimator(a.jacobian_estimator);
+  model.set_regularization(o.regularization);  // refusals before the data is read
+  const ImageSet train = load_fashion_mnist("train", a.data).head(a.train_images);
+  const ImageSet test = load_fashion_mnist("test", a.data).head(a.test_images);
   if (!a.out.empty()) std::filesystem::create_directories(a.out);
   std::cerr << "classify: " << classifier_kind_name(spec.kind) << ", " << model.param_size() << " parameters, "
             << train.size() << " training and " << test.size() << " test images\n";
   std::ostringstream epochs_csv;
   epochs_csv << "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,nfe_forward,nfe_backward,test_nfe,seconds,"
-                "cpu_seconds\n";
+                "cpu_seconds,penalty,solver_error\n";
   const ClassifierTrainResult r =
       train_classifier(model, model.initial_parameters(a.seed), train, test, o, [&](const ClassifierEpoch& e) {
         std::cerr << "epoch " << e.epoch << ": lr " << e.lr << ", train loss " << e.train_loss << ", train acc "
@@ -154,14 +160,15 @@ void run_train(const TrainArgs& a) {
         epochs_csv << e.epoch << "," << num(e.lr) << "," << num(e.train_loss) << "," << num(e.train_accuracy) << ","
                    << num(e.test_loss) << "," << num(e.test_accuracy) << "," << num(e.nfe_forward) << ","
                    << num(e.nfe_backward) << "," << num(e.test_nfe) << "," << num(e.seconds) << "," << num(e.cpu_seconds)
-                   << "\n";
+                   << "," << num(e.penalty) << "," << num(e.solver_error) << "\n";
       });
   const ClassifierEpoch& last = r.epochs.back();
   if (!a.out.empty()) {
     std::ostringstream steps;
-    steps << "step,epoch,loss,nfe_forward,nfe_backward\n";
+    steps << "step,epoch,loss,nfe_forward,nfe_backward,penalty,end_time\n";
     for (const ClassifierStep& s : r.steps)
-      steps << s.step << "," << s.epoch << "," << num(s.loss) << "," << s.nfe_forward << "," << s.nfe_backward << "\n";
+      steps << s.step << "," << s.epoch << "," << num(s.loss) << "," << s.nfe_forward << "," << s.nfe_backward << ","
+            << num(s.penalty) << "," << num(s.end_time) << "\n";
     io::write_text(a.out + "/steps.csv", steps.str());
     io::write_text(a.out + "/epochs.csv", epochs_csv.str());
     Checkpoint c;
@@ -192,6 +199,11 @@ void run_train(const TrainArgs& a) {
   j["nfe_forward"] = last.nfe_forward;
   j["nfe_backward"] = last.nfe_backward;
   j["test_nfe"] = last.test_nfe;
+  j["penalty"] = last.penalty;
+  j["solver_error"] = last.solver_error;
+  j["regularization"] = {{"kinetic_weight", a.reg.kinetic_weight}, {"jacobian_weight", a.reg.jacobian_weight},
+                         {"jacobian_probes", a.reg.jacobian_probes}, {"steer", a.reg.steer},
+                         {"error_weight", a.reg.error_weight}};
   j["channels"] = spec.channels;
   j["train_images"] = train.size();
   j["test_images"] = test.size();
@@ -337,6 +349,15 @@ void add_classify(CLI::App& app) {
   t->add_option("--data", ta->data, "folder of the Fashion-MNIST .gz files");
   t->add_option("--out", ta->out, "folder for model.h5, epochs.csv, steps.csv");
   t->add_flag("--json", ta->json, "one JSON line instead of an indented object");
+  // The [regularization] keys of a fit (docs/regularization.md), per image.
+  t->add_option("--kinetic-weight", ta->reg.kinetic_weight, "regularization.kinetic_weight: lambda int |f|^2 dt");
+  t->add_option("--jacobian-weight", ta->reg.jacobian_weight,
+                "regularization.jacobian_weight: lambda int |df/dz|_F^2 dt (Hutchinson, central-difference JVPs)");
+  t->add_option("--jacobian-estimator", ta->jacobian_estimator, "regularization.jacobian_estimator: hutchinson");
+  t->add_option("--jacobian-probes", ta->reg.jacobian_probes, "regularization.jacobian_probes: Rademacher probes per step");
+  t->add_option("--steer", ta->reg.steer, "regularization.steer: end time drawn from U(horizon - b, horizon + b) per step");
+  t->add_option("--error-weight", ta->reg.error_weight,
+                "regularization.error_weight: lambda sum_s E_s h_s of dopri5's steps (--method dopri5 or rknet)");
   t->callback([ta] { run_train(*ta); });
 
   auto oa = std::make_shared<ToleranceArgs>();

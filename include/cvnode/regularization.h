@@ -42,6 +42,34 @@ std::vector<std::shared_ptr<const RunningCost>> regularizer_costs(const Dynamics
                                                                    const RegularizationOptions& options,
                                                                    std::uint64_t step_seed);
 
+// Hutchinson's estimate of the Jacobian norm with each Jacobian-vector product taken by a central
+// difference of f: lambda / K sum_k |(f(z + d eps_k) - f(z - d eps_k)) / (2 d)|^2, for dynamics
+// without the second derivatives JacobianFrobenius needs (the classifier's convolutional block:
+// an exact norm there would take one JVP per state entry). It approximates lambda |J eps_k|^2 with
+// a relative bias O(d^2) (f smooth), and its gradient is this cost's exact one: two VJPs per
+// probe. Rademacher probes over the whole state, drawn from `seed` when the cost is built and
+// fixed for its life (one per optimizer step, like JacobianFrobenius).
+class JacobianDifference final : public RunningCost {
+ public:
+  struct Options {
+    double weight = 0;
+    int probes = 1;
+    double step = 1e-3;  // d, in the state's units
+    std::uint64_t seed = 0;
+  };
+  // Throws OptionsError for a negative weight, probes < 1 or step <= 0.
+  JacobianDifference(const Dynamics& dynamics, Options options);
+  int workspace_size() const override;
+  double value(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef work) const override;
+  void gradient(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef dg_dz, VectorRef dg_dtheta,
+                VectorRef work) const override;
+
+ private:
+  const Dynamics& f_;
+  Options o_;
+  Matrix E_;  // n x probes
+};
+
 // STEER for an observed series: every observation time after the first moved by U(-b, b), with b
 // capped at 0.45 of the series' smallest gap so the times stay increasing and in their order
 // (the first observation, often the initial state, stays). The values are unchanged: the model

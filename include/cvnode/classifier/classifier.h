@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cvnode/conv_dynamics.h"
+#include "cvnode/regularization.h"
 #include "cvnode/solver_options.h"
 #include "cvnode/solver_stats.h"
 
@@ -72,6 +73,10 @@ struct ClassifierResult {
   Matrix logits;     // classes x B
   long nfe_forward = 0, nfe_backward = 0;  // right-hand sides and VJPs of the block (0 for resnet)
   SolverStats forward, backward;
+  // gradient() under regularisers (set_regularization): the gradient is that of loss + penalty,
+  // penalty the running costs' integrals plus error_weight * solver_error; solver_error is
+  // sum_s E_s h_s over dopri5's steps (0 for the adjoint); end_time where the block stopped.
+  double penalty = 0, solver_error = 0, end_time = 0;
 };
 
 class ImageClassifier {
@@ -94,8 +99,21 @@ class ImageClassifier {
   Vector initial_parameters(std::uint64_t seed) const;
 
   // `images`: pixels x B in [0, 1] (row-major pixels, one image a column); labels in [0, classes).
-  // Loss, accuracy and the gradient of the mean cross-entropy with respect to theta.
-  ClassifierResult gradient(const Vector& theta, const Matrix& images, const std::vector<int>& labels);
+  // Loss, accuracy and the gradient of the mean cross-entropy with respect to theta, plus the
+  // regularisers' terms when set; `step_seed` draws STEER's end time and the Hutchinson probes.
+  ClassifierResult gradient(const Vector& theta, const Matrix& images, const std::vector<int>& labels,
+                            std::uint64_t step_seed = 0);
+  // The regularisers of later gradient() calls (issue 16, docs/regularization.md), for odenet and
+  // rknet blocks; evaluate() and features() never apply them. Per image, like the loss:
+  //   kinetic_weight   lambda int_0^T |f(t, z)|^2 dt
+  //   jacobian_weight  lambda int_0^T |J eps|^2 dt, Hutchinson with jacobian_probes Rademacher
+  //                    probes and central-difference JVPs (JacobianDifference); the exact norm
+  //                    (one JVP per state entry) is refused
+  //   steer            the block's end time drawn from U(horizon - b, horizon + b) each step
+  //   error_weight     lambda sum_s E_s h_s over dopri5's steps (odenet with dopri5, rknet)
+  // Throws OptionsError naming the key a block cannot take (resnet: all of them; adams/bdf:
+  // error_weight; steer >= horizon).
+  void set_regularization(const RegularizationOptions& options);
   // Forward only (logits, loss, accuracy, NFE); `solver` overrides the block's engine options
   // (e.g. a tolerance sweep) when not null.
   ClassifierResult evaluate(const Vector& theta, const Matrix& images, const std::vector<int>& labels,

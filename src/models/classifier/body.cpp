@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "core/random.h"
+#include "cvnode/errors.h"
 #include "cvnode/loss.h"
 #include "cvnode/observations.h"
 #include "cvnode/problem.h"
@@ -42,7 +44,7 @@ class HeadLoss final : public Loss {
 class OdeBody final : public Body {
  public:
   OdeBody(const ConvDynamics& f, const SolverOptions& options, double horizon)
-      : f_(f), options_(options), horizon_(horizon) {}
+      : f_(f), base_options_(options), options_(options), horizon_(horizon) {}
 
   int param_size() const override { return f_.param_size(); }
   Vector initial_parameters(std::uint64_t seed) const override { return f_.initial_parameters(seed); }
@@ -61,20 +63,52 @@ class OdeBody final : public Body {
     stats.backward = SolverStats{};
   }
 
+  void set_regularization(const RegularizationOptions& o) override {
+    if (std::string why = o.validate(); !why.empty()) throw OptionsError(why);
+    if (!(o.steer < horizon_))
+      throw OptionsError("regularization.steer = " + std::to_string(o.steer) + " must be below the block's horizon " +
+                         std::to_string(horizon_) + " (the end time is drawn from U(horizon - b, horizon + b))");
+    if (o.jacobian_weight > 0 && o.jacobian_estimator == TraceEstimator::Exact)
+      throw OptionsError("regularization.jacobian_estimator = exact would take one Jacobian-vector product per state "
+                         "entry (" + std::to_string(f_.state_size()) + " per image) of the convolutional block; use "
+                         "hutchinson");
+    // Throws naming regularization.error_weight for the CVODES adjoint (adams, bdf).
+    SolverOptions solver = with_error_penalty(base_options_, o.error_weight);
+    reg_ = o;
+    options_ = solver;
+    units_.clear();  // solvers with the new options on the next call
+  }
+
   // The rest of the network (the head) is the block's loss: an engine asks its loss for the
   // terms once, after the forward pass, at the very z(T) its backward pass starts from, so one
   // solve gives z(T), the head's cotangent c = dLoss/dz(T) and the gradient.
   void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
-                BodyStats& stats) override {
+                BodyStats& stats, std::uint64_t step_seed) override {
     const int B = static_cast<int>(Z0.cols());
     Unit& u = unit(B);
+    Rng rng(step_seed);
     Trajectory tr;
     tr.t0 = 0;
     tr.z0 = flat(Z0);
-    tr.times = end_time();
+    // STEER (Ghosh et al. 2020): the block stops at T ~ U(horizon - b, horizon + b) this step.
+    tr.times = Vector::Constant(1, reg_.steer > 0 ? horizon_ + reg_.steer * (2 * rng.uniform() - 1) : horizon_);
     tr.values = Matrix(1, 0);  // nothing observed: the head scores z(T)
-    const Problem problem({std::move(tr)}, std::make_shared<HeadLoss>(head, f_.state_size(), B));
+    Problem problem({std::move(tr)}, std::make_shared<HeadLoss>(head, f_.state_size(), B));
+    // The running costs of the stacked minibatch, per image (weight / B) as the head's loss is
+    // the mean over images: sum_b |f_b|^2 and sum_b |J_b|_F^2 (the stack's Jacobian is block
+    // diagonal, a probe over the whole stack estimates the sum).
+    if (reg_.kinetic_weight > 0) problem.add_running_cost(std::make_shared<KineticEnergy>(*u.dynamics, reg_.kinetic_weight / B));
+    if (reg_.jacobian_weight > 0) {
+      JacobianDifference::Options j;
+      j.weight = reg_.jacobian_weight / B;
+      j.probes = reg_.jacobian_probes;
+      j.seed = rng.next();
+      problem.add_running_cost(std::make_shared<JacobianDifference>(*u.dynamics, j));
+    }
     const Gradient g = u.solver->gradient(theta_map(theta), problem);
+    stats.objective = g.loss;
+    stats.solver_error = g.solver_error;
+    stats.end_time = problem.all_series()[0].times[0];
     dZ0 = Eigen::Map<const Matrix>(g.z0.data(), f_.state_size(), B);
     Eigen::Map<Vector>(dtheta, f_.param_size()) = g.theta;
     stats.nfe_forward = g.nfe_forward;
@@ -102,8 +136,9 @@ class OdeBody final : public Body {
   Vector end_time() const { return Vector::Constant(1, horizon_); }
 
   const ConvDynamics& f_;
-  SolverOptions options_;
+  SolverOptions base_options_, options_;  // as built; with the solver-error penalty of reg_
   double horizon_;
+  RegularizationOptions reg_;
   std::map<int, Unit> units_;
 };
 
@@ -124,11 +159,11 @@ class ResidualBody final : public Body {
   }
 
   void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
-                BodyStats& stats) override {
+                BodyStats& stats, std::uint64_t) override {
     stats = BodyStats{};
     Matrix Z1, A;
     run(theta, Z0, Z1, true);
-    head(Z1, A);
+    stats.objective = head(Z1, A);
     const int P = f_.param_size();
     Matrix AZ(A.rows(), A.cols());
     // Backwards through the layers, each VJP on its own layer's kept forward pass.
@@ -138,6 +173,12 @@ class ResidualBody final : public Body {
       A += AZ;
     }
     dZ0 = std::move(A);
+  }
+
+  void set_regularization(const RegularizationOptions& o) override {
+    if (o.any())
+      throw OptionsError("the [regularization] keys apply to the ODE blocks (odenet, rknet); a resnet has no "
+                         "solver, end time or running cost");
   }
 
  private:

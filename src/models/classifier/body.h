@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cvnode/conv_dynamics.h"
+#include "cvnode/regularization.h"
 #include "cvnode/solver_options.h"
 #include "cvnode/solver_stats.h"
 
@@ -15,6 +16,9 @@ namespace cvnode::detail {
 struct BodyStats {
   long nfe_forward = 0, nfe_backward = 0;
   SolverStats forward, backward;
+  double objective = 0;     // gradient(): the head's loss plus the regularisers' terms
+  double solver_error = 0;  // gradient(): sum_s E_s h_s of dopri5's steps (0 for the adjoint)
+  double end_time = 0;      // gradient(): where the block stopped (the horizon, or STEER's draw)
 };
 
 // Given the block's output Z1, the head's loss and its cotangent dLoss/dZ1.
@@ -29,8 +33,12 @@ class Body {
   virtual void forward(const double* theta, const Matrix& Z0, Matrix& Z1, BodyStats& stats,
                        const SolverOptions* solver) = 0;
   // Forward, the head's cotangent at Z1, backward: dZ0 and dtheta (param_size, overwritten).
+  // `step_seed` draws the step's STEER end time and Hutchinson probes.
   virtual void gradient(const double* theta, const Matrix& Z0, const Cotangent& head, Matrix& dZ0, double* dtheta,
-                        BodyStats& stats) = 0;
+                        BodyStats& stats, std::uint64_t step_seed = 0) = 0;
+  // The regularisers of later gradient() calls (forward() never applies them). Throws
+  // OptionsError naming the key the block cannot take.
+  virtual void set_regularization(const RegularizationOptions& options) = 0;
 };
 
 // dz/dt = f(t, z) over [0, horizon], the minibatch stacked into one ODE, through the engine of

@@ -187,7 +187,10 @@ void check_batch(const ClassifierSpec& s, int params, const Vector& theta, const
 }
 }  // namespace
 
-ClassifierResult ImageClassifier::gradient(const Vector& theta, const Matrix& images, const std::vector<int>& labels) {
+void ImageClassifier::set_regularization(const RegularizationOptions& options) { impl_->body->set_regularization(options); }
+
+ClassifierResult ImageClassifier::gradient(const Vector& theta, const Matrix& images, const std::vector<int>& labels,
+                                           std::uint64_t step_seed) {
   check_batch(spec_, param_size(), theta, images, labels);
   Impl& m = *impl_;
   ClassifierResult r;
@@ -202,8 +205,11 @@ ClassifierResult ImageClassifier::gradient(const Vector& theta, const Matrix& im
       [&](const Matrix& Z1, Matrix& dZ1) {
         return r.loss = m.head.run(th + head_off, Z1, labels, r.logits, r.correct, &dZ1, g + head_off);
       },
-      m.dz0, g + stem_params_, st);
+      m.dz0, g + stem_params_, st, step_seed);
   m.stem.backward(th, m.dz0, g);
+  r.penalty = st.objective - r.loss;
+  r.solver_error = st.solver_error;
+  r.end_time = st.end_time;
   r.nfe_forward = st.nfe_forward;
   r.nfe_backward = st.nfe_backward;
   r.forward = st.forward;

@@ -97,6 +97,7 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
                        std::to_string(o.batch_size));
   const int P = model.param_size();
   if (theta.size() != P) throw OptionsError("train: theta has " + std::to_string(theta.size()) + " entries, the model " + std::to_string(P));
+  model.set_regularization(o.regularization);
   Optimizer opt(o.optimizer, P);
   Schedule sched(o.schedule, o.optimizer.lr, o.epochs);
   const Vector ones = Vector::Ones(P);
@@ -116,7 +117,7 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
     detail::Rng rng(o.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(epoch));
     std::iota(order.begin(), order.end(), 0);
     for (int i = train.size() - 1; i > 0; --i) std::swap(order[i], order[rng.next() % static_cast<std::uint64_t>(i + 1)]);
-    double loss_sum = 0, nfe_f = 0, nfe_b = 0;
+    double loss_sum = 0, nfe_f = 0, nfe_b = 0, penalty = 0, solver_error = 0;
     long correct = 0;
     for (int b = 0; b < batches; ++b) {
       const int begin = b * o.batch_size;
@@ -131,7 +132,8 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
       } else {
         image_batch(train, order, begin, begin + o.batch_size, X, y);
       }
-      ClassifierResult r = model.gradient(theta, X, y);
+      ClassifierResult r =
+          model.gradient(theta, X, y, o.seed * 0xD1B54A32D192ED03ULL + static_cast<std::uint64_t>(step + 1));
       if (!std::isfinite(r.loss) || !r.gradient.allFinite())
         throw SolverError("classifier training", 0, "non-finite", epoch,
                           "the loss or its gradient was not finite at step " + std::to_string(step + 1));
@@ -142,7 +144,9 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
       correct += r.correct;
       nfe_f += static_cast<double>(r.nfe_forward);
       nfe_b += static_cast<double>(r.nfe_backward);
-      out.steps.push_back({step, epoch, r.loss, r.nfe_forward, r.nfe_backward});
+      penalty += r.penalty;
+      solver_error += r.solver_error;
+      out.steps.push_back({step, epoch, r.loss, r.nfe_forward, r.nfe_backward, r.penalty, r.end_time});
     }
     ep.seconds = seconds_since(t_start);
     ep.cpu_seconds = cpu_seconds() - cpu_start;
@@ -150,6 +154,8 @@ ClassifierTrainResult train_classifier(ImageClassifier& model, Vector theta, con
     ep.train_accuracy = static_cast<double>(correct) / (static_cast<double>(batches) * o.batch_size);
     ep.nfe_forward = nfe_f / batches;
     ep.nfe_backward = nfe_b / batches;
+    ep.penalty = penalty / batches;
+    ep.solver_error = solver_error / batches;
     ep.test_loss = ep.test_accuracy = ep.test_nfe = std::numeric_limits<double>::quiet_NaN();
     if ((o.evaluate_every_epoch || epoch == o.epochs) && test.size() > 0) {
       const ClassifierEvaluation e = evaluate_classifier(model, theta, test, o.eval_batch_size);

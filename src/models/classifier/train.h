@@ -27,6 +27,9 @@ struct ClassifierTrainOptions {
   // augmentation). Off by default.
   bool augment = false;
   bool evaluate_every_epoch = true;  // test accuracy after every epoch (else after the last)
+  // Regularisers of the training steps (ImageClassifier::set_regularization): STEER's end times
+  // and the Hutchinson probes are drawn per step from (seed, step).
+  RegularizationOptions regularization;
 
   static OptimizerOptions default_optimizer();  // Adam, lr 1e-3
   std::string validate() const;
@@ -38,6 +41,8 @@ struct ClassifierEpoch {
   double train_loss = 0, train_accuracy = 0;  // over the epoch's minibatches, as trained
   double test_loss = 0, test_accuracy = 0;    // NaN when not evaluated
   double nfe_forward = 0, nfe_backward = 0;   // per minibatch, mean over the epoch
+  double penalty = 0;       // the regularisers' terms per minibatch (not in train_loss), mean
+  double solver_error = 0;  // sum_s E_s h_s of dopri5's steps per minibatch, mean (0: adjoint)
   double test_nfe = 0;                        // per test minibatch
   double seconds = 0;                         // training time of the epoch (without the test)
   // CPU time of the epoch's training, all threads (on a loaded machine wall time says little)
@@ -49,6 +54,7 @@ struct ClassifierStep {
   int epoch = 0;
   double loss = 0;
   long nfe_forward = 0, nfe_backward = 0;
+  double penalty = 0, end_time = 0;
 };
 
 struct ClassifierEvaluation {
