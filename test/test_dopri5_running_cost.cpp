@@ -33,15 +33,6 @@ Problem with_costs(const Trajectory& tr, const Costs& costs) {
   return p;
 }
 
-Trajectory series(int n, std::uint64_t seed) {
-  Trajectory tr;
-  tr.t0 = 0.1;
-  tr.z0 = random_vector(n, seed, 1.0);
-  tr.times = (Vector(3) << 0.55, 0.9, 1.42).finished();
-  tr.values = random_vector(3 * n, seed + 1, 0.8).reshaped(3, n);
-  return tr;
-}
-
 // The whole gradient (theta and z0) with `costs` against fourth-order central differences of
 // the loss the same solver computes. Returns the larger relative error.
 double error_against_differences(const Dynamics& f, const SolverOptions& o, const Vector& theta,
@@ -86,7 +77,7 @@ BOOST_AUTO_TEST_CASE(kinetic_energy_of_linear_decay_against_the_closed_form) {
   o.method = "dopri5";
   o.rtol = 1e-10;
   o.atol = 1e-12;
-  Trajectory tr = series(2, 5);
+  Trajectory tr = test::short_series(2, 5);
   const double w = 0.7, T = tr.times[2] - tr.t0;
   double cost = 0;
   Vector dk(2), dz0(2);
@@ -136,7 +127,7 @@ BOOST_AUTO_TEST_CASE(every_cost_matches_central_differences_on_fixed_steps) {
   const Costs jac = {std::make_shared<JacobianFrobenius>(mlp, exact)};
   const Costs hut = {std::make_shared<JacobianFrobenius>(mlp, hutch)};
   const Costs all = {kinetic[0], jac[0], hut[0]};
-  const Trajectory tr = series(2, 21);
+  const Trajectory tr = test::short_series(2, 21);
   for (const auto& [name, costs] : {std::pair<const char*, Costs>{"kinetic", kinetic}, {"jacobian exact", jac},
                                     {"jacobian hutchinson", hut}, {"all three", all}}) {
     BOOST_TEST_MESSAGE(name);
@@ -159,7 +150,7 @@ BOOST_AUTO_TEST_CASE(costs_match_central_differences_on_pinned_adaptive_steps) {
   JacobianFrobenius::Options j;
   j.weight = 0.2;
   const Costs costs = {std::make_shared<KineticEnergy>(mlp, 0.3), std::make_shared<JacobianFrobenius>(mlp, j)};
-  const Trajectory tr = series(2, 31);
+  const Trajectory tr = test::short_series(2, 31);
   Solver solver(mlp, o);
   const Gradient g = solver.gradient(theta, with_costs(tr, costs));
   BOOST_TEST(g.forward.steps == 14);
@@ -176,7 +167,7 @@ BOOST_AUTO_TEST_CASE(costs_agree_with_the_cvodes_adjoint) {
   JacobianFrobenius::Options j;
   j.weight = 0.2;
   const Costs costs = {std::make_shared<KineticEnergy>(mlp, 0.3), std::make_shared<JacobianFrobenius>(mlp, j)};
-  const Trajectory tr = series(2, 41);
+  const Trajectory tr = test::short_series(2, 41);
   SolverOptions d;
   d.method = "dopri5";
   d.rtol = 1e-10;

@@ -44,15 +44,6 @@ namespace {
 // scale's |.| or max).
 constexpr double FDH = 3e-4;
 
-Trajectory series(int n, std::uint64_t seed) {
-  Trajectory tr;
-  tr.t0 = 0.1;
-  tr.z0 = random_vector(n, seed, 1.0);
-  tr.times = (Vector(3) << 0.55, 0.9, 1.42).finished();
-  tr.values = random_vector(3 * n, seed + 1, 0.8).reshaped(3, n);
-  return tr;
-}
-
 // The penalty's share of loss and gradient: a run with the weight minus one without it (the
 // same steps: fixed or pinned), so a wrong penalty gradient cannot hide behind the data term.
 struct Share {
@@ -153,7 +144,7 @@ BOOST_AUTO_TEST_CASE(penalty_gradient_matches_central_differences_on_fixed_steps
   o.rtol = 1e-3;
   o.atol = 1e-4;  // the scale's state dependence matters: rtol |y| ~ atol
   o.dopri5.fixed_step = 0.15;  // 8 steps and a cut last one
-  check_against_differences(mlp, o, theta, series(2, 21));
+  check_against_differences(mlp, o, theta, test::short_series(2, 21));
 }
 
 // Adaptive steps whose every proposal exceeds max_step: all steps are max_step (initial_step =
@@ -168,7 +159,7 @@ BOOST_AUTO_TEST_CASE(penalty_gradient_matches_central_differences_on_pinned_adap
   o.rtol = 1e-3;
   o.atol = 1e-4;
   o.initial_step = o.max_step = 0.1;
-  const Trajectory tr = series(3, 31);
+  const Trajectory tr = test::short_series(3, 31);
   Solver solver(mlp, o);
   const Gradient g = solver.gradient(theta, test::problem(tr, make_loss("half_sse")));
   BOOST_TEST(g.forward.steps == 14);  // (1.42 - 0.1) / 0.1 rounded up: every step at max_step

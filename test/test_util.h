@@ -49,6 +49,17 @@ inline Eigen::VectorXd fd_gradient(const std::function<double(const Eigen::Vecto
   return g;
 }
 
+// A short series of an n-state system for gradient checks: t0 = 0.1, z0 and values random in
+// +-1 and +-0.8, three observations at 0.55, 0.9 and 1.42.
+inline Trajectory short_series(int n, std::uint64_t seed) {
+  Trajectory tr;
+  tr.t0 = 0.1;
+  tr.z0 = random_vector(n, seed, 1.0);
+  tr.times = (Eigen::VectorXd(3) << 0.55, 0.9, 1.42).finished();
+  tr.values = random_vector(3 * n, seed + 1, 0.8).reshaped(3, n);
+  return tr;
+}
+
 // One series scored by `loss`, with a running cost the caller owns (optional): the problem a
 // single-series gradient check solves.
 inline Problem problem(const Trajectory& tr, std::shared_ptr<const Loss> loss, const RunningCost* rc = nullptr) {
