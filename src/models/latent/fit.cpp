@@ -220,6 +220,13 @@ LatentFitResult run_latent_fit(const Config& config, const LatentFitOptions& o) 
   const std::vector<Trajectory> val = windows(data.val, data.val_ids, o.window, file_end);
   std::unique_ptr<SequenceKind> kind = make_kind(config, data.channels, data.normalization, config.train.run.threads);
   kind->set_training_series(train);
+  RegularizationOptions reg = config.train.regularization;
+  reg.kinetic_weight = config.train.run.kinetic_weight;  // [regularization] kinetic_weight is read into run
+  try {
+    kind->set_regularization(reg);
+  } catch (const OptionsError& e) {
+    throw ConfigError(config.source + ": " + e.what());
+  }
 
   fs::create_directories(o.out_dir);
   const std::string latest = (fs::path(o.out_dir) / "latest.h5").string();

@@ -23,6 +23,7 @@ struct SequenceKind::Impl {
   std::vector<std::unique_ptr<LatentOde::Context>> ctx;  // one per thread (latent_ode)
   std::vector<Trajectory> train;
   nlohmann::json spec;
+  RegularizationOptions reg;
 
   int param_size() const { return ode ? ode->param_size() : rnn->param_size(); }
   LatentOde::Context& context(int thread) { return *ctx[thread]; }
@@ -129,6 +130,27 @@ std::string SequenceKind::describe() const {
 
 void SequenceKind::set_training_series(std::vector<Trajectory> series) { impl_->train = std::move(series); }
 
+void SequenceKind::set_regularization(const RegularizationOptions& r) {
+  Impl& I = *impl_;
+  if (std::string why = r.validate(); !why.empty()) throw OptionsError(why);
+  if (!r.any()) {
+    I.reg = r;
+    return;
+  }
+  if (!I.ode)
+    throw OptionsError("[regularization] applies to model.kind = \"latent_ode\" (its latent dynamics), not to \"" +
+                       kind_ + "\"");
+  if (I.o.poisson && (r.kinetic_weight > 0 || r.jacobian_weight > 0))
+    throw OptionsError("regularization.kinetic_weight and jacobian_weight act on the latent dynamics alone; with "
+                       "loss.poisson = true the solved state also carries the intensities: set them to 0");
+  // Throws naming regularization.error_weight for the CVODES adjoint. Each of the K samples' paths
+  // weighs 1/K, like its share of the ELBO.
+  const SolverOptions path = with_error_penalty(I.solver, r.error_weight / I.o.samples);
+  I.ctx.clear();
+  for (int t = 0; t < I.threads; ++t) I.ctx.push_back(std::make_unique<LatentOde::Context>(*I.ode, I.solver, path));
+  I.reg = r;
+}
+
 double SequenceKind::kl_weight(int epoch) const {
   const int w = impl_->o.kl_warmup_epochs;
   return w > 0 ? std::min(1.0, static_cast<double>(epoch) / w) : 1.0;
@@ -137,11 +159,27 @@ double SequenceKind::kl_weight(int epoch) const {
 MinibatchGradient SequenceKind::gradient(const Vector& params, const std::vector<std::size_t>& series,
                                          const StepContext& ctx) {
   Impl& I = *impl_;
-  const ElboSettings st{I.o.samples, I.o.iwae, kl_weight(ctx.epoch)};
+  ElboSettings st{I.o.samples, I.o.iwae, kl_weight(ctx.epoch)};
+  // This step's running costs (Hutchinson probes from the step), 1/K per sample's path.
+  std::vector<std::shared_ptr<const RunningCost>> costs;
+  if (I.ode && (I.reg.kinetic_weight > 0 || I.reg.jacobian_weight > 0)) {
+    RegularizationOptions per_sample = I.reg;
+    per_sample.kinetic_weight /= I.o.samples;
+    per_sample.jacobian_weight /= I.o.samples;
+    costs = regularizer_costs(I.ode->ode(), per_sample, ctx.seed ^ (0xA24BAED4963EE407ULL * (ctx.step + 1)));
+    st.costs = &costs;
+  }
   const double scale = 1.0 / std::max<std::size_t>(1, series.size());
+  std::vector<Trajectory> steered;
+  if (I.reg.steer > 0)
+    for (std::size_t b = 0; b < series.size(); ++b)
+      steered.push_back(steer_times(I.train.at(series[b]), I.reg.steer,
+                                    LatentOde::noise_seed(ctx.seed ^ 0x5EE7ULL, ctx.step, series[b])));
   SumResult r = sum_in_order(static_cast<int>(series.size()), I.threads, param_size(), true,
                              [&](int th, int b, SeriesResult& out) {
-                               const Trajectory& tr = I.train.at(series[b]);
+                               // STEER: this step's observation times of the series jittered.
+                               const Trajectory& tr =
+                                   I.reg.steer > 0 ? steered[b] : I.train.at(series[b]);
                                if (I.ode) {
                                  LatentOde::Context& c = I.context(th);
                                  const long before = c.nfe;

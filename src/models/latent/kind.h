@@ -12,6 +12,7 @@
 #include "cvnode/batch.h"
 #include "cvnode/latent.h"
 #include "cvnode/model.h"
+#include "cvnode/regularization.h"
 #include "cvnode/solver_options.h"
 #include "models/latent/bands.h"
 #include "models/latent/latent_ode.h"
@@ -51,6 +52,12 @@ class SequenceKind {
   ~SequenceKind();
 
   const std::string& kind() const { return kind_; }
+  // The [regularization] of training gradients (issue 16, docs/regularization.md), latent_ode
+  // only: kinetic energy and Jacobian norm of the latent dynamics per sample's solve, STEER's
+  // jittered observation times, the solver-error penalty of the latent path (dopri5). Per series
+  // like the loss (each of the K samples weighs 1/K). Throws OptionsError naming the key a model
+  // cannot take (rnn_baseline: all; Poisson times: the running costs; adams/bdf: error_weight).
+  void set_regularization(const RegularizationOptions& options);
   int param_size() const;
   Vector initial_parameters() const;
   std::string spec() const;  // JSON: what the parameter vector means

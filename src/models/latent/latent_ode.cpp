@@ -71,6 +71,9 @@ std::uint64_t LatentOde::noise_seed(std::uint64_t seed, std::uint64_t pass, std:
 LatentOde::Context::Context(const LatentOde& model, const SolverOptions& options)
     : enc(model.encoder_, options), path(*model.ode_, options) {}
 
+LatentOde::Context::Context(const LatentOde& model, const SolverOptions& options, const SolverOptions& path_options)
+    : enc(model.encoder_, options), path(*model.ode_, path_options) {}
+
 double LatentOde::loss_gradient(ConstVectorRef params, const Trajectory& series, const ElboSettings& settings,
                                 std::uint64_t noise_seed, double scale, Context& ctx, VectorRef grad) const {
   Vector g = Vector::Zero(param_size());
@@ -164,8 +167,13 @@ double LatentOde::evaluate(ConstVectorRef params, const Trajectory& series, cons
       C.leftCols(L) += dZi.transpose();
       C.row(T - 1).tail(D).array() += w[k];
     }
-    Vector dz0 = ctx.path.pullback(theta_ode, obs.t0, q.z0, obs.times, q.states, C, gr.head(ode_params()), &ctx.nfe)
+    // With regularisers the pullback also integrates their running costs (and the path's
+    // solver-error penalty): their terms join the loss, their gradient dz0 and dtheta.
+    double extra = 0;
+    Vector dz0 = ctx.path.pullback(theta_ode, obs.t0, q.z0, obs.times, q.states, C, gr.head(ode_params()), &ctx.nfe,
+                                   s.costs, &extra)
                      .head(L);
+    loss += extra;
     if (s.iwae) {
       // log p(z0) = log N(z0; 0, I) depends on z0; log q(z0 | x) at z0 = mu + sigma eps has
       // derivative 0 in mu and -1/2 in each logvar.

@@ -39,6 +39,11 @@ struct ElboSettings {
   int samples = 1;        // K
   bool iwae = false;      // IWAE bound (else ELBO with analytic KL, averaged over K samples)
   double kl_weight = 1;   // beta (KL annealing)
+  // Training regularisers of the latent dynamics (issue 16): running costs integrated over each
+  // sample's solve, their weights already divided by K (SequenceKind builds them per step). They
+  // enter loss_gradient() only, with the solver-error penalty of the Context's path; loss() and
+  // validation score the model without them.
+  const std::vector<std::shared_ptr<const RunningCost>>* costs = nullptr;
 };
 
 // How predictions draw z0. Encoder: from the amortised q(z0 | x) the encoder gives (fast; its
@@ -82,6 +87,9 @@ class LatentOde {
   class Context {
    public:
     Context(const LatentOde& model, const SolverOptions& options);
+    // The latent path's gradients with other options than the encoder's (a training context
+    // under the solver-error penalty: the encoder's own ODE is not penalised).
+    Context(const LatentOde& model, const SolverOptions& options, const SolverOptions& path_options);
     long nfe = 0;
 
    private:

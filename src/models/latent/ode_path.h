@@ -19,9 +19,12 @@ class OdePath {
 
   // Given the cotangents C (rows dLoss/dz(times[k]); times strictly increasing) of the solution
   // `states` that solve() returned for the same arguments: returns dLoss/dz0 and adds
-  // dLoss/dtheta to dtheta.
+  // dLoss/dtheta to dtheta. With `costs` (may be null) their integrals over [t0, times.back()]
+  // join the gradient, and `extra` (may be null) receives what the gradient's objective holds
+  // beyond the cotangents' terms: those integrals plus the options' solver-error penalty.
   Vector pullback(ConstVectorRef theta, double t0, ConstVectorRef z0, ConstVectorRef times, const Matrix& states,
-                  const Matrix& C, VectorRef dtheta, long* nfe = nullptr);
+                  const Matrix& C, VectorRef dtheta, long* nfe = nullptr,
+                  const std::vector<std::shared_ptr<const RunningCost>>* costs = nullptr, double* extra = nullptr);
 
  private:
   Solver solver_;
