@@ -5,8 +5,8 @@
 # phase), best validation loss and RMSE, the test split's RMSE and NFE per series when the best
 # model is solved with dopri5 at rtol = atol = 1e-6 (the same solve for every variant: the cost
 # of integrating what was learned), wall and CPU seconds (/usr/bin/time). nice -n 10, 1 thread.
-# Running costs (kinetic, Jacobian) need the CVODES adjoint and per-series solves; the
-# solver-error penalty needs dopri5: each variant is compared with the plain run of its engine.
+# Running costs (kinetic, Jacobian) need per-series solves (adams or dopri5ps); the solver-error
+# penalty needs dopri5: each variant is compared with the plain run of its engine and mode.
 #   bench/regularization_study.sh [BUILD_DIR] [VARIANT ...]
 # A variant is ENGINE_REGULARISER[:WEIGHT]: ENGINE dopri5 (stacked windows, demo.toml's mode),
 # dopri5ps or adams (per-series solves: running costs are refused by stacked solves);
@@ -71,5 +71,8 @@ print(json.dumps({"bench": "regularization_study", "variant": v, "data": "demo",
                   "test_rmse": e.get("rmse_vs_data"), "test_nfe_per_series_dopri5_1e-6": e["nfe_per_series"],
                   "wall_seconds": wall, "cpu_seconds": user + sys_, "threads": 1}))
 PY
+  # NFE per epoch of the variant (the figure's data): results/regularization_study/VARIANT.metrics.csv
+  mkdir -p "$here/results/regularization_study"
+  cp "$work/${v/:/_}/metrics.csv" "$here/results/regularization_study/${v/:/_}.metrics.csv"
   tail -1 "$out"
 done

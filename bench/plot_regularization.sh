@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The figures of docs/regularization.md from the studies' per-run files (gnuplot, PNG):
+#   docs/regularization/demo_nfe.png        forward NFE per series per epoch on the demo data
+#                                           (bench/results/regularization_study/*.metrics.csv)
+#   docs/regularization/classifier_nfe.png  forward NFE per training step of the ODE-Net classifier
+#                                           (bench/results/classifier_regularization/*/steps.csv)
+#   bench/plot_regularization.sh [OUT_DIR]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:-$here/../docs/regularization}"
+mkdir -p "$out"
+demo="$here/results/regularization_study"
+cls="$here/results/classifier_regularization"
+plot_demo() {
+  local cmd="" sep="" v
+  for v in "$@"; do
+    [ -f "$demo/$v.metrics.csv" ] || continue
+    cmd+="$sep'$demo/$v.metrics.csv' using (column('epoch')):(column('nfe_forward')) with lines lw 2 title '${v/_/ }'"
+    sep=", "
+  done
+  echo "$cmd"
+}
+demo_ps=$(plot_demo dopri5ps_plain dopri5ps_kinetic_0.0001 dopri5ps_jacobian_0.0001 dopri5ps_kinetic_0.001 dopri5ps_jacobian_0.001)
+demo_st=$(plot_demo dopri5_plain dopri5_error_0.0001 dopri5_error_0.001 dopri5_steer)
+if [ -n "$demo_ps$demo_st" ]; then
+  gnuplot <<GP
+set datafile separator ','
+set terminal pngcairo size 1100,450 font ',10'
+set output '$out/demo_nfe.png'
+set multiplot layout 1,2 title 'demo data (Lotka-Volterra): forward NFE per series per epoch (dopri5; curriculum switches at epochs 90 and 125)'
+set xlabel 'epoch'
+set ylabel 'NFE per series'
+set key top left
+set title 'per-series solves: running costs'
+plot $demo_ps
+set title 'stacked windows: solver-error penalty, STEER'
+plot $demo_st
+unset multiplot
+GP
+fi
+cmd="" sep=""
+for d in "$cls"/*/; do
+  [ -f "$d/steps.csv" ] || continue
+  v=$(basename "$d")
+  cmd+="$sep'$d/steps.csv' using (column('step')):(column('nfe_forward')) smooth bezier with lines lw 2 title '${v/_/ }'"
+  sep=", "
+done
+if [ -n "$cmd" ]; then
+  gnuplot <<GP
+set datafile separator ','
+set terminal pngcairo size 800,450 font ',10'
+set output '$out/classifier_nfe.png'
+set title 'ODE-Net on a Fashion-MNIST subset (dopri5, tol 1e-3): forward NFE per minibatch of 128 (smoothed)'
+set xlabel 'training step'
+set ylabel 'NFE per step'
+set key top left
+plot $cmd
+GP
+fi
+ls -l "$out"
