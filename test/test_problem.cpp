@@ -1,10 +1,13 @@
 // The Problem object and losses as types: a mean loss is a mean without anyone passing a scale;
 // a loss with its own data per series (given cotangents c_k, the pullback of an outer objective)
 // gives gradients that match central differences in both engines; a slice of a problem scores
-// its series exactly as the whole problem does; unknown names and wrong sizes are refused.
+// its series exactly as the whole problem does; unknown names and wrong sizes are refused; a
+// skipped failure is a series' own (a runtime error), never a refused configuration or a bug.
 // ctest: labels=unit,sanitize timeout=120
 #define BOOST_TEST_MODULE problem
 #include <boost/test/unit_test.hpp>
+
+#include <stdexcept>
 
 #include "cvnode/cvnode.h"
 #include "test_util.h"
@@ -30,6 +33,35 @@ Mlp network() {
   s.layers = {2, 8, 2};
   return Mlp(s);
 }
+
+// The network, except that rhs throws E for a state whose first entry exceeds 10: only the
+// series started there fail, the others are solved as by the network itself.
+template <class E>
+class FailsAboveTen final : public Dynamics {
+ public:
+  explicit FailsAboveTen(const Mlp& inner) : inner_(inner) {}
+  int state_size() const override { return inner_.state_size(); }
+  int param_size() const override { return inner_.param_size(); }
+  int workspace_size() const override { return inner_.workspace_size(); }
+  void rhs(double t, ConstVectorRef z, ConstVectorRef theta, VectorRef f, VectorRef work) const override {
+    if (z[0] > 10) throw E("thrown by the test's dynamics");
+    inner_.rhs(t, z, theta, f, work);
+  }
+  void vjp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef a, VectorRef a_dfdz, VectorRef a_dfdtheta,
+           VectorRef work) const override {
+    inner_.vjp(t, z, theta, a, a_dfdz, a_dfdtheta, work);
+  }
+  void jacobian(double t, ConstVectorRef z, ConstVectorRef theta, MatrixRef J, VectorRef work) const override {
+    inner_.jacobian(t, z, theta, J, work);
+  }
+  void jvp(double t, ConstVectorRef z, ConstVectorRef theta, ConstVectorRef v, VectorRef Jv,
+           VectorRef work) const override {
+    inner_.jvp(t, z, theta, v, Jv, work);
+  }
+
+ private:
+  const Mlp& inner_;
+};
 
 }  // namespace
 
@@ -125,4 +157,34 @@ BOOST_AUTO_TEST_CASE(unknown_names_and_wrong_sizes_are_refused) {
     return std::string(e.what()).find("has 4 parameters, got 3") != std::string::npos;
   });
   BOOST_CHECK_THROW(Problem({series(2, 2, 1)}, nullptr), OptionsError);
+}
+
+BOOST_AUTO_TEST_CASE(only_a_series_own_failure_is_skipped) {
+  // With skip_failures, a series whose solve throws a runtime error is listed and left out; a
+  // refused option (OptionsError) or another logic error is no series' failure: it is rethrown,
+  // so a fit cannot run to its end with every gradient refused and an untrained model.
+  const Mlp mlp = network();
+  const Vector theta = mlp.initial_parameters(Init::Glorot, 5);
+  std::vector<Trajectory> batch;
+  for (int b = 0; b < 4; ++b) batch.push_back(series(2, 3, 60 + b));
+  batch[2].z0[0] = 100;  // the one series whose dynamics throw
+  const Problem problem(batch, make_loss("half_sse"));
+  SolverOptions o;
+  o.method = "dopri5";  // the right-hand side's exception reaches the batch as thrown
+  BatchOptions skip{1};
+  skip.skip_failures = true;
+
+  const FailsAboveTen<std::runtime_error> runtime(mlp);
+  const BatchGradient g = BatchSolver(runtime, o, skip).gradient(theta, problem);
+  BOOST_TEST_REQUIRE(g.failures.size() == 1u);
+  BOOST_TEST(g.failures[0].series == 2);
+  std::vector<Trajectory> others = batch;
+  others.erase(others.begin() + 2);
+  const BatchGradient rest = BatchSolver(mlp, o, BatchOptions{1}).gradient(theta, Problem(others, make_loss("half_sse")));
+  BOOST_TEST(g.loss == rest.loss, boost::test_tools::tolerance(1e-14));
+
+  const FailsAboveTen<OptionsError> refused(mlp);
+  BOOST_CHECK_THROW(BatchSolver(refused, o, skip).gradient(theta, problem), OptionsError);
+  const FailsAboveTen<std::logic_error> bug(mlp);
+  BOOST_CHECK_THROW(BatchSolver(bug, o, skip).gradient(theta, problem), std::logic_error);
 }

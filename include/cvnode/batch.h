@@ -26,6 +26,13 @@ struct SeriesFailure {
 // The failure of series `series` from the exception its solve threw (SolverError or another).
 SeriesFailure describe_failure(int series, const std::exception_ptr& error);
 
+// Whether an exception from one series' solve is that series' failure, which a fit may skip and
+// report (SolverError, a non-finite loss: std::runtime_error and the like), or an error no other
+// series would escape (OptionsError and every other std::logic_error: a refused configuration or
+// a bug; std::bad_alloc), which is rethrown even with BatchOptions::skip_failures. A fit that
+// skipped those would "train" with every series failing and end with an untrained model.
+bool is_series_failure(const std::exception_ptr& error);
+
 struct BatchGradient {
   double loss = 0;
   Vector theta;                // summed over the series that succeeded
@@ -74,7 +81,8 @@ struct BatchOptions {
   // not depend on the number of threads.
   int stack_size = 32;
   // false: the first failing series (in series order) is rethrown; true: failures are listed in
-  // BatchGradient::failures and left out of the sums.
+  // BatchGradient::failures and left out of the sums (errors that are not a series' failure,
+  // is_series_failure, are rethrown either way).
   bool skip_failures = false;
 };
 
