@@ -16,7 +16,8 @@ namespace cvnode {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Written where a value is not observed (mask 0).
+constexpr double kUnobserved = std::numeric_limits<double>::quiet_NaN();
 
 void shuffle(std::vector<std::size_t>& v, detail::Rng& rng) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.next() % i]);
@@ -136,7 +137,7 @@ void Dataset::add(const Series& s) {
         throw DataError(who + "field 'mask': mask(" + std::to_string(k) + ", " + std::to_string(c) + ") = " +
                         std::to_string(m) + " is neither 0 nor 1");
       msk[k * C + c] = m != 0;
-      vals[k * C + c] = m != 0 ? s.values(k, c) : kNaN;
+      vals[k * C + c] = m != 0 ? s.values(k, c) : kUnobserved;
     }
   if (std::string why = detail::check_series_rows(s.t0, s.times.data(), n, vals.data(), msk.data(), C); !why.empty())
     throw DataError(who + why);

@@ -22,7 +22,7 @@ namespace cvnode {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNoValue = std::numeric_limits<double>::quiet_NaN();
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -224,10 +224,10 @@ NonmemImport import_nonmem_csv(const std::string& path, const NonmemImportOption
     // Observed values: only on observation records.
     if (rec.evid == 0) {
       const std::size_t C = c_values.empty() ? 1 : c_values.size();
-      rec.values.assign(C, kNaN);
+      rec.values.assign(C, kNoValue);
       auto value = [&](std::size_t c) {
         const std::string& s = r.fields[c];
-        if (rec.mdv || missing(s)) return kNaN;
+        if (rec.mdv || missing(s)) return kNoValue;
         return number(r, c, "value");
       };
       if (!c_values.empty()) {
@@ -241,10 +241,10 @@ NonmemImport import_nonmem_csv(const std::string& path, const NonmemImportOption
         }
       }
     }
-    for (std::size_t c : c_cov) rec.covariates.push_back(missing(r.fields[c]) ? kNaN : number(r, c, "covariate"));
+    for (std::size_t c : c_cov) rec.covariates.push_back(missing(r.fields[c]) ? kNoValue : number(r, c, "covariate"));
     bool has_control = false;
     for (std::size_t c : c_ctrl) {
-      rec.controls.push_back(missing(r.fields[c]) ? kNaN : number(r, c, "control"));
+      rec.controls.push_back(missing(r.fields[c]) ? kNoValue : number(r, c, "control"));
       has_control = has_control || !std::isnan(rec.controls.back());
     }
     if (rec.evid == 2 && !has_control) ++ignored_other;
@@ -306,7 +306,7 @@ NonmemImport import_nonmem_csv(const std::string& path, const NonmemImportOption
       if (r.evid != 0) continue;
       if (times.empty() || times.back() != r.time) {
         times.push_back(r.time);
-        vals.emplace_back(C, kNaN);
+        vals.emplace_back(C, kNoValue);
         from.emplace_back(C, 0);
       }
       if (r.mdv) ++prediction_rows;
