@@ -23,15 +23,13 @@ struct SeriesFailure {
   std::string flag_name;  // e.g. "CV_TOO_MUCH_WORK"; "error" for a non-solver error
 };
 
-// The failure of series `series` from the exception its solve threw (SolverError or another).
+// The failure of series `series` from the exception its solve threw: a SolverError, a non-finite
+// loss (std::runtime_error and the like). Every place that skips and reports a series' failure
+// goes through here. An error no other series would escape is not a series' failure and is
+// rethrown: OptionsError and every other std::logic_error (a refused configuration, a bug),
+// std::bad_alloc and anything not a std::exception. A fit that skipped those would "train" with
+// every series failing and end with an untrained model.
 SeriesFailure describe_failure(int series, const std::exception_ptr& error);
-
-// Whether an exception from one series' solve is that series' failure, which a fit may skip and
-// report (SolverError, a non-finite loss: std::runtime_error and the like), or an error no other
-// series would escape (OptionsError and every other std::logic_error: a refused configuration or
-// a bug; std::bad_alloc), which is rethrown even with BatchOptions::skip_failures. A fit that
-// skipped those would "train" with every series failing and end with an untrained model.
-bool is_series_failure(const std::exception_ptr& error);
 
 struct BatchGradient {
   double loss = 0;
@@ -82,7 +80,7 @@ struct BatchOptions {
   int stack_size = 32;
   // false: the first failing series (in series order) is rethrown; true: failures are listed in
   // BatchGradient::failures and left out of the sums (errors that are not a series' failure,
-  // is_series_failure, are rethrown either way).
+  // describe_failure, are rethrown either way).
   bool skip_failures = false;
 };
 

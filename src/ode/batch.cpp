@@ -78,22 +78,14 @@ SeriesFailure describe_failure(int series, const std::exception_ptr& error) {
     f.time = e.time_reached();
     f.message = e.what();
     f.flag_name = e.flag_name();
+  } catch (const std::logic_error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
   } catch (const std::exception& e) {
     f.message = e.what();
   }
   return f;
-}
-
-bool is_series_failure(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::logic_error&) {
-    return false;
-  } catch (const std::bad_alloc&) {
-    return false;
-  } catch (...) {
-    return true;
-  }
 }
 
 namespace {
@@ -299,7 +291,7 @@ BatchGradient BatchSolver::gradient(ConstVectorRef theta, const Problem& problem
   // Failures in series order; the sums do not depend on the order the units were done in.
   for (int u = 0; u < U; ++u) {
     if (!errors[u]) continue;
-    if (!batch_options_.skip_failures || !is_series_failure(errors[u])) std::rethrow_exception(errors[u]);
+    if (!batch_options_.skip_failures) std::rethrow_exception(errors[u]);
     for (size_t b = units[u].begin; b < units[u].end; ++b)
       out.failures.push_back(describe_failure(static_cast<int>(b), errors[u]));
   }

@@ -259,11 +259,9 @@ BatchGradient RankBackend::gradient(ConstVectorRef theta, const Problem& problem
   const auto t2 = clock_type::now();
   timing_.wait += std::chrono::duration<double>(t2 - t1).count();
 
-  // A refused configuration or a bug is not a series' failure: this rank stops, and the program's
-  // top level aborts the others (Ranks::abort) instead of leaving them in the reduction.
-  for (const auto& e : errors)
-    if (e && !is_series_failure(e)) std::rethrow_exception(e);
-  // This rank's per-series results: failures always, z0 gradients and losses when asked for.
+  // This rank's per-series results: failures always, z0 gradients and losses when asked for. A
+  // refused configuration or a bug is no series' failure: describe_failure rethrows it, this rank
+  // stops and the program's top level aborts the others (Ranks::abort) before the reduction.
   Writer w;
   long units_here = 0;
   for (int u = 0; u < U; ++u) {

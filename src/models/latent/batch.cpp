@@ -30,7 +30,6 @@ SumResult sum_in_order(int count, int threads, int param_size, bool want_grad,
   out.series_loss.assign(count, std::nan(""));
   for (int s = 0; s < count; ++s) {
     if (err[s]) {
-      if (!is_series_failure(err[s])) std::rethrow_exception(err[s]);
       out.failures.push_back(describe_failure(s, err[s]));
       continue;
     }
